@@ -1,0 +1,121 @@
+// Error classes with stable `code`s, and the table that turns scanner error integers into clear messages.
+import {
+  ERR_BAD_VERSION,
+  ERR_INVALID_ARGUMENT,
+  ERR_NONE,
+  ERR_PAIR_DATA_TRUNCATED,
+  ERR_PAIR_LENGTH_TRUNCATED,
+} from './codec/layout';
+
+/** Every error code the package throws or emits; match on `error.code`, not on messages. */
+export const ErrorCode = {
+  BAD_VERSION: 'FCGI_ERR_BAD_VERSION',
+  PAIR_LENGTH_TRUNCATED: 'FCGI_ERR_PAIR_LENGTH_TRUNCATED',
+  PAIR_DATA_TRUNCATED: 'FCGI_ERR_PAIR_DATA_TRUNCATED',
+  SCAN_INVALID_ARGUMENT: 'FCGI_ERR_SCAN_INVALID_ARGUMENT',
+  PARAMS_TOO_LARGE: 'FCGI_ERR_PARAMS_TOO_LARGE',
+  PAIR_TOO_LARGE: 'FCGI_ERR_PAIR_TOO_LARGE',
+  CONTENT_TOO_LARGE: 'FCGI_ERR_CONTENT_TOO_LARGE',
+  INVALID_ARGUMENT: 'FCGI_ERR_INVALID_ARGUMENT',
+  NATIVE_LOAD: 'FCGI_ERR_NATIVE_LOAD',
+} as const;
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Base class of every error this package creates. */
+export class FastCGIError extends Error {
+  readonly code: ErrorCodeValue;
+  constructor(code: ErrorCodeValue, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** Where malformed input was met, for logs and `clientError` handlers. */
+export interface ProtocolErrorDetails {
+  /** Offset in the stream (records) or in the params block (pairs) where the bad item starts. */
+  offset?: number;
+  recordType?: number;
+  requestId?: number;
+}
+
+/** The peer sent bytes that are not valid FastCGI; the connection that carried them cannot continue. */
+export class ProtocolError extends FastCGIError {
+  readonly offset: number | undefined;
+  readonly recordType: number | undefined;
+  readonly requestId: number | undefined;
+  constructor(code: ErrorCodeValue, message: string, details: ProtocolErrorDetails = {}) {
+    super(code, message);
+    this.offset = details.offset;
+    this.recordType = details.recordType;
+    this.requestId = details.requestId;
+  }
+}
+
+/** A configured limit was exceeded (params size, pair size, …). */
+export class LimitError extends FastCGIError {
+  readonly limit: number;
+  readonly value: number;
+  constructor(code: ErrorCodeValue, message: string, limit: number, value: number) {
+    super(code, message);
+    this.limit = limit;
+    this.value = value;
+  }
+}
+
+/** A caller passed an argument the API cannot use. */
+export class InvalidArgumentError extends FastCGIError {
+  constructor(message: string) {
+    super(ErrorCode.INVALID_ARGUMENT, message);
+  }
+}
+
+/** The native addon failed to load while FASTCGI_REQUIRE_NATIVE=1, or does not match this TypeScript build. */
+export class NativeLoadError extends FastCGIError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.NATIVE_LOAD, message, options);
+  }
+}
+
+/** What a scanner reported: its error code and the two numbers that explain it. */
+export interface ScanFailure {
+  error: number;
+  offset: number;
+  value: number;
+}
+
+/**
+ * scanErrorToProtocolError turns a scanner's integer error into a ProtocolError with a message that names the
+ * likely cause. `base` shifts offsets from the scanned buffer to the stream (the decoder knows it).
+ */
+export function scanErrorToProtocolError(failure: ScanFailure, base = 0, details: ProtocolErrorDetails = {}): ProtocolError {
+  const offset = base + failure.offset;
+  const at = { ...details, offset };
+  switch (failure.error) {
+    case ERR_BAD_VERSION:
+      return new ProtocolError(ErrorCode.BAD_VERSION, `invalid record version ${failure.value} at offset ${offset}${versionHint(failure.value)}`, at);
+    case ERR_PAIR_LENGTH_TRUNCATED:
+      return new ProtocolError(ErrorCode.PAIR_LENGTH_TRUNCATED, `params stream ends inside the length of the pair at offset ${offset}`, at);
+    case ERR_PAIR_DATA_TRUNCATED:
+      return new ProtocolError(
+        ErrorCode.PAIR_DATA_TRUNCATED,
+        `pair at offset ${offset} declares ${failure.value} bytes of name and value, past the end of the params stream`,
+        at,
+      );
+    case ERR_INVALID_ARGUMENT:
+      return new ProtocolError(ErrorCode.SCAN_INVALID_ARGUMENT, `scanner called with an invalid range or output array at offset ${offset}`, at);
+    case ERR_NONE:
+    default:
+      return new ProtocolError(ErrorCode.SCAN_INVALID_ARGUMENT, `unknown scanner error ${failure.error} at offset ${offset}`, at);
+  }
+}
+
+// The first byte of other protocols on a FastCGI socket tells the operator what is misconfigured.
+function versionHint(version: number): string {
+  // 'G' 'P' 'H' 'D' 'O' 'C': GET, POST/PUT/PATCH, HEAD, DELETE, OPTIONS, CONNECT.
+  if (version === 0x47 || version === 0x50 || version === 0x48 || version === 0x44 || version === 0x4f || version === 0x43) {
+    return ' (the peer speaks HTTP: point the web server at this socket with fastcgi_pass / proxy:fcgi://, or send HTTP elsewhere)';
+  }
+  if (version === 0x16) return ' (the peer speaks TLS: FastCGI sockets are plain)';
+  return ' (not a FastCGI peer, or the stream lost its framing)';
+}

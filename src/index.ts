@@ -1,0 +1,44 @@
+// fastcgi-engine's public surface: re-exports only.
+export { codec, type CodecInfo } from './codec/load';
+export type { CodecImplementation, Scanner } from './codec/scanner';
+export {
+  Flag,
+  ManagementVariable,
+  ProtocolStatus,
+  RecordType,
+  Role,
+  type ProtocolStatusValue,
+  type RecordTypeValue,
+  type RoleValue,
+} from './protocol/constants';
+export { KNOWN_NAMES } from './protocol/known-names';
+export {
+  END_REQUEST_LENGTH,
+  encodeAbortRequest,
+  encodeBeginRequest,
+  encodeEndRequest,
+  encodeGetValues,
+  encodeGetValuesResult,
+  encodeRecord,
+  encodeStream,
+  encodeUnknownType,
+  paddingFor,
+  streamRecordChunks,
+  writeEndRequest,
+  writeHeader,
+  type RecordOptions,
+  type StreamOptions,
+} from './protocol/records';
+export { encodePairs, encodeParams, encodedPairLength, type PairInput, type ParamsOptions } from './protocol/pairs';
+export { Decoder, type DecoderHandler, type DecoderOptions } from './stream/decoder';
+export { Params } from './stream/params';
+export {
+  ErrorCode,
+  FastCGIError,
+  InvalidArgumentError,
+  LimitError,
+  NativeLoadError,
+  ProtocolError,
+  type ErrorCodeValue,
+  type ProtocolErrorDetails,
+} from './errors';

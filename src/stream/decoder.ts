@@ -1,0 +1,295 @@
+// Decoder: socket chunks in, records out. Chunks may split records anywhere; complete records are scanned
+// in place (one scanner call per chunk) and handed out as zero-copy views, and a record cut by the end of a
+// chunk is carried over: stream records (PARAMS, STDIN, STDOUT, STDERR, DATA) as zero-copy pieces of their
+// content, discrete records (BEGIN_REQUEST, END_REQUEST, GET_VALUES, …) copied once into their own buffer.
+// PARAMS streams of requests opened by BEGIN_REQUEST are joined across records and handed out as lazy Params.
+import {
+  OUT_CONSUMED,
+  OUT_ERROR,
+  OUT_ERROR_OFFSET,
+  OUT_ERROR_VALUE,
+  OUT_HEADER_SLOTS,
+  PAIR_STRIDE,
+  REC_CONTENT_LENGTH,
+  REC_CONTENT_OFFSET,
+  REC_REQUEST_ID,
+  REC_STRIDE,
+  REC_TYPE,
+  ERR_BAD_VERSION,
+  ERR_NONE,
+  FCGI_VERSION,
+} from '../codec/layout';
+import type { Scanner } from '../codec/scanner';
+import { scanner as defaultScanner } from '../codec/load';
+import { HEADER_LENGTH, RecordType } from '../protocol/constants';
+import { ErrorCode, LimitError, scanErrorToProtocolError, type FastCGIError } from '../errors';
+import { Params } from './params';
+
+/** What the decoder calls; all calls happen synchronously inside `push`. */
+export interface DecoderHandler {
+  /**
+   * A record, or a piece of a stream record's content (never empty unless the record is: an empty stream
+   * record ends its stream). `content` is a view into a socket chunk or a decoder-owned copy: it stays valid.
+   * PARAMS records of requests whose params the decoder collects are not passed here.
+   */
+  onRecord(type: number, requestId: number, content: Buffer): void;
+  /** A request's complete PARAMS stream (its empty PARAMS record arrived). */
+  onParams(requestId: number, params: Params): void;
+  /** Malformed input or an exceeded limit; the decoder stops and ignores further input. */
+  onError(error: FastCGIError): void;
+}
+
+/** Decoder settings. */
+export interface DecoderOptions {
+  /** The scanner to use; default the loaded one (native above its size threshold, else TypeScript). */
+  scanner?: Scanner;
+  /** Collect the PARAMS stream of every request id that sends BEGIN_REQUEST. Default true (server side). */
+  collectParams?: boolean;
+  /** Largest PARAMS stream accepted for one request, in bytes. Default 1 MiB. */
+  maxParamsBytes?: number;
+  /** Most pairs accepted in one PARAMS stream. Default 4096. */
+  maxParamsCount?: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+const RECORDS_PER_SCAN = 256;
+const INITIAL_PAIRS = 64;
+
+// Where the decoder is between chunks.
+const enum Carry {
+  None,
+  Header,
+  Content,
+}
+
+function isStreamType(type: number): boolean {
+  return (
+    type === RecordType.PARAMS ||
+    type === RecordType.STDIN ||
+    type === RecordType.STDOUT ||
+    type === RecordType.STDERR ||
+    type === RecordType.DATA
+  );
+}
+
+class ParamsCollector {
+  pieces: Buffer[] = [];
+  bytes = 0;
+}
+
+/** Decoder turns a FastCGI byte stream, in chunks split anywhere, into records and params. */
+export class Decoder {
+  readonly #handler: DecoderHandler;
+  readonly #scanner: Scanner;
+  readonly #collectParams: boolean;
+  readonly #maxParamsBytes: number;
+  readonly #maxParamsCount: number;
+  readonly #out = new Uint32Array(OUT_HEADER_SLOTS + REC_STRIDE * RECORDS_PER_SCAN);
+  #pairsOut = new Uint32Array(OUT_HEADER_SLOTS + PAIR_STRIDE * INITIAL_PAIRS);
+  readonly #collectors = new Map<number, ParamsCollector>();
+  // Stream offset of the current chunk's first byte, for error messages.
+  #base = 0;
+  #stopped = false;
+  // A record cut by a chunk boundary.
+  #carry = Carry.None;
+  readonly #header = Buffer.alloc(HEADER_LENGTH);
+  #headerFilled = 0;
+  #recordStart = 0;
+  #type = 0;
+  #requestId = 0;
+  #contentRemaining = 0;
+  #paddingRemaining = 0;
+  // Discrete records are copied whole; stream records pass through in pieces (#record stays null).
+  #record: Buffer | null = null;
+  #recordFilled = 0;
+
+  constructor(handler: DecoderHandler, options: DecoderOptions = {}) {
+    this.#handler = handler;
+    this.#scanner = options.scanner ?? defaultScanner;
+    this.#collectParams = options.collectParams ?? true;
+    this.#maxParamsBytes = options.maxParamsBytes ?? 1024 * 1024;
+    this.#maxParamsCount = options.maxParamsCount ?? 4096;
+  }
+
+  /** Whether the decoder stopped (malformed input, a limit, or `stop()`). */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** Whether a record is cut by the end of the input so far (at socket EOF this means a truncated stream). */
+  get midRecord(): boolean {
+    return this.#carry !== Carry.None;
+  }
+
+  /** Stops decoding: the rest of the current chunk and every later one are ignored. */
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  /** Forgets the PARAMS collected for a request (rejected or finished before its params ended). */
+  discardParams(requestId: number): void {
+    this.#collectors.delete(requestId);
+  }
+
+  /** Feeds the next chunk of the stream. */
+  push(chunk: Buffer): void {
+    const end = chunk.length;
+    let p = 0;
+    while (p < end && !this.#stopped) {
+      p = this.#carry === Carry.None ? this.#scanChunk(chunk, p, end) : this.#continueRecord(chunk, p, end);
+    }
+    this.#base += end;
+  }
+
+  // Scans complete records from chunk[p]; returns where the first incomplete one starts (or end).
+  #scanChunk(chunk: Buffer, p: number, end: number): number {
+    const out = this.#out;
+    for (;;) {
+      const count = this.#scanner.scanRecords(chunk, p, end, out);
+      for (let i = 0, slot = OUT_HEADER_SLOTS; i < count && !this.#stopped; i++, slot += REC_STRIDE) {
+        const offset = out[slot + REC_CONTENT_OFFSET]!;
+        this.#dispatch(out[slot + REC_TYPE]!, out[slot + REC_REQUEST_ID]!, chunk.subarray(offset, offset + out[slot + REC_CONTENT_LENGTH]!));
+      }
+      if (this.#stopped) return end;
+      if (out[OUT_ERROR] !== ERR_NONE) {
+        this.#fail(scanErrorToProtocolError({ error: out[OUT_ERROR]!, offset: out[OUT_ERROR_OFFSET]!, value: out[OUT_ERROR_VALUE]! }, this.#base));
+        return end;
+      }
+      p = out[OUT_CONSUMED]!;
+      if (count < RECORDS_PER_SCAN || p === end) break;
+    }
+    if (p < end) {
+      this.#carry = Carry.Header;
+      this.#headerFilled = 0;
+      this.#recordStart = this.#base + p;
+    }
+    return p;
+  }
+
+  // Continues a record cut by a chunk boundary; returns the offset after what it took from the chunk.
+  #continueRecord(chunk: Buffer, p: number, end: number): number {
+    if (this.#carry === Carry.Header) {
+      const n = Math.min(HEADER_LENGTH - this.#headerFilled, end - p);
+      chunk.copy(this.#header, this.#headerFilled, p, p + n);
+      this.#headerFilled += n;
+      p += n;
+      if (this.#headerFilled < HEADER_LENGTH) return p;
+      const h = this.#header;
+      if (h[0] !== FCGI_VERSION) {
+        this.#fail(scanErrorToProtocolError({ error: ERR_BAD_VERSION, offset: this.#recordStart, value: h[0]! }));
+        return end;
+      }
+      this.#type = h[1]!;
+      this.#requestId = (h[2]! << 8) | h[3]!;
+      this.#contentRemaining = (h[4]! << 8) | h[5]!;
+      this.#paddingRemaining = h[6]!;
+      this.#carry = Carry.Content;
+      this.#record = null;
+      if (this.#contentRemaining === 0) {
+        this.#dispatch(this.#type, this.#requestId, EMPTY);
+      } else if (!isStreamType(this.#type)) {
+        this.#record = Buffer.allocUnsafe(this.#contentRemaining);
+        this.#recordFilled = 0;
+      }
+    }
+    // Carry.Content: content (piece by piece or into #record), then padding.
+    if (this.#contentRemaining > 0 && p < end) {
+      const n = Math.min(this.#contentRemaining, end - p);
+      this.#contentRemaining -= n;
+      if (this.#record === null) {
+        this.#dispatch(this.#type, this.#requestId, chunk.subarray(p, p + n));
+      } else {
+        chunk.copy(this.#record, this.#recordFilled, p, p + n);
+        this.#recordFilled += n;
+        if (this.#contentRemaining === 0) {
+          const record = this.#record;
+          this.#record = null;
+          this.#dispatch(this.#type, this.#requestId, record);
+        }
+      }
+      p += n;
+    }
+    if (this.#contentRemaining === 0) {
+      const n = Math.min(this.#paddingRemaining, end - p);
+      this.#paddingRemaining -= n;
+      p += n;
+      if (this.#paddingRemaining === 0) this.#carry = Carry.None;
+    }
+    return p;
+  }
+
+  #dispatch(type: number, requestId: number, content: Buffer): void {
+    if (type === RecordType.PARAMS) {
+      const collector = this.#collectors.get(requestId);
+      if (collector !== undefined) {
+        if (content.length === 0) this.#finishParams(requestId, collector);
+        else this.#collect(requestId, collector, content);
+        return;
+      }
+    } else if (type === RecordType.BEGIN_REQUEST && this.#collectParams && requestId !== 0) {
+      this.#collectors.set(requestId, new ParamsCollector());
+    }
+    this.#handler.onRecord(type, requestId, content);
+  }
+
+  #collect(requestId: number, collector: ParamsCollector, content: Buffer): void {
+    collector.bytes += content.length;
+    if (collector.bytes > this.#maxParamsBytes) {
+      this.#fail(
+        new LimitError(
+          ErrorCode.PARAMS_TOO_LARGE,
+          `params of request ${requestId} exceed ${this.#maxParamsBytes} bytes (maxParamsBytes)`,
+          this.#maxParamsBytes,
+          collector.bytes,
+        ),
+      );
+      return;
+    }
+    collector.pieces.push(content);
+  }
+
+  #finishParams(requestId: number, collector: ParamsCollector): void {
+    this.#collectors.delete(requestId);
+    // FastCGI 1.0 §3.3: PARAMS is a stream, so a pair may straddle records (h2o and cgi-fcgi do this).
+    const block = collector.pieces.length === 1 ? collector.pieces[0]! : Buffer.concat(collector.pieces, collector.bytes);
+    const pairs = this.#scanPairs(block, requestId);
+    if (pairs !== null) this.#handler.onParams(requestId, new Params(block, pairs));
+  }
+
+  // Scans a whole params block; returns its descriptors, exactly sized, or null after reporting an error.
+  // The scratch array grows (doubling, then rescanning) until one call covers the block or the count limit.
+  #scanPairs(block: Buffer, requestId: number): Uint32Array | null {
+    for (;;) {
+      const out = this.#pairsOut;
+      const capacity = (out.length - OUT_HEADER_SLOTS) / PAIR_STRIDE;
+      const count = this.#scanner.scanPairs(block, 0, block.length, out);
+      if (count > this.#maxParamsCount) {
+        this.#fail(
+          new LimitError(
+            ErrorCode.PARAMS_TOO_LARGE,
+            `request ${requestId} sent more than ${this.#maxParamsCount} params (maxParamsCount)`,
+            this.#maxParamsCount,
+            count,
+          ),
+        );
+        return null;
+      }
+      if (out[OUT_ERROR] !== ERR_NONE) {
+        const failure = { error: out[OUT_ERROR]!, offset: out[OUT_ERROR_OFFSET]!, value: out[OUT_ERROR_VALUE]! };
+        this.#fail(scanErrorToProtocolError(failure, 0, { requestId, recordType: RecordType.PARAMS }));
+        return null;
+      }
+      if (count < capacity || out[OUT_CONSUMED] === block.length) {
+        return out.slice(OUT_HEADER_SLOTS, OUT_HEADER_SLOTS + count * PAIR_STRIDE);
+      }
+      const grown = Math.min(capacity * 2, this.#maxParamsCount + 1);
+      this.#pairsOut = new Uint32Array(OUT_HEADER_SLOTS + PAIR_STRIDE * grown);
+    }
+  }
+
+  #fail(error: FastCGIError): void {
+    this.#stopped = true;
+    this.#collectors.clear();
+    this.#handler.onError(error);
+  }
+}
