@@ -11,12 +11,17 @@ import { KNOWN_NAMES_HASH } from '../protocol/known-names';
 import { NativeLoadError } from '../errors';
 
 /**
- * Chunks shorter than these stay on the TypeScript path even when the addon is loaded: below them a native
- * call's fixed cost (argument conversion, ~60 ns) outweighs its faster loop. Set from `npm run bench:codec`
- * (see the README's codec table).
+ * How the engine splits work between the TS twin and the addon, from `npm run bench:codec` (README, codec
+ * tables). A native call costs ~80 ns before its loop starts; its loop then saves ~5 ns per record and ~20 ns
+ * per pair. Records: the first TS_HEAD_RECORDS records of a chunk are scanned in TS and only the rest go to
+ * the addon, because record count, not bytes, decides the win (a 64 KB chunk of body records holds 5 records,
+ * a 4 KB chunk of requests 16). Pairs: blocks of NATIVE_PAIRS_MIN_BYTES or more go to the addon; the
+ * crossover is at 4-5 pairs (~110 B) and pairs are short, so bytes predict the count well enough.
  */
-export const NATIVE_RECORDS_MIN_BYTES = 4096;
-export const NATIVE_PAIRS_MIN_BYTES = 512;
+export const TS_HEAD_RECORDS = 8;
+export const NATIVE_PAIRS_MIN_BYTES = 128;
+
+type ScanFn = (buf: Uint8Array, start: number, end: number, out: Uint32Array) => number;
 
 interface NativeBinding {
   scanRecords(buf: Uint8Array, start: number, end: number, out: Uint32Array): number;
@@ -31,8 +36,9 @@ export interface CodecInfo {
   readonly implementation: CodecImplementation;
   /** Why the addon is not in use, when it is not: disabled by FASTCGI_NO_NATIVE, or the load error. */
   readonly nativeUnavailableReason: string | null;
-  /** Chunk sizes from which the native path is used (the TypeScript path is faster below them). */
-  readonly nativeRecordsMinBytes: number;
+  /** Records per chunk scanned in TypeScript before the addon takes over. */
+  readonly tsHeadRecords: number;
+  /** Params blocks from this size on are scanned by the addon. */
   readonly nativePairsMinBytes: number;
 }
 
@@ -71,19 +77,49 @@ export function loadNativeScanner(): Scanner {
   });
 }
 
-// Routes each call by size: the twin for small ranges, the addon for large ones. Outputs are identical, so the
-// choice is invisible to callers (the differential tests prove it).
-function thresholdScanner(native: Scanner, ts: Scanner): Scanner {
-  const nativeRecords = native.scanRecords;
+// Scans the first `head` items with `first` and the rest, if any, with `rest`, into one output array as if a
+// single call had done it (the differential tests hold the routed scanner to the TS twin's output).
+// `rest` starts right after the head's descriptors, so its output header lands on the head's last
+// OUT_HEADER_SLOTS slots: those are saved around the call and its header is moved to the front.
+function chain(first: ScanFn, rest: ScanFn, stride: number, head: number): ScanFn {
+  const split = layout.OUT_HEADER_SLOTS + head * stride;
+  const tail = split - layout.OUT_HEADER_SLOTS;
+  const saved = new Uint32Array(layout.OUT_HEADER_SLOTS);
+  // Views of the caller's array, made once per array: a subarray costs more than the scan it would route.
+  let lastOut: Uint32Array | null = null;
+  let headView: Uint32Array = saved;
+  let restView: Uint32Array = saved;
+  return (buf, start, end, out) => {
+    if (out.length < split + layout.OUT_HEADER_SLOTS + stride) return first(buf, start, end, out);
+    if (out !== lastOut) {
+      lastOut = out;
+      headView = out.subarray(0, split);
+      restView = out.subarray(tail);
+    }
+    const headCount = first(buf, start, end, headView);
+    if (headCount < head || out[layout.OUT_ERROR] !== layout.ERR_NONE || out[layout.OUT_CONSUMED] === end) return headCount;
+    for (let i = 0; i < layout.OUT_HEADER_SLOTS; i++) saved[i] = out[tail + i]!;
+    const restCount = rest(buf, out[layout.OUT_CONSUMED]!, end, restView);
+    out[layout.OUT_COUNT] = headCount + restCount;
+    out[layout.OUT_CONSUMED] = out[tail + layout.OUT_CONSUMED]!;
+    out[layout.OUT_ERROR] = out[tail + layout.OUT_ERROR]!;
+    out[layout.OUT_ERROR_OFFSET] = out[tail + layout.OUT_ERROR_OFFSET]!;
+    out[layout.OUT_ERROR_VALUE] = out[tail + layout.OUT_ERROR_VALUE]!;
+    for (let i = 0; i < layout.OUT_HEADER_SLOTS; i++) out[tail + i] = saved[i]!;
+    return headCount + restCount;
+  };
+}
+
+/**
+ * routedScanner combines the addon and the TS twin as the constants above say. Same output as either alone.
+ */
+export function routedScanner(native: Scanner, ts: Scanner): Scanner {
   const nativePairs = native.scanPairs;
-  const tsRecords = ts.scanRecords;
   const tsPairs = ts.scanPairs;
   return Object.freeze({
     implementation: 'native' as const,
     knownNamesHash: native.knownNamesHash,
-    scanRecords(buf: Uint8Array, start: number, end: number, out: Uint32Array): number {
-      return end - start >= NATIVE_RECORDS_MIN_BYTES ? nativeRecords(buf, start, end, out) : tsRecords(buf, start, end, out);
-    },
+    scanRecords: chain(ts.scanRecords, native.scanRecords, layout.REC_STRIDE, TS_HEAD_RECORDS),
     scanPairs(buf: Uint8Array, start: number, end: number, out: Uint32Array): number {
       return end - start >= NATIVE_PAIRS_MIN_BYTES ? nativePairs(buf, start, end, out) : tsPairs(buf, start, end, out);
     },
@@ -99,7 +135,7 @@ function load(): { scanner: Scanner; native: Scanner | null; reason: string | nu
   }
   try {
     const native = loadNativeScanner();
-    return { scanner: thresholdScanner(native, typescriptScanner), native, reason: null };
+    return { scanner: routedScanner(native, typescriptScanner), native, reason: null };
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     if (isSet('FASTCGI_REQUIRE_NATIVE')) {
@@ -111,7 +147,7 @@ function load(): { scanner: Scanner; native: Scanner | null; reason: string | nu
 
 const loaded = load();
 
-/** The scanner the engine uses: size-routed native + TS when the addon is loaded, else the TS twin. */
+/** The scanner the engine uses: routedScanner(native, TS) when the addon is loaded, else the TS twin. */
 export const scanner: Scanner = loaded.scanner;
 
 /** The raw native scanner (no size routing), or null; for differential tests and benchmarks. */
@@ -121,6 +157,6 @@ export const nativeScanner: Scanner | null = loaded.native;
 export const codec: CodecInfo = Object.freeze({
   implementation: loaded.scanner.implementation,
   nativeUnavailableReason: loaded.reason,
-  nativeRecordsMinBytes: NATIVE_RECORDS_MIN_BYTES,
+  tsHeadRecords: TS_HEAD_RECORDS,
   nativePairsMinBytes: NATIVE_PAIRS_MIN_BYTES,
 });

@@ -24,7 +24,7 @@ const header = (out: Uint32Array) => ({
   errorValue: out[L.OUT_ERROR_VALUE],
 });
 
-describe.each(codecs)('$implementation scanner', (scanner) => {
+describe.each(codecs)('$label scanner', (scanner) => {
   const out = new Uint32Array(L.OUT_HEADER_SLOTS + 64 * L.REC_STRIDE);
 
   it('matches the TypeScript known-name table', () => {

@@ -22,7 +22,7 @@ function everySplit(bytes: Buffer): Buffer[][] {
   return splits;
 }
 
-describe.each(codecs)('Decoder with the $implementation scanner', (scanner) => {
+describe.each(codecs)('Decoder with the $label scanner', (scanner) => {
   it('gives the same events for every split of a request, including 1-byte reads', () => {
     const expected = traceDecode([request], scanner);
     expect(expected).toEqual([
