@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer target for the native scanner and fuzzes it for FUZZ_SECONDS (default 60); exits non-zero
+# on a crash, leaving the input in .fuzz/artifacts/. The corpus in .fuzz/corpus grows across runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v clang++ >/dev/null; then
+  echo "fuzz: clang++ not found; install the Debian packages: apt-get install clang libclang-rt-14-dev" >&2
+  exit 1
+fi
+
+mkdir -p .fuzz/corpus .fuzz/artifacts
+clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Inative \
+  native/scanner.cc native/fuzz/fuzz_scanner.cc -o .fuzz/fuzz_scanner
+node scripts/make-fuzz-seeds.mjs .fuzz/corpus
+
+seconds=${FUZZ_SECONDS:-60}
+log=.fuzz/fuzz.log
+echo "fuzz: running for ${seconds}s (log: $log)"
+if ! .fuzz/fuzz_scanner -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  -artifact_prefix=.fuzz/artifacts/ .fuzz/corpus >"$log" 2>&1; then
+  tail -n 40 "$log"
+  echo "fuzz: FAILED (crash, timeout or OOM); input in .fuzz/artifacts/, replay: .fuzz/fuzz_scanner <file>" >&2
+  exit 1
+fi
+runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log")
+echo "fuzz: $runs runs in ${took:-$seconds} seconds ($rate exec/s), no crash"
