@@ -18,6 +18,17 @@ export const ErrorCode = {
   CONTENT_TOO_LARGE: 'FCGI_ERR_CONTENT_TOO_LARGE',
   INVALID_ARGUMENT: 'FCGI_ERR_INVALID_ARGUMENT',
   NATIVE_LOAD: 'FCGI_ERR_NATIVE_LOAD',
+  DUPLICATE_REQUEST_ID: 'FCGI_ERR_DUPLICATE_REQUEST_ID',
+  BAD_BEGIN_REQUEST: 'FCGI_ERR_BAD_BEGIN_REQUEST',
+  STDIN_BEFORE_PARAMS_END: 'FCGI_ERR_STDIN_BEFORE_PARAMS_END',
+  UNEXPECTED_EOF: 'FCGI_ERR_UNEXPECTED_EOF',
+  REQUEST_ABORTED: 'FCGI_ERR_REQUEST_ABORTED',
+  PARAMS_TIMEOUT: 'FCGI_ERR_PARAMS_TIMEOUT',
+  IDLE_TIMEOUT: 'FCGI_ERR_IDLE_TIMEOUT',
+  HANDLER_TIMEOUT: 'FCGI_ERR_HANDLER_TIMEOUT',
+  PEER_NOT_ALLOWED: 'FCGI_ERR_PEER_NOT_ALLOWED',
+  INHERITED_SOCKET: 'FCGI_ERR_INHERITED_SOCKET',
+  ADDRESS_IN_USE: 'FCGI_ERR_ADDRESS_IN_USE',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -67,6 +78,32 @@ export class LimitError extends FastCGIError {
 export class InvalidArgumentError extends FastCGIError {
   constructor(message: string) {
     super(ErrorCode.INVALID_ARGUMENT, message);
+  }
+}
+
+/** A timer ran out: params arrival (slowloris), an idle connection, or a handler. */
+export class TimeoutError extends FastCGIError {
+  readonly timer: 'params' | 'idle' | 'handler';
+  constructor(code: ErrorCodeValue, message: string, timer: 'params' | 'idle' | 'handler') {
+    super(code, message);
+    this.timer = timer;
+  }
+}
+
+/**
+ * The web server gave up on a request: ABORT_REQUEST, or the connection closed while the request was in flight.
+ * A body read then fails with this error; `code` is FCGI_ERR_REQUEST_ABORTED.
+ */
+export class RequestAbortedError extends FastCGIError {
+  constructor(message = 'request aborted by the web server') {
+    super(ErrorCode.REQUEST_ABORTED, message);
+  }
+}
+
+/** Listening failed in a way the operator must fix (fd 0 is not a listening socket, the path is in use). */
+export class ListenError extends FastCGIError {
+  constructor(code: ErrorCodeValue, message: string, options?: ErrorOptions) {
+    super(code, message, options);
   }
 }
 

@@ -32,13 +32,20 @@ export {
 export { encodePairs, encodeParams, encodedPairLength, type PairInput, type ParamsOptions } from './protocol/pairs';
 export { Decoder, type DecoderHandler, type DecoderOptions } from './stream/decoder';
 export { Params } from './stream/params';
+export { Server, createServer, type RequestListener } from './server/server';
+export { FastCGIIncomingMessage, FastCGIServerResponse } from './server/http-message';
+export { RequestSocket, type AbortReason, type BodySink } from './server/request-socket';
+export type { Logger, ServerOptions } from './server/options';
 export {
   ErrorCode,
   FastCGIError,
   InvalidArgumentError,
   LimitError,
+  ListenError,
   NativeLoadError,
   ProtocolError,
+  RequestAbortedError,
+  TimeoutError,
   type ErrorCodeValue,
   type ProtocolErrorDetails,
 } from './errors';

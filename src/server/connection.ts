@@ -1,0 +1,392 @@
+// Connection: one web-server connection on the application side. It owns the request table and applies the
+// protocol's rules (roles, multiplexing, KEEP_CONN, ABORT_REQUEST, GET_VALUES, unknown types), the limits and
+// timeouts, and both directions of backpressure; it knows nothing of http objects (adapters build on the
+// RequestSocket it hands out).
+import type { Socket } from 'node:net';
+import { Decoder } from '../stream/decoder';
+import { RecordWriter } from '../stream/record-writer';
+import type { Params } from '../stream/params';
+import { ManagementVariable, ProtocolStatus, RecordType, Role, type ProtocolStatusValue, type RoleValue } from '../protocol/constants';
+import { encodeGetValuesResult, encodeUnknownType } from '../protocol/records';
+import { scanner as defaultScanner } from '../codec/load';
+import { OUT_HEADER_SLOTS, OUT_ERROR, ERR_NONE, PAIR_STRIDE, PAIR_NAME_OFFSET, PAIR_NAME_LENGTH } from '../codec/layout';
+import { ErrorCode, FastCGIError, ProtocolError, TimeoutError } from '../errors';
+import { RequestSocket, type RequestOwner } from './request-socket';
+import type { ResolvedOptions } from './options';
+
+/** What a Connection reports to its server. */
+export interface ConnectionEvents {
+  /** A request's params are complete: hand it to the application. */
+  onRequest(request: RequestSocket, connection: Connection): void;
+  /** Malformed input, a limit or a timeout closed the connection. */
+  onClientError(error: FastCGIError, connection: Connection): void;
+  /** The socket closed. */
+  onClose(connection: Connection): void;
+}
+
+const STDERR_TERMINATOR_TYPES = RecordType.STDERR;
+
+/** One connection from a web server. */
+export class Connection implements RequestOwner {
+  readonly socket: Socket;
+  readonly #options: ResolvedOptions;
+  readonly #events: ConnectionEvents;
+  readonly #decoder: Decoder;
+  readonly #writer: RecordWriter;
+  readonly #active = new Map<number, RequestSocket>();
+  readonly #paused = new Set<RequestSocket>();
+  // Requests whose params have not completed, with the time their BEGIN_REQUEST arrived.
+  readonly #awaitingParams = new Map<RequestSocket, number>();
+  #paramsTimer: NodeJS.Timeout | null = null;
+  #closeWhenIdle = false;
+  #peerEnded = false;
+  #closed = false;
+  #handled = 0;
+
+  constructor(socket: Socket, events: ConnectionEvents, options: ResolvedOptions) {
+    this.socket = socket;
+    this.#options = options;
+    this.#events = events;
+    this.#writer = new RecordWriter(socket, { pad: options.padRecords, highWaterMark: options.connectionHighWaterMark });
+    this.#decoder = new Decoder(this, {
+      scanner: options.scanner,
+      maxParamsBytes: options.maxParamsBytes,
+      maxParamsCount: options.maxParamsCount,
+    });
+    socket.on('data', onSocketData);
+    socket.on('end', onSocketEnd);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
+    socket.on('timeout', onSocketTimeout);
+    if (options.idleTimeout > 0) socket.setTimeout(options.idleTimeout);
+    (socket as SocketWithConnection)[kConnection] = this;
+  }
+
+  /** Requests in flight. */
+  get activeRequests(): number {
+    return this.#active.size;
+  }
+
+  /** Requests this connection has handed to the application. */
+  get handledRequests(): number {
+    return this.#handled;
+  }
+
+  // ---- Decoder events -------------------------------------------------------------------------------------
+
+  /** @internal */
+  onRecord(type: number, requestId: number, content: Buffer): void {
+    if (requestId === 0) return this.#management(type, content);
+    switch (type) {
+      case RecordType.BEGIN_REQUEST:
+        return this.#begin(requestId, content);
+      case RecordType.ABORT_REQUEST:
+        return this.#abort(requestId);
+      case RecordType.STDIN: {
+        const request = this.#active.get(requestId);
+        if (request === undefined) return; // FastCGI 1.0 §3.3: records for inactive ids are ignored.
+        if (!request.hasParams) {
+          // libfcgi treats this as a protocol error too (ProcessHeader): the body cannot precede its params.
+          return this.#fail(new ProtocolError(ErrorCode.STDIN_BEFORE_PARAMS_END, `STDIN for request ${requestId} arrived before its params ended`, { requestId, recordType: type }));
+        }
+        return request.onStdin(content);
+      }
+      case RecordType.DATA: {
+        const request = this.#active.get(requestId);
+        if (request !== undefined && request.hasParams) request.onData(content);
+        return;
+      }
+      default:
+        // PARAMS after the stream ended, records only an application sends, unknown types with an id:
+        // the spec is silent; ignoring them keeps a confused peer from taking the process down.
+        return;
+    }
+  }
+
+  /** @internal */
+  onParams(requestId: number, params: Params): void {
+    const request = this.#active.get(requestId);
+    if (request === undefined) return;
+    this.#awaitingParams.delete(request);
+    request.setParams(params);
+    this.#handled++;
+    if (this.#options.handlerTimeout > 0) startHandlerTimer(request, this.#options.handlerTimeout);
+    try {
+      this.#events.onRequest(request, this);
+    } catch (error) {
+      // Adapters catch handler errors themselves; this is the last line that keeps the connection alive.
+      this.#options.logger.error(`request handler failed outside its adapter: ${(error as Error)?.stack ?? String(error)}`);
+      request.appStatus = 1;
+      if (!request.writableEnded) request.end();
+    }
+  }
+
+  /** @internal */
+  onError(error: FastCGIError): void {
+    this.#fail(error);
+  }
+
+  // ---- Records ----------------------------------------------------------------------------------------------
+
+  #begin(requestId: number, content: Buffer): void {
+    if (this.#active.has(requestId)) {
+      return this.#fail(new ProtocolError(ErrorCode.DUPLICATE_REQUEST_ID, `BEGIN_REQUEST for request ${requestId}, which is still in flight`, { requestId, recordType: RecordType.BEGIN_REQUEST }));
+    }
+    if (content.length < 3) {
+      return this.#fail(new ProtocolError(ErrorCode.BAD_BEGIN_REQUEST, `BEGIN_REQUEST body is ${content.length} bytes; it must be 8`, { requestId, recordType: RecordType.BEGIN_REQUEST }));
+    }
+    const role = (content[0]! << 8) | content[1]!;
+    const keepConn = (content[2]! & 1) !== 0;
+    let refusal: ProtocolStatusValue | null = null;
+    if (role !== Role.RESPONDER && role !== Role.AUTHORIZER && role !== Role.FILTER) refusal = ProtocolStatus.UNKNOWN_ROLE;
+    else if (!this.#options.multiplex && this.#active.size > 0) refusal = ProtocolStatus.CANT_MPX_CONN;
+    else if (this.#active.size >= this.#options.maxRequestsPerConnection) refusal = ProtocolStatus.OVERLOADED;
+    if (refusal !== null) {
+      this.#decoder.discardParams(requestId);
+      this.#writer.endRequest(requestId, 0, refusal, false);
+      if (!keepConn) this.#closeWhenIdle = true;
+      this.#maybeClose();
+      return;
+    }
+    const request = new RequestSocket(this, requestId, role as RoleValue, keepConn, this.#options);
+    this.#active.set(requestId, request);
+    this.#awaitingParams.set(request, Date.now());
+    if (this.#paramsTimer === null && this.#options.paramsTimeout > 0) this.#armParamsTimer(this.#options.paramsTimeout);
+  }
+
+  #abort(requestId: number): void {
+    const request = this.#active.get(requestId);
+    if (request === undefined) return;
+    // FastCGI 1.0 §5.4: answer ABORT_REQUEST with END_REQUEST; the application sees the abort and its later
+    // output is dropped.
+    this.#release(request);
+    this.#writer.endRequest(requestId, request.appStatus, ProtocolStatus.REQUEST_COMPLETE);
+    request.abortFromPeer('abort-request');
+    if (!request.keepConn) this.#closeWhenIdle = true;
+    this.#maybeClose();
+  }
+
+  #management(type: number, content: Buffer): void {
+    if (type !== RecordType.GET_VALUES) {
+      // FastCGI 1.0 §4.2: an unknown management record gets UNKNOWN_TYPE (libfcgi does this; php-fpm resets).
+      this.#writer.raw(encodeUnknownType(type));
+      return;
+    }
+    const scanner = this.#options.scanner ?? defaultScanner;
+    const out = new Uint32Array(OUT_HEADER_SLOTS + PAIR_STRIDE * 64);
+    const count = scanner.scanPairs(content, 0, content.length, out);
+    if (out[OUT_ERROR] !== ERR_NONE) {
+      return this.#fail(new ProtocolError(ErrorCode.PAIR_DATA_TRUNCATED, 'malformed GET_VALUES query', { recordType: type, requestId: 0 }));
+    }
+    const answers: [string, string | number][] = [];
+    for (let i = 0; i < count; i++) {
+      const offset = out[OUT_HEADER_SLOTS + i * PAIR_STRIDE + PAIR_NAME_OFFSET]!;
+      const name = content.toString('latin1', offset, offset + out[OUT_HEADER_SLOTS + i * PAIR_STRIDE + PAIR_NAME_LENGTH]!);
+      const value = this.#managementValue(name);
+      if (value !== undefined) answers.push([name, value]); // FastCGI 1.0 §4.1: unknown names are omitted.
+    }
+    this.#writer.raw(encodeGetValuesResult(answers));
+  }
+
+  #managementValue(name: string): string | number | undefined {
+    const override = this.#options.valueMap[name];
+    if (override !== undefined) return override;
+    switch (name) {
+      case ManagementVariable.MAX_CONNS:
+        return this.#options.maxConnections;
+      case ManagementVariable.MAX_REQS:
+        return this.#options.maxConnections * (this.#options.multiplex ? this.#options.maxRequestsPerConnection : 1);
+      case ManagementVariable.MPXS_CONNS:
+        return this.#options.multiplex ? 1 : 0;
+      default:
+        return undefined;
+    }
+  }
+
+  // ---- RequestOwner ----------------------------------------------------------------------------------------
+
+  /** @internal */
+  writeStream(request: RequestSocket, type: number, chunk: Uint8Array): void {
+    if (this.#active.get(request.requestId) !== request) return;
+    this.#writer.stream(type, request.requestId, chunk);
+  }
+
+  /** @internal */
+  whenWritable(callback: () => void): void {
+    if (this.#closed) callback();
+    else this.#writer.whenWritable(callback);
+  }
+
+  /** @internal The response ended: terminators and END_REQUEST, then the KEEP_CONN rule. */
+  complete(request: RequestSocket, appStatus: number): void {
+    if (this.#active.get(request.requestId) !== request) return;
+    this.#release(request);
+    if (request.stderrWritten) this.#writer.endStream(STDERR_TERMINATOR_TYPES, request.requestId);
+    this.#writer.endRequest(request.requestId, appStatus, ProtocolStatus.REQUEST_COMPLETE);
+    // FastCGI 1.0 §5.1: without FCGI_KEEP_CONN the application closes the connection after END_REQUEST.
+    if (!request.keepConn) this.#closeWhenIdle = true;
+    this.#maybeClose();
+  }
+
+  /** @internal */
+  pauseInput(request: RequestSocket): void {
+    if (this.#closed || this.#active.get(request.requestId) !== request) return;
+    // One full body stops the whole connection: with several requests multiplexed on it, the others wait too
+    // (head-of-line blocking), which is the price of bounded memory; web servers rarely multiplex.
+    this.#paused.add(request);
+    this.socket.pause();
+  }
+
+  /** @internal */
+  resumeInput(request: RequestSocket): void {
+    if (this.#paused.delete(request) && this.#paused.size === 0 && !this.#closed) this.socket.resume();
+  }
+
+  // Takes a request out of the table; its unread body no longer holds the connection back.
+  #release(request: RequestSocket): void {
+    this.#active.delete(request.requestId);
+    this.#awaitingParams.delete(request);
+    this.#decoder.discardParams(request.requestId);
+    request.markEnded();
+    clearHandlerTimer(request);
+    this.resumeInput(request);
+  }
+
+  // ---- Lifecycle ---------------------------------------------------------------------------------------------
+
+  /** Ends the connection once no request is in flight (server.close()). */
+  drain(): void {
+    this.#closeWhenIdle = true;
+    this.#maybeClose();
+  }
+
+  /** Closes at once: in-flight requests are aborted. */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  #maybeClose(): void {
+    if (this.#closed || this.#active.size > 0) return;
+    if (this.#closeWhenIdle || this.#peerEnded) {
+      this.#closed = true;
+      this.#writer.flush(true);
+    }
+  }
+
+  #fail(error: FastCGIError): void {
+    if (this.#closed) return;
+    this.#decoder.stop();
+    this.#events.onClientError(error, this);
+    this.#writer.flush();
+    this.socket.destroy();
+  }
+
+  #armParamsTimer(ms: number): void {
+    this.#paramsTimer = setTimeout(onParamsTimer, ms, this);
+    this.#paramsTimer.unref();
+  }
+
+  /** @internal */
+  checkParamsTimeout(): void {
+    this.#paramsTimer = null;
+    const timeout = this.#options.paramsTimeout;
+    const now = Date.now();
+    let oldest = Infinity;
+    for (const [request, began] of this.#awaitingParams) {
+      if (now - began >= timeout) {
+        return this.#fail(new TimeoutError(ErrorCode.PARAMS_TIMEOUT, `params of request ${request.requestId} did not arrive within ${timeout} ms (paramsTimeout)`, 'params'));
+      }
+      oldest = Math.min(oldest, began);
+    }
+    if (oldest !== Infinity) this.#armParamsTimer(oldest + timeout - now);
+  }
+
+  /** @internal */
+  onSocketData(chunk: Buffer): void {
+    this.#decoder.push(chunk);
+  }
+
+  /** @internal The web server half-closed: finish what can finish, then close. */
+  onSocketEnd(): void {
+    this.#peerEnded = true;
+    for (const request of [...this.#active.values()]) {
+      // A request still waiting for input can never complete.
+      if (!request.hasParams || !request.bodyEnded) {
+        this.#release(request);
+        request.abortFromPeer('connection-closed');
+      }
+    }
+    this.#maybeClose();
+  }
+
+  /** @internal */
+  onSocketTimeout(): void {
+    // Never close with a request in flight: the web server may be waiting on it (pitfall: keep-alive races).
+    if (this.#active.size > 0 || this.#closed) return;
+    this.#events.onClientError(new TimeoutError(ErrorCode.IDLE_TIMEOUT, `connection idle for ${this.#options.idleTimeout} ms (idleTimeout)`, 'idle'), this);
+    this.#closed = true;
+    this.#writer.flush(true);
+  }
+
+  /** @internal */
+  onSocketClose(): void {
+    this.#closed = true;
+    this.#decoder.stop();
+    this.#writer.discard();
+    if (this.#paramsTimer !== null) clearTimeout(this.#paramsTimer);
+    const requests = [...this.#active.values()];
+    this.#active.clear();
+    this.#awaitingParams.clear();
+    for (const request of requests) {
+      request.markEnded();
+      clearHandlerTimer(request);
+      request.abortFromPeer('connection-closed');
+    }
+    this.#events.onClose(this);
+  }
+}
+
+// ---- Module-level listeners (no closure per connection) --------------------------------------------------
+
+const kConnection = Symbol('fastcgi.connection');
+interface SocketWithConnection extends Socket {
+  [kConnection]: Connection;
+}
+
+function onSocketData(this: Socket, chunk: Buffer): void {
+  (this as SocketWithConnection)[kConnection].onSocketData(chunk);
+}
+function onSocketEnd(this: Socket): void {
+  (this as SocketWithConnection)[kConnection].onSocketEnd();
+}
+function onSocketError(this: Socket): void {
+  // EPIPE / ECONNRESET: the web server went away. 'close' follows and aborts what was in flight.
+}
+function onSocketClose(this: Socket): void {
+  (this as SocketWithConnection)[kConnection].onSocketClose();
+}
+function onSocketTimeout(this: Socket): void {
+  (this as SocketWithConnection)[kConnection].onSocketTimeout();
+}
+function onParamsTimer(connection: Connection): void {
+  connection.checkParamsTimeout();
+}
+
+const kHandlerTimer = Symbol('fastcgi.handlerTimer');
+interface TimedRequest extends RequestSocket {
+  [kHandlerTimer]?: NodeJS.Timeout;
+}
+function startHandlerTimer(request: RequestSocket, ms: number): void {
+  const timer = setTimeout(onHandlerTimeout, ms, request);
+  timer.unref();
+  (request as TimedRequest)[kHandlerTimer] = timer;
+}
+function clearHandlerTimer(request: RequestSocket): void {
+  const timer = (request as TimedRequest)[kHandlerTimer];
+  if (timer !== undefined) clearTimeout(timer);
+}
+function onHandlerTimeout(request: RequestSocket): void {
+  // Adapters answer 'timeout' (503 if nothing was sent); the signal tells the handler to stop.
+  request.abortFromPeer('timeout');
+  request.emit('timeout');
+}

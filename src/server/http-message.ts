@@ -1,0 +1,151 @@
+// http.IncomingMessage and http.ServerResponse over a FastCGI request, so Express, Koa and Fastify run
+// unchanged: the request is built from CGI params, the response's header block is emitted CGI-style
+// (`Status: NNN Reason`, no Transfer-Encoding, Content-Length only when Node knows it exactly).
+import { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { Params } from '../stream/params';
+import { KNOWN_NAMES } from '../protocol/known-names';
+import { NAME_UNKNOWN } from '../codec/layout';
+import type { RequestSocket } from './request-socket';
+
+/** requestUrl builds `req.url`: REQUEST_URI when the web server sends it, else SCRIPT_NAME + PATH_INFO + ?QUERY_STRING. */
+export function requestUrl(params: Params): string {
+  const uri = params.get('REQUEST_URI');
+  if (uri !== undefined && uri !== '') return uri;
+  const query = params.get('QUERY_STRING');
+  const path = `${params.get('SCRIPT_NAME') ?? ''}${params.get('PATH_INFO') ?? ''}` || '/';
+  return query !== undefined && query !== '' ? `${path}?${query}` : path;
+}
+
+// HTTP_ACCEPT_LANGUAGE → Accept-Language, cached: the same few names arrive on every request.
+const rawNames = new Map<string, string>();
+function rawHeaderName(param: string): string {
+  let name = rawNames.get(param);
+  if (name === undefined) {
+    name = param
+      .slice(5)
+      .toLowerCase()
+      .replace(/(^|_)([a-z])/g, (_m, sep: string, c: string) => (sep === '' ? '' : '-') + c.toUpperCase());
+    if (rawNames.size < 1024) rawNames.set(param, name);
+  }
+  return name;
+}
+
+const HTTP_CONTENT_TYPE = KNOWN_NAMES.indexOf('HTTP_CONTENT_TYPE');
+const HTTP_CONTENT_LENGTH = KNOWN_NAMES.indexOf('HTTP_CONTENT_LENGTH');
+const CONTENT_TYPE = KNOWN_NAMES.indexOf('CONTENT_TYPE');
+const CONTENT_LENGTH = KNOWN_NAMES.indexOf('CONTENT_LENGTH');
+
+/**
+ * headersFromParams turns CGI params into Node's `headers` and `rawHeaders`: HTTP_* variables plus
+ * CONTENT_TYPE and CONTENT_LENGTH (RFC 3875 §4.1.18, §4.1.2-3). Duplicates (nginx and h2o send them) are
+ * joined with ', ', cookies with '; ' as RFC 6265 §5.4 joins them.
+ */
+export function headersFromParams(params: Params): { headers: Record<string, string>; rawHeaders: string[] } {
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  const rawHeaders: string[] = [];
+  for (let i = 0; i < params.size; i++) {
+    const id = params.nameIdAt(i);
+    let raw: string;
+    if (id === CONTENT_TYPE) raw = 'Content-Type';
+    else if (id === CONTENT_LENGTH) raw = 'Content-Length';
+    else if (id === HTTP_CONTENT_TYPE || id === HTTP_CONTENT_LENGTH) continue; // CONTENT_* is authoritative
+    else {
+      const name = id === NAME_UNKNOWN ? params.nameAt(i) : KNOWN_NAMES[id]!;
+      if (!name.startsWith('HTTP_') || name.length === 5) continue;
+      raw = rawHeaderName(name);
+    }
+    const value = params.valueAt(i);
+    // nginx sends CONTENT_LENGTH "" for chunked uploads and Caddy 2.6 sends -1: neither is a length.
+    if (id === CONTENT_LENGTH && !/^\d+$/.test(value)) continue;
+    const key = raw.toLowerCase();
+    const previous = headers[key];
+    headers[key] = previous === undefined ? value : `${previous}${key === 'cookie' ? '; ' : ', '}${value}`;
+    rawHeaders.push(raw, value);
+  }
+  return { headers, rawHeaders };
+}
+
+/** The request: a real http.IncomingMessage whose body is the FastCGI STDIN stream. */
+export class FastCGIIncomingMessage extends IncomingMessage {
+  /** The FastCGI request this message belongs to (also `req.socket`). */
+  readonly fastcgi: RequestSocket;
+
+  constructor(request: RequestSocket) {
+    super(request as unknown as Socket);
+    this.fastcgi = request;
+    const params = request.rawParams;
+    this.method = params.get('REQUEST_METHOD') ?? 'GET';
+    this.url = requestUrl(params);
+    const protocol = /^HTTP\/(\d+)\.(\d+)$/i.exec(params.get('SERVER_PROTOCOL') ?? '');
+    this.httpVersionMajor = protocol === null ? 1 : Number(protocol[1]);
+    this.httpVersionMinor = protocol === null ? 1 : Number(protocol[2]);
+    this.httpVersion = `${this.httpVersionMajor}.${this.httpVersionMinor}`;
+    const { headers, rawHeaders } = headersFromParams(params);
+    this.headers = headers;
+    this.rawHeaders = rawHeaders;
+    request.setBodySink(this);
+  }
+
+  override _read(): void {
+    this.fastcgi.resumeInput();
+  }
+
+  override push(chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk === null) this.complete = true;
+    return super.push(chunk, encoding);
+  }
+}
+
+// Node internals that shape the header block; stable since Node 0.x and what node-fastcgi relied on too.
+interface OutgoingInternals {
+  _removedConnection: boolean;
+  _removedTE: boolean;
+  _header: string | null;
+  chunkedEncoding: boolean;
+  _storeHeader(firstLine: string, headers: OutgoingHttpHeaders | null): void;
+}
+
+const TRANSFER_ENCODING_LINE = /^transfer-encoding:[^\r\n]*\r\n/gim;
+
+/** The response: a real http.ServerResponse that writes CGI headers and body to the request's STDOUT. */
+export class FastCGIServerResponse extends ServerResponse<FastCGIIncomingMessage> {
+  constructor(req: FastCGIIncomingMessage) {
+    super(req);
+    const internals = this as unknown as OutgoingInternals;
+    // CGI output: the web server owns Date, Connection and framing. With chunked encoding "allowed" but
+    // Transfer-Encoding marked removed, Node adds Content-Length exactly when end(body) tells it the size,
+    // and otherwise sends the body raw: the end of STDOUT ends it.
+    this.sendDate = false;
+    this.useChunkedEncodingByDefault = true;
+    this.shouldKeepAlive = true;
+    internals._removedConnection = true;
+    internals._removedTE = true;
+    this.assignSocket(req.fastcgi as unknown as Socket);
+  }
+
+  /** @internal CGI status line instead of the HTTP one (RFC 3875 §6.3.3): `Status: 404 Not Found`. */
+  _storeHeader(firstLine: string, headers: OutgoingHttpHeaders | null): void {
+    const internals = this as unknown as OutgoingInternals;
+    const status = firstLine.replace(/^HTTP\/\d\.\d /, 'Status: ');
+    Object.getPrototypeOf(FastCGIServerResponse.prototype)._storeHeader.call(this, status, headers);
+    // A handler-set Transfer-Encoding would make Node chunk the body; behind FastCGI that is the web server's job.
+    if (internals.chunkedEncoding || TRANSFER_ENCODING_LINE.test(internals._header ?? '')) {
+      internals._header = (internals._header ?? '').replace(TRANSFER_ENCODING_LINE, '');
+      internals.chunkedEncoding = false;
+    }
+    TRANSFER_ENCODING_LINE.lastIndex = 0;
+  }
+
+  /** @internal Node calls this once the whole response is written to the socket: end the FastCGI request. */
+  _finish(): void {
+    (Object.getPrototypeOf(FastCGIServerResponse.prototype) as { _finish(this: ServerResponse): void })._finish.call(this);
+    this.req.fastcgi.end();
+  }
+
+  // Interim responses are the web server's business; written to STDOUT they would corrupt the header block.
+  override writeContinue(): void {}
+  override writeProcessing(): void {}
+  override writeEarlyHints(): void {}
+}

@@ -1,0 +1,121 @@
+// Server settings: the documented options, their defaults, and the resolved form the connection reads.
+import type { Scanner } from '../codec/scanner';
+
+/** Where the server reports what it does not throw: protocol errors, handler failures, refused peers. */
+export interface Logger {
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/** Options of createServer / serve / the node-fastcgi drop-in. Every limit has a default that suits nginx. */
+export interface ServerOptions {
+  /** Accept several requests at once on one connection (FCGI_MPXS_CONNS). Default true. */
+  multiplex?: boolean;
+  /** Most connections at once (net.Server.maxConnections, and FCGI_MAX_CONNS). Default 1024. */
+  maxConnections?: number;
+  /** Most requests in flight on one connection; more get END_REQUEST(OVERLOADED). Default 128. */
+  maxRequestsPerConnection?: number;
+  /** Largest params block of one request, in bytes. Default 1 MiB. */
+  maxParamsBytes?: number;
+  /** Most params in one request. Default 4096. */
+  maxParamsCount?: number;
+  /** Close a connection with no request in flight after this many ms without traffic. Default 300000 (0: never). */
+  idleTimeout?: number;
+  /** Close a connection whose request's params have not all arrived this many ms after BEGIN_REQUEST. Default 30000. */
+  paramsTimeout?: number;
+  /** Abort a request whose handler has not ended its response after this many ms (0: never). Default 0. */
+  handlerTimeout?: number;
+  /** Response bytes buffered per request before write() returns false. Default 64 KiB. */
+  outputHighWaterMark?: number;
+  /** Unread request-body bytes buffered per request before the connection stops reading. Default 64 KiB. */
+  inputHighWaterMark?: number;
+  /** Bytes queued per connection before response streams wait for the socket to drain. Default 256 KiB. */
+  connectionHighWaterMark?: number;
+  /** Pad records to 8 bytes. Default true. */
+  padRecords?: boolean;
+  /** Extra or overriding GET_VALUES answers (node-fastcgi's `valueMap`). */
+  valueMap?: Record<string, string | number>;
+  /** Web server addresses allowed to connect (FCGI_WEB_SERVER_ADDRS); default from the environment. */
+  webServerAddrs?: string[] | string | null;
+  /** File mode for a unix socket the server creates, e.g. 0o660. */
+  socketMode?: number;
+  /** How long close() waits for in-flight requests before it destroys their connections, in ms. Default 30000. */
+  closeTimeout?: number;
+  /** Where warnings and errors go. Default: console, prefixed `fastcgi-engine:`. */
+  logger?: Logger;
+  /** @internal Scanner override for tests. */
+  scanner?: Scanner;
+}
+
+/** ServerOptions with every default applied. */
+export interface ResolvedOptions {
+  multiplex: boolean;
+  maxConnections: number;
+  maxRequestsPerConnection: number;
+  maxParamsBytes: number;
+  maxParamsCount: number;
+  idleTimeout: number;
+  paramsTimeout: number;
+  handlerTimeout: number;
+  outputHighWaterMark: number;
+  inputHighWaterMark: number;
+  connectionHighWaterMark: number;
+  padRecords: boolean;
+  valueMap: Record<string, string | number>;
+  webServerAddrs: Set<string> | null;
+  socketMode: number | null;
+  closeTimeout: number;
+  logger: Logger;
+  scanner: Scanner | undefined;
+}
+
+export const consoleLogger: Logger = {
+  warn: (message) => console.warn(`fastcgi-engine: ${message}`),
+  error: (message) => console.error(`fastcgi-engine: ${message}`),
+};
+
+/**
+ * parseWebServerAddrs reads FCGI_WEB_SERVER_ADDRS (FastCGI 1.0 §3.2: comma-separated IP addresses); null when
+ * unset, meaning every peer is allowed.
+ */
+export function parseWebServerAddrs(value: string[] | string | null | undefined): Set<string> | null {
+  if (value === null || value === undefined) return null;
+  const list = Array.isArray(value) ? value : value.split(',');
+  const addresses = list.map((a) => normalizeAddress(a.trim())).filter((a) => a !== '');
+  return addresses.length === 0 ? null : new Set(addresses);
+}
+
+/** normalizeAddress folds IPv4-mapped IPv6 (::ffff:127.0.0.1) to IPv4 so both spellings match. */
+export function normalizeAddress(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address.toLowerCase();
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value < 0) throw new RangeError(`${name} must be a non-negative number, got ${value}`);
+  return value;
+}
+
+/** resolveOptions applies defaults and checks ranges. */
+export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
+  return {
+    multiplex: options.multiplex ?? true,
+    maxConnections: positive('maxConnections', options.maxConnections, 1024),
+    maxRequestsPerConnection: Math.max(1, positive('maxRequestsPerConnection', options.maxRequestsPerConnection, 128)),
+    maxParamsBytes: positive('maxParamsBytes', options.maxParamsBytes, 1024 * 1024),
+    maxParamsCount: positive('maxParamsCount', options.maxParamsCount, 4096),
+    idleTimeout: positive('idleTimeout', options.idleTimeout, 300_000),
+    paramsTimeout: positive('paramsTimeout', options.paramsTimeout, 30_000),
+    handlerTimeout: positive('handlerTimeout', options.handlerTimeout, 0),
+    outputHighWaterMark: positive('outputHighWaterMark', options.outputHighWaterMark, 64 * 1024),
+    inputHighWaterMark: positive('inputHighWaterMark', options.inputHighWaterMark, 64 * 1024),
+    connectionHighWaterMark: positive('connectionHighWaterMark', options.connectionHighWaterMark, 256 * 1024),
+    padRecords: options.padRecords ?? true,
+    valueMap: options.valueMap ?? {},
+    webServerAddrs: parseWebServerAddrs(options.webServerAddrs === undefined ? process.env.FCGI_WEB_SERVER_ADDRS : options.webServerAddrs),
+    socketMode: options.socketMode ?? null,
+    closeTimeout: positive('closeTimeout', options.closeTimeout, 30_000),
+    logger: options.logger ?? consoleLogger,
+    scanner: options.scanner,
+  };
+}

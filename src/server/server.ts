@@ -1,0 +1,226 @@
+// Server: an http.Server-compatible FastCGI application server. It is a net.Server whose connections speak
+// FastCGI; each request becomes a real http.IncomingMessage / http.ServerResponse pair emitted as 'request'
+// ('authorize' and 'filter' for those roles when listened to), so existing Node handlers run unchanged.
+import { Server as NetServer, type Socket } from 'node:net';
+import { chmodSync } from 'node:fs';
+import { Connection, type ConnectionEvents } from './connection';
+import { FastCGIIncomingMessage, FastCGIServerResponse } from './http-message';
+import { connectedFdError, inheritedListenFd, prepareSocketPath } from './listen';
+import { normalizeAddress, resolveOptions, type ResolvedOptions, type ServerOptions } from './options';
+import type { RequestSocket } from './request-socket';
+import { Role } from '../protocol/constants';
+import { FastCGIError } from '../errors';
+
+/** A request handler, as for http.createServer; it may return a promise (a rejection becomes a 500). */
+export type RequestListener = (req: FastCGIIncomingMessage, res: FastCGIServerResponse) => unknown;
+
+type ListenCallback = () => void;
+
+/**
+ * Server accepts FastCGI connections from web servers. Events: 'request' (req, res), 'authorize' and 'filter'
+ * (same arguments; without listeners those roles go to 'request'), 'connection' (net.Socket), 'clientError'
+ * (error, net.Socket) for malformed input, limits and timeouts, plus net.Server's 'listening', 'close', 'error'.
+ */
+export class Server extends NetServer {
+  /** The options in force, defaults applied. */
+  readonly settings: ResolvedOptions;
+  readonly #connections = new Set<Connection>();
+  readonly #events: ConnectionEvents;
+  #listeningOnFd: number | null = null;
+  #closeTimer: NodeJS.Timeout | null = null;
+
+  constructor(options: ServerOptions = {}, listener?: RequestListener) {
+    // Half-open: a web server may shut down its sending side and still read the response.
+    super({ allowHalfOpen: true });
+    this.settings = resolveOptions(options);
+    this.maxConnections = this.settings.maxConnections;
+    if (listener !== undefined) this.on('request', listener);
+    const server = this;
+    this.#events = {
+      onRequest: (request) => server.#dispatch(request),
+      onClientError: (error, connection) => server.#clientError(error, connection.socket),
+      onClose: (connection) => server.#connectionClosed(connection),
+    };
+    this.on('connection', this.#accept);
+  }
+
+  #accept = (socket: Socket): void => {
+    const allowed = this.settings.webServerAddrs;
+    if (allowed !== null) {
+      // FastCGI 1.0 §3.2: a peer not in FCGI_WEB_SERVER_ADDRS (a non-TCP peer included) is closed at once.
+      const address = socket.remoteAddress === undefined ? undefined : normalizeAddress(socket.remoteAddress);
+      if (address === undefined || !allowed.has(address)) {
+        this.settings.logger.warn(`refused a connection from ${address ?? 'a non-TCP peer'}: not in FCGI_WEB_SERVER_ADDRS`);
+        socket.destroy();
+        return;
+      }
+    }
+    this.#connections.add(new Connection(socket, this.#events, this.settings));
+  };
+
+  #dispatch(request: RequestSocket): void {
+    const req = new FastCGIIncomingMessage(request);
+    const res = new FastCGIServerResponse(req);
+    request.once('timeout', () => this.#handlerTimeout(res));
+    let event = 'request';
+    if (request.role === Role.AUTHORIZER && this.listenerCount('authorize') > 0) event = 'authorize';
+    else if (request.role === Role.FILTER && this.listenerCount('filter') > 0) event = 'filter';
+    const listeners = this.rawListeners(event);
+    if (listeners.length === 0) {
+      res.statusCode = 404;
+      res.end();
+      return;
+    }
+    for (const listener of listeners) {
+      try {
+        const result: unknown = (listener as RequestListener).call(this, req, res);
+        if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
+          (result as Promise<unknown>).then(undefined, (error: unknown) => this.handlerError(error, req, res));
+        }
+      } catch (error) {
+        this.handlerError(error, req, res);
+      }
+    }
+  }
+
+  /**
+   * handlerError is what happens when a handler throws or rejects: the stack goes to STDERR (so it lands in
+   * the web server's error log) and to the logger; the client gets a 500 if nothing was sent yet, else the
+   * response is cut off with a non-zero appStatus.
+   */
+  handlerError(error: unknown, req: FastCGIIncomingMessage, res: FastCGIServerResponse): void {
+    const stack = error instanceof Error ? (error.stack ?? String(error)) : String(error);
+    this.settings.logger.error(`handler failed for ${req.method} ${req.url}: ${stack}`);
+    const request = req.fastcgi;
+    if (!request.isEnded) request.stderr.write(`${stack}\n`);
+    if (res.writableEnded || request.isEnded) return;
+    if (!res.headersSent) {
+      res.statusCode = 500;
+      res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+      res.end('Internal Server Error\n');
+    } else {
+      request.appStatus = 1;
+      res.destroy();
+    }
+  }
+
+  #handlerTimeout(res: FastCGIServerResponse): void {
+    if (res.writableEnded) return;
+    if (!res.headersSent) {
+      res.statusCode = 503;
+      res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+      res.end('Service Unavailable: the application timed out\n');
+    } else {
+      res.req.fastcgi.appStatus = 1;
+      res.destroy();
+    }
+  }
+
+  #clientError(error: FastCGIError, socket: Socket): void {
+    if (this.listenerCount('clientError') > 0) this.emit('clientError', error, socket);
+    else this.settings.logger.warn(`closed a connection: ${error.message} [${error.code}]`);
+  }
+
+  #connectionClosed(connection: Connection): void {
+    this.#connections.delete(connection);
+    if (this.#connections.size === 0 && this.#closeTimer !== null) {
+      clearTimeout(this.#closeTimer);
+      this.#closeTimer = null;
+    }
+  }
+
+  /** Connections open now. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /**
+   * listen() as net.Server's, plus: with no address (or only a callback) it listens on the socket the web
+   * server or systemd handed over (fd 0 / LISTEN_FDS); a unix path replaces a stale socket file left by a dead
+   * process and applies `socketMode`. Failures are emitted as 'error' with a ListenError that says what to do.
+   */
+  override listen(...args: unknown[]): this {
+    const callback = typeof args[args.length - 1] === 'function' ? (args.pop() as ListenCallback) : undefined;
+    if (callback !== undefined) this.once('listening', callback);
+    if (args.length === 0 || (args.length === 1 && args[0] === undefined)) {
+      let fd: number;
+      try {
+        fd = inheritedListenFd();
+      } catch (error) {
+        process.nextTick(() => this.emit('error', error));
+        return this;
+      }
+      this.#listeningOnFd = fd;
+      return super.listen({ fd });
+    }
+    const first = args[0];
+    const path = typeof first === 'string' && !/^\d+$/.test(first) ? first : typeof first === 'object' && first !== null && 'path' in first ? String((first as { path: unknown }).path) : null;
+    if (path === null) {
+      if (typeof first === 'object' && first !== null && 'fd' in first) this.#listeningOnFd = Number((first as { fd: unknown }).fd);
+      return super.listen(...(args as Parameters<NetServer['listen']>));
+    }
+    prepareSocketPath(path).then(
+      () => {
+        super.listen(...(args as Parameters<NetServer['listen']>));
+        if (this.settings.socketMode !== null) {
+          this.once('listening', () => {
+            try {
+              chmodSync(path, this.settings.socketMode!);
+            } catch (error) {
+              this.emit('error', error);
+            }
+          });
+        }
+      },
+      (error: unknown) => this.emit('error', error),
+    );
+    return this;
+  }
+
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    // listen({ fd: 0 }) on a connected socket fails with EINVAL: say why in words.
+    if (event === 'error' && this.#listeningOnFd !== null && !this.listening) {
+      const error = args[0] as NodeJS.ErrnoException;
+      if (error?.code === 'EINVAL' && !(error instanceof FastCGIError)) return super.emit('error', connectedFdError(this.#listeningOnFd, error));
+    }
+    return super.emit(event, ...args);
+  }
+
+  /**
+   * close() stops accepting, lets in-flight requests finish, closes idle and finishing connections, and after
+   * `closeTimeout` ms destroys what is left. The callback runs when the last connection is gone.
+   */
+  override close(callback?: (error?: Error) => void): this {
+    super.close(callback);
+    for (const connection of this.#connections) connection.drain();
+    if (this.#connections.size > 0 && this.#closeTimer === null && this.settings.closeTimeout > 0) {
+      this.#closeTimer = setTimeout(() => {
+        this.#closeTimer = null;
+        for (const connection of this.#connections) connection.destroy();
+      }, this.settings.closeTimeout);
+      this.#closeTimer.unref();
+    }
+    return this;
+  }
+
+  /** Destroys every connection now (in-flight requests are aborted). */
+  closeAllConnections(): void {
+    for (const connection of this.#connections) connection.destroy();
+  }
+
+  /** Closes connections with no request in flight. */
+  closeIdleConnections(): void {
+    for (const connection of this.#connections) if (connection.activeRequests === 0) connection.drain();
+  }
+}
+
+/**
+ * createServer returns an http.Server-compatible FastCGI server. `handler` receives real IncomingMessage /
+ * ServerResponse objects (Express and Koa apps are such handlers).
+ */
+export function createServer(handler?: RequestListener): Server;
+export function createServer(options: ServerOptions, handler?: RequestListener): Server;
+export function createServer(a?: ServerOptions | RequestListener, b?: RequestListener): Server {
+  return typeof a === 'function' ? new Server({}, a) : new Server(a ?? {}, b);
+}
+
