@@ -33,6 +33,7 @@ export { encodePairs, encodeParams, encodedPairLength, type PairInput, type Para
 export { Decoder, type DecoderHandler, type DecoderOptions } from './stream/decoder';
 export { Params } from './stream/params';
 export { Server, createServer, type RequestListener } from './server/server';
+export { serve, requestOrigin, type FetchContext, type FetchHandler } from './server/fetch';
 export { FastCGIIncomingMessage, FastCGIServerResponse } from './server/http-message';
 export { RequestSocket, type AbortReason, type BodySink } from './server/request-socket';
 export type { Logger, ServerOptions } from './server/options';

@@ -3,6 +3,7 @@
 // (`Status: NNN Reason`, no Transfer-Encoding, Content-Length only when Node knows it exactly).
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Params } from '../stream/params';
 import { KNOWN_NAMES } from '../protocol/known-names';
@@ -92,6 +93,16 @@ export class FastCGIIncomingMessage extends IncomingMessage {
     this.fastcgi.resumeInput();
   }
 
+  /** The CGI params as a plain object (node-fastcgi's `req.cgiParams`); `req.fastcgi.rawParams` is the lazy view. */
+  get cgiParams(): Record<string, string> {
+    return this.fastcgi.params;
+  }
+
+  /** The Filter role's DATA stream (node-fastcgi's `req.data`). */
+  get data(): Readable {
+    return this.fastcgi.dataStream;
+  }
+
   override push(chunk: unknown, encoding?: BufferEncoding): boolean {
     if (chunk === null) this.complete = true;
     return super.push(chunk, encoding);
@@ -142,6 +153,37 @@ export class FastCGIServerResponse extends ServerResponse<FastCGIIncomingMessage
   _finish(): void {
     (Object.getPrototypeOf(FastCGIServerResponse.prototype) as { _finish(this: ServerResponse): void })._finish.call(this);
     this.req.fastcgi.end();
+  }
+
+  /** STDERR of this request: lines written here land in the web server's error log. */
+  get stderr(): Writable {
+    return this.req.fastcgi.stderr;
+  }
+
+  /** The raw STDOUT stream under the CGI header block (node-fastcgi's `res.stdout`). */
+  get stdout(): Writable {
+    return this.req.fastcgi;
+  }
+
+  /**
+   * Authorizer role (FastCGI 1.0 §6.3): passes `name` to the web server as a request variable. Sent as a
+   * `Variable-NAME` header, which lighttpd and Apache turn into an environment variable for the next handler.
+   */
+  setVariable(name: string, value: string): this {
+    this.setHeader(`Variable-${name}`, value);
+    return this;
+  }
+
+  /** Authorizer role: grant access (200, no body). */
+  allow(): void {
+    this.statusCode = 200;
+    this.end();
+  }
+
+  /** Authorizer role: refuse access (403 unless a status was set; the web server sends this response). */
+  deny(statusCode = 403): void {
+    this.statusCode = statusCode;
+    this.end();
   }
 
   // Interim responses are the web server's business; written to STDOUT they would corrupt the header block.

@@ -142,6 +142,11 @@ export class RequestSocket extends Writable {
     return (this.#stderr ??= new StderrStream(this, this.#owner));
   }
 
+  /** node-fastcgi's name for `stderr`. */
+  get errorStream(): Writable {
+    return this.stderr;
+  }
+
   /** Aborted when the web server sends ABORT_REQUEST, the connection closes, or the handler times out. */
   get signal(): AbortSignal {
     this.#controller ??= new AbortController();

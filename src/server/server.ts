@@ -38,7 +38,7 @@ export class Server extends NetServer {
     const server = this;
     this.#events = {
       onRequest: (request) => server.#dispatch(request),
-      onClientError: (error, connection) => server.#clientError(error, connection.socket),
+      onClientError: (error, connection) => server.reportClientError(error, connection.socket),
       onClose: (connection) => server.#connectionClosed(connection),
     };
     this.on('connection', this.#accept);
@@ -116,7 +116,8 @@ export class Server extends NetServer {
     }
   }
 
-  #clientError(error: FastCGIError, socket: Socket): void {
+  /** @internal Emits 'clientError' or, with no listener, logs the reason the connection was closed. */
+  reportClientError(error: FastCGIError, socket: Socket): void {
     if (this.listenerCount('clientError') > 0) this.emit('clientError', error, socket);
     else this.settings.logger.warn(`closed a connection: ${error.message} [${error.code}]`);
   }
