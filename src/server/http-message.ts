@@ -86,6 +86,7 @@ export class FastCGIIncomingMessage extends IncomingMessage {
     const { headers, rawHeaders } = headersFromParams(params);
     this.headers = headers;
     this.rawHeaders = rawHeaders;
+    Object.defineProperties(this, REQUEST_OWN);
     request.setBodySink(this);
   }
 
@@ -133,6 +134,7 @@ export class FastCGIServerResponse extends ServerResponse<FastCGIIncomingMessage
     this.shouldKeepAlive = true;
     internals._removedConnection = true;
     internals._removedTE = true;
+    Object.defineProperties(this, RESPONSE_OWN);
     this.assignSocket(req.fastcgi as unknown as Socket);
   }
 
@@ -191,3 +193,32 @@ export class FastCGIServerResponse extends ServerResponse<FastCGIIncomingMessage
   override writeProcessing(): void {}
   override writeEarlyHints(): void {}
 }
+
+// Express (and others) swap the prototype of req and res for their own, which inherit from
+// http.IncomingMessage / http.ServerResponse, not from these classes. The members that make FastCGI work are
+// therefore also installed on each instance, from one shared descriptor table (node-fastcgi learned this the
+// hard way, expressjs/express#2805).
+function ownDescriptors(prototype: object, names: string[]): PropertyDescriptorMap {
+  const all = Object.getOwnPropertyDescriptors(prototype);
+  const picked: PropertyDescriptorMap = {};
+  for (const name of names) {
+    const descriptor = all[name];
+    if (descriptor === undefined) throw new Error(`${name} is not defined on the prototype`);
+    picked[name] = { ...descriptor, enumerable: false };
+  }
+  return picked;
+}
+
+const REQUEST_OWN = ownDescriptors(FastCGIIncomingMessage.prototype, ['_read', 'push', 'cgiParams', 'data']);
+const RESPONSE_OWN = ownDescriptors(FastCGIServerResponse.prototype, [
+  '_storeHeader',
+  '_finish',
+  'stderr',
+  'stdout',
+  'setVariable',
+  'allow',
+  'deny',
+  'writeContinue',
+  'writeProcessing',
+  'writeEarlyHints',
+]);
