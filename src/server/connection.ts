@@ -306,15 +306,15 @@ export class Connection implements RequestOwner {
     this.#decoder.push(chunk);
   }
 
-  /** @internal The web server half-closed: finish what can finish, then close. */
+  /**
+   * @internal The web server closed its side. FastCGI ends requests with records, not with a half-close, and
+   * web servers abort a request by closing (they never send ABORT_REQUEST): so EOF aborts what is in flight.
+   */
   onSocketEnd(): void {
     this.#peerEnded = true;
     for (const request of [...this.#active.values()]) {
-      // A request still waiting for input can never complete.
-      if (!request.hasParams || !request.bodyEnded) {
-        this.#release(request);
-        request.abortFromPeer('connection-closed');
-      }
+      this.#release(request);
+      request.abortFromPeer('connection-closed');
     }
     this.#maybeClose();
   }

@@ -136,6 +136,8 @@ export class FastCGIServerResponse extends ServerResponse<FastCGIIncomingMessage
     internals._removedTE = true;
     Object.defineProperties(this, RESPONSE_OWN);
     this.assignSocket(req.fastcgi as unknown as Socket);
+    // http.Server relays socket 'drain' to the response in its connection listener; here the socket is ours.
+    req.fastcgi.on('drain', relayDrain);
   }
 
   /** @internal CGI status line instead of the HTTP one (RFC 3875 §6.3.3): `Status: 404 Not Found`. */
@@ -192,6 +194,11 @@ export class FastCGIServerResponse extends ServerResponse<FastCGIIncomingMessage
   override writeContinue(): void {}
   override writeProcessing(): void {}
   override writeEarlyHints(): void {}
+}
+
+function relayDrain(this: RequestSocket & { _httpMessage?: ServerResponse | null }): void {
+  const res = this._httpMessage;
+  if (res != null && !res.writableEnded) res.emit('drain');
 }
 
 // Express (and others) swap the prototype of req and res for their own, which inherit from
