@@ -68,10 +68,22 @@ export function headersFromParams(params: Params): { headers: Record<string, str
   return { headers, rawHeaders };
 }
 
+/** What `req.socket` offers beyond net.Socket's address fields (node-fastcgi's names). */
+export interface FastCGISocketExtras {
+  /** The CGI params as a plain object. */
+  readonly params: Record<string, string>;
+  /** The Filter role's DATA stream. */
+  readonly dataStream: Readable;
+  /** STDERR. */
+  readonly errorStream: Writable;
+}
+
 /** The request: a real http.IncomingMessage whose body is the FastCGI STDIN stream. */
 export class FastCGIIncomingMessage extends IncomingMessage {
   /** The FastCGI request this message belongs to (also `req.socket`). */
   readonly fastcgi: RequestSocket;
+  /** `req.socket` is the FastCGI request: address fields from params, plus node-fastcgi's extras. */
+  declare socket: Socket & FastCGISocketExtras;
 
   constructor(request: RequestSocket) {
     super(request as unknown as Socket);
