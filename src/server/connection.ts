@@ -312,6 +312,9 @@ export class Connection implements RequestOwner {
    */
   onSocketEnd(): void {
     this.#peerEnded = true;
+    if (this.#decoder.midRecord && !this.#decoder.stopped) {
+      this.#events.onClientError(new ProtocolError(ErrorCode.UNEXPECTED_EOF, 'the web server closed the connection inside a record'), this);
+    }
     for (const request of [...this.#active.values()]) {
       this.#release(request);
       request.abortFromPeer('connection-closed');

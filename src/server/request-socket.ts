@@ -5,7 +5,7 @@
 import { Readable, Writable } from 'node:stream';
 import { RecordType, Role, type RoleValue } from '../protocol/constants';
 import type { Params } from '../stream/params';
-import { RequestAbortedError, type FastCGIError } from '../errors';
+import { ErrorCode, RequestAbortedError, TimeoutError, type FastCGIError } from '../errors';
 
 /** What a RequestSocket needs from its connection. */
 export interface RequestOwner {
@@ -279,12 +279,13 @@ export class RequestSocket extends Writable {
   }
 
   #abortError(): FastCGIError {
+    if (this.#abortReason === 'timeout') {
+      return new TimeoutError(ErrorCode.HANDLER_TIMEOUT, 'the request handler did not finish within handlerTimeout', 'handler');
+    }
     return new RequestAbortedError(
       this.#abortReason === 'abort-request'
         ? 'request aborted by the web server (ABORT_REQUEST)'
-        : this.#abortReason === 'timeout'
-          ? 'request handler timed out'
-          : 'request aborted: the web server closed the connection',
+        : 'request aborted: the web server closed the connection',
     );
   }
 

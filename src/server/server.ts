@@ -9,7 +9,7 @@ import { connectedFdError, inheritedListenFd, prepareSocketPath } from './listen
 import { normalizeAddress, resolveOptions, type ResolvedOptions, type ServerOptions } from './options';
 import type { RequestSocket } from './request-socket';
 import { Role } from '../protocol/constants';
-import { FastCGIError } from '../errors';
+import { ErrorCode, FastCGIError, ProtocolError } from '../errors';
 
 /** A request handler, as for http.createServer; it may return a promise (a rejection becomes a 500). */
 export type RequestListener = (req: FastCGIIncomingMessage, res: FastCGIServerResponse) => unknown;
@@ -50,8 +50,9 @@ export class Server extends NetServer {
       // FastCGI 1.0 §3.2: a peer not in FCGI_WEB_SERVER_ADDRS (a non-TCP peer included) is closed at once.
       const address = socket.remoteAddress === undefined ? undefined : normalizeAddress(socket.remoteAddress);
       if (address === undefined || !allowed.has(address)) {
-        this.settings.logger.warn(`refused a connection from ${address ?? 'a non-TCP peer'}: not in FCGI_WEB_SERVER_ADDRS`);
+        const error = new ProtocolError(ErrorCode.PEER_NOT_ALLOWED, `refused a connection from ${address ?? 'a non-TCP peer'}: not in FCGI_WEB_SERVER_ADDRS`);
         socket.destroy();
+        this.reportClientError(error, socket);
         return;
       }
     }
@@ -164,7 +165,8 @@ export class Server extends NetServer {
       () => {
         super.listen(...(args as Parameters<NetServer['listen']>));
         if (this.settings.socketMode !== null) {
-          this.once('listening', () => {
+          // Prepended: the mode must be in place before the caller's listen callback hands the path out.
+          this.prependOnceListener('listening', () => {
             try {
               chmodSync(path, this.settings.socketMode!);
             } catch (error) {
