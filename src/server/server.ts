@@ -28,6 +28,8 @@ export class Server extends NetServer {
   readonly #events: ConnectionEvents;
   #listeningOnFd: number | null = null;
   #closeTimer: NodeJS.Timeout | null = null;
+  // Counts close() calls: a listen(path) still checking for a stale socket file must not bind after one.
+  #closes = 0;
 
   constructor(options: ServerOptions = {}, listener?: RequestListener) {
     // Half-open: a web server may shut down its sending side and still read the response.
@@ -161,8 +163,10 @@ export class Server extends NetServer {
       if (typeof first === 'object' && first !== null && 'fd' in first) this.#listeningOnFd = Number((first as { fd: unknown }).fd);
       return super.listen(...(args as Parameters<NetServer['listen']>));
     }
+    const closes = this.#closes;
     prepareSocketPath(path).then(
       () => {
+        if (this.#closes !== closes) return; // close() was called while the path was being checked
         super.listen(...(args as Parameters<NetServer['listen']>));
         if (this.settings.socketMode !== null) {
           // Prepended: the mode must be in place before the caller's listen callback hands the path out.
@@ -175,7 +179,9 @@ export class Server extends NetServer {
           });
         }
       },
-      (error: unknown) => this.emit('error', error),
+      (error: unknown) => {
+        if (this.#closes === closes) this.emit('error', error);
+      },
     );
     return this;
   }
@@ -194,6 +200,7 @@ export class Server extends NetServer {
    * `closeTimeout` ms destroys what is left. The callback runs when the last connection is gone.
    */
   override close(callback?: (error?: Error) => void): this {
+    this.#closes++;
     super.close(callback);
     for (const connection of this.#connections) connection.drain();
     if (this.#connections.size > 0 && this.#closeTimer === null && this.settings.closeTimeout > 0) {
