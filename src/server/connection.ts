@@ -9,7 +9,7 @@ import type { Params } from '../stream/params';
 import { ManagementVariable, ProtocolStatus, RecordType, Role, type ProtocolStatusValue, type RoleValue } from '../protocol/constants';
 import { encodeGetValuesResult, encodeUnknownType } from '../protocol/records';
 import { scanner as defaultScanner } from '../codec/load';
-import { OUT_HEADER_SLOTS, OUT_ERROR, ERR_NONE, PAIR_STRIDE, PAIR_NAME_OFFSET, PAIR_NAME_LENGTH } from '../codec/layout';
+import { OUT_HEADER_SLOTS, OUT_CONSUMED, OUT_ERROR, ERR_NONE, PAIR_STRIDE, PAIR_NAME_OFFSET, PAIR_NAME_LENGTH } from '../codec/layout';
 import { ErrorCode, FastCGIError, ProtocolError, TimeoutError } from '../errors';
 import { RequestSocket, type RequestOwner } from './request-socket';
 import type { ResolvedOptions } from './options';
@@ -160,6 +160,8 @@ export class Connection implements RequestOwner {
     // FastCGI 1.0 §5.4: answer ABORT_REQUEST with END_REQUEST; the application sees the abort and its later
     // output is dropped.
     this.#release(request);
+    // A STDERR stream the handler started must be terminated before END_REQUEST, as in complete().
+    if (request.stderrWritten) this.#writer.endStream(STDERR_TERMINATOR_TYPES, requestId);
     this.#writer.endRequest(requestId, request.appStatus, ProtocolStatus.REQUEST_COMPLETE);
     request.abortFromPeer('abort-request');
     if (!request.keepConn) this.#closeWhenIdle = true;
@@ -174,22 +176,28 @@ export class Connection implements RequestOwner {
     }
     const scanner = this.#options.scanner ?? defaultScanner;
     const out = new Uint32Array(OUT_HEADER_SLOTS + PAIR_STRIDE * 64);
-    const count = scanner.scanPairs(content, 0, content.length, out);
-    if (out[OUT_ERROR] !== ERR_NONE) {
-      return this.#fail(new ProtocolError(ErrorCode.PAIR_DATA_TRUNCATED, 'malformed GET_VALUES query', { recordType: type, requestId: 0 }));
-    }
     const answers: [string, string | number][] = [];
-    for (let i = 0; i < count; i++) {
-      const offset = out[OUT_HEADER_SLOTS + i * PAIR_STRIDE + PAIR_NAME_OFFSET]!;
-      const name = content.toString('latin1', offset, offset + out[OUT_HEADER_SLOTS + i * PAIR_STRIDE + PAIR_NAME_LENGTH]!);
-      const value = this.#managementValue(name);
-      if (value !== undefined) answers.push([name, value]); // FastCGI 1.0 §4.1: unknown names are omitted.
+    // A query may name more variables than one scan holds: scan on from where the previous scan stopped.
+    for (let start = 0; start < content.length; ) {
+      const count = scanner.scanPairs(content, start, content.length, out);
+      if (out[OUT_ERROR] !== ERR_NONE) {
+        return this.#fail(new ProtocolError(ErrorCode.PAIR_DATA_TRUNCATED, 'malformed GET_VALUES query', { recordType: type, requestId: 0 }));
+      }
+      for (let i = 0; i < count; i++) {
+        const offset = out[OUT_HEADER_SLOTS + i * PAIR_STRIDE + PAIR_NAME_OFFSET]!;
+        const name = content.toString('latin1', offset, offset + out[OUT_HEADER_SLOTS + i * PAIR_STRIDE + PAIR_NAME_LENGTH]!);
+        const value = this.#managementValue(name);
+        if (value !== undefined) answers.push([name, value]); // FastCGI 1.0 §4.1: unknown names are omitted.
+      }
+      if (count === 0) break;
+      start = out[OUT_CONSUMED]!;
     }
     this.#writer.raw(encodeGetValuesResult(answers));
   }
 
   #managementValue(name: string): string | number | undefined {
-    const override = this.#options.valueMap[name];
+    // Own keys only: a query naming `toString` or `__proto__` must not read Object.prototype.
+    const override = Object.hasOwn(this.#options.valueMap, name) ? this.#options.valueMap[name] : undefined;
     if (override !== undefined) return override;
     switch (name) {
       case ManagementVariable.MAX_CONNS:

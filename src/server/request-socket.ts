@@ -164,6 +164,14 @@ export class RequestSocket extends Writable {
     return this.#ended;
   }
 
+  /**
+   * The body's buffer size (inputHighWaterMark). http.IncomingMessage takes its highWaterMark from its
+   * socket's `readableHighWaterMark`; without this it would use Node's default and ignore the option.
+   */
+  get readableHighWaterMark(): number {
+    return this.#options.inputHighWaterMark;
+  }
+
   // Address fields for code written against net.Socket (Express's req.ip, req.protocol, logging).
   get remoteAddress(): string | undefined {
     return this.#params?.get('REMOTE_ADDR');
