@@ -335,6 +335,8 @@ export class Connection implements RequestOwner {
     // Never close with a request in flight: the web server may be waiting on it (pitfall: keep-alive races).
     if (this.#active.size > 0 || this.#closed) return;
     this.#events.onClientError(new TimeoutError(ErrorCode.IDLE_TIMEOUT, `connection idle for ${this.#options.idleTimeout} ms (idleTimeout)`, 'idle'), this);
+    // A BEGIN_REQUEST racing our FIN could never get its response out: read nothing more.
+    this.#decoder.stop();
     this.#closed = true;
     this.#writer.flush(true);
   }

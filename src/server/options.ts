@@ -87,7 +87,8 @@ export function parseWebServerAddrs(value: string[] | string | null | undefined)
 
 /** normalizeAddress folds IPv4-mapped IPv6 (::ffff:127.0.0.1) to IPv4 so both spellings match. */
 export function normalizeAddress(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address.toLowerCase();
+  const lower = address.toLowerCase();
+  return lower.startsWith('::ffff:') && lower.includes('.') ? lower.slice(7) : lower;
 }
 
 function positive(name: string, value: number | undefined, fallback: number): number {

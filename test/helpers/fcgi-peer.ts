@@ -55,9 +55,9 @@ export interface SendOptions {
   /** Seed for split 'random'; the same seed always gives the same cuts for the same length. Default 0x5eed. */
   seed?: number;
   /**
-   * Pause between writes, in ms. Default: one setImmediate, which is enough for an in-process server that is
-   * already reading to see one read per write; a server in another process, or one that pauses reading, may
-   * still coalesce writes unless given real time.
+   * Pause between writes, in ms. Default: one setImmediate. That does not guarantee the server sees one read
+   * per write, even in process: the kernel may coalesce pieces before the server reads. A test that needs
+   * separate reads must wait for the server socket's `bytesRead` to move (test/server/protocol.test.ts does).
    */
   delayMs?: number;
 }
