@@ -4,7 +4,7 @@
 import { fstatSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { Server as EngineServer, type RequestListener } from './server/server';
-import { FastCGIIncomingMessage, FastCGIServerResponse } from './server/http-message';
+import { FastCGIIncomingMessage, FastCGIServerResponse, installAccessors } from './server/http-message';
 import type { ServerOptions } from './server/options';
 import type { FastCGIError } from './errors';
 
@@ -49,6 +49,11 @@ export class Server extends EngineServer {
     if (typeof r === 'function') this.on('request', r);
     if (typeof a === 'function') this.on('authorize', a);
     if (typeof f === 'function') this.on('filter', f);
+  }
+
+  /** @internal node-fastcgi apps read req.cgiParams, req.data and res.stderr even after Express swapped prototypes. */
+  override decorate(req: FastCGIIncomingMessage, res: FastCGIServerResponse): void {
+    installAccessors(req, res);
   }
 
   /** @internal */

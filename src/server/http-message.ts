@@ -19,6 +19,63 @@ export function requestUrl(params: Params): string {
   return query !== undefined && query !== '' ? `${path}?${query}` : path;
 }
 
+/** `req.url` with its mount prefix taken off (the `mount` option), and what was taken off. */
+export interface RequestPath {
+  /** The path under the mount, with the query: what the application routes on. */
+  url: string;
+  /** The mount prefix ('' at the root); what the application prefixes to the links it makes. */
+  baseUrl: string;
+  /** The whole path and query the client asked for. */
+  originalUrl: string;
+}
+
+// Params are byte strings (latin1), so percent-escapes decode to bytes too, never through UTF-8.
+function decodePath(path: string): string {
+  return path.includes('%') ? path.replace(/%([0-9a-fA-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))) : path;
+}
+
+function encodePath(path: string): string {
+  return path.replace(/[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
+
+/**
+ * rawRest returns what follows the part of the raw (percent-encoded) `path` that decodes to `prefix`, split
+ * at a segment boundary; null when `path` does not start with `prefix`.
+ */
+function rawRest(path: string, prefix: string): string | null {
+  if (prefix === '') return path;
+  if (path.startsWith(prefix) && (path.length === prefix.length || path[prefix.length] === '/')) return path.slice(prefix.length);
+  for (let end = path.indexOf('/', 1); ; end = path.indexOf('/', end + 1)) {
+    const cut = end === -1 ? path.length : end;
+    if (decodePath(path.slice(0, cut)) === prefix) return path.slice(cut);
+    if (end === -1) return null;
+  }
+}
+
+/**
+ * resolveRequestPath applies the `mount` option (see ServerOptions.mount) to a request's params: null keeps
+ * REQUEST_URI whole; a prefix ('' for the root) is cut off REQUEST_URI; 'cgi' takes SCRIPT_NAME as the prefix
+ * and PATH_INFO as the rest, raw from REQUEST_URI when it agrees with them.
+ */
+export function resolveRequestPath(params: Params, mount: string | null): RequestPath {
+  const originalUrl = requestUrl(params);
+  if (mount === null) return { url: originalUrl, baseUrl: '', originalUrl };
+  const q = originalUrl.indexOf('?');
+  const path = q === -1 ? originalUrl : originalUrl.slice(0, q);
+  const query = q === -1 ? '' : originalUrl.slice(q);
+  if (mount !== 'cgi') {
+    const rest = rawRest(path, /[^\x00-\x7f]/.test(mount) ? Buffer.from(mount, 'utf8').toString('latin1') : mount);
+    if (rest === null) return { url: originalUrl, baseUrl: '', originalUrl };
+    return { url: `${rest === '' ? '/' : rest}${query}`, baseUrl: mount, originalUrl };
+  }
+  const scriptName = params.get('SCRIPT_NAME') ?? '';
+  const pathInfo = params.get('PATH_INFO') ?? '';
+  let rest = rawRest(path, scriptName);
+  // REQUEST_URI disagrees with SCRIPT_NAME (a rewrite): PATH_INFO is all there is, re-encoded.
+  if (rest === null || decodePath(rest) !== pathInfo) rest = encodePath(pathInfo);
+  return { url: `${rest === '' ? '/' : rest}${query}`, baseUrl: scriptName, originalUrl };
+}
+
 // HTTP_ACCEPT_LANGUAGE → Accept-Language, cached: the same few names arrive on every request.
 const rawNames = new Map<string, string>();
 function rawHeaderName(param: string): string {
@@ -84,13 +141,23 @@ export class FastCGIIncomingMessage extends IncomingMessage {
   readonly fastcgi: RequestSocket;
   /** `req.socket` is the FastCGI request: address fields from params, plus node-fastcgi's extras. */
   declare socket: Socket & FastCGISocketExtras;
+  /** With the `mount` option: the mount prefix cut off `req.url` (Express's name; its router keeps it). */
+  declare baseUrl?: string;
+  /** With the `mount` option: the whole path and query the client asked for (Express's name). */
+  declare originalUrl?: string;
 
-  constructor(request: RequestSocket) {
+  constructor(request: RequestSocket, mount: string | null = null) {
     super(request as unknown as Socket);
     this.fastcgi = request;
     const params = request.rawParams;
     this.method = params.get('REQUEST_METHOD') ?? 'GET';
-    this.url = requestUrl(params);
+    if (mount === null) this.url = requestUrl(params);
+    else {
+      const path = resolveRequestPath(params, mount);
+      this.url = path.url;
+      this.baseUrl = path.baseUrl;
+      this.originalUrl = path.originalUrl;
+    }
     const protocol = /^HTTP\/(\d+)\.(\d+)$/i.exec(params.get('SERVER_PROTOCOL') ?? '');
     this.httpVersionMajor = protocol === null ? 1 : Number(protocol[1]);
     this.httpVersionMinor = protocol === null ? 1 : Number(protocol[2]);
@@ -98,7 +165,9 @@ export class FastCGIIncomingMessage extends IncomingMessage {
     const { headers, rawHeaders } = headersFromParams(params);
     this.headers = headers;
     this.rawHeaders = rawHeaders;
-    Object.defineProperties(this, REQUEST_OWN);
+    // See installOwn below: these survive a framework swapping this object's prototype.
+    this._read = FastCGIIncomingMessage.prototype._read;
+    this.push = FastCGIIncomingMessage.prototype.push;
     request.setBodySink(this);
   }
 
@@ -146,7 +215,7 @@ export class FastCGIServerResponse extends ServerResponse<FastCGIIncomingMessage
     this.shouldKeepAlive = true;
     internals._removedConnection = true;
     internals._removedTE = true;
-    Object.defineProperties(this, RESPONSE_OWN);
+    for (let i = 0; i < RESPONSE_OWN.length; i++) (this as unknown as Record<string, unknown>)[RESPONSE_OWN[i]!] = RESPONSE_METHODS[i];
     this.assignSocket(req.fastcgi as unknown as Socket);
     // http.Server relays socket 'drain' to the response in its connection listener; here the socket is ours.
     req.fastcgi.on('drain', relayDrain);
@@ -214,30 +283,30 @@ function relayDrain(this: RequestSocket & { _httpMessage?: ServerResponse | null
 }
 
 // Express (and others) swap the prototype of req and res for their own, which inherit from
-// http.IncomingMessage / http.ServerResponse, not from these classes. The members that make FastCGI work are
-// therefore also installed on each instance, from one shared descriptor table (node-fastcgi learned this the
-// hard way, expressjs/express#2805).
-function ownDescriptors(prototype: object, names: string[]): PropertyDescriptorMap {
+// http.IncomingMessage / http.ServerResponse, not from these classes (node-fastcgi learned this the hard way,
+// expressjs/express#2805). The methods that make FastCGI work are therefore also assigned to each instance.
+// Plain assignments, in a fixed order, keep the objects' hidden classes shared and fast; defining accessors
+// per instance cost ~2 µs a response (bench:server profile). The getters (cgiParams, data, stderr, stdout)
+// stay on the prototype; `req.fastcgi` always reaches them, and the node-fastcgi drop-in installs them per
+// instance because its users expect `req.cgiParams` under Express too.
+const RESPONSE_OWN = ['_storeHeader', '_finish', 'setVariable', 'allow', 'deny', 'writeContinue', 'writeProcessing', 'writeEarlyHints'];
+const RESPONSE_METHODS: unknown[] = RESPONSE_OWN.map((name) => {
+  const method = (FastCGIServerResponse.prototype as unknown as Record<string, unknown>)[name];
+  if (typeof method !== 'function') throw new Error(`${name} is not a method of FastCGIServerResponse`);
+  return method;
+});
+
+function accessors(prototype: object, names: string[]): PropertyDescriptorMap {
   const all = Object.getOwnPropertyDescriptors(prototype);
   const picked: PropertyDescriptorMap = {};
-  for (const name of names) {
-    const descriptor = all[name];
-    if (descriptor === undefined) throw new Error(`${name} is not defined on the prototype`);
-    picked[name] = { ...descriptor, enumerable: false };
-  }
+  for (const name of names) picked[name] = { ...all[name], enumerable: false };
   return picked;
 }
+const REQUEST_ACCESSORS = accessors(FastCGIIncomingMessage.prototype, ['cgiParams', 'data']);
+const RESPONSE_ACCESSORS = accessors(FastCGIServerResponse.prototype, ['stderr', 'stdout']);
 
-const REQUEST_OWN = ownDescriptors(FastCGIIncomingMessage.prototype, ['_read', 'push', 'cgiParams', 'data']);
-const RESPONSE_OWN = ownDescriptors(FastCGIServerResponse.prototype, [
-  '_storeHeader',
-  '_finish',
-  'stderr',
-  'stdout',
-  'setVariable',
-  'allow',
-  'deny',
-  'writeContinue',
-  'writeProcessing',
-  'writeEarlyHints',
-]);
+/** installAccessors copies the getters onto the instances, for code that reads them after a prototype swap. */
+export function installAccessors(req: FastCGIIncomingMessage, res: FastCGIServerResponse): void {
+  Object.defineProperties(req, REQUEST_ACCESSORS);
+  Object.defineProperties(res, RESPONSE_ACCESSORS);
+}

@@ -62,8 +62,9 @@ export class Server extends NetServer {
   };
 
   #dispatch(request: RequestSocket): void {
-    const req = new FastCGIIncomingMessage(request);
+    const req = new FastCGIIncomingMessage(request, this.settings.mount);
     const res = new FastCGIServerResponse(req);
+    this.decorate(req, res);
     request.once('timeout', () => this.#handlerTimeout(res));
     let event = 'request';
     if (request.role === Role.AUTHORIZER && this.listenerCount('authorize') > 0) event = 'authorize';
@@ -85,6 +86,9 @@ export class Server extends NetServer {
       }
     }
   }
+
+  /** @internal A hook for subclasses to add to each request/response pair before handlers see it. */
+  decorate(_req: FastCGIIncomingMessage, _res: FastCGIServerResponse): void {}
 
   /**
    * handlerError is what happens when a handler throws or rejects: the stack goes to STDERR (so it lands in

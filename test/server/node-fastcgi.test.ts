@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import * as fcgi from '../../src/node-fastcgi';
 import { TestPeer, parseCgiResponse } from '../helpers/fcgi-peer';
 import { onTestFinished } from 'vitest';
+import express from 'express';
 
 async function listen(server: fcgi.Server): Promise<number> {
   server.listen(0, '127.0.0.1');
@@ -85,6 +86,19 @@ describe('node-fastcgi drop-in', () => {
     const response = await peer.request({ params: { REQUEST_URI: '/' } });
     expect(peer.unknownTypeReplies).toEqual([12]);
     expect(parseCgiResponse(response.stdout).body.toString()).toBe('alive');
+  });
+
+  it("keeps node-fastcgi's req.cgiParams, req.data and res.stderr under Express's prototype swap", async () => {
+    const app = express();
+    app.get('/x', (req, res) => {
+      const legacy = req as unknown as { cgiParams: Record<string, string>; data: NodeJS.ReadableStream };
+      (res as unknown as { stderr: NodeJS.WritableStream }).stderr.write('logged');
+      res.send(`${legacy.cgiParams.SCRIPT_FILENAME} ${typeof legacy.data.on}`);
+    });
+    const port = await listen(fcgi.createServer(app));
+    const response = await (await TestPeer.connect({ port })).request({ params: { REQUEST_METHOD: 'GET', REQUEST_URI: '/x', SCRIPT_FILENAME: '/srv/x.js' } });
+    expect(parseCgiResponse(response.stdout).body.toString()).toBe('/srv/x.js function');
+    expect(response.stderr.toString()).toBe('logged');
   });
 
   it('says whether it runs as a FastCGI service and listens on fd 0 with no arguments', () => {
