@@ -201,6 +201,7 @@ interface OutgoingInternals {
 }
 
 const TRANSFER_ENCODING_LINE = /^transfer-encoding:[^\r\n]*\r\n/gim;
+const HAS_TRANSFER_ENCODING = /^transfer-encoding:/im;
 
 /** The response: a real http.ServerResponse that writes CGI headers and body to the request's STDOUT. */
 export class FastCGIServerResponse extends ServerResponse<FastCGIIncomingMessage> {
@@ -224,14 +225,14 @@ export class FastCGIServerResponse extends ServerResponse<FastCGIIncomingMessage
   /** @internal CGI status line instead of the HTTP one (RFC 3875 §6.3.3): `Status: 404 Not Found`. */
   _storeHeader(firstLine: string, headers: OutgoingHttpHeaders | null): void {
     const internals = this as unknown as OutgoingInternals;
-    const status = firstLine.replace(/^HTTP\/\d\.\d /, 'Status: ');
+    // Node's line is `HTTP/1.1 404 Not Found\r\n`: the 9-byte version prefix becomes `Status: `.
+    const status = firstLine.startsWith('HTTP/') ? `Status: ${firstLine.slice(9)}` : firstLine;
     Object.getPrototypeOf(FastCGIServerResponse.prototype)._storeHeader.call(this, status, headers);
     // A handler-set Transfer-Encoding would make Node chunk the body; behind FastCGI that is the web server's job.
-    if (internals.chunkedEncoding || TRANSFER_ENCODING_LINE.test(internals._header ?? '')) {
+    if (internals.chunkedEncoding || HAS_TRANSFER_ENCODING.test(internals._header ?? '')) {
       internals._header = (internals._header ?? '').replace(TRANSFER_ENCODING_LINE, '');
       internals.chunkedEncoding = false;
     }
-    TRANSFER_ENCODING_LINE.lastIndex = 0;
   }
 
   /** @internal Node calls this once the whole response is written to the socket: end the FastCGI request. */
