@@ -117,6 +117,8 @@ export function headersFromParams(params: Params): { headers: Record<string, str
     const value = params.valueAt(i);
     // nginx sends CONTENT_LENGTH "" for chunked uploads and Caddy 2.6 sends -1: neither is a length.
     if (id === CONTENT_LENGTH && !/^\d+$/.test(value)) continue;
+    // nginx's fastcgi_params send CONTENT_TYPE "" on every request without a body type: no header at all.
+    if (id === CONTENT_TYPE && value === '') continue;
     const key = raw.toLowerCase();
     const previous = headers[key];
     headers[key] = previous === undefined ? value : `${previous}${key === 'cookie' ? '; ' : ', '}${value}`;

@@ -41,6 +41,18 @@ export interface ServerOptions {
   socketMode?: number;
   /** How long close() waits for in-flight requests before it destroys their connections, in ms. Default 30000. */
   closeTimeout?: number;
+  /**
+   * Where the application is mounted, which decides `req.url`, `req.baseUrl` and `req.originalUrl` whatever
+   * SCRIPT_NAME / PATH_INFO the web server sends (each sends different ones; docs/deployment.md).
+   * Unset (default): `req.url` is REQUEST_URI, the whole path the client asked for.
+   * A path such as '/app': `req.baseUrl` is '/app' and `req.url` the rest of REQUEST_URI ('/x?q=1' for
+   * '/app/x?q=1'); '/' mounts at the root (`req.url` is the whole path, `req.baseUrl` ''). A path outside the
+   * prefix is left whole. Like flup's ScriptNameStripper ('/') and Werkzeug's CGIRootFix (a prefix), built in.
+   * 'cgi': trust the server: `req.baseUrl` is SCRIPT_NAME and `req.url` PATH_INFO ('/' when empty) plus the
+   * query, taken raw from REQUEST_URI when it agrees (right for nginx with fastcgi_split_path_info, lighttpd with
+   * a prefix without trailing slash or fix-root-scriptname, Apache with proxy-fcgi-pathinfo, mod_fcgid).
+   */
+  mount?: string;
   /** Where warnings and errors go. Default: console, prefixed `fastcgi-engine:`. */
   logger?: Logger;
   /** @internal Scanner override for tests. */
@@ -65,6 +77,8 @@ export interface ResolvedOptions {
   webServerAddrs: Set<string> | null;
   socketMode: number | null;
   closeTimeout: number;
+  /** null (REQUEST_URI), 'cgi', or a prefix without trailing slash ('' for the root). */
+  mount: string | null;
   logger: Logger;
   scanner: Scanner | undefined;
 }
@@ -97,6 +111,16 @@ function positive(name: string, value: number | undefined, fallback: number): nu
   return value;
 }
 
+/** resolveMount checks the `mount` option: 'cgi', or a path starting with '/' (trailing slashes dropped). */
+export function resolveMount(mount: string | undefined): string | null {
+  if (mount === undefined) return null;
+  if (mount === 'cgi') return mount;
+  if (typeof mount !== 'string' || !mount.startsWith('/') || /[?#]/.test(mount)) {
+    throw new RangeError(`mount must be 'cgi' or a path starting with '/', got ${JSON.stringify(mount)}`);
+  }
+  return mount.replace(/\/+$/, '');
+}
+
 /** resolveOptions applies defaults and checks ranges. */
 export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   return {
@@ -116,6 +140,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     webServerAddrs: parseWebServerAddrs(options.webServerAddrs === undefined ? process.env.FCGI_WEB_SERVER_ADDRS : options.webServerAddrs),
     socketMode: options.socketMode ?? null,
     closeTimeout: positive('closeTimeout', options.closeTimeout, 30_000),
+    mount: resolveMount(options.mount),
     logger: options.logger ?? consoleLogger,
     scanner: options.scanner,
   };
