@@ -55,6 +55,14 @@ const EMPTY = Buffer.alloc(0);
 const RECORDS_PER_SCAN = 256;
 const INITIAL_PAIRS = 64;
 
+// Scan outputs are read before push() returns, so one scratch array per kind serves every decoder instead of
+// ~6 KB allocated per connection (a connection per request is nginx's default). A push() nested inside
+// another decoder's handler finds the scratch busy and uses its own array.
+const recordsScratch = new Uint32Array(OUT_HEADER_SLOTS + REC_STRIDE * RECORDS_PER_SCAN);
+let recordsScratchBusy = false;
+let pairsScratch = new Uint32Array(OUT_HEADER_SLOTS + PAIR_STRIDE * INITIAL_PAIRS);
+let pairsScratchBusy = false;
+
 // Where the decoder is between chunks.
 const enum Carry {
   None,
@@ -84,15 +92,13 @@ export class Decoder {
   readonly #collectParams: boolean;
   readonly #maxParamsBytes: number;
   readonly #maxParamsCount: number;
-  readonly #out = new Uint32Array(OUT_HEADER_SLOTS + REC_STRIDE * RECORDS_PER_SCAN);
-  #pairsOut = new Uint32Array(OUT_HEADER_SLOTS + PAIR_STRIDE * INITIAL_PAIRS);
   readonly #collectors = new Map<number, ParamsCollector>();
   // Stream offset of the current chunk's first byte, for error messages.
   #base = 0;
   #stopped = false;
   // A record cut by a chunk boundary.
   #carry = Carry.None;
-  readonly #header = Buffer.alloc(HEADER_LENGTH);
+  #header: Buffer | null = null;
   #headerFilled = 0;
   #recordStart = 0;
   #type = 0;
@@ -134,16 +140,22 @@ export class Decoder {
   /** Feeds the next chunk of the stream. */
   push(chunk: Buffer): void {
     const end = chunk.length;
-    let p = 0;
-    while (p < end && !this.#stopped) {
-      p = this.#carry === Carry.None ? this.#scanChunk(chunk, p, end) : this.#continueRecord(chunk, p, end);
+    const shared = !recordsScratchBusy;
+    const out = shared ? recordsScratch : new Uint32Array(recordsScratch.length);
+    recordsScratchBusy = true;
+    try {
+      let p = 0;
+      while (p < end && !this.#stopped) {
+        p = this.#carry === Carry.None ? this.#scanChunk(chunk, p, end, out) : this.#continueRecord(chunk, p, end);
+      }
+    } finally {
+      if (shared) recordsScratchBusy = false;
     }
     this.#base += end;
   }
 
   // Scans complete records from chunk[p]; returns where the first incomplete one starts (or end).
-  #scanChunk(chunk: Buffer, p: number, end: number): number {
-    const out = this.#out;
+  #scanChunk(chunk: Buffer, p: number, end: number, out: Uint32Array): number {
     for (;;) {
       const count = this.#scanner.scanRecords(chunk, p, end, out);
       for (let i = 0, slot = OUT_HEADER_SLOTS; i < count && !this.#stopped; i++, slot += REC_STRIDE) {
@@ -170,6 +182,7 @@ export class Decoder {
   #continueRecord(chunk: Buffer, p: number, end: number): number {
     if (this.#carry === Carry.Header) {
       const n = Math.min(HEADER_LENGTH - this.#headerFilled, end - p);
+      this.#header ??= Buffer.alloc(HEADER_LENGTH);
       chunk.copy(this.#header, this.#headerFilled, p, p + n);
       this.#headerFilled += n;
       p += n;
@@ -259,8 +272,18 @@ export class Decoder {
   // Scans a whole params block; returns its descriptors, exactly sized, or null after reporting an error.
   // The scratch array grows (doubling, then rescanning) until one call covers the block or the count limit.
   #scanPairs(block: Buffer, requestId: number): Uint32Array | null {
+    const shared = !pairsScratchBusy;
+    pairsScratchBusy = true;
+    try {
+      return this.#scanPairsInto(block, requestId, shared);
+    } finally {
+      if (shared) pairsScratchBusy = false;
+    }
+  }
+
+  #scanPairsInto(block: Buffer, requestId: number, shared: boolean): Uint32Array | null {
+    let out = shared ? pairsScratch : new Uint32Array(OUT_HEADER_SLOTS + PAIR_STRIDE * INITIAL_PAIRS);
     for (;;) {
-      const out = this.#pairsOut;
       const capacity = (out.length - OUT_HEADER_SLOTS) / PAIR_STRIDE;
       const count = this.#scanner.scanPairs(block, 0, block.length, out);
       if (count > this.#maxParamsCount) {
@@ -282,8 +305,9 @@ export class Decoder {
       if (count < capacity || out[OUT_CONSUMED] === block.length) {
         return out.slice(OUT_HEADER_SLOTS, OUT_HEADER_SLOTS + count * PAIR_STRIDE);
       }
-      const grown = Math.min(capacity * 2, this.#maxParamsCount + 1);
-      this.#pairsOut = new Uint32Array(OUT_HEADER_SLOTS + PAIR_STRIDE * grown);
+      // The scratch grows (doubling, then rescanning) until one call covers the block or the count limit.
+      out = new Uint32Array(OUT_HEADER_SLOTS + PAIR_STRIDE * Math.min(capacity * 2, this.#maxParamsCount + 1));
+      if (shared && out.length > pairsScratch.length) pairsScratch = out;
     }
   }
 

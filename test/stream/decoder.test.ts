@@ -150,6 +150,26 @@ describe.each(codecs)('Decoder with the $label scanner', (scanner) => {
     expect(seen).toEqual([1, 4, 4]);
   });
 
+  it('decodes correctly when a handler pushes into another decoder from inside a push (shared scratch)', () => {
+    const inner: string[] = [];
+    const b = new Decoder({ onRecord: (t, id) => inner.push(`record ${t} ${id}`), onParams: (id, p) => inner.push(`params ${id} ${p.get('REQUEST_URI')}`), onError: (e) => { throw e; } }, { scanner });
+    const outer: string[] = [];
+    const a = new Decoder(
+      {
+        onRecord: (t, id) => outer.push(`record ${t} ${id}`),
+        onParams: (id, p) => {
+          b.push(Buffer.concat([beginRequest(9), record(4, 9, pair('REQUEST_URI', '/inner')), record(4, 9)]));
+          outer.push(`params ${id} ${p.get('REQUEST_URI')}`);
+        },
+        onError: (e) => { throw e; },
+      },
+      { scanner },
+    );
+    a.push(Buffer.concat([request, beginRequest(2), record(4, 2, pair('REQUEST_URI', '/two')), record(4, 2)]));
+    expect(inner).toEqual(['record 1 9', 'params 9 /inner', 'record 1 9', 'params 9 /inner']);
+    expect(outer).toEqual(['record 1 1', 'params 1 /a?b=c', 'record 5 1', 'record 5 1', 'record 1 2', 'params 2 /two']);
+  });
+
   it('says when the input ends inside a record', () => {
     expect(traceDecode([beginRequest(1).subarray(0, 5)], scanner)).toEqual(['partial']);
     expect(traceDecode([record(8, 1, 'abc').subarray(0, 9)], scanner)).toEqual(['record type=8 id=1 hex=61', 'partial']);
