@@ -50,3 +50,21 @@ export {
   type ErrorCodeValue,
   type ProtocolErrorDetails,
 } from './errors';
+export { Client, createClient, type ParamValue, type ParamsInput, type RequestOptions, type RoleName } from './client/client';
+export type { ClientOptions } from './client/options';
+export type { BackendAddress } from './client/address';
+export type { RequestBody } from './client/body';
+export { ClientResponse, ResponseBody, type ClientCompletion } from './client/client-response';
+export type { CgiHead, CgiHeaders } from './client/cgi-response';
+export type { PoolStats } from './client/pool';
+export { createGateway, statusFor, type BufferRequestsOptions, type Gateway, type GatewayLogger, type GatewayOptions } from './client/gateway';
+export type { ScriptMapping } from './client/cgi-params';
+export {
+  BackendClosedError,
+  BackendError,
+  ClientClosedError,
+  ClientTimeoutError,
+  ConnectError,
+  RequestBodyError,
+  type ClientTimer,
+} from './client/errors';

@@ -3,12 +3,18 @@ import { HEADER_LENGTH, VERSION } from './constants';
 import { InvalidArgumentError } from '../errors';
 
 /**
- * paddingFor returns the padding that aligns `contentLength` to 8 bytes. Computed on full-width numbers: the
- * classic bug computes `(len + 7) & ~7` in 16 bits, which wraps to 0 for 65535 and loses the last record.
+ * paddingFor returns the padding that aligns `contentLength` to 8 bytes, except above 65528 bytes, where it
+ * returns 0: content + padding must stay within 65535, because php-fpm reads both into one 65535-byte buffer
+ * and drops the connection otherwise (`len + padding > FCGI_MAX_LENGTH`, main/fastcgi.c); padding is only
+ * recommended (FastCGI 1.0 §3.3). Computed on full-width numbers: the classic bug computes `(len + 7) & ~7` in
+ * 16 bits, which wraps to 0 for 65535 and loses the last record.
  */
 export function paddingFor(contentLength: number): number {
-  return -contentLength & 7;
+  return contentLength > MAX_ALIGNED_CONTENT ? 0 : -contentLength & 7;
 }
+
+/** The largest content length whose aligned size still fits 65535 bytes. */
+const MAX_ALIGNED_CONTENT = 0xfff8;
 
 /** writeHeader writes a record header at target[offset] and returns the offset after it. */
 export function writeHeader(

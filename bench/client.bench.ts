@@ -1,0 +1,585 @@
+// Client-side benchmark, two tables from one run, each against the same php-fpm pool (Debian php8.2-fpm,
+// started here from a temp dir):
+//
+//   1. HTTP gateways: nginx (nginx-light, the baseline row) vs createGateway on node:http, both keeping
+//      connections to php-fpm open (nginx: `fastcgi_keep_conn on` + upstream `keepalive`), one nginx worker vs
+//      one Node process. Driven over HTTP/1.1 keep-alive by the closed-loop generator of ./_util/fcgi-load.ts.
+//   2. FastCGI clients in this process: fastcgi-client 0.2.0 (the npm package, the baseline row) vs
+//      createClient (kept connections, the default) and createClient with keepConn: false (a connection per
+//      request, as fastcgi-client does against php-fpm), C requests in flight in a closed loop.
+//
+//   npm run bench:client                 markdown tables
+//   npm run -s bench:client -- --json    JSON (-s keeps npm's banner off stdout)
+//
+// Method. Every row meets the same php-fpm pool (pm = static, BENCH_PHP_CHILDREN workers) and the same
+// scripts, written to the temp dir: hello.php (12 bytes) and bytes.php (64 KiB), both with Content-Length.
+// Rows take turns A,B,… then …,B,A (BENCH_ROUNDS), each run a warmup then a measured window; the first reply
+// of every run is checked. A kept connection holds its php worker even while idle, so both front ends close
+// idle connections after 1 s and runs are 1.5 s apart: each run starts with every worker free. Each row gets
+// one unrecorded run first (JIT warmup). Latency is send to last byte of the body. nginx and the gateway run in their own
+// processes; the load generator (table 1) and the clients (table 2) run in this one.
+//
+// Knobs (env): BENCH_CONNECTIONS (16: HTTP connections in table 1, requests in flight in table 2),
+// BENCH_PHP_CHILDREN (4), BENCH_DURATION_MS per run (3000), BENCH_WARMUP_MS per run (1000), BENCH_ROUNDS (2),
+// BENCH_TIMEOUT_MS per request (5000), BENCH_TSX=1 (see _util/report.ts; not for numbers). About 2 min in all.
+// Needs php-fpm8.2 (apt-get install php8.2-fpm) and nginx (apt-get install nginx-light).
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
+import { createClient as createEngineClient } from '../src/client/client';
+import { createGateway } from '../src/client/gateway';
+import { HttpReplyParser, pooledSorted, quantile, runLoad, type LoadResult } from './_util/fcgi-load';
+import { environment, formatTime, isCompiled, relaunchCompiled } from './_util/report';
+
+// --- knobs ------------------------------------------------------------------------------------------------
+
+function envNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number, got ${raw}`);
+  return value;
+}
+
+const SETUP = {
+  connections: Math.max(1, Math.floor(envNumber('BENCH_CONNECTIONS', 16))),
+  phpChildren: Math.max(1, Math.floor(envNumber('BENCH_PHP_CHILDREN', 4))),
+  durationMs: Math.max(100, envNumber('BENCH_DURATION_MS', 3000)),
+  warmupMs: envNumber('BENCH_WARMUP_MS', 1000),
+  rounds: Math.max(1, Math.floor(envNumber('BENCH_ROUNDS', 2))),
+  timeoutMs: Math.max(100, envNumber('BENCH_TIMEOUT_MS', 5000)),
+};
+const KNOBS = ['BENCH_CONNECTIONS', 'BENCH_PHP_CHILDREN', 'BENCH_DURATION_MS', 'BENCH_WARMUP_MS', 'BENCH_ROUNDS', 'BENCH_TIMEOUT_MS', 'BENCH_TSX'];
+
+interface Workload {
+  readonly name: string;
+  readonly title: string;
+  /** Path under the document root, query included. */
+  readonly path: string;
+  /** The body starts with this (checked on the first reply of each run). */
+  readonly expect: string;
+}
+
+const HELLO: Workload = { name: 'hello', title: 'hello.php (12-byte body)', path: '/hello.php', expect: 'hello world' };
+const BYTES: Workload = { name: '64k', title: 'bytes.php (64 KiB body)', path: '/bytes.php?n=65536', expect: 'ab' };
+
+const SCRIPTS: Record<string, string> = {
+  'hello.php': `<?php\nheader('Content-Type: text/plain');\nheader('Content-Length: 12');\necho "hello world\\n";\n`,
+  'bytes.php': `<?php\n$n = (int)($_GET['n'] ?? 0);\nheader('Content-Type: application/octet-stream');\nheader('Content-Length: ' . $n);\necho str_repeat('ab', intdiv($n, 2)), $n % 2 ? 'a' : '';\n`,
+};
+
+// --- processes ----------------------------------------------------------------------------------------------
+
+const live = new Set<ChildProcess>();
+
+// SIGTERM, not SIGKILL: a php-fpm or nginx master killed outright leaves its workers behind.
+function killAll(): void {
+  for (const child of live) child.kill('SIGTERM');
+}
+
+function track(child: ChildProcess): ChildProcess {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  return child;
+}
+
+async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function findBinary(names: string[]): string | null {
+  for (const name of names) {
+    for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/bin']) {
+      if (dir === '') continue;
+      try {
+        accessSync(join(dir, name), constants.X_OK);
+        return join(dir, name);
+      } catch {
+        // next
+      }
+    }
+  }
+  return null;
+}
+
+async function waitUntil(what: string, check: () => Promise<boolean>, child: ChildProcess, log: () => string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}: ${log()}`);
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`${what} did not start within 10 s: ${log()}`);
+    await delay(20);
+  }
+}
+
+function canConnect(options: { path: string } | { port: number; host: string }): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(options);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function freePort(): Promise<number> {
+  const server = createNetServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function startPhpFpm(binary: string, dir: string): Promise<{ child: ChildProcess; socket: string }> {
+  const socket = join(dir, 'php.sock');
+  const conf = join(dir, 'php-fpm.conf');
+  writeFileSync(
+    conf,
+    [
+      '[global]',
+      `pid = ${join(dir, 'php-fpm.pid')}`,
+      `error_log = ${join(dir, 'php-fpm.log')}`,
+      'daemonize = no',
+      '[bench]',
+      `listen = ${socket}`,
+      'listen.mode = 0666',
+      'listen.backlog = 1024',
+      'pm = static',
+      `pm.max_children = ${SETUP.phpChildren}`,
+      'php_admin_flag[display_errors] = off',
+      '',
+    ].join('\n'),
+  );
+  // -n: no system php.ini (opcache off for every row alike); -R: root allowed.
+  const child = track(spawn(binary, ['-F', '-R', '-n', '-y', conf], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  let log = '';
+  child.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()));
+  await waitUntil('php-fpm', () => canConnect({ path: socket }), child, () => log);
+  return { child, socket };
+}
+
+async function startNginx(binary: string, dir: string, phpSocket: string, docroot: string): Promise<{ child: ChildProcess; port: number }> {
+  const port = await freePort();
+  const temp = join(dir, 'nginx-temp');
+  mkdirSync(temp, { recursive: true });
+  const conf = join(dir, 'nginx.conf');
+  const asRoot = process.getuid?.() === 0;
+  writeFileSync(
+    conf,
+    `${asRoot ? 'user root;\n' : ''}worker_processes 1;
+daemon off;
+pid ${join(dir, 'nginx.pid')};
+error_log ${join(dir, 'nginx-error.log')} warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${temp}/body;
+  fastcgi_temp_path ${temp}/fastcgi;
+  proxy_temp_path ${temp}/proxy;
+  scgi_temp_path ${temp}/scgi;
+  uwsgi_temp_path ${temp}/uwsgi;
+  keepalive_requests 1000000;
+  upstream php { server unix:${phpSocket}; keepalive ${SETUP.phpChildren}; keepalive_timeout 1s; }
+  server {
+    listen 127.0.0.1:${port};
+    root ${docroot};
+    location ~ \\.php$ {
+      include /etc/nginx/fastcgi_params;
+      fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+      fastcgi_keep_conn on;
+      fastcgi_pass php;
+    }
+  }
+}
+`,
+  );
+  const child = track(spawn(binary, ['-c', conf, '-p', dir], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  let log = '';
+  child.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()));
+  await waitUntil('nginx', () => canConnect({ port, host: '127.0.0.1' }), child, () => {
+    let file = '';
+    try {
+      file = readFileSync(join(dir, 'nginx-error.log'), 'utf8');
+    } catch {
+      // none yet
+    }
+    return log + file;
+  });
+  return { child, port };
+}
+
+/** The gateway in a process of its own: this file, compiled, with `--gateway SOCKET DOCROOT POOL`. */
+async function startGateway(phpSocket: string, docroot: string): Promise<{ child: ChildProcess; port: number }> {
+  const execArgv = isCompiled(__filename) ? [] : ['--import', 'tsx'];
+  const child = track(fork(__filename, ['--gateway', phpSocket, docroot, String(SETUP.phpChildren)], { execArgv, stdio: ['ignore', 2, 2, 'ipc'] }));
+  const [message] = (await once(child, 'message')) as [{ port: number }];
+  return { child, port: message.port };
+}
+
+function runGatewayChild(phpSocket: string, docroot: string, poolSize: number): void {
+  const gateway = createGateway({
+    upstream: { address: phpSocket, poolSize, multiplex: false, idleTimeout: 1000 },
+    documentRoot: docroot,
+    logger: { warn: () => {}, error: (message) => process.stderr.write(`gateway: ${message}\n`) },
+  });
+  const server = createHttpServer({ keepAliveTimeout: 60_000 }, gateway);
+  server.listen(0, '127.0.0.1', () => process.send!({ port: (server.address() as AddressInfo).port }));
+  process.on('disconnect', () => process.exit(0));
+  process.on('SIGTERM', () => process.exit(0));
+}
+
+// --- table 1: HTTP gateways -------------------------------------------------------------------------------
+
+interface Row {
+  readonly label: string;
+  readonly baseline: boolean;
+  readonly runs: { reqPerSec: number; latencyUs: Float64Array; errors: number; timeouts: number; samples: readonly string[] }[];
+}
+
+function httpRequestBytes(path: string): Buffer {
+  return Buffer.from(`GET ${path} HTTP/1.1\r\nHost: bench\r\n\r\n`, 'latin1');
+}
+
+async function gatewayRun(port: number, workload: Workload): Promise<LoadResult> {
+  return runLoad({
+    address: { port, host: '127.0.0.1' },
+    request: httpRequestBytes(workload.path),
+    newParser: () => new HttpReplyParser(),
+    connections: SETUP.connections,
+    warmupMs: SETUP.warmupMs,
+    durationMs: SETUP.durationMs,
+    keepConn: true,
+    expectBody: workload.expect,
+    timeoutMs: SETUP.timeoutMs,
+  });
+}
+
+// --- table 2: clients in this process -------------------------------------------------------------------
+
+/** One request, resolved once the whole body arrived with `expect` at its start; rejects on any failure. */
+type RequestFn = () => Promise<void>;
+
+function phpParams(docroot: string, workload: Workload): Record<string, string> {
+  const [path, query = ''] = workload.path.split('?');
+  return {
+    GATEWAY_INTERFACE: 'CGI/1.1',
+    REQUEST_METHOD: 'GET',
+    SCRIPT_FILENAME: join(docroot, path!),
+    SCRIPT_NAME: path!,
+    REQUEST_URI: workload.path,
+    QUERY_STRING: query,
+    DOCUMENT_ROOT: docroot,
+    SERVER_PROTOCOL: 'HTTP/1.1',
+    SERVER_NAME: 'bench',
+  };
+}
+
+function engineRequest(client: ReturnType<typeof createEngineClient>, params: Record<string, string>, expect: string): RequestFn {
+  return async () => {
+    const response = await client.request({ params });
+    const body = await response.buffer();
+    if (response.status !== 200 || !body.toString('latin1', 0, expect.length).startsWith(expect)) throw new Error(`unexpected reply ${response.status}`);
+  };
+}
+
+interface FastcgiClientRequest {
+  stdin: NodeJS.WritableStream;
+  stdout: NodeJS.ReadableStream;
+  getExitStatus(): Error | number;
+}
+interface FastcgiClient {
+  on(event: 'ready', listener: () => void): void;
+  request(params: Record<string, string>, callback: (error: Error | null, request: FastcgiClientRequest) => void): void;
+}
+
+async function fastcgiClient(socket: string): Promise<FastcgiClient> {
+  const create = require('fastcgi-client') as (options: Record<string, unknown>) => FastcgiClient;
+  const client = create({ sockFile: socket });
+  await new Promise<void>((resolve) => client.on('ready', resolve));
+  return client;
+}
+
+function fastcgiClientRequest(client: FastcgiClient, params: Record<string, string>, expect: string): RequestFn {
+  return () =>
+    new Promise<void>((resolve, reject) => {
+      client.request(params, (error, request) => {
+        if (error !== null) return reject(error);
+        const chunks: Buffer[] = [];
+        request.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+        request.stdout.on('end', () => {
+          // fastcgi-client hands over the raw CGI output: the header block is the caller's to split off.
+          const raw = Buffer.concat(chunks);
+          const at = raw.indexOf('\r\n\r\n');
+          if (at === -1 || !raw.toString('latin1', at + 4, at + 4 + expect.length).startsWith(expect)) reject(new Error('unexpected reply'));
+          else resolve();
+        });
+        request.stdin.end();
+      });
+    });
+}
+
+/**
+ * C requests in flight, each followed by the next as soon as it completes; warmup, then a measured window.
+ * Requests still unfinished BENCH_TIMEOUT_MS after the window closes count as timeouts.
+ */
+async function closedLoop(request: RequestFn): Promise<LoadResult> {
+  let measuring = false;
+  let stop = false;
+  let latencies = new Float64Array(1 << 16);
+  let count = 0;
+  let errors = 0;
+  let finished = 0;
+  const samples: string[] = [];
+  let verified = false;
+  const worker = async (): Promise<void> => {
+    while (!stop) {
+      const started = performance.now();
+      try {
+        await request();
+        verified = true;
+        if (measuring) {
+          if (count === latencies.length) {
+            const bigger = new Float64Array(count * 2);
+            bigger.set(latencies);
+            latencies = bigger;
+          }
+          latencies[count++] = (performance.now() - started) * 1000;
+        }
+      } catch (error) {
+        errors++;
+        if (samples.length < 5) samples.push((error as Error).message);
+        await delay(10);
+      }
+    }
+    finished++;
+  };
+  const workers = Array.from({ length: SETUP.connections }, worker);
+  await delay(SETUP.warmupMs);
+  measuring = true;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await delay(SETUP.durationMs);
+  measuring = false;
+  const elapsedMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  stop = true;
+  await Promise.race([Promise.all(workers), delay(SETUP.timeoutMs)]);
+  return {
+    requests: count,
+    elapsedMs,
+    reqPerSec: (count * 1000) / elapsedMs,
+    latencyUs: latencies.slice(0, count),
+    errors,
+    timeouts: SETUP.connections - finished,
+    errorSamples: samples,
+    verified,
+    connectionsOpened: 0,
+    clientCpuPercent: ((cpu.user + cpu.system) / 1000 / elapsedMs) * 100,
+  };
+}
+
+// --- report -------------------------------------------------------------------------------------------------
+
+interface TableOut {
+  readonly title: string;
+  readonly description: string;
+  readonly rows: readonly {
+    label: string;
+    baseline: boolean;
+    reqPerSec: number;
+    reqPerSecMin: number;
+    reqPerSecMax: number;
+    p50Us: number;
+    p99Us: number;
+    errors: number;
+    timeouts: number;
+    ratio: number;
+    errorSamples: readonly string[];
+  }[];
+}
+
+function summarize(title: string, description: string, rows: readonly Row[]): TableOut {
+  const summarized = rows.map((row) => {
+    const rates = row.runs.map((r) => r.reqPerSec);
+    const sorted = pooledSorted(row.runs.map((r) => r.latencyUs));
+    return {
+      label: row.label,
+      baseline: row.baseline,
+      reqPerSec: rates.reduce((a, b) => a + b, 0) / rates.length,
+      reqPerSecMin: Math.min(...rates),
+      reqPerSecMax: Math.max(...rates),
+      p50Us: quantile(sorted, 0.5),
+      p99Us: quantile(sorted, 0.99),
+      errors: row.runs.reduce((a, r) => a + r.errors, 0),
+      timeouts: row.runs.reduce((a, r) => a + r.timeouts, 0),
+      ratio: Number.NaN,
+      errorSamples: [...new Set(row.runs.flatMap((r) => r.samples))].slice(0, 3),
+    };
+  });
+  const base = summarized.find((r) => r.baseline)?.reqPerSec ?? Number.NaN;
+  return { title, description, rows: summarized.map((r) => ({ ...r, ratio: r.reqPerSec / base })) };
+}
+
+function int(n: number): string {
+  return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a';
+}
+
+function markdownTable(table: TableOut): string {
+  const headers = ['Row', 'req/s', 'min–max', 'p50', 'p99', 'Errors', 'Ratio'];
+  const cells = table.rows.map((r) => [
+    r.label,
+    int(r.reqPerSec),
+    `${int(r.reqPerSecMin)}–${int(r.reqPerSecMax)}`,
+    formatTime(r.p50Us * 1000),
+    formatTime(r.p99Us * 1000),
+    r.timeouts > 0 ? `${r.errors} (+${r.timeouts} timeouts)` : String(r.errors),
+    r.baseline ? '1.00 (baseline)' : Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}×` : 'n/a',
+  ]);
+  const widths = headers.map((h, c) => Math.max(h.length, ...cells.map((row) => row[c]!.length)));
+  const line = (row: readonly string[]) => `| ${row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ')} |`;
+  const rule = `|${widths.map((w, c) => (c === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  const out = [`### ${table.title}`, '', table.description, '', line(headers), rule, ...cells.map(line)];
+  for (const r of table.rows) if (r.errorSamples.length > 0) out.push('', `Errors of ${r.label}: ${r.errorSamples.join('; ')}`);
+  return out.join('\n');
+}
+
+function progress(message: string): void {
+  process.stderr.write(`  ${message}\n`);
+}
+
+// --- main ---------------------------------------------------------------------------------------------------
+
+// Idle connections to php-fpm close after 1 s (nginx keepalive_timeout, the clients' idleTimeout): wait that
+// out between runs so each starts with every php worker free.
+const SETTLE_MS = 1500;
+
+async function alternate(rows: { row: Row; run: () => Promise<LoadResult> }[], what: string): Promise<void> {
+  for (const { row, run } of rows) {
+    const primer = await run();
+    progress(`${what} warmup run · ${row.label}: ${int(primer.reqPerSec)} req/s (not recorded)`);
+    await delay(SETTLE_MS);
+  }
+  for (let round = 0; round < SETUP.rounds; round++) {
+    const turn = round % 2 === 0 ? rows : [...rows].reverse();
+    for (const { row, run } of turn) {
+      const result = await run();
+      await delay(SETTLE_MS);
+      if (!result.verified) throw new Error(`${row.label}: the first reply was not the expected one (${result.errorSamples.join('; ')})`);
+      row.runs.push({ reqPerSec: result.reqPerSec, latencyUs: result.latencyUs, errors: result.errors, timeouts: result.timeouts, samples: result.errorSamples });
+      progress(`${what} round ${round + 1}/${SETUP.rounds} · ${row.label}: ${int(result.reqPerSec)} req/s, errors ${result.errors}, timeouts ${result.timeouts}`);
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  if (process.argv[2] === '--gateway') return runGatewayChild(process.argv[3]!, process.argv[4]!, Number(process.argv[5]));
+  if (relaunchCompiled(__filename)) return;
+  const json = process.argv.includes('--json');
+  const phpFpm = findBinary(['php-fpm8.2', 'php-fpm']);
+  const nginx = findBinary(['nginx']);
+  if (phpFpm === null || nginx === null) {
+    process.stderr.write(`bench:client needs ${phpFpm === null ? 'php-fpm8.2 (apt-get install php8.2-fpm)' : ''}${phpFpm === null && nginx === null ? ' and ' : ''}${nginx === null ? 'nginx (apt-get install nginx-light)' : ''}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'fcgi-client-bench-'));
+  const docroot = join(dir, 'www');
+  mkdirSync(docroot);
+  for (const [name, text] of Object.entries(SCRIPTS)) writeFileSync(join(docroot, name), text);
+  process.once('exit', killAll);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      killAll();
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(130);
+    });
+  }
+  const tables: TableOut[] = [];
+  try {
+    const php = await startPhpFpm(phpFpm, dir);
+    const front = await startNginx(nginx, dir, php.socket, docroot);
+    const gateway = await startGateway(php.socket, docroot);
+    for (const workload of [HELLO, BYTES]) {
+      const nginxRow: Row = { label: 'nginx 1 worker, fastcgi_keep_conn + keepalive', baseline: true, runs: [] };
+      const gatewayRow: Row = { label: 'createGateway on node:http, 1 process', baseline: false, runs: [] };
+      await alternate(
+        [
+          { row: nginxRow, run: () => gatewayRun(front.port, workload) },
+          { row: gatewayRow, run: () => gatewayRun(gateway.port, workload) },
+        ],
+        `gateway ${workload.name}`,
+      );
+      tables.push(
+        summarize(
+          `HTTP gateway in front of php-fpm: ${workload.title}`,
+          `${SETUP.connections} HTTP/1.1 keep-alive connections, one request in flight each, to nginx or to the gateway, in front of the same php-fpm pool (${SETUP.phpChildren} static workers, unix socket). The gateway keeps up to ${SETUP.phpChildren} connections and queues the rest; nginx opens one upstream connection per request in flight and keeps ${SETUP.phpChildren} idle ones, php-fpm's listen queue holding the others.`,
+          [nginxRow, gatewayRow],
+        ),
+      );
+    }
+    await stop(front.child, 'SIGQUIT');
+    await stop(gateway.child);
+
+    const params = phpParams(docroot, HELLO);
+    const kept = createEngineClient({ address: php.socket, poolSize: SETUP.phpChildren, multiplex: false, queueLimit: 100_000, idleTimeout: 1000 });
+    const perRequest = createEngineClient({ address: php.socket, poolSize: SETUP.connections, keepConn: false, queueLimit: 100_000 });
+    const npmClient = await fastcgiClient(php.socket);
+    const npmRow: Row = { label: 'fastcgi-client 0.2.0 (connection per request)', baseline: true, runs: [] };
+    const keptRow: Row = { label: `createClient, ${SETUP.phpChildren} kept connections`, baseline: false, runs: [] };
+    const perRequestRow: Row = { label: 'createClient, keepConn: false (connection per request)', baseline: false, runs: [] };
+    await alternate(
+      [
+        { row: npmRow, run: () => closedLoop(fastcgiClientRequest(npmClient, params, HELLO.expect)) },
+        { row: keptRow, run: () => closedLoop(engineRequest(kept, params, HELLO.expect)) },
+        { row: perRequestRow, run: () => closedLoop(engineRequest(perRequest, params, HELLO.expect)) },
+      ],
+      'client hello',
+    );
+    tables.push(
+      summarize(
+        `FastCGI clients against php-fpm: ${HELLO.title}`,
+        `${SETUP.connections} requests in flight from this process (closed loop: each completion starts the next), whole body read, against the same php-fpm pool. fastcgi-client opens a connection per request because php-fpm does not multiplex; createClient keeps ${SETUP.phpChildren} connections (queueing the rest), or opens one per request with keepConn: false.`,
+        [npmRow, keptRow, perRequestRow],
+      ),
+    );
+    await kept.close();
+    await perRequest.close();
+    await stop(php.child);
+  } finally {
+    killAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  const knobs = KNOBS.filter((k) => process.env[k] !== undefined && process.env[k] !== '').map((k) => `${k}=${process.env[k]} `);
+  const env = environment(`${knobs.join('')}npm run bench:client${json ? ' -- --json' : ''}`, { time: SETUP.durationMs, warmupTime: SETUP.warmupMs, rounds: SETUP.rounds, targetSampleUs: 0 }, __filename);
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ environment: env, setup: SETUP, tables }, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
+    return;
+  }
+  const out = [
+    `Node ${env.node} (V8 ${env.v8}, ${env.platform}) · CPU: ${env.cpu} × ${env.cores} cores · commit ${env.commit}${env.dirty ? ' (uncommitted changes)' : ''} · ${env.date}`,
+    `Command: \`${env.command}\` · ${SETUP.warmupMs} ms warmup + ${SETUP.durationMs} ms measured per run · ${SETUP.rounds} round(s), rows alternating in order · ` +
+      'req/s: mean of the runs (min–max); p50/p99: latency to the last body byte, pooled; errors include warmup. php-fpm, nginx and the gateway share the machine with the load generator.',
+  ];
+  for (const table of tables) out.push('', markdownTable(table));
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+main().catch((error: unknown) => {
+  killAll();
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,334 @@
+// ClientRequest: one request from client.request() to END_REQUEST. It owns the request's timers, abort
+// signal, CGI header parsing and response streams; the connection carrying it feeds it records and the pool
+// queues it. It never touches a socket.
+import { ProtocolStatus } from '../protocol/constants';
+import { ErrorCode, RequestAbortedError } from '../errors';
+import { CgiHeaderParser } from './cgi-response';
+import { ClientResponse, ResponseBody, type ClientCompletion, type ResponseSource } from './client-response';
+import { BackendClosedError, BackendError, ClientTimeoutError } from './errors';
+import type { PreparedBody } from './body';
+
+/** @internal What a request needs from the connection carrying it. */
+export interface RequestCarrier {
+  /** Stop the request on the backend: ABORT_REQUEST, or close the connection. */
+  cancel(request: ClientRequest): void;
+  /** The response body is full: stop reading the socket. */
+  pauseFor(request: ClientRequest): void;
+  /** The response body has room again (or is gone). */
+  resumeFor(request: ClientRequest): void;
+}
+
+/** @internal What a request needs from the queue holding it. */
+export interface RequestQueue {
+  remove(request: ClientRequest): void;
+}
+
+/** @internal Per-request settings (client defaults, overridable per call). */
+export interface RequestSettings {
+  requestTimeout: number;
+  bodyTimeout: number;
+  maxHeaderBytes: number;
+  maxStderrBytes: number;
+  highWaterMark: number;
+}
+
+/** @internal What the request was built from. */
+export interface RequestSpec {
+  /** The whole PARAMS stream, encoded with request id 0 (stamped when the request starts). */
+  params: Buffer;
+  role: number;
+  body: PreparedBody;
+  /** The Filter role's DATA stream, else null. */
+  data: PreparedBody | null;
+  signal: AbortSignal | null;
+  onStderr: ((chunk: Buffer) => void) | null;
+}
+
+const enum Phase {
+  /** Not on a connection yet (queued, or about to be). */
+  Waiting,
+  /** On a connection; the header block is not complete. */
+  Sent,
+  /** The response resolved; the body is streaming. */
+  Streaming,
+  /** Ended (END_REQUEST) or failed; records still arriving for its id are dropped. */
+  Done,
+}
+
+/** @internal */
+export class ClientRequest implements ResponseSource {
+  readonly spec: RequestSpec;
+  readonly #settings: RequestSettings;
+  readonly #resolve: (response: ClientResponse) => void;
+  readonly #reject: (error: Error) => void;
+  /** The connection carrying the request, once started. */
+  carrier: RequestCarrier | null = null;
+  /** The queue holding the request while it waits. */
+  queue: RequestQueue | null = null;
+  /** The id on its connection, once started. */
+  requestId = 0;
+  /** Response bytes (STDOUT and STDERR) received, for error messages. */
+  received = 0;
+  appStatus: number | null = null;
+  protocolStatus: number | null = null;
+  #phase = Phase.Waiting;
+  #parser: CgiHeaderParser | null = null;
+  #body: ResponseBody | null = null;
+  #bodyEnded = false;
+  #paused = false;
+  #timer: NodeJS.Timeout | null = null;
+  #stderr: Buffer[] | null = null;
+  #stderrBytes = 0;
+  #error: Error | null = null;
+  #completion: Promise<ClientCompletion> | null = null;
+  #settle: ((error: Error | null) => void) | null = null;
+
+  constructor(spec: RequestSpec, settings: RequestSettings, resolve: (response: ClientResponse) => void, reject: (error: Error) => void) {
+    this.spec = spec;
+    this.#settings = settings;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    if (settings.requestTimeout > 0) {
+      this.#timer = setTimeout(onRequestTimer, settings.requestTimeout, this);
+      this.#timer.unref();
+    }
+    // An object listener (handleEvent) instead of a closure per request.
+    spec.signal?.addEventListener('abort', this, { once: true });
+    if (spec.signal?.aborted === true) this.handleEvent();
+  }
+
+  /** Whether the request is over for its caller (its id may still be held until END_REQUEST). */
+  get isDone(): boolean {
+    return this.#phase === Phase.Done;
+  }
+
+  /** Whether the response header block is still awaited. */
+  get isAwaitingHeaders(): boolean {
+    return this.#phase === Phase.Sent;
+  }
+
+  /** The connection starts the request. */
+  assign(carrier: RequestCarrier, requestId: number): void {
+    this.carrier = carrier;
+    this.queue = null;
+    this.requestId = requestId;
+    this.#phase = Phase.Sent;
+  }
+
+  // ---- Records from the connection ------------------------------------------------------------------------
+
+  onStdout(chunk: Buffer): void {
+    this.received += chunk.length;
+    if (this.#phase === Phase.Streaming) {
+      this.#timer?.refresh();
+      return this.#push(chunk);
+    }
+    if (this.#phase !== Phase.Sent) return;
+    const parser = (this.#parser ??= new CgiHeaderParser(this.#settings.maxHeaderBytes));
+    let bodyStart: number;
+    try {
+      bodyStart = parser.push(chunk);
+    } catch (error) {
+      return this.#finish(error as Error, true);
+    }
+    if (bodyStart === -1) return;
+    const body = new ResponseBody(this, this.#settings.highWaterMark);
+    this.#body = body;
+    this.#phase = Phase.Streaming;
+    this.#parser = null;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (this.#settings.bodyTimeout > 0) {
+      this.#timer = setTimeout(onBodyTimer, this.#settings.bodyTimeout, this);
+      this.#timer.unref();
+    }
+    this.#resolve(new ClientResponse(parser.head!, body, this));
+    if (bodyStart < chunk.length) this.#push(chunk.subarray(bodyStart));
+  }
+
+  /** The empty STDOUT record: the body is complete (END_REQUEST still brings the statuses). */
+  onStdoutEnd(): void {
+    if (this.#phase === Phase.Sent) return this.#failHeaders();
+    if (this.#phase !== Phase.Streaming || this.#bodyEnded) return;
+    this.#bodyEnded = true;
+    this.#body!.push(null);
+    // Nothing more to stall on: the body is complete.
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  onStderr(chunk: Buffer): void {
+    this.received += chunk.length;
+    if (this.#phase === Phase.Done) return;
+    this.#timer?.refresh();
+    const room = this.#settings.maxStderrBytes - this.#stderrBytes;
+    if (room > 0) {
+      // Copied: the piece is a view into a socket chunk.
+      (this.#stderr ??= []).push(Buffer.from(chunk.subarray(0, room)));
+    }
+    this.#stderrBytes += chunk.length;
+    this.spec.onStderr?.(chunk);
+  }
+
+  /** END_REQUEST: the request is over on the backend, whatever its state here. */
+  onEnd(appStatus: number, protocolStatus: number): void {
+    this.appStatus = appStatus;
+    this.protocolStatus = protocolStatus;
+    if (this.#phase === Phase.Done) return;
+    if (protocolStatus !== ProtocolStatus.REQUEST_COMPLETE) return this.#finish(new BackendError(protocolStatus, appStatus, this.requestId), false);
+    // php-fpm never sends the empty STDOUT record: END_REQUEST ends every stream (protocol.md §5).
+    if (this.#phase === Phase.Sent) return this.#failHeaders();
+    this.#finish(null, false);
+  }
+
+  /** The connection closed, reset, or met malformed input before this request's END_REQUEST. */
+  onConnectionLost(error: Error | null): void {
+    this.#finish(
+      error ??
+        new BackendClosedError(
+          `the backend closed the connection before ending request ${this.requestId}` +
+            (this.#phase === Phase.Sent ? ' (no complete response header block)' : ` (after ${this.received} bytes of response)`),
+        ),
+      false,
+    );
+  }
+
+  /** The request could not be started or sent (queue full, connect failure, body source failure). */
+  fail(error: Error, cancel = true): void {
+    this.#finish(error, cancel);
+  }
+
+  #failHeaders(): void {
+    try {
+      (this.#parser ??= new CgiHeaderParser(this.#settings.maxHeaderBytes)).end();
+    } catch (error) {
+      return this.#finish(error as Error, false);
+    }
+  }
+
+  #push(chunk: Buffer): void {
+    const body = this.#body!;
+    if (this.#bodyEnded || body.destroyed) return;
+    if (!body.push(chunk) && !this.#paused) {
+      this.#paused = true;
+      this.carrier!.pauseFor(this);
+    }
+  }
+
+  // ---- ResponseSource ---------------------------------------------------------------------------------------
+
+  /** @internal */
+  onBodyRead(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.carrier?.resumeFor(this);
+  }
+
+  /** @internal The caller destroyed the body: abort the request unless it is already over. */
+  onBodyDestroyed(error: Error | null): void {
+    // A body read to its end is destroyed too (autoDestroy) while END_REQUEST may still be on its way.
+    if (this.#phase === Phase.Done || (error === null && this.#bodyEnded)) return;
+    this.#bodyEnded = true;
+    this.#finish(error ?? new RequestAbortedError('the response body was destroyed before the request ended'), true);
+  }
+
+  /** @internal */
+  get stderrText(): string {
+    if (this.#stderr === null) return '';
+    return Buffer.concat(this.#stderr).toString('utf8');
+  }
+
+  /** @internal */
+  completion(): Promise<ClientCompletion> {
+    if (this.#completion === null) {
+      if (this.#phase === Phase.Done) this.#completion = this.#error === null ? Promise.resolve(this.#completed()) : Promise.reject(this.#error);
+      else {
+        this.#completion = new Promise<ClientCompletion>((resolve, reject) => {
+          this.#settle = (error) => (error === null ? resolve(this.#completed()) : reject(error));
+        });
+      }
+    }
+    return this.#completion;
+  }
+
+  #completed(): ClientCompletion {
+    return { appStatus: this.appStatus ?? 0, protocolStatus: this.protocolStatus ?? 0, stderr: this.stderrText };
+  }
+
+  // ---- Abort and timers -----------------------------------------------------------------------------------
+
+  /** @internal AbortSignal listener. */
+  handleEvent(): void {
+    const reason: unknown = this.spec.signal?.reason;
+    const detail = reason instanceof Error ? `: ${reason.message}` : '';
+    this.abort(`request aborted by its signal${detail}`);
+  }
+
+  /** Aborts the request as its signal would (the gateway's way: no AbortController per request). */
+  abort(message = 'request aborted'): void {
+    this.#finish(new RequestAbortedError(message), true);
+  }
+
+  /** @internal */
+  onTimer(): void {
+    this.#timer = null;
+    if (this.#phase === Phase.Waiting || this.#phase === Phase.Sent) {
+      const where = this.#phase === Phase.Waiting ? 'while waiting for a connection' : 'waiting for the response header block';
+      this.#finish(new ClientTimeoutError(ErrorCode.REQUEST_TIMEOUT, `request timed out after ${this.#settings.requestTimeout} ms ${where} (requestTimeout)`, 'request'), true);
+    }
+  }
+
+  /** @internal */
+  onBodyTimer(): void {
+    if (this.#phase !== Phase.Streaming) return;
+    // A reader holding the body back is not a stalled backend: wait for it.
+    if (this.#paused) {
+      this.#timer!.refresh();
+      return;
+    }
+    this.#timer = null;
+    this.#finish(new ClientTimeoutError(ErrorCode.BODY_TIMEOUT, `response body stalled for ${this.#settings.bodyTimeout} ms (bodyTimeout)`, 'body'), true);
+  }
+
+  // Ends the request once: success (error null) ends the body; failure rejects or destroys the body, and with
+  // `cancel` stops the request where it is (dequeue, or ABORT_REQUEST / close on its connection).
+  #finish(error: Error | null, cancel: boolean): void {
+    if (this.#phase === Phase.Done) return;
+    const phase = this.#phase;
+    this.#phase = Phase.Done;
+    this.#error = error;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.spec.signal?.removeEventListener('abort', this);
+    if (this.#paused) {
+      this.#paused = false;
+      this.carrier?.resumeFor(this);
+    }
+    if (error === null) {
+      if (!this.#bodyEnded) {
+        this.#bodyEnded = true;
+        this.#body!.push(null);
+      }
+    } else {
+      if (phase === Phase.Waiting || phase === Phase.Sent) this.#reject(error);
+      else if (!this.#bodyEnded) {
+        this.#bodyEnded = true;
+        this.#body!.destroy(error);
+      }
+      if (cancel) {
+        if (phase === Phase.Waiting) this.queue?.remove(this);
+        else this.carrier?.cancel(this);
+      }
+    }
+    this.#settle?.(error);
+    this.#settle = null;
+  }
+}
+
+function onRequestTimer(request: ClientRequest): void {
+  request.onTimer();
+}
+
+function onBodyTimer(request: ClientRequest): void {
+  request.onBodyTimer();
+}

@@ -1,0 +1,88 @@
+// Errors of the client side (pool, connections, CGI response parsing, gateway), each with a stable `code`.
+import { ErrorCode, FastCGIError, LimitError, ProtocolError, type ErrorCodeValue } from '../errors';
+import { ProtocolStatus } from '../protocol/constants';
+
+/** Connecting to the backend failed (refused, no such socket file, permission denied, …); `cause` is the errno error. */
+export class ConnectError extends FastCGIError {
+  /** The address as given to createClient, for logs. */
+  readonly address: string;
+  constructor(address: string, cause: Error) {
+    const errno = (cause as NodeJS.ErrnoException).code;
+    super(ErrorCode.CONNECT, `cannot connect to the FastCGI backend at ${address}: ${errno ?? cause.message}`, { cause });
+    this.address = address;
+  }
+}
+
+/** Which client timer ran out. */
+export type ClientTimer = 'connect' | 'request' | 'body';
+
+/**
+ * A client timer ran out: `connect` (connectTimeout), `request` (requestTimeout: no complete response header
+ * block in time, queueing included) or `body` (bodyTimeout: the response body stalled on the backend's side).
+ */
+export class ClientTimeoutError extends FastCGIError {
+  readonly timer: ClientTimer;
+  constructor(value: ErrorCodeValue, message: string, timer: ClientTimer) {
+    super(value, message);
+    this.timer = timer;
+  }
+}
+
+/**
+ * The backend ended a request with a protocolStatus other than REQUEST_COMPLETE (FastCGI 1.0 §5.5):
+ * CANT_MPX_CONN, OVERLOADED or UNKNOWN_ROLE, each with its own code.
+ */
+export class BackendError extends FastCGIError {
+  readonly protocolStatus: number;
+  readonly appStatus: number;
+  constructor(protocolStatus: number, appStatus: number, requestId: number) {
+    const [value, what] = describeProtocolStatus(protocolStatus);
+    super(value, `the backend refused request ${requestId}: ${what} (protocolStatus ${protocolStatus}, appStatus ${appStatus})`);
+    this.protocolStatus = protocolStatus;
+    this.appStatus = appStatus;
+  }
+}
+
+function describeProtocolStatus(status: number): [ErrorCodeValue, string] {
+  switch (status) {
+    case ProtocolStatus.CANT_MPX_CONN:
+      return [ErrorCode.CANT_MPX_CONN, 'it cannot multiplex requests on one connection (CANT_MPX_CONN)'];
+    case ProtocolStatus.OVERLOADED:
+      return [ErrorCode.OVERLOADED, 'it is overloaded (OVERLOADED)'];
+    case ProtocolStatus.UNKNOWN_ROLE:
+      return [ErrorCode.UNKNOWN_ROLE, 'it does not play the requested role (UNKNOWN_ROLE)'];
+    default:
+      return [ErrorCode.UNKNOWN_PROTOCOL_STATUS, 'unknown protocol status'];
+  }
+}
+
+/** The backend closed the connection (or reset it) before the request's END_REQUEST arrived. */
+export class BackendClosedError extends FastCGIError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.BACKEND_CLOSED, message, options);
+  }
+}
+
+/** client.request() after close(), or a queued request that close() turned away. */
+export class ClientClosedError extends FastCGIError {
+  constructor(message = 'the FastCGI client is closed') {
+    super(ErrorCode.CLIENT_CLOSED, message);
+  }
+}
+
+/** The request body could not be sent: its source failed, or it did not match the declared length. */
+export class RequestBodyError extends FastCGIError {
+  constructor(value: typeof ErrorCode.BODY_SOURCE | typeof ErrorCode.BODY_LENGTH_MISMATCH, message: string, options?: ErrorOptions) {
+    super(value, message, options);
+  }
+}
+
+/** clientProtocolError builds a ProtocolError with a client code (malformed END_REQUEST, CGI header block). */
+export function clientProtocolError(value: ErrorCodeValue, message: string, requestId?: number, recordType?: number): ProtocolError {
+  return new ProtocolError(value, message, { requestId, recordType });
+}
+
+/** clientLimitError builds a LimitError with a client code (queue full, header block or body too large). */
+export function clientLimitError(value: ErrorCodeValue, message: string, limit: number, actual: number): LimitError {
+  return new LimitError(value, message, limit, actual);
+}
