@@ -26,6 +26,13 @@ export interface ConnectionEvents {
 
 const STDERR_TERMINATOR_TYPES = RecordType.STDERR;
 
+/** How long a connection ended by server.close() waits for the web server's FIN before it is destroyed. */
+const DRAIN_LINGER_MS = 1000;
+
+function destroyLingering(socket: Socket): void {
+  if (!socket.destroyed) socket.destroy();
+}
+
 /** One connection from a web server. */
 export class Connection implements RequestOwner {
   readonly socket: Socket;
@@ -39,6 +46,7 @@ export class Connection implements RequestOwner {
   readonly #awaitingParams = new Map<RequestSocket, number>();
   #paramsTimer: NodeJS.Timeout | null = null;
   #closeWhenIdle = false;
+  #draining = false;
   #peerEnded = false;
   #closed = false;
   #handled = 0;
@@ -265,6 +273,7 @@ export class Connection implements RequestOwner {
   /** Ends the connection once no request is in flight (server.close()). */
   drain(): void {
     this.#closeWhenIdle = true;
+    this.#draining = true;
     this.#maybeClose();
   }
 
@@ -278,6 +287,9 @@ export class Connection implements RequestOwner {
     if (this.#closeWhenIdle || this.#peerEnded) {
       this.#closed = true;
       this.#writer.flush(true);
+      // server.close(): a web server that pools idle connections without reading them (Apache enablereuse=on)
+      // never answers our FIN, and the half-open socket would hold the shutdown until closeTimeout.
+      if (this.#draining && !this.#peerEnded) setTimeout(destroyLingering, DRAIN_LINGER_MS, this.socket).unref();
     }
   }
 

@@ -81,10 +81,11 @@ const rawNames = new Map<string, string>();
 function rawHeaderName(param: string): string {
   let name = rawNames.get(param);
   if (name === undefined) {
+    // Every '_' was a '-' (HTTP_X_PART_2 is X-Part-2, not X-Part_2), whatever character follows it.
     name = param
       .slice(5)
       .toLowerCase()
-      .replace(/(^|_)([a-z])/g, (_m, sep: string, c: string) => (sep === '' ? '' : '-') + c.toUpperCase());
+      .replace(/(^|_)([^_]?)/g, (_m, sep: string, c: string) => (sep === '' ? '' : '-') + c.toUpperCase());
     if (rawNames.size < 1024) rawNames.set(param, name);
   }
   return name;

@@ -1,0 +1,169 @@
+// Scenarios shared by the per-server suites: each sends real HTTP through a real web server to the app fixture
+// and asserts what the engine guarantees (exact bytes, bounded memory, aborts seen, ...). What differs between
+// servers (limits, merged headers, reason phrases) is asserted by the suites themselves.
+import { expect } from 'vitest';
+import { setTimeout as delay } from 'node:timers/promises';
+import { bodySha256 } from '../fixtures/interop/data';
+import { getJson, httpRequest, type EnvAnswer, type Events, type HttpResult } from './harness';
+
+export const MiB = 1 << 20;
+
+let tags = 0;
+/** A tag unique in this worker, to find one request's events. */
+export function tag(name: string): string {
+  return `${name}-${process.pid}-${++tags}`;
+}
+
+/** `path` with `do=action` and more query parameters appended. */
+export function withQuery(path: string, query: Record<string, string | number>): string {
+  const q = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)])).toString();
+  return `${path}${path.includes('?') ? '&' : '?'}${q}`;
+}
+
+export async function env(port: number, path: string, headers?: Parameters<typeof getJson>[2]): Promise<EnvAnswer> {
+  const { result, json } = await getJson<EnvAnswer>(port, withQuery(path, { do: 'env' }), headers);
+  expect(result.status, result.body.toString('latin1').slice(0, 300)).toBe(200);
+  return json;
+}
+
+/** Downloads `size` deterministic bytes; asserts status, length and sha256. */
+export async function download(port: number, path: string, size: number, options: { cl?: boolean; seed?: number } = {}): Promise<HttpResult> {
+  const seed = options.seed ?? size % 1000;
+  const result = await httpRequest({ port, path: withQuery(path, { do: 'download', size, seed, cl: options.cl === false ? 0 : 1, tag: tag('download') }), hashOnly: true, timeoutMs: 120_000 });
+  expect(result.status).toBe(200);
+  expect(result.length).toBe(size);
+  expect(result.sha256).toBe(bodySha256(size, seed));
+  return result;
+}
+
+export interface UploadAnswer {
+  bytes: number;
+  sha256: string;
+  contentLength: string | null;
+  transferEncoding: string | null;
+  rss: number;
+  base: number;
+}
+
+/** Uploads `size` deterministic bytes (chunked or with Content-Length); asserts the app hashed them exactly. */
+export async function upload(port: number, path: string, size: number, options: { chunked?: boolean; pauseMs?: number; tag?: string } = {}): Promise<UploadAnswer> {
+  const seed = (size + 17) % 1000;
+  const query: Record<string, string | number> = { do: 'upload', tag: options.tag ?? tag('upload') };
+  if (options.pauseMs !== undefined) query.pause = options.pauseMs;
+  const result = await httpRequest({ port, path: withQuery(path, query), body: { size, seed }, chunked: options.chunked === true, timeoutMs: 120_000 });
+  expect(result.status, result.body.toString('latin1').slice(0, 300)).toBe(200);
+  const answer = JSON.parse(result.body.toString('utf8')) as UploadAnswer;
+  expect(answer.bytes).toBe(size);
+  expect(answer.sha256).toBe(bodySha256(size, seed));
+  return answer;
+}
+
+/** Sends `size` bytes to the echo action (the app writes each chunk back as it reads); asserts the bytes. */
+export async function echo(port: number, path: string, size: number, options: { chunked?: boolean; timeoutMs?: number } = {}): Promise<HttpResult> {
+  const seed = (size + 5) % 1000;
+  const result = await httpRequest({ port, path: withQuery(path, { do: 'echo', tag: tag('echo') }), body: { size, seed }, chunked: options.chunked === true, hashOnly: true, timeoutMs: options.timeoutMs ?? 60_000 });
+  expect(result.status).toBe(200);
+  expect(result.length).toBe(size);
+  expect(result.sha256).toBe(bodySha256(size, seed));
+  return result;
+}
+
+/**
+ * A client that stops reading: the app's writes must stall (backpressure through the server) with its memory
+ * flat, and the whole body must arrive intact once the client reads again. Returns what was written while
+ * stalled and the app's RSS growth.
+ */
+export async function stalledDownload(port: number, path: string, events: Events, size: number, stallMs = 1500): Promise<{ stalledAt: number; rssGrowth: number }> {
+  const t = tag('stall');
+  const seed = 3;
+  let stalledAt = -1;
+  let rssGrowth = -1;
+  const result = await httpRequest({
+    port,
+    path: withQuery(path, { do: 'download', size, seed, tag: t }),
+    hashOnly: true,
+    timeoutMs: 120_000,
+    onResponse: async () => {
+      await delay(stallMs);
+      const samples = events.find((e) => e.ev === 'progress' && e.tag === t);
+      expect(samples.length, 'progress events while stalled').toBeGreaterThan(5);
+      // The last 400 ms of samples: nothing more written, and not the whole body.
+      const recent = samples.slice(-4).map((e) => e.written as number);
+      stalledAt = recent[recent.length - 1]!;
+      expect(new Set(recent).size, `app writes stalled (last samples ${recent.join(', ')})`).toBe(1);
+      const last = samples[samples.length - 1]!;
+      rssGrowth = (last.rss as number) - (last.base as number);
+    },
+  });
+  expect(result.length).toBe(size);
+  expect(result.sha256).toBe(bodySha256(size, seed));
+  expect(stalledAt).toBeLessThan(size / 2);
+  return { stalledAt, rssGrowth };
+}
+
+/**
+ * Starts a trickling response (or a silent long-poll) and goes away: after the first body bytes, or, with
+ * `leaveEarly` (and always for a long-poll), 200 ms after the app got the request. Returns the tag.
+ */
+export async function leave(port: number, path: string, events: Events, options: { chunk?: number; interval?: number; max?: number; action?: 'trickle' | 'longpoll'; ms?: number; leaveEarly?: boolean } = {}): Promise<string> {
+  const t = tag('abort');
+  const action = options.action ?? 'trickle';
+  const query: Record<string, string | number> =
+    action === 'trickle' ? { do: action, chunk: options.chunk ?? 16384, interval: options.interval ?? 20, max: options.max ?? 64 * MiB, tag: t } : { do: action, ms: options.ms ?? 30_000, tag: t };
+  let request: import('node:http').ClientRequest | undefined;
+  const done = httpRequest({
+    port,
+    path: withQuery(path, query),
+    timeoutMs: 30_000,
+    onRequest: (req) => (request = req),
+    onResponse: async (res, req) => {
+      await new Promise((r) => res.once('readable', r));
+      req.destroy();
+    },
+  }).catch(() => undefined);
+  if (action === 'longpoll' || options.leaveEarly === true) {
+    await events.waitFor((e) => e.ev === 'request' && e.tag === t, `request ${t}`);
+    await delay(200);
+    request?.destroy();
+  }
+  await done;
+  return t;
+}
+
+/** leave(), then wait for the app to report the abort; returns how long that took (ms). */
+export async function clientAbort(port: number, path: string, events: Events, options: Parameters<typeof leave>[3] & { timeoutMs?: number } = {}): Promise<number> {
+  const started = Date.now();
+  const t = await leave(port, path, events, options);
+  const aborted = await events.waitFor((e) => e.ev === 'aborted' && e.tag === t, `aborted ${t}`, options.timeoutMs ?? 10_000);
+  return aborted.t - started;
+}
+
+/** Status codes with reason phrases: what the client sees for each. */
+export async function statuses(port: number, path: string, codes: [number, string][]): Promise<Map<number, HttpResult>> {
+  const out = new Map<number, HttpResult>();
+  for (const [code, reason] of codes) {
+    const result = await httpRequest({ port, path: withQuery(path, { do: 'status', code, reason }) });
+    expect(result.status).toBe(code);
+    if (code === 204 || code === 304) expect(result.length).toBe(0);
+    else expect(result.body.toString()).toBe(`status ${code}\n`);
+    out.set(code, result);
+  }
+  return out;
+}
+
+/** `count` request headers of `size` bytes each. */
+export function manyHeaders(count: number, size: number): [string, string][] {
+  const headers: [string, string][] = [];
+  for (let i = 0; i < count; i++) headers.push([`X-Many-${i}`, `${i}:`.padEnd(size, String.fromCharCode(97 + (i % 26)))]);
+  return headers;
+}
+
+/** Asserts the app received every one of `headers` intact. */
+export function expectHeaders(answer: EnvAnswer, headers: [string, string][]): void {
+  for (const [name, value] of headers) expect(answer.headers[name.toLowerCase()], name).toBe(value);
+}
+
+/** UTF-8 text as the latin1 string Node's HTTP APIs use for raw header bytes. */
+export function latin1(text: string): string {
+  return Buffer.from(text, 'utf8').toString('latin1');
+}
