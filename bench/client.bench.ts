@@ -35,17 +35,9 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { createClient as createEngineClient } from '../src/client/client';
 import { createGateway } from '../src/client/gateway';
 import { HttpReplyParser, pooledSorted, quantile, runLoad, type LoadResult } from './_util/fcgi-load';
-import { environment, formatTime, isCompiled, relaunchCompiled } from './_util/report';
+import { environment, envNumber, formatTime, isCompiled, relaunchCompiled } from './_util/report';
 
 // --- knobs ------------------------------------------------------------------------------------------------
-
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number, got ${raw}`);
-  return value;
-}
 
 const SETUP = {
   connections: Math.max(1, Math.floor(envNumber('BENCH_CONNECTIONS', 16))),

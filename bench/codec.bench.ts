@@ -37,6 +37,7 @@ import type { FastCGIError } from '../src/errors';
 import { BODY_LENGTH, bodyChunk, formatBytes, paramsBlock, paramsBlockOf, requestsChunk } from './_util/workloads';
 import {
   environment,
+  envNumber,
   formatJson,
   formatMarkdown,
   relaunchCompiled,
@@ -287,14 +288,6 @@ function groups(sweep: boolean): BenchGroup[] {
     );
   }
   return list;
-}
-
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number, got ${raw}`);
-  return value;
 }
 
 async function main(): Promise<void> {

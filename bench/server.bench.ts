@@ -29,7 +29,7 @@ import { encodeParams } from '../src/protocol/pairs';
 import { encodeBeginRequest, encodeRecord } from '../src/protocol/records';
 import { Flag, RecordType, Role } from '../src/protocol/constants';
 import { nginxParams } from './_util/workloads';
-import { environment, formatTime, isCompiled, relaunchCompiled } from './_util/report';
+import { environment, envNumber, formatTime, isCompiled, relaunchCompiled, table } from './_util/report';
 import {
   FastCGIReplyParser,
   HttpReplyParser,
@@ -128,14 +128,6 @@ function httpRequest(keepConn: boolean): Buffer {
 }
 
 // --- knobs ------------------------------------------------------------------------------------------------
-
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number, got ${raw}`);
-  return value;
-}
 
 /**
  * auto: keep-conn for every row if every server passes the keep-conn check, else a new connection per request
@@ -401,14 +393,6 @@ function summarize(servers: readonly Running[], runs: Map<ServerSpec, RunRecord[
 }
 
 // --- output -------------------------------------------------------------------------------------------------
-
-function table(headers: readonly string[], rows: readonly (readonly string[])[], rightAligned: ReadonlySet<number>): string {
-  const widths = headers.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
-  const line = (cells: readonly string[]): string =>
-    `| ${cells.map((cell, c) => (rightAligned.has(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join(' | ')} |`;
-  const rule = `|${widths.map((w, c) => (rightAligned.has(c) ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`;
-  return [line(headers), rule, ...rows.map(line)].join('\n');
-}
 
 function int(n: number): string {
   return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a';

@@ -10,35 +10,16 @@ import * as path from 'node:path';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { TestContext } from 'vitest';
+import { findBinary, requireBinary } from '../helpers/binaries';
 
-export const REQUIRED = process.env.FASTCGI_INTEROP_REQUIRED === '1';
+export { REQUIRED } from '../helpers/binaries';
 export const PHP_FIXTURES = path.join(__dirname, '..', 'fixtures', 'php');
-
-function findBinary(names: string[]): string | null {
-  const dirs = (process.env.PATH ?? '').split(path.delimiter).filter((d) => d !== '');
-  for (const name of names) {
-    for (const dir of [...dirs, '/usr/sbin', '/usr/bin', '/usr/local/sbin']) {
-      const candidate = path.join(dir, name);
-      try {
-        fs.accessSync(candidate, fs.constants.X_OK);
-        return candidate;
-      } catch {
-        // next
-      }
-    }
-  }
-  return null;
-}
 
 export const PHP_FPM = findBinary(['php-fpm8.2', 'php-fpm']);
 
 /** The php-fpm binary, or a skip (a failure with FASTCGI_INTEROP_REQUIRED=1) naming the Debian package. */
 export function phpFpmBinary(context: TestContext): string {
-  if (PHP_FPM !== null) return PHP_FPM;
-  const message = 'php-fpm8.2 not found: install the Debian package php8.2-fpm (apt-get install php8.2-fpm)';
-  if (REQUIRED) throw new Error(`${message}; FASTCGI_INTEROP_REQUIRED=1 makes this a failure`);
-  context.skip(`${message}; set FASTCGI_INTEROP_REQUIRED=1 to fail instead of skipping`);
-  throw new Error('unreachable');
+  return requireBinary(context, PHP_FPM, 'php-fpm8.2', 'php8.2-fpm');
 }
 
 export interface PhpFpmOptions {

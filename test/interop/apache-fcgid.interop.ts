@@ -5,9 +5,9 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { appEnv, Events, freePorts, httpRequest, param, rawHttp, removeDir, tempDir, waitForLog, writeWrapper, type EnvAnswer } from './harness';
+import { appEnv, Events, freePorts, httpRequest, param, removeDir, tempDir, waitForLog, writeWrapper, type EnvAnswer } from './harness';
 import { apacheFcgid } from './recipes';
-import { clientAbort, download, echo, env, expectHeaders, latin1, leave, manyHeaders, MiB, stalledDownload, statuses, tag, upload, withQuery } from './scenarios';
+import { clientAbort, download, dupHeaders, echo, env, expectControlByteRejected, expectHead, expectHeaders, expectLongPollNotAborted, expectReasonPhrasesKept, expectRedirects, expectStalledDownloadBounded, manyHeaders, MiB, tag, upload, utf8RoundTrip, withQuery } from './scenarios';
 import { startRecipe, type RunningServer } from './servers';
 import { describeServer } from './suite';
 
@@ -93,16 +93,12 @@ describeServer('Apache mod_fcgid spawning the engine', [
   });
 
   it('a stalled client stalls the app: bounded writes and memory', async () => {
-    const { stalledAt, rssGrowth } = await stalledDownload(port, `${base}/`, events, 100 * MiB);
-    expect(stalledAt).toBeLessThan(48 * MiB);
-    expect(rssGrowth).toBeLessThan(64 * MiB);
+    await expectStalledDownloadBounded(port, `${base}/`, events);
   });
 
   it('client aborts: seen once the output passes mod_fcgid\'s buffer; a silent long-poll is not aborted', async () => {
     expect(await clientAbort(port, `${base}/`, events, { chunk: 256 * 1024 })).toBeLessThan(5000);
-    const poll = await leave(port, `${base}/`, events, { action: 'longpoll', ms: 1500 });
-    const polled = await events.waitFor((e) => e.ev === 'longpoll-done' && e.tag === poll, 'the long-poll runs to its end');
-    expect(polled.aborted).toBe(false);
+    await expectLongPollNotAborted(port, `${base}/`, events);
   });
 
   it('status codes keep the reason phrase; redirects keep status and Location', async () => {
@@ -113,34 +109,22 @@ describeServer('Apache mod_fcgid spawning the engine', [
       [404, 'Nope Not Here'],
       [500, 'Broken On Purpose'],
     ];
-    const results = await statuses(port, `${base}/`, codes);
-    for (const [code, reason] of codes) expect(results.get(code)!.statusMessage).toBe(reason);
-    for (const [code, to] of [
+    await expectReasonPhrasesKept(port, `${base}/`, codes);
+    await expectRedirects(port, `${base}/`, [
       [302, 'http://example.test/elsewhere?x=1'],
       [302, '/local/path'],
       [301, '/moved/here'],
-    ] as const) {
-      const r = await httpRequest({ port, path: withQuery(`${base}/`, { do: 'redirect', code, to }) });
-      expect(r.status).toBe(code);
-      expect(r.headers.location).toBe(to);
-    }
+    ]);
   });
 
   it('duplicate headers merged as Apache does; unicode both ways; a control byte gets 400', async () => {
-    const r = await httpRequest({ port, path: withQuery(`${base}/`, { do: 'dupheaders' }), headers: [['X-Dup', 'a'], ['X-Dup', 'b'], ['Cookie', 'c1=1'], ['Cookie', 'c2=2']] });
-    expect(r.headers['set-cookie']).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+    const { r, a } = await dupHeaders(port, `${base}/`);
     expect(r.headers['x-dup']).toBe('one, two');
-    const a = JSON.parse(r.body.toString()) as EnvAnswer;
     expect(a.headers['x-dup']).toBe('a, b');
     expect(a.headers.cookie).toBe('c1=1, c2=2');
-    const text = 'héllo ✓ 日本';
-    const u = await httpRequest({ port, path: `${base}/caf%C3%A9?do=utf8`, headers: { 'X-Utf8': latin1(text) } });
-    expect(Buffer.from(u.headers['x-utf8'] as string, 'latin1').toString('utf8')).toBe(text);
-    const ua = JSON.parse(u.body.toString()) as EnvAnswer;
-    expect(Buffer.from(ua.headers['x-utf8']!, 'latin1').toString('utf8')).toBe(text);
+    const ua = await utf8RoundTrip(port, `${base}/caf%C3%A9?do=utf8`);
     expect(ua.url).toBe('/caf%C3%A9?do=utf8');
-    const raw = await rawHttp(port, `GET ${base}/?do=env HTTP/1.1\r\nHost: x\r\nX-Ctl: a\x01b\r\nConnection: close\r\n\r\n`);
-    expect(raw.statusLine).toMatch(/^HTTP\/1\.1 400/);
+    await expectControlByteRejected(port, `${base}/`);
   });
 
   it('200 request headers pass; params over 64 KiB fail in mod_fcgid (one PARAMS record): 500', async () => {
@@ -165,10 +149,7 @@ describeServer('Apache mod_fcgid spawning the engine', [
   });
 
   it('HEAD: the app sees HEAD, the client gets no body', async () => {
-    const r = await httpRequest({ port, path: withQuery(`${base}/`, { do: 'head' }), method: 'HEAD' });
-    expect(r.status).toBe(200);
-    expect(r.headers['x-method']).toBe('HEAD');
-    expect(r.length).toBe(0);
+    await expectHead(port, `${base}/`);
   });
 
   it('concurrent requests are spread over more processes (FcgidMaxProcessesPerClass 4)', async () => {

@@ -5,9 +5,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { App, childPids, Events, freePorts, httpRequest, param, rawHttp, readText, removeDir, tempDir, waitForLog, type EnvAnswer } from './harness';
+import { App, childPids, Events, freePorts, httpRequest, param, readText, removeDir, tempDir, waitForLog, type EnvAnswer } from './harness';
 import { apacheProxyFcgi } from './recipes';
-import { clientAbort, download, echo, env, expectHeaders, latin1, leave, manyHeaders, MiB, stalledDownload, statuses, tag, upload, withQuery } from './scenarios';
+import { clientAbort, download, dupHeaders, echo, env, expectConcurrentAnswered, expectControlByteRejected, expectHead, expectHeaders, expectLateReadBounded, expectLongPollNotAborted, expectPeerRefused, expectReasonPhrasesKept, expectRedirects, expectStalledDownloadBounded, manyHeaders, MiB, REASON_PHRASES, tag, upload, utf8RoundTrip, withQuery } from './scenarios';
 import { startRecipe, type RunningServer } from './servers';
 import { describeServer } from './suite';
 
@@ -99,68 +99,38 @@ describeServer('Apache mod_proxy_fcgi in front of the engine', [
   });
 
   it('a stalled client stalls the app (Apache passes backpressure): bounded writes and memory', async () => {
-    const { stalledAt, rssGrowth } = await stalledDownload(port, '/tcp/', events, 100 * MiB);
-    expect(stalledAt).toBeLessThan(48 * MiB);
-    expect(rssGrowth).toBeLessThan(64 * MiB);
+    await expectStalledDownloadBounded(port, '/tcp/', events);
   });
 
   it('an app that reads its body late holds its memory: 100 MB upload', async () => {
-    const answer = await upload(port, '/tcp/', 100 * MiB, { pauseMs: 1500 });
-    expect(answer.rss - answer.base).toBeLessThan(64 * MiB);
+    await expectLateReadBounded(port, '/tcp/');
   });
 
   it('client aborts: seen once a write fails (big writes); a silent long-poll is not aborted (Apache reads the backend only)', async () => {
     expect(await clientAbort(port, '/tcp/', events, { chunk: 256 * 1024 })).toBeLessThan(5000);
-    const poll = await leave(port, '/tcp/', events, { action: 'longpoll', ms: 1500 });
-    const polled = await events.waitFor((e) => e.ev === 'longpoll-done' && e.tag === poll, 'the long-poll runs to its end');
-    expect(polled.aborted).toBe(false);
+    await expectLongPollNotAborted(port, '/tcp/', events);
   });
 
   it('status codes keep the reason phrase the engine sends', async () => {
-    const codes: [number, string][] = [
-      [200, 'OK'],
-      [201, 'Created'],
-      [204, 'No Content'],
-      [304, 'Not Modified'],
-      [404, 'Nope Not Here'],
-      [500, 'Broken On Purpose'],
-    ];
-    const results = await statuses(port, '/tcp/', codes);
-    for (const [code, reason] of codes) expect(results.get(code)!.statusMessage).toBe(reason);
+    await expectReasonPhrasesKept(port, '/tcp/', REASON_PHRASES);
   });
 
   it('redirects: the status and Location the app set', async () => {
-    for (const [code, to] of [
-      [302, 'http://example.test/elsewhere?x=1'],
-      [301, '/moved/here'],
-      [303, '/see/other'],
-    ] as const) {
-      const r = await httpRequest({ port, path: withQuery('/tcp/', { do: 'redirect', code, to }) });
-      expect(r.status).toBe(code);
-      expect(r.headers.location).toBe(to);
-    }
+    await expectRedirects(port, '/tcp/');
   });
 
   it('duplicate headers: Apache merges response duplicates except Set-Cookie, and request duplicates, cookies with ", "', async () => {
-    const r = await httpRequest({ port, path: withQuery('/tcp/', { do: 'dupheaders' }), headers: [['X-Dup', 'a'], ['X-Dup', 'b'], ['Cookie', 'c1=1'], ['Cookie', 'c2=2']] });
-    expect(r.headers['set-cookie']).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+    const { r, a } = await dupHeaders(port, '/tcp/');
     expect(r.headers['x-dup']).toBe('one, two');
-    const a = JSON.parse(r.body.toString()) as EnvAnswer;
     expect(a.headers['x-dup']).toBe('a, b');
     expect(a.headers.cookie).toBe('c1=1, c2=2');
   });
 
   it('unicode and binary: UTF-8 path and header bytes both ways; a control byte in a header gets 400 from Apache', async () => {
-    const text = 'héllo ✓ 日本';
-    const r = await httpRequest({ port, path: '/tcp/caf%C3%A9/%E2%9C%93?do=utf8', headers: { 'X-Utf8': latin1(text) } });
-    expect(r.status).toBe(200);
-    expect(Buffer.from(r.headers['x-utf8'] as string, 'latin1').toString('utf8')).toBe(text);
-    const a = JSON.parse(r.body.toString()) as EnvAnswer;
+    const a = await utf8RoundTrip(port, '/tcp/caf%C3%A9/%E2%9C%93?do=utf8');
     expect(a.url).toBe('/caf%C3%A9/%E2%9C%93?do=utf8');
     expect(a.originalUrl).toBe('/tcp/caf%C3%A9/%E2%9C%93?do=utf8');
-    expect(Buffer.from(a.headers['x-utf8']!, 'latin1').toString('utf8')).toBe(text);
-    const raw = await rawHttp(port, 'GET /tcp/?do=env HTTP/1.1\r\nHost: x\r\nX-Ctl: a\x01b\r\nConnection: close\r\n\r\n');
-    expect(raw.statusLine).toMatch(/^HTTP\/1\.1 400/);
+    await expectControlByteRejected(port, '/tcp/');
   });
 
   it('200 request headers; params over 64 KiB in several ≤16 KB records reassemble; a single variable over 16 KB is dropped (AH02536)', async () => {
@@ -193,21 +163,15 @@ describeServer('Apache mod_proxy_fcgi in front of the engine', [
   });
 
   it('HEAD: the app sees HEAD, the client gets no body', async () => {
-    const r = await httpRequest({ port, path: withQuery('/tcp/', { do: 'head' }), method: 'HEAD' });
-    expect(r.status).toBe(200);
-    expect(r.headers['x-method']).toBe('HEAD');
-    expect(r.length).toBe(0);
+    await expectHead(port, '/tcp/');
   });
 
   it('50 concurrent requests: all answered', async () => {
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => httpRequest({ port, path: withQuery(`/tcp/c/${i}`, { do: 'slow', ms: 200 }) })));
-    expect(results.map((r) => r.status)).toEqual(Array(50).fill(200));
+    await expectConcurrentAnswered(port, '/tcp/');
   });
 
   it('FCGI_WEB_SERVER_ADDRS: an unlisted peer is closed at once (503, AH01075)', async () => {
-    const r = await httpRequest({ port, path: '/denied/x' });
-    expect(r.status).toBe(503);
-    await events.waitFor((e) => e.ev === 'log' && e.listener === 'deny' && String(e.message).includes('FCGI_ERR_PEER_NOT_ALLOWED'), 'refused peer logged');
+    await expectPeerRefused(port, '/denied/x', events, 503);
     expect(readText(server.errorLog)).toMatch(/AH01075|AH01067/);
   });
 

@@ -13,8 +13,10 @@ import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { blocks } from '../fixtures/interop/data';
+import { findBinary, REQUIRED } from '../helpers/binaries';
 
-export const REQUIRED = process.env.FASTCGI_INTEROP_REQUIRED === '1';
+// Binary lookup and FASTCGI_INTEROP_REQUIRED live in test/helpers/binaries.ts, shared with the unit suites.
+export { findBinary, REQUIRED };
 /** Keep temporary directories (configs, logs, events) after the run, for debugging. */
 export const KEEP = process.env.FASTCGI_INTEROP_KEEP === '1';
 export const ROOT = path.resolve(__dirname, '../..');
@@ -24,22 +26,6 @@ export const TSX_LOADER = pathToFileURL(require.resolve('tsx', { paths: [ROOT] }
 export const NODE = process.execPath;
 /** The command that runs the application fixture. */
 export const APP_ARGV = [NODE, '--import', TSX_LOADER, APP];
-
-// ---- binaries ----------------------------------------------------------------------------------------------
-
-export function findBinary(name: string): string | null {
-  const dirs = (process.env.PATH ?? '').split(path.delimiter).filter((d) => d !== '');
-  for (const dir of [...dirs, '/usr/sbin', '/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin']) {
-    const candidate = path.join(dir, name);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      return candidate;
-    } catch {
-      // next
-    }
-  }
-  return null;
-}
 
 // ---- temporary directories and ports ----------------------------------------------------------------------
 

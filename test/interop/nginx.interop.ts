@@ -8,7 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { App, Events, freePorts, httpRequest, param, rawHttp, readText, removeDir, tempDir, waitForLog, type Listener } from './harness';
 import { nginx } from './recipes';
-import { clientAbort, download, echo, env, expectHeaders, latin1, manyHeaders, MiB, stalledDownload, statuses, tag, upload, withQuery } from './scenarios';
+import { clientAbort, download, dupHeaders, echo, env, expectConcurrentAnswered, expectHead, expectHeaders, expectLateReadBounded, expectPeerRefused, expectReasonPhrasesKept, expectRedirects, expectStalledDownloadBounded, latin1, manyHeaders, MiB, REASON_PHRASES, REDIRECTS, tag, upload, utf8RoundTrip, withQuery } from './scenarios';
 import { startRecipe, type RunningServer } from './servers';
 import { describeServer } from './suite';
 
@@ -142,9 +142,7 @@ describeServer('nginx in front of the engine', [{ binary: 'nginx', pkg: 'nginx-l
   });
 
   it('a stalled client stalls the app when nginx does not buffer (fastcgi_buffering off): bounded writes and memory', async () => {
-    const { stalledAt, rssGrowth } = await stalledDownload(port, '/stream/', events, 100 * MiB);
-    expect(stalledAt).toBeLessThan(48 * MiB);
-    expect(rssGrowth).toBeLessThan(64 * MiB);
+    await expectStalledDownloadBounded(port, '/stream/', events);
   });
 
   it('with buffering on (the default) nginx absorbs the whole response: the app finishes while the client is stalled', async () => {
@@ -162,8 +160,7 @@ describeServer('nginx in front of the engine', [{ binary: 'nginx', pkg: 'nginx-l
   });
 
   it('an app that reads its body late holds its memory: 100 MB upload through the streaming location', async () => {
-    const answer = await upload(port, '/stream/', 100 * MiB, { pauseMs: 1500 });
-    expect(answer.rss - answer.base).toBeLessThan(64 * MiB);
+    await expectLateReadBounded(port, '/stream/');
   });
 
   it('client aborts reach the handler: mid-response and during a long-poll', async () => {
@@ -173,50 +170,24 @@ describeServer('nginx in front of the engine', [{ binary: 'nginx', pkg: 'nginx-l
   });
 
   it('status codes keep the reason phrase the engine sends', async () => {
-    const codes: [number, string][] = [
-      [200, 'OK'],
-      [201, 'Created'],
-      [204, 'No Content'],
-      [304, 'Not Modified'],
-      [404, 'Nope Not Here'],
-      [500, 'Broken On Purpose'],
-      [418, "I'm a teapot"],
-    ];
-    const results = await statuses(port, '/', codes);
-    for (const [code, reason] of codes) expect(results.get(code)!.statusMessage).toBe(reason);
+    await expectReasonPhrasesKept(port, '/', [...REASON_PHRASES, [418, "I'm a teapot"]]);
   });
 
   it('redirects: the status and Location the app set', async () => {
-    for (const [code, to] of [
-      [302, 'http://example.test/elsewhere?x=1'],
-      [301, '/moved/here'],
-      [303, '/see/other'],
-      [307, 'relative/path'],
-    ] as const) {
-      const r = await httpRequest({ port, path: withQuery('/', { do: 'redirect', code, to }) });
-      expect(r.status).toBe(code);
-      expect(r.headers.location).toBe(to);
-    }
+    await expectRedirects(port, '/', [...REDIRECTS, [307, 'relative/path']]);
   });
 
   it('duplicate headers: response lines stay separate; request duplicates arrive as duplicate params, joined by the engine', async () => {
-    const r = await httpRequest({ port, path: withQuery('/', { do: 'dupheaders' }), headers: [['X-Dup', 'a'], ['X-Dup', 'b'], ['Cookie', 'c1=1'], ['Cookie', 'c2=2']] });
-    expect(r.headers['set-cookie']).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+    const { r, a } = await dupHeaders(port, '/');
     expect(r.rawHeaders.filter((h, i) => i % 2 === 0 && h.toLowerCase() === 'x-dup')).toHaveLength(2);
-    const a = JSON.parse(r.body.toString()) as import('./harness').EnvAnswer;
     expect(a.params.filter(([n]) => n === 'HTTP_X_DUP')).toHaveLength(2);
     expect(a.headers['x-dup']).toBe('a, b');
     expect(a.headers.cookie).toBe('c1=1; c2=2');
   });
 
   it('unicode and binary: UTF-8 path and header bytes both ways, a control byte in a request header value', async () => {
-    const text = 'héllo ✓ 日本';
-    const r = await httpRequest({ port, path: '/caf%C3%A9/%E2%9C%93?do=utf8&q=%E2%9C%93', headers: { 'X-Utf8': latin1(text) } });
-    expect(r.status).toBe(200);
-    expect(Buffer.from(r.headers['x-utf8'] as string, 'latin1').toString('utf8')).toBe(text);
-    const a = JSON.parse(r.body.toString()) as import('./harness').EnvAnswer;
+    const a = await utf8RoundTrip(port, '/caf%C3%A9/%E2%9C%93?do=utf8&q=%E2%9C%93');
     expect(a.url).toBe('/caf%C3%A9/%E2%9C%93?do=utf8&q=%E2%9C%93');
-    expect(Buffer.from(a.headers['x-utf8']!, 'latin1').toString('utf8')).toBe(text);
     // nginx decodes $fastcgi_script_name: the raw bytes of the path, as a latin1 string.
     expect(param(a, 'SCRIPT_NAME')).toBe(latin1('/café/✓'));
     const raw = await rawHttp(port, 'GET /?do=env HTTP/1.1\r\nHost: x\r\nX-Ctl: a\x01b\r\nConnection: close\r\n\r\n');
@@ -266,21 +237,15 @@ describeServer('nginx in front of the engine', [{ binary: 'nginx', pkg: 'nginx-l
   });
 
   it('HEAD: the app sees HEAD, the client gets headers and no body', async () => {
-    const r = await httpRequest({ port, path: withQuery('/', { do: 'head' }), method: 'HEAD' });
-    expect(r.status).toBe(200);
-    expect(r.headers['x-method']).toBe('HEAD');
-    expect(r.length).toBe(0);
+    await expectHead(port, '/');
   });
 
   it('50 concurrent requests: 50 connections, all answered', async () => {
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => httpRequest({ port, path: withQuery(`/c/${i}`, { do: 'slow', ms: 200 }) })));
-    expect(results.map((r) => r.status)).toEqual(Array(50).fill(200));
+    await expectConcurrentAnswered(port, '/');
   });
 
   it('FCGI_WEB_SERVER_ADDRS: listed peer served (every test above), unlisted peer closed at once (502)', async () => {
-    const r = await httpRequest({ port, path: '/denied/x' });
-    expect(r.status).toBe(502);
-    await events.waitFor((e) => e.ev === 'log' && e.listener === 'deny' && String(e.message).includes('FCGI_ERR_PEER_NOT_ALLOWED'), 'refused peer logged');
+    await expectPeerRefused(port, '/denied/x', events, 502);
     expect(readText(server.errorLog)).toMatch(/Connection reset by peer|upstream prematurely closed/);
   });
 

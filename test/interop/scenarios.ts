@@ -4,7 +4,7 @@
 import { expect } from 'vitest';
 import { setTimeout as delay } from 'node:timers/promises';
 import { bodySha256 } from '../fixtures/interop/data';
-import { getJson, httpRequest, type EnvAnswer, type Events, type HttpResult } from './harness';
+import { getJson, httpRequest, rawHttp, type EnvAnswer, type Events, type HttpResult } from './harness';
 
 export const MiB = 1 << 20;
 
@@ -139,7 +139,7 @@ export async function clientAbort(port: number, path: string, events: Events, op
 }
 
 /** Status codes with reason phrases: what the client sees for each. */
-export async function statuses(port: number, path: string, codes: [number, string][]): Promise<Map<number, HttpResult>> {
+export async function statuses(port: number, path: string, codes: readonly [number, string][]): Promise<Map<number, HttpResult>> {
   const out = new Map<number, HttpResult>();
   for (const [code, reason] of codes) {
     const result = await httpRequest({ port, path: withQuery(path, { do: 'status', code, reason }) });
@@ -166,4 +166,107 @@ export function expectHeaders(answer: EnvAnswer, headers: [string, string][]): v
 /** UTF-8 text as the latin1 string Node's HTTP APIs use for raw header bytes. */
 export function latin1(text: string): string {
   return Buffer.from(text, 'utf8').toString('latin1');
+}
+
+/** Statuses with the reason phrases the app sends (standard ones and two of its own). */
+export const REASON_PHRASES: readonly [number, string][] = [
+  [200, 'OK'],
+  [201, 'Created'],
+  [204, 'No Content'],
+  [304, 'Not Modified'],
+  [404, 'Nope Not Here'],
+  [500, 'Broken On Purpose'],
+];
+
+/** Statuses whose reason phrase the server passes on: each reaches the client with the phrase the engine sent. */
+export async function expectReasonPhrasesKept(port: number, path: string, codes: readonly [number, string][]): Promise<void> {
+  const results = await statuses(port, path, codes);
+  for (const [code, reason] of codes) expect(results.get(code)!.statusMessage).toBe(reason);
+}
+
+/** Redirects most suites check: an absolute URL and two local paths. */
+export const REDIRECTS: readonly (readonly [number, string])[] = [
+  [302, 'http://example.test/elsewhere?x=1'],
+  [301, '/moved/here'],
+  [303, '/see/other'],
+];
+
+/** Each redirect reaches the client with the status and Location the app set. */
+export async function expectRedirects(port: number, path: string, redirects: readonly (readonly [number, string])[] = REDIRECTS): Promise<void> {
+  for (const [code, to] of redirects) {
+    const r = await httpRequest({ port, path: withQuery(path, { do: 'redirect', code, to }) });
+    expect(r.status).toBe(code);
+    expect(r.headers.location).toBe(to);
+  }
+}
+
+/**
+ * Duplicate headers both ways: sends X-Dup and Cookie twice to the app's dupheaders action and asserts the two
+ * Set-Cookie lines stay separate. Returns the response and what the app saw, for the server's own merging.
+ */
+export async function dupHeaders(port: number, path: string): Promise<{ r: HttpResult; a: EnvAnswer }> {
+  const r = await httpRequest({ port, path: withQuery(path, { do: 'dupheaders' }), headers: [['X-Dup', 'a'], ['X-Dup', 'b'], ['Cookie', 'c1=1'], ['Cookie', 'c2=2']] });
+  expect(r.headers['set-cookie']).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+  return { r, a: JSON.parse(r.body.toString()) as EnvAnswer };
+}
+
+/**
+ * UTF-8 bytes in a header both ways: GETs `path` (which carries do=utf8) with a UTF-8 X-Utf8 header and asserts
+ * 200 and the bytes intact in the response header and in what the app saw. Returns what the app saw.
+ */
+export async function utf8RoundTrip(port: number, path: string): Promise<EnvAnswer> {
+  const text = 'héllo ✓ 日本';
+  const r = await httpRequest({ port, path, headers: { 'X-Utf8': latin1(text) } });
+  expect(r.status).toBe(200);
+  expect(Buffer.from(r.headers['x-utf8'] as string, 'latin1').toString('utf8')).toBe(text);
+  const a = JSON.parse(r.body.toString()) as EnvAnswer;
+  expect(Buffer.from(a.headers['x-utf8']!, 'latin1').toString('utf8')).toBe(text);
+  return a;
+}
+
+/** A control byte in a request header value: the server answers 400 itself. */
+export async function expectControlByteRejected(port: number, path: string): Promise<void> {
+  const raw = await rawHttp(port, `GET ${path}?do=env HTTP/1.1\r\nHost: x\r\nX-Ctl: a\x01b\r\nConnection: close\r\n\r\n`);
+  expect(raw.statusLine).toMatch(/^HTTP\/1\.1 400/);
+}
+
+/** HEAD: the app sees HEAD, the client gets no body. */
+export async function expectHead(port: number, path: string): Promise<void> {
+  const r = await httpRequest({ port, path: withQuery(path, { do: 'head' }), method: 'HEAD' });
+  expect(r.status).toBe(200);
+  expect(r.headers['x-method']).toBe('HEAD');
+  expect(r.length).toBe(0);
+}
+
+/** 50 concurrent 200 ms requests to `${path}c/<i>`: all answered 200. */
+export async function expectConcurrentAnswered(port: number, path: string): Promise<void> {
+  const results = await Promise.all(Array.from({ length: 50 }, (_, i) => httpRequest({ port, path: withQuery(`${path}c/${i}`, { do: 'slow', ms: 200 }) })));
+  expect(results.map((r) => r.status)).toEqual(Array(50).fill(200));
+}
+
+/** A stalled client stalls the app's 100 MB download: under 48 MiB written while stalled, RSS growth under 64 MiB. */
+export async function expectStalledDownloadBounded(port: number, path: string, events: Events): Promise<void> {
+  const { stalledAt, rssGrowth } = await stalledDownload(port, path, events, 100 * MiB);
+  expect(stalledAt).toBeLessThan(48 * MiB);
+  expect(rssGrowth).toBeLessThan(64 * MiB);
+}
+
+/** An app that reads its 100 MB body 1.5 s late: its RSS grows by under 64 MiB. */
+export async function expectLateReadBounded(port: number, path: string): Promise<void> {
+  const answer = await upload(port, path, 100 * MiB, { pauseMs: 1500 });
+  expect(answer.rss - answer.base).toBeLessThan(64 * MiB);
+}
+
+/** A client that leaves a silent 1.5 s long-poll: the server does not pass the abort on, the poll runs to its end. */
+export async function expectLongPollNotAborted(port: number, path: string, events: Events): Promise<void> {
+  const poll = await leave(port, path, events, { action: 'longpoll', ms: 1500 });
+  const polled = await events.waitFor((e) => e.ev === 'longpoll-done' && e.tag === poll, 'the long-poll runs to its end');
+  expect(polled.aborted).toBe(false);
+}
+
+/** A request routed to the listener whose FCGI_WEB_SERVER_ADDRS refuses the server: `status`, and the app logs the refusal. */
+export async function expectPeerRefused(port: number, path: string, events: Events, status: number): Promise<void> {
+  const r = await httpRequest({ port, path });
+  expect(r.status).toBe(status);
+  await events.waitFor((e) => e.ev === 'log' && e.listener === 'deny' && String(e.message).includes('FCGI_ERR_PEER_NOT_ALLOWED'), 'refused peer logged');
 }

@@ -10,33 +10,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it, onTestFinished, type TestContext } from 'vitest';
 import { createServer, type Server } from '../../src/server/server';
+import { findBinary, requireBinary } from '../helpers/binaries';
 import { parseCgiResponse } from '../helpers/fcgi-peer';
-
-const REQUIRED = process.env.FASTCGI_INTEROP_REQUIRED === '1';
-
-function findBinary(name: string): string | null {
-  const dirs = (process.env.PATH ?? '').split(path.delimiter).filter((d) => d !== '');
-  for (const dir of [...dirs, '/usr/bin', '/usr/local/bin']) {
-    const candidate = path.join(dir, name);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      return candidate;
-    } catch {
-      // next
-    }
-  }
-  return null;
-}
 
 const CGI_FCGI = findBinary('cgi-fcgi');
 
 /** The binary, or a skip (a failure with FASTCGI_INTEROP_REQUIRED=1) naming the package to install. */
 function cgiFcgi(context: TestContext): string {
-  if (CGI_FCGI !== null) return CGI_FCGI;
-  const message = 'cgi-fcgi not found: install the Debian package libfcgi-bin (apt-get install libfcgi-bin)';
-  if (REQUIRED) throw new Error(`${message}; FASTCGI_INTEROP_REQUIRED=1 makes this a failure`);
-  context.skip(`${message}; set FASTCGI_INTEROP_REQUIRED=1 to fail instead of skipping`);
-  throw new Error('unreachable');
+  return requireBinary(context, CGI_FCGI, 'cgi-fcgi', 'libfcgi-bin');
 }
 
 interface RunResult {

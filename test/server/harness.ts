@@ -1,9 +1,43 @@
 // Starts a server on 127.0.0.1:0 for one test and closes it (and its peers) when the test ends.
 import { onTestFinished } from 'vitest';
 import type { AddressInfo } from 'node:net';
-import { once } from 'node:events';
 import type { Server } from '../../src/server/server';
 import { TestPeer } from '../helpers/fcgi-peer';
+
+export interface Listening {
+  port: number;
+  /** Opens a peer connection, destroyed when the test finishes. */
+  connect(): Promise<TestPeer>;
+}
+
+/**
+ * Listens with `server` on 127.0.0.1 port 0 (rejecting on a listen error). When the test finishes, the peers
+ * opened with `connect` are destroyed, every connection is closed and the server is closed.
+ */
+export async function listenForTest(server: Server): Promise<Listening> {
+  const peers: TestPeer[] = [];
+  onTestFinished(async () => {
+    for (const peer of peers) peer.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    async connect() {
+      const peer = await TestPeer.connect({ port });
+      peers.push(peer);
+      return peer;
+    },
+  };
+}
 
 export interface Started {
   server: Server;
@@ -12,24 +46,8 @@ export interface Started {
 }
 
 export async function start(server: Server): Promise<Started> {
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as AddressInfo).port;
-  const peers: TestPeer[] = [];
-  onTestFinished(async () => {
-    for (const p of peers) p.destroy();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  return {
-    server,
-    port,
-    async peer() {
-      const p = await TestPeer.connect({ port });
-      peers.push(p);
-      return p;
-    },
-  };
+  const { port, connect } = await listenForTest(server);
+  return { server, port, peer: connect };
 }
 
 /** A logger that records messages, for asserting what the server logged. */

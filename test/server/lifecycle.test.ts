@@ -10,6 +10,7 @@ import { createServer, type Server } from '../../src/server/server';
 import type { FastCGIIncomingMessage, FastCGIServerResponse } from '../../src/server/http-message';
 import type { ServerOptions } from '../../src/server/options';
 import { RecordType } from '../../src/protocol/constants';
+import { within } from '../helpers/async';
 import { TestPeer, parseCgiResponse, type PeerResponse } from '../helpers/fcgi-peer';
 
 // ---- helpers -------------------------------------------------------------------------------------------------
@@ -112,18 +113,6 @@ class Harness {
 
 function get(url: string): Record<string, string> {
   return { REQUEST_METHOD: 'GET', REQUEST_URI: url, SCRIPT_NAME: url };
-}
-
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Whether `promise` settles within `ms` (a short negative check). */

@@ -4,14 +4,16 @@ import type * as net from 'node:net';
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { COALESCE_LIMIT } from '../../src/stream/record-writer';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createServer, type RequestListener, type Server } from '../../src/server/server';
 import type { FastCGIIncomingMessage } from '../../src/server/http-message';
 import type { ServerOptions } from '../../src/server/options';
 import { ErrorCode, type FastCGIError } from '../../src/errors';
 import { ProtocolStatus, RecordType } from '../../src/protocol/constants';
+import { deferred, within } from '../helpers/async';
 import { TestPeer, buildRequest, parseCgiResponse } from '../helpers/fcgi-peer';
 import { beginRequest, pair, record } from '../helpers/records';
+import { listenForTest } from './harness';
 
 // ---- Harness ------------------------------------------------------------------------------------------------
 
@@ -38,51 +40,14 @@ async function start(options: ServerOptions, handler?: RequestListener): Promise
     accepted(socket);
   });
   server.on('clientError', (error: FastCGIError) => clientErrors.push({ error, at: Date.now() }));
-  const peers: TestPeer[] = [];
-  onTestFinished(async () => {
-    for (const peer of peers) peer.destroy();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as net.AddressInfo).port;
+  const { connect } = await listenForTest(server);
   return {
     server,
     sockets,
     firstSocket,
     clientErrors,
-    async connect() {
-      const peer = await TestPeer.connect({ port });
-      peers.push(peer);
-      return peer;
-    },
+    connect,
   };
-}
-
-function deferred<T = void>(): { promise: Promise<T>; resolve(value: T): void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((res) => {
-    resolve = res;
-  });
-  return { promise, resolve };
-}
-
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function nextClientError(server: Server): Promise<FastCGIError> {

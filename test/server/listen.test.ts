@@ -12,6 +12,7 @@ import { createServer, type RequestListener, type Server } from '../../src/serve
 import type { ServerOptions } from '../../src/server/options';
 import { HOW_TO_RUN, inheritedListenFd } from '../../src/server/listen';
 import { ErrorCode, FastCGIError, ListenError } from '../../src/errors';
+import { within } from '../helpers/async';
 import { TestPeer, parseCgiResponse, type PeerClosed } from '../helpers/fcgi-peer';
 
 const root = path.join(__dirname, '..', '..');
@@ -97,19 +98,6 @@ async function get(address: Address, url = '/'): Promise<{ status: number; body:
   const response = await peer.request({ params: { REQUEST_METHOD: 'GET', REQUEST_URI: url, SCRIPT_NAME: url } });
   const cgi = parseCgiResponse(response.stdout);
   return { status: cgi.status, body: cgi.body.toString('utf8') };
-}
-
-/** Waits for a promise with a bound, failing with `what` on timeout. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function expectListenError(error: unknown, code: string): asserts error is ListenError {

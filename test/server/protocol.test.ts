@@ -4,7 +4,7 @@ import type * as net from 'node:net';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createServer, type RequestListener, type Server } from '../../src/server/server';
 import type { FastCGIIncomingMessage, FastCGIServerResponse } from '../../src/server/http-message';
 import type { ServerOptions } from '../../src/server/options';
@@ -12,8 +12,10 @@ import { ErrorCode, type FastCGIError } from '../../src/errors';
 import { Flag, MAX_CONTENT_LENGTH, ProtocolStatus, RecordType, Role } from '../../src/protocol/constants';
 import { encodeBeginRequest, encodeStream } from '../../src/protocol/records';
 import { encodeParams } from '../../src/protocol/pairs';
+import { deferred, within } from '../helpers/async';
 import { TestPeer, buildRequest, parseCgiResponse, type PeerRecord, type PeerResponse } from '../helpers/fcgi-peer';
 import { beginRequest, pair, record, splitAt } from '../helpers/records';
+import { listenForTest } from './harness';
 
 // ---- Harness ------------------------------------------------------------------------------------------------
 
@@ -58,20 +60,7 @@ async function start(options: ServerOptions = {}, handler?: RequestListener): Pr
     reads.set(socket, lengths);
     socket.on('data', (chunk: Buffer) => lengths.push(chunk.length));
   });
-  const peers: TestPeer[] = [];
-  onTestFinished(async () => {
-    for (const peer of peers) peer.destroy();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as net.AddressInfo).port;
+  const { port, connect } = await listenForTest(server);
   return {
     server,
     port,
@@ -93,36 +82,8 @@ async function start(options: ServerOptions = {}, handler?: RequestListener): Pr
         server.on('connection', onConnection);
       });
     },
-    async connect() {
-      const peer = await TestPeer.connect({ port });
-      peers.push(peer);
-      return peer;
-    },
+    connect,
   };
-}
-
-/** A promise with its settle functions outside. */
-function deferred<T = void>(): { promise: Promise<T>; resolve(value: T): void; reject(error: unknown): void } {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-/** Rejects with `what` if `promise` has not settled within `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 async function readAll(stream: AsyncIterable<Buffer | string>): Promise<Buffer> {
