@@ -1,0 +1,1 @@
+export default (request) => new Response(`fetch-fn ${new URL(request.url).pathname}`, { status: 503 });

@@ -1,0 +1,78 @@
+// `fastcgi-engine bench` as a process against the engine server; checks the JSON report and that counts add up.
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { BenchReport } from '../../src/cli/bench';
+import { runCli, startServe, tempDir } from './helpers';
+
+function sum(counts: Record<string, number>): number {
+  return Object.values(counts).reduce((a, b) => a + b, 0);
+}
+
+function checkShape(report: BenchReport): void {
+  for (const key of ['p50', 'p90', 'p99', 'p999', 'max'] as const) expect(typeof report.latencyMs[key]).toBe('number');
+  expect(report.latencyMs.p50).toBeLessThanOrEqual(report.latencyMs.p90);
+  expect(report.latencyMs.p90).toBeLessThanOrEqual(report.latencyMs.p99);
+  expect(report.latencyMs.p99).toBeLessThanOrEqual(report.latencyMs.max + 0.01);
+  expect(report.total).toBe(sum(report.status) + sum(report.errorCodes));
+  expect(report.completed).toBe(sum(report.status));
+  expect(report.errors).toBe(sum(report.errorCodes));
+  expect(report.requestsPerSecond).toBeGreaterThan(0);
+}
+
+describe('bench', () => {
+  it('closed loop, --requests: every request counted, JSON report', async () => {
+    const server = await startServe('node-handler.mjs');
+    const result = await runCli(['bench', server.socket, '--connections', '4', '--requests', '300', '--json']);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as BenchReport;
+    checkShape(report);
+    expect(report).toMatchObject({ mode: 'closed', connections: 4, total: 300, completed: 300, errors: 0, status: { 200: 300 }, protocolStatus: { REQUEST_COMPLETE: 300 } });
+    expect(report.bytes).toBeGreaterThan(300 * 10);
+    // Not a terminal: progress lines are plain, on stderr.
+    expect(result.stderr).not.toContain('\r');
+  });
+
+  it('open loop (--rate, --duration) with a body, params file and a connection per request', async () => {
+    const server = await startServe('fetch-object.mjs');
+    const params = join(tempDir(), 'params.txt');
+    (await import('node:fs')).writeFileSync(params, '# extra params\nX_EXTRA=1\n');
+    const result = await runCli(['bench', server.socket, '--rate', '200', '--duration', '1s', '--no-keep-conn', '--method', 'POST', '--path', '/missing', '--body-size', '64', '--params-file', params, '--json']);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as BenchReport;
+    checkShape(report);
+    expect(report.mode).toBe('open');
+    expect(report.keepConn).toBe(false);
+    expect(report.total).toBeGreaterThanOrEqual(190);
+    expect(report.total).toBeLessThanOrEqual(201);
+    expect(report.status).toEqual({ 404: report.total });
+  });
+
+  it('nothing listening: every request is an error, counted by code; exit 1', async () => {
+    const result = await runCli(['bench', join(tempDir(), 'none.sock'), '--requests', '5', '--connections', '1', '--json']);
+    expect(result.code).toBe(1);
+    const report = JSON.parse(result.stdout) as BenchReport;
+    expect(report.total).toBe(5);
+    expect(report.errors).toBe(5);
+    expect(sum(report.errorCodes)).toBe(5);
+  });
+
+  it('human-readable report', async () => {
+    const server = await startServe('node-handler.mjs');
+    const result = await runCli(['bench', server.socket, '--requests', '50', '-c', '2', '--multiplex', '2']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/50 requests in [\d.]+ s: [\d.]+ req\/s/);
+    expect(result.stdout).toMatch(/latency ms: p50 [\d.]+ +p90 [\d.]+ +p99 [\d.]+ +p99\.9 [\d.]+ +max [\d.]+/);
+    expect(result.stdout).toContain('status: 200: 50');
+  });
+
+  it.each([
+    [['bench'], 'missing <address>'],
+    [['bench', '/x.sock', '--rate', '0'], '--rate expects'],
+    [['bench', '/x.sock', '--duration', 'soon'], '--duration expects'],
+    [['bench', '/x.sock', '--connections', '0'], '--connections expects'],
+  ])('bad arguments %j: exit 2', async (args, message) => {
+    const result = await runCli(args);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(message);
+  });
+});
