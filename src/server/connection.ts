@@ -24,8 +24,6 @@ export interface ConnectionEvents {
   onClose(connection: Connection): void;
 }
 
-const STDERR_TERMINATOR_TYPES = RecordType.STDERR;
-
 /** How long a connection ended by server.close() waits for the web server's FIN before it is destroyed. */
 const DRAIN_LINGER_MS = 1000;
 
@@ -165,15 +163,10 @@ export class Connection implements RequestOwner {
   #abort(requestId: number): void {
     const request = this.#active.get(requestId);
     if (request === undefined) return;
-    // FastCGI 1.0 §5.4: answer ABORT_REQUEST with END_REQUEST; the application sees the abort and its later
-    // output is dropped.
-    this.#release(request);
-    // A STDERR stream the handler started must be terminated before END_REQUEST, as in complete().
-    if (request.stderrWritten) this.#writer.endStream(STDERR_TERMINATOR_TYPES, requestId);
-    this.#writer.endRequest(requestId, request.appStatus, ProtocolStatus.REQUEST_COMPLETE);
+    // FastCGI 1.0 §5.4: answer ABORT_REQUEST with END_REQUEST (the same terminators as a finished response);
+    // the application then sees the abort, and its later output is dropped.
+    this.complete(request, request.appStatus);
     request.abortFromPeer('abort-request');
-    if (!request.keepConn) this.#closeWhenIdle = true;
-    this.#maybeClose();
   }
 
   #management(type: number, content: Buffer): void {
@@ -237,7 +230,7 @@ export class Connection implements RequestOwner {
   complete(request: RequestSocket, appStatus: number): void {
     if (this.#active.get(request.requestId) !== request) return;
     this.#release(request);
-    if (request.stderrWritten) this.#writer.endStream(STDERR_TERMINATOR_TYPES, request.requestId);
+    if (request.stderrWritten) this.#writer.endStream(RecordType.STDERR, request.requestId);
     this.#writer.endRequest(request.requestId, appStatus, ProtocolStatus.REQUEST_COMPLETE);
     // FastCGI 1.0 §5.1: without FCGI_KEEP_CONN the application closes the connection after END_REQUEST.
     if (!request.keepConn) this.#closeWhenIdle = true;
