@@ -28,6 +28,8 @@ export interface ConnectionOwner {
   onUnusable(connection: ClientConnection): void;
   /** The socket closed (after a successful connect). */
   onClosed(connection: ClientConnection): void;
+  /** A request lost with this connection that can be sent again (ClientRequest.canReplay). */
+  onReplay(request: ClientRequest): void;
 }
 
 /** The settings a connection reads. */
@@ -64,6 +66,10 @@ export class ClientConnection implements RequestCarrier {
   #nextId = 1;
   #inFlight = 0;
   #started = 0;
+  // Requests that got their END_REQUEST here: a connection that has answered one is a reused one.
+  #ended = 0;
+  // Requests started after this connection had answered one (see #failInFlight).
+  readonly #startedOnReuse = new WeakSet<ClientRequest>();
   #pausedRequests = 0;
   #state = State.Connecting;
   #closeWhenIdle = false;
@@ -119,6 +125,7 @@ export class ClientConnection implements RequestCarrier {
     this.#requests[requestId] = request;
     this.#inFlight++;
     this.#started++;
+    if (this.#ended > 0) this.#startedOnReuse.add(request);
     request.assign(this, requestId);
     const spec = request.spec;
     const writer = this.#writer;
@@ -273,6 +280,7 @@ export class ClientConnection implements RequestCarrier {
     this.#requests[requestId] = undefined;
     this.#freeIds.push(requestId);
     this.#inFlight--;
+    this.#ended++;
     request.onEnd(appStatus, protocolStatus);
     if (protocolStatus === ProtocolStatus.CANT_MPX_CONN) this.#owner.onMultiplexRefused(this);
     if (this.#inFlight > 0) return this.#owner.onCapacity(this);
@@ -311,7 +319,7 @@ export class ClientConnection implements RequestCarrier {
     if (this.#state === State.Closed) return;
     this.#decoder.stop();
     this.#markUnusable();
-    this.#failInFlight(error);
+    this.#failInFlight(error, false);
     this.socket.destroy();
   }
 
@@ -322,12 +330,21 @@ export class ClientConnection implements RequestCarrier {
     }
   }
 
-  #failInFlight(error: Error | null): void {
+  // `closed`: the backend closed or reset the connection (a replay may help), as opposed to malformed input.
+  #failInFlight(error: Error | null, closed: boolean): void {
     if (this.#inFlight === 0) return;
     const requests = this.#requests.filter((r): r is ClientRequest => r !== undefined);
     this.#requests.length = 1;
     this.#inFlight = 0;
-    for (const request of requests) request.onConnectionLost(error);
+    const replays: ClientRequest[] = [];
+    for (const request of requests) {
+      if (closed && request.canReplay(this.#startedOnReuse.has(request))) replays.push(request);
+      else request.onConnectionLost(error);
+    }
+    for (const request of replays) {
+      request.rewind();
+      this.#owner.onReplay(request);
+    }
   }
 
   /** @internal */
@@ -350,7 +367,7 @@ export class ClientConnection implements RequestCarrier {
   /** @internal The backend closed its side: nothing more will arrive for the requests in flight. */
   onEnd(): void {
     this.#markUnusable();
-    this.#failInFlight(null);
+    this.#failInFlight(null, true);
   }
 
   /** @internal */
@@ -388,7 +405,7 @@ export class ClientConnection implements RequestCarrier {
       const error = this.#connectError ?? new ConnectError(this.target.label, this.#socketError ?? new Error('connection closed while connecting'));
       return this.#owner.onConnectFailed(this, error);
     }
-    this.#failInFlight(this.#socketError === null ? null : backendReset(this.#socketError));
+    this.#failInFlight(this.#socketError === null ? null : backendReset(this.#socketError), true);
     this.#owner.onClosed(this);
   }
 }

@@ -42,6 +42,8 @@ export interface RequestSpec {
   data: PreparedBody | null;
   signal: AbortSignal | null;
   onStderr: ((chunk: Buffer) => void) | null;
+  /** Safe to send again when a reused connection closes before answering (see retryStaleConnection). */
+  replayable: boolean;
 }
 
 const enum Phase {
@@ -179,6 +181,23 @@ export class ClientRequest implements ResponseSource {
     // php-fpm never sends the empty STDOUT record: END_REQUEST ends every stream (protocol.md §5).
     if (this.#phase === Phase.Sent) return this.#failHeaders();
     this.#finish(null, false);
+  }
+
+  /**
+   * Whether the request can go out again after the connection it was sent on closed: nothing of its response
+   * arrived, it is safe to repeat, and that connection had already carried a request (so the close is the
+   * backend retiring an idle connection, not a reaction to this request).
+   */
+  canReplay(connectionWasReused: boolean): boolean {
+    return connectionWasReused && this.spec.replayable && this.#phase === Phase.Sent && this.received === 0;
+  }
+
+  /** Back to waiting for a connection, for the pool to start it again. */
+  rewind(): void {
+    this.carrier = null;
+    this.requestId = 0;
+    this.#phase = Phase.Waiting;
+    this.#parser = null;
   }
 
   /** The connection closed, reset, or met malformed input before this request's END_REQUEST. */

@@ -132,6 +132,7 @@ export class Client {
       data,
       signal: options.signal ?? null,
       onStderr: options.onStderr ?? null,
+      replayable: this.settings.retryStaleConnection && isReplayable(options, body, data),
     };
     const settings =
       options.requestTimeout === undefined && options.bodyTimeout === undefined
@@ -183,6 +184,21 @@ function resolveRole(role: RequestOptions['role']): number {
 function isOwnedName(name: PairInput, role: number): boolean {
   if (typeof name !== 'string') return false;
   return name === 'CONTENT_LENGTH' || (role === Role.FILTER && name === 'FCGI_DATA_LENGTH');
+}
+
+// RFC 9110 §9.2.2: repeating these has the effect of sending them once.
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** Whether the request may be sent again after its kept connection closed unanswered (retryStaleConnection). */
+function isReplayable(options: RequestOptions, body: PreparedBody, data: PreparedBody | null): boolean {
+  if (body.kind !== 'bytes' || (data !== null && data.kind !== 'bytes')) return false; // a stream is consumed
+  const input = options.params;
+  let method: unknown;
+  if (input === undefined) return false;
+  if (isIterable(input)) {
+    for (const [name, value] of input) if (name === 'REQUEST_METHOD') method = value;
+  } else method = input.REQUEST_METHOD;
+  return typeof method === 'string' && IDEMPOTENT_METHODS.has(method);
 }
 
 function encodeRequestParams(options: RequestOptions, role: number, body: PreparedBody, data: PreparedBody | null, pad: boolean): Buffer {

@@ -59,6 +59,14 @@ export interface ClientOptions {
   abortWith?: 'abort-request' | 'close';
   /** Pad records to 8 bytes (FastCGI 1.0 §3.3 recommends it; php-fpm and nginx do). Default true. */
   padRecords?: boolean;
+  /**
+   * Send a request again, on another connection, when the backend closed the kept connection it went out on
+   * before answering a byte: a backend closing an idle connection (php-fpm recycling a worker, a fastcgi-engine
+   * worker retiring on reload) races the next request sent on it. Only for requests safe to repeat: an
+   * idempotent REQUEST_METHOD (GET, HEAD, OPTIONS, TRACE, PUT, DELETE; RFC 9110 §9.2.2) and a body held in
+   * memory, as nginx does for its cached upstream connections. Default true.
+   */
+  retryStaleConnection?: boolean;
 }
 
 /** ClientOptions with defaults applied and the address parsed. */
@@ -82,6 +90,7 @@ export interface ResolvedClientOptions {
   connectionHighWaterMark: number;
   abortWith: 'abort-request' | 'close' | null;
   padRecords: boolean;
+  retryStaleConnection: boolean;
 }
 
 function count(name: string, value: number | undefined, fallback: number, min: number): number {
@@ -121,5 +130,6 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     connectionHighWaterMark: count('connectionHighWaterMark', options.connectionHighWaterMark, 256 * 1024, 1),
     abortWith,
     padRecords: options.padRecords ?? true,
+    retryStaleConnection: options.retryStaleConnection ?? true,
   };
 }

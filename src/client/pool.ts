@@ -25,6 +25,8 @@ export interface PoolStats {
   readonly opened: number;
   /** Whether requests share connections now. */
   readonly multiplexing: boolean;
+  /** Requests sent again after a kept connection closed before answering them (retryStaleConnection). */
+  readonly replayed: number;
 }
 
 // Reconnect backoff while the backend is unreachable: from 10 ms, doubling, at most 250 ms apart.
@@ -40,6 +42,7 @@ export class Pool implements ConnectionOwner, RequestQueue {
   #ready: ClientConnection[] = [];
   #connecting = 0;
   #opened = 0;
+  #replayed = 0;
   readonly #queue = new Fifo<ClientRequest>();
   #queued = 0;
   #poolSize: number;
@@ -80,6 +83,7 @@ export class Pool implements ConnectionOwner, RequestQueue {
       inFlight,
       opened: this.#opened,
       multiplexing: this.#multiplex,
+      replayed: this.#replayed,
     };
   }
 
@@ -221,6 +225,12 @@ export class Pool implements ConnectionOwner, RequestQueue {
   onUnusable(connection: ClientConnection): void {
     const at = this.#ready.indexOf(connection);
     if (at !== -1) this.#ready.splice(at, 1);
+  }
+
+  /** @internal */
+  onReplay(request: ClientRequest): void {
+    this.#replayed++;
+    this.submit(request);
   }
 
   /** @internal */

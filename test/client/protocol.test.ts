@@ -487,6 +487,93 @@ describe('client pool', () => {
     }
     expect(backend.connections).toHaveLength(5);
   });
+
+  describe('a kept connection closed by the backend while a request was on its way (retryStaleConnection)', () => {
+    // The race: the backend retires an idle kept connection (php-fpm pm.max_requests, a worker draining on
+    // reload) just as the client sends the next request on it. The backend here closes the connection on
+    // receiving its second request, unanswered, which is what the client sees when the race is lost.
+    async function racingBackend(closeHow: 'end' | 'destroy' = 'end'): Promise<ScriptedBackend> {
+      const served = new Map<unknown, number>();
+      return ScriptedBackend.start({
+        request(request, connection) {
+          const n = (served.get(connection) ?? 0) + 1;
+          served.set(connection, n);
+          if (n === 1) return connection.respond(request.requestId, `${OK}${request.params.REQUEST_METHOD} ${request.stdin.toString()}`);
+          if (closeHow === 'end') connection.socket.end();
+          else connection.socket.destroy();
+        },
+      });
+    }
+
+    it.each(['end', 'destroy'] as const)('sends an idempotent request again on a new connection (backend %s)', async (how) => {
+      const backend = await racingBackend(how);
+      const client = testClient({ address: backend.path, multiplex: false, poolSize: 1, idleTimeout: 60_000 });
+      expect(await (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text()).toBe('GET ');
+      const second = await client.request({ params: { REQUEST_METHOD: 'PUT' }, body: 'again' });
+      expect(await second.text()).toBe('PUT again');
+      expect(backend.connections).toHaveLength(2);
+      expect(client.stats.replayed).toBe(1);
+    });
+
+    it('fails a POST, a streamed body, a request with no REQUEST_METHOD, and any request when turned off', async () => {
+      const cases: { options: Parameters<ReturnType<typeof testClient>['request']>[0]; retry?: boolean }[] = [
+        { options: { params: { REQUEST_METHOD: 'POST' }, body: 'x' } },
+        { options: { params: { REQUEST_METHOD: 'PUT' }, body: Readable.from([Buffer.from('x')]), contentLength: 1 } },
+        { options: {} },
+        { options: { params: { REQUEST_METHOD: 'GET' } }, retry: false },
+      ];
+      for (const { options, retry } of cases) {
+        const backend = await racingBackend();
+        const client = testClient({ address: backend.path, multiplex: false, poolSize: 1, idleTimeout: 60_000, retryStaleConnection: retry });
+        await (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text();
+        const error = await rejectionOf(client.request(options));
+        expect(error.code).toBe('FCGI_ERR_BACKEND_CLOSED');
+        expect(client.stats.replayed).toBe(0);
+        expect(backend.connections).toHaveLength(1);
+      }
+    });
+
+    it('never replays a request on a connection it opened for it, nor one whose response had begun', async () => {
+      // First request on a fresh connection: the close is about this request, not a stale connection.
+      const closer = await ScriptedBackend.start({ request: (_request, connection) => connection.socket.end() });
+      const fresh = testClient({ address: closer.path, multiplex: false, poolSize: 1 });
+      expect((await rejectionOf(fresh.request({ params: { REQUEST_METHOD: 'GET' } }))).code).toBe('FCGI_ERR_BACKEND_CLOSED');
+      expect(closer.connections).toHaveLength(1);
+      // A reused connection that answered part of the headers before closing.
+      let n = 0;
+      const partial = await ScriptedBackend.start({
+        request(request, connection) {
+          if (n++ === 0) return connection.respond(request.requestId, OK);
+          connection.stdout(request.requestId, 'Content-Ty');
+          setTimeout(() => connection.socket.end(), 10);
+        },
+      });
+      const client = testClient({ address: partial.path, multiplex: false, poolSize: 1, idleTimeout: 60_000 });
+      await (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text();
+      expect((await rejectionOf(client.request({ params: { REQUEST_METHOD: 'GET' } }))).code).toBe('FCGI_ERR_BACKEND_CLOSED');
+      expect(client.stats.replayed).toBe(0);
+    });
+
+    it('replays every request of a multiplexed connection that closed unanswered', async () => {
+      let first = true;
+      const backend = await ScriptedBackend.start({
+        request(request, connection) {
+          if (connection !== backend.connections[0]) return connection.respond(request.requestId, `${OK}${request.params.N}`);
+          if (first) {
+            first = false;
+            return connection.respond(request.requestId, `${OK}first`);
+          }
+          connection.socket.end();
+        },
+      });
+      const client = testClient({ address: backend.path, multiplex: true, poolSize: 1, idleTimeout: 60_000 });
+      expect(await (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text()).toBe('first');
+      const replies = await Promise.all([1, 2, 3].map(async (n) => (await client.request({ params: { REQUEST_METHOD: 'GET', N: String(n) } })).text()));
+      expect(replies).toEqual(['1', '2', '3']);
+      expect(client.stats.replayed).toBe(3);
+      expect(backend.connections).toHaveLength(2);
+    });
+  });
 });
 
 describe('client connect failures and timeouts', () => {
