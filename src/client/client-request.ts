@@ -251,6 +251,11 @@ export class ClientRequest implements ResponseSource {
     this.#finish(error ?? new RequestAbortedError('the response body was destroyed before the request ended'), true);
   }
 
+  /** @internal Whether every byte of the body has arrived (STDOUT terminator or END_REQUEST). */
+  get bodyComplete(): boolean {
+    return this.#bodyEnded;
+  }
+
   /** @internal */
   get stderrText(): string {
     if (this.#stderr === null) return '';

@@ -17,12 +17,15 @@ export interface ResponseSource {
   readonly appStatus: number | null;
   readonly protocolStatus: number | null;
   readonly stderrText: string;
+  readonly bodyComplete: boolean;
   completion(): Promise<ClientCompletion>;
   onBodyRead(): void;
   onBodyDestroyed(error: Error | null): void;
 }
 
 function noop(): void {}
+
+const EMPTY = Buffer.alloc(0);
 
 /**
  * The response body: a byte stream with backpressure down to the backend's socket. A failure (backend gone,
@@ -113,6 +116,20 @@ export class ClientResponse {
   /** Resolves at END_REQUEST with appStatus and STDERR; rejects with the error that ended the body early. */
   get completed(): Promise<ClientCompletion> {
     return this.#source.completion();
+  }
+
+  /**
+   * @internal The whole body at once when all of it has already arrived and nobody has started reading it, else
+   * null (then read the stream). For the gateway: most responses arrive with their END_REQUEST in one socket
+   * read, and writing them with one res.end() skips a pipe's setup and teardown per request.
+   */
+  takeCompleteBody(): Buffer | null {
+    const body = this.body;
+    if (!this.#source.bodyComplete || body.readableFlowing !== null || body.destroyed) return null;
+    // read() with no size hands over everything buffered; resume() lets the stream end and release itself.
+    const all = body.readableLength === 0 ? EMPTY : (body.read() as Buffer);
+    body.resume();
+    return all;
   }
 
   /** Reads the whole body into one Buffer. */

@@ -201,6 +201,11 @@ class Exchange implements RequestOwner {
       this.release();
       return fail(this.#settings, req, res, 502, `the backend sent a response node:http refuses: ${(error as Error).message}`, 'bad response');
     }
+    const whole = response.takeCompleteBody();
+    if (whole !== null) {
+      res.end(whole);
+      return;
+    }
     // pipe() gives backpressure both ways (a slow HTTP client pauses the body, which pauses the backend
     // connection) at a fraction of pipeline()'s cost, which builds an AbortController per call.
     const body = response.body;

@@ -226,6 +226,30 @@ describe('gateway in front of a misbehaving backend', () => {
     // The app's chunk framing is the body: node:http frames the response itself.
     expect(reply.body.toString()).toBe('3\r\nabc\r\n0\r\n\r\n');
   });
+
+  it('writes a response that arrived whole in one go, and streams one still arriving: same bytes either way', async () => {
+    const body = Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 251));
+    const backend = await ScriptedBackend.start({
+      request(request, connection) {
+        const head = 'Content-Type: application/octet-stream\r\n\r\n';
+        const which = request.params.SCRIPT_NAME;
+        if (which === '/whole.php') return connection.respond(request.requestId, Buffer.concat([Buffer.from(head), body]));
+        if (which === '/empty.php') return connection.respond(request.requestId, 'Status: 204 No Content\r\n\r\n', { noTerminator: true });
+        // Headers and a first piece now, the rest later: the gateway must stream.
+        connection.stdout(request.requestId, Buffer.concat([Buffer.from(head), body.subarray(0, 1000)]));
+        setTimeout(() => connection.respond(request.requestId, body.subarray(1000)), 50);
+      },
+    });
+    const { url } = await front({ upstream: { address: backend.path, multiplex: false }, documentRoot: '/srv', logger: logger() });
+    for (const path of ['/whole.php', '/later.php', '/whole.php']) {
+      const reply = await send(`${url}${path}`);
+      expect(reply.status).toBe(200);
+      expect(reply.body.equals(body)).toBe(true);
+    }
+    const empty = await send(`${url}/empty.php`);
+    expect(empty.status).toBe(204);
+    expect(empty.body.length).toBe(0);
+  });
 });
 
 describe('gateway in front of php-fpm (php8.2-fpm)', () => {
