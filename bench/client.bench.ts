@@ -35,6 +35,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { createClient as createEngineClient } from '../src/client/client';
 import { createGateway } from '../src/client/gateway';
 import { HttpReplyParser, pooledSorted, quantile, runLoad, type LoadResult } from './_util/fcgi-load';
+import { treeCpuSeconds } from './_util/proc-cpu';
 import { environment, envNumber, formatTime, isCompiled, relaunchCompiled } from './_util/report';
 
 // --- knobs ------------------------------------------------------------------------------------------------
@@ -47,7 +48,9 @@ const SETUP = {
   rounds: Math.max(1, Math.floor(envNumber('BENCH_ROUNDS', 2))),
   timeoutMs: Math.max(100, envNumber('BENCH_TIMEOUT_MS', 5000)),
 };
-const KNOBS = ['BENCH_CONNECTIONS', 'BENCH_PHP_CHILDREN', 'BENCH_DURATION_MS', 'BENCH_WARMUP_MS', 'BENCH_ROUNDS', 'BENCH_TIMEOUT_MS', 'BENCH_TSX'];
+/** The gateway's upstream pool size (default: one connection per php worker). */
+const GATEWAY_POOL = Math.max(1, Math.floor(envNumber('BENCH_GATEWAY_POOL', SETUP.phpChildren)));
+const KNOBS = ['BENCH_CONNECTIONS', 'BENCH_PHP_CHILDREN', 'BENCH_DURATION_MS', 'BENCH_WARMUP_MS', 'BENCH_ROUNDS', 'BENCH_TIMEOUT_MS', 'BENCH_GATEWAY_POOL', 'BENCH_TSX'];
 
 interface Workload {
   readonly name: string;
@@ -216,7 +219,10 @@ http {
 /** The gateway in a process of its own: this file, compiled, with `--gateway SOCKET DOCROOT POOL`. */
 async function startGateway(phpSocket: string, docroot: string): Promise<{ child: ChildProcess; port: number }> {
   const execArgv = isCompiled(__filename) ? [] : ['--import', 'tsx'];
-  const child = track(fork(__filename, ['--gateway', phpSocket, docroot, String(SETUP.phpChildren)], { execArgv, stdio: ['ignore', 2, 2, 'ipc'] }));
+  // A profile of the gateway process, to see where its CPU goes (not for numbers: profiling slows it).
+  const profileDir = process.env.BENCH_GATEWAY_PROFILE;
+  if (profileDir !== undefined && profileDir !== '') execArgv.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
+  const child = track(fork(__filename, ['--gateway', phpSocket, docroot, String(GATEWAY_POOL)], { execArgv, stdio: ['ignore', 2, 2, 'ipc'] }));
   const [message] = (await once(child, 'message')) as [{ port: number }];
   return { child, port: message.port };
 }
@@ -238,15 +244,40 @@ function runGatewayChild(phpSocket: string, docroot: string, poolSize: number): 
 interface Row {
   readonly label: string;
   readonly baseline: boolean;
-  readonly runs: { reqPerSec: number; latencyUs: Float64Array; errors: number; timeouts: number; samples: readonly string[] }[];
+  readonly runs: { reqPerSec: number; latencyUs: Float64Array; errors: number; timeouts: number; samples: readonly string[]; cpu: CpuPerRequest | null }[];
+}
+
+/** CPU µs per completed request over the measured window, by process (tree). */
+interface CpuPerRequest {
+  front: number;
+  php: number;
+  generator: number;
+}
+
+/** Where the CPU of a gateway run goes: the front end's process tree, php-fpm's, and this process. */
+interface CpuProbe {
+  readonly frontPid: number;
+  readonly phpPid: number;
 }
 
 function httpRequestBytes(path: string): Buffer {
   return Buffer.from(`GET ${path} HTTP/1.1\r\nHost: bench\r\n\r\n`, 'latin1');
 }
 
-async function gatewayRun(port: number, workload: Workload): Promise<LoadResult> {
-  return runLoad({
+async function gatewayRun(port: number, workload: Workload, probe: CpuProbe): Promise<LoadResult & { cpu: CpuPerRequest }> {
+  let front0 = 0;
+  let php0 = 0;
+  let front = 0;
+  let php = 0;
+  const result = await runLoad({
+    onMeasureStart: () => {
+      front0 = treeCpuSeconds(probe.frontPid);
+      php0 = treeCpuSeconds(probe.phpPid);
+    },
+    onMeasureEnd: () => {
+      front = treeCpuSeconds(probe.frontPid) - front0;
+      php = treeCpuSeconds(probe.phpPid) - php0;
+    },
     address: { port, host: '127.0.0.1' },
     request: httpRequestBytes(workload.path),
     newParser: () => new HttpReplyParser(),
@@ -257,6 +288,9 @@ async function gatewayRun(port: number, workload: Workload): Promise<LoadResult>
     expectBody: workload.expect,
     timeoutMs: SETUP.timeoutMs,
   });
+  const perRequest = (seconds: number): number => (result.requests > 0 ? (seconds * 1e6) / result.requests : Number.NaN);
+  const generator = (result.clientCpuPercent / 100) * (result.elapsedMs / 1000);
+  return { ...result, cpu: { front: perRequest(front), php: perRequest(php), generator: perRequest(generator) } };
 }
 
 // --- table 2: clients in this process -------------------------------------------------------------------
@@ -400,7 +434,16 @@ interface TableOut {
     timeouts: number;
     ratio: number;
     errorSamples: readonly string[];
+    /** Mean over the runs; null for rows measured in this process (table 2). */
+    cpuUsPerRequest: CpuPerRequest | null;
   }[];
+}
+
+function meanCpu(runs: readonly (CpuPerRequest | null)[]): CpuPerRequest | null {
+  const known = runs.filter((r): r is CpuPerRequest => r !== null);
+  if (known.length === 0) return null;
+  const mean = (key: keyof CpuPerRequest): number => known.reduce((a, r) => a + r[key], 0) / known.length;
+  return { front: mean('front'), php: mean('php'), generator: mean('generator') };
 }
 
 function summarize(title: string, description: string, rows: readonly Row[]): TableOut {
@@ -419,6 +462,7 @@ function summarize(title: string, description: string, rows: readonly Row[]): Ta
       timeouts: row.runs.reduce((a, r) => a + r.timeouts, 0),
       ratio: Number.NaN,
       errorSamples: [...new Set(row.runs.flatMap((r) => r.samples))].slice(0, 3),
+      cpuUsPerRequest: meanCpu(row.runs.map((r) => r.cpu)),
     };
   });
   const base = summarized.find((r) => r.baseline)?.reqPerSec ?? Number.NaN;
@@ -430,7 +474,9 @@ function int(n: number): string {
 }
 
 function markdownTable(table: TableOut): string {
-  const headers = ['Row', 'req/s', 'min–max', 'p50', 'p99', 'Errors', 'Ratio'];
+  const withCpu = table.rows.some((r) => r.cpuUsPerRequest !== null);
+  const headers = ['Row', 'req/s', 'min–max', 'p50', 'p99', 'Errors', 'Ratio', ...(withCpu ? ['CPU/req: front end', 'php-fpm', 'load generator'] : [])];
+  const us = (n: number | undefined): string => (n !== undefined && Number.isFinite(n) ? `${n.toFixed(1)} µs` : 'n/a');
   const cells = table.rows.map((r) => [
     r.label,
     int(r.reqPerSec),
@@ -439,6 +485,7 @@ function markdownTable(table: TableOut): string {
     formatTime(r.p99Us * 1000),
     r.timeouts > 0 ? `${r.errors} (+${r.timeouts} timeouts)` : String(r.errors),
     r.baseline ? '1.00 (baseline)' : Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}×` : 'n/a',
+    ...(withCpu ? [us(r.cpuUsPerRequest?.front), us(r.cpuUsPerRequest?.php), us(r.cpuUsPerRequest?.generator)] : []),
   ]);
   const widths = headers.map((h, c) => Math.max(h.length, ...cells.map((row) => row[c]!.length)));
   const line = (row: readonly string[]) => `| ${row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ')} |`;
@@ -458,7 +505,7 @@ function progress(message: string): void {
 // out between runs so each starts with every php worker free.
 const SETTLE_MS = 1500;
 
-async function alternate(rows: { row: Row; run: () => Promise<LoadResult> }[], what: string): Promise<void> {
+async function alternate(rows: { row: Row; run: () => Promise<LoadResult & { cpu?: CpuPerRequest }> }[], what: string): Promise<void> {
   for (const { row, run } of rows) {
     const primer = await run();
     progress(`${what} warmup run · ${row.label}: ${int(primer.reqPerSec)} req/s (not recorded)`);
@@ -470,7 +517,7 @@ async function alternate(rows: { row: Row; run: () => Promise<LoadResult> }[], w
       const result = await run();
       await delay(SETTLE_MS);
       if (!result.verified) throw new Error(`${row.label}: the first reply was not the expected one (${result.errorSamples.join('; ')})`);
-      row.runs.push({ reqPerSec: result.reqPerSec, latencyUs: result.latencyUs, errors: result.errors, timeouts: result.timeouts, samples: result.errorSamples });
+      row.runs.push({ reqPerSec: result.reqPerSec, latencyUs: result.latencyUs, errors: result.errors, timeouts: result.timeouts, samples: result.errorSamples, cpu: result.cpu ?? null });
       progress(`${what} round ${round + 1}/${SETUP.rounds} · ${row.label}: ${int(result.reqPerSec)} req/s, errors ${result.errors}, timeouts ${result.timeouts}`);
     }
   }
@@ -509,8 +556,8 @@ async function main(): Promise<void> {
       const gatewayRow: Row = { label: 'createGateway on node:http, 1 process', baseline: false, runs: [] };
       await alternate(
         [
-          { row: nginxRow, run: () => gatewayRun(front.port, workload) },
-          { row: gatewayRow, run: () => gatewayRun(gateway.port, workload) },
+          { row: nginxRow, run: () => gatewayRun(front.port, workload, { frontPid: front.child.pid!, phpPid: php.child.pid! }) },
+          { row: gatewayRow, run: () => gatewayRun(gateway.port, workload, { frontPid: gateway.child.pid!, phpPid: php.child.pid! }) },
         ],
         `gateway ${workload.name}`,
       );
