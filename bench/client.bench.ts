@@ -25,9 +25,9 @@
 // Needs php-fpm8.2 (apt-get install php8.2-fpm) and nginx (apt-get install nginx-light).
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -36,6 +36,7 @@ import { createClient as createEngineClient } from '../src/client/client';
 import { createGateway } from '../src/client/gateway';
 import { HttpReplyParser, pooledSorted, quantile, runLoad, type LoadResult } from './_util/fcgi-load';
 import { treeCpuSeconds } from './_util/proc-cpu';
+import { canConnect, findBinary, killAll, startNginx, stop, track, waitUntil } from './_util/processes';
 import { environment, envNumber, formatTime, isCompiled, relaunchCompiled } from './_util/report';
 
 // --- knobs ------------------------------------------------------------------------------------------------
@@ -71,73 +72,6 @@ const SCRIPTS: Record<string, string> = {
 
 // --- processes ----------------------------------------------------------------------------------------------
 
-const live = new Set<ChildProcess>();
-
-// SIGTERM, not SIGKILL: a php-fpm or nginx master killed outright leaves its workers behind.
-function killAll(): void {
-  for (const child of live) child.kill('SIGTERM');
-}
-
-function track(child: ChildProcess): ChildProcess {
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  return child;
-}
-
-async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
-function findBinary(names: string[]): string | null {
-  for (const name of names) {
-    for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/bin']) {
-      if (dir === '') continue;
-      try {
-        accessSync(join(dir, name), constants.X_OK);
-        return join(dir, name);
-      } catch {
-        // next
-      }
-    }
-  }
-  return null;
-}
-
-async function waitUntil(what: string, check: () => Promise<boolean>, child: ChildProcess, log: () => string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}: ${log()}`);
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not start within 10 s: ${log()}`);
-    await delay(20);
-  }
-}
-
-function canConnect(options: { path: string } | { port: number; host: string }): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(options);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-async function freePort(): Promise<number> {
-  const server = createNetServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 async function startPhpFpm(binary: string, dir: string): Promise<{ child: ChildProcess; socket: string }> {
   const socket = join(dir, 'php.sock');
   const conf = join(dir, 'php-fpm.conf');
@@ -164,56 +98,6 @@ async function startPhpFpm(binary: string, dir: string): Promise<{ child: ChildP
   child.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()));
   await waitUntil('php-fpm', () => canConnect({ path: socket }), child, () => log);
   return { child, socket };
-}
-
-async function startNginx(binary: string, dir: string, phpSocket: string, docroot: string): Promise<{ child: ChildProcess; port: number }> {
-  const port = await freePort();
-  const temp = join(dir, 'nginx-temp');
-  mkdirSync(temp, { recursive: true });
-  const conf = join(dir, 'nginx.conf');
-  const asRoot = process.getuid?.() === 0;
-  writeFileSync(
-    conf,
-    `${asRoot ? 'user root;\n' : ''}worker_processes 1;
-daemon off;
-pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'nginx-error.log')} warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${temp}/body;
-  fastcgi_temp_path ${temp}/fastcgi;
-  proxy_temp_path ${temp}/proxy;
-  scgi_temp_path ${temp}/scgi;
-  uwsgi_temp_path ${temp}/uwsgi;
-  keepalive_requests 1000000;
-  upstream php { server unix:${phpSocket}; keepalive ${SETUP.phpChildren}; keepalive_timeout 1s; }
-  server {
-    listen 127.0.0.1:${port};
-    root ${docroot};
-    location ~ \\.php$ {
-      include /etc/nginx/fastcgi_params;
-      fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
-      fastcgi_keep_conn on;
-      fastcgi_pass php;
-    }
-  }
-}
-`,
-  );
-  const child = track(spawn(binary, ['-c', conf, '-p', dir], { stdio: ['ignore', 'ignore', 'pipe'] }));
-  let log = '';
-  child.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()));
-  await waitUntil('nginx', () => canConnect({ port, host: '127.0.0.1' }), child, () => {
-    let file = '';
-    try {
-      file = readFileSync(join(dir, 'nginx-error.log'), 'utf8');
-    } catch {
-      // none yet
-    }
-    return log + file;
-  });
-  return { child, port };
 }
 
 /** The gateway in a process of its own: this file, compiled, with `--gateway SOCKET DOCROOT POOL`. */
@@ -549,7 +433,7 @@ async function main(): Promise<void> {
   const tables: TableOut[] = [];
   try {
     const php = await startPhpFpm(phpFpm, dir);
-    const front = await startNginx(nginx, dir, php.socket, docroot);
+    const front = await startNginx(nginx, dir, { socket: php.socket, keepalive: SETUP.phpChildren, root: docroot, location: '\\.php$' });
     const gateway = await startGateway(php.socket, docroot);
     for (const workload of [HELLO, BYTES]) {
       const nginxRow: Row = { label: 'nginx 1 worker, fastcgi_keep_conn + keepalive', baseline: true, runs: [] };
