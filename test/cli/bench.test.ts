@@ -1,4 +1,5 @@
 // `fastcgi-engine bench` as a process against the engine server; checks the JSON report and that counts add up.
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { BenchReport } from '../../src/cli/bench';
@@ -45,6 +46,63 @@ describe('bench', () => {
     expect(report.total).toBeGreaterThanOrEqual(190);
     expect(report.total).toBeLessThanOrEqual(201);
     expect(report.status).toEqual({ 404: report.total });
+    expect(report.senderLagMs).not.toBeNull();
+  });
+
+  it('open loop at a modest rate: sender lag reported, small, and the latency counted from the intended start', async () => {
+    const server = await startServe('node-handler.mjs');
+    const result = await runCli(['bench', server.socket, '--rate', '100', '--duration', '1s', '--json']);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as BenchReport;
+    checkShape(report);
+    const lag = report.senderLagMs!;
+    for (const key of ['p50', 'p99', 'max'] as const) {
+      expect(typeof lag[key]).toBe('number');
+      expect(lag[key]).toBeGreaterThanOrEqual(0);
+    }
+    expect(lag.p50).toBeLessThanOrEqual(lag.p99);
+    expect(lag.p99).toBeLessThanOrEqual(lag.max + 0.01);
+    // At 100 req/s the timer sleeps ~8 ms and the spin sends on time: the median send is well under a millisecond
+    // late even on a busy machine (bound loose for shared CI). Exactly the 100 scheduled sends in the second.
+    expect(lag.p50).toBeLessThan(1);
+    expect(report.total).toBe(100);
+    expect(report.durationSeconds).toBeLessThan(2);
+  });
+
+  it('open loop the sender cannot keep (--rate 1000000): warns on stderr that latency includes its own delay', async () => {
+    const server = await startServe('node-handler.mjs');
+    const result = await runCli(['bench', server.socket, '--rate', '1000000', '--requests', '2000', '--json']);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as BenchReport;
+    expect(report.total).toBe(2000);
+    // 2000 sends due within 2 ms cannot all go out on time: each costs microseconds of the sender's own CPU.
+    expect(report.senderLagMs!.max).toBeGreaterThan(1);
+    expect(result.stderr).toContain('the sender could not keep the schedule');
+    expect(result.stderr).toContain('latency includes');
+  });
+
+  it('--plot writes a standalone SVG percentile plot and the report says where', async () => {
+    const server = await startServe('node-handler.mjs');
+    const file = join(tempDir(), 'latency.svg');
+    const result = await runCli(['bench', server.socket, '--requests', '300', '-c', '2', '--plot', file, '--json']);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as BenchReport;
+    expect(report.plot).toBe(file);
+    expect(report.senderLagMs).toBeNull();
+    expect(existsSync(file)).toBe(true);
+    const svg = readFileSync(file, 'utf8');
+    expect(svg.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+    expect(svg).toContain(`closed loop against unix:${server.socket}: ${report.requestsPerSecond} req/s`);
+    expect(svg).toContain('<polyline class="latency"');
+    expect(svg).not.toContain('no samples');
+    // 300 samples support 0 %, 90 % and 99 %.
+    expect([...svg.matchAll(/class="x-tick"[^>]*>([^<]*)</g)].map((m) => m[1])).toEqual(['0%', '90%', '99%']);
+
+    const text = await runCli(['bench', server.socket, '--requests', '20', '--rate', '200', '--plot', file]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(`plot: ${file}`);
+    expect(text.stdout).toMatch(/sender lag ms: p50 [\d.]+ +p99 [\d.]+ +max [\d.]+/);
   });
 
   it('nothing listening: every request is an error, counted by code; exit 1', async () => {
@@ -70,6 +128,8 @@ describe('bench', () => {
     [['bench', '/x.sock', '--rate', '0'], '--rate expects'],
     [['bench', '/x.sock', '--duration', 'soon'], '--duration expects'],
     [['bench', '/x.sock', '--connections', '0'], '--connections expects'],
+    [['bench', '/x.sock', '--plot', '/nonexistent-fcgi-bench-dir/latency.svg'], 'directory /nonexistent-fcgi-bench-dir does not exist'],
+    [['bench', '/x.sock', '--plot', '/'], 'is a directory'],
   ])('bad arguments %j: exit 2', async (args, message) => {
     const result = await runCli(args);
     expect(result.code).toBe(2);
