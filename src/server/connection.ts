@@ -45,6 +45,9 @@ export class Connection implements RequestOwner {
   #paramsTimer: NodeJS.Timeout | null = null;
   #closeWhenIdle = false;
   #draining = false;
+  // server.close() on a connection that has not started a request yet: the wait for its first BEGIN_REQUEST.
+  #firstRequestGrace: NodeJS.Timeout | null = null;
+  #begun = false;
   #peerEnded = false;
   #closed = false;
   #handled = 0;
@@ -135,6 +138,9 @@ export class Connection implements RequestOwner {
   // ---- Records ----------------------------------------------------------------------------------------------
 
   #begin(requestId: number, content: Buffer): void {
+    this.#begun = true;
+    // Draining: the request the grace waited for is here; served (or refused) like any other, then we close.
+    if (this.#firstRequestGrace !== null) this.#endFirstRequestGrace();
     if (this.#active.has(requestId)) {
       return this.#fail(new ProtocolError(ErrorCode.DUPLICATE_REQUEST_ID, `BEGIN_REQUEST for request ${requestId}, which is still in flight`, { requestId, recordType: RecordType.BEGIN_REQUEST }));
     }
@@ -263,11 +269,34 @@ export class Connection implements RequestOwner {
 
   // ---- Lifecycle ---------------------------------------------------------------------------------------------
 
-  /** Ends the connection once no request is in flight (server.close()). */
-  drain(): void {
+  /**
+   * Ends the connection once no request is in flight (server.close(), closeIdleConnections()); KEEP_CONN no
+   * longer keeps it: after the last END_REQUEST it is closed. With `firstRequestGraceMs` > 0, a connection
+   * that has not started a request yet (nothing, or only part of its first record, has arrived) or is in the
+   * middle of receiving a record waits up to that long for a BEGIN_REQUEST, which is then served: a web
+   * server connects to send a request, and one accepted just before close() would otherwise be closed
+   * unanswered. A connection idle between records after serving requests is closed at once (its web server
+   * retries a failed kept connection on a fresh one).
+   */
+  drain(firstRequestGraceMs = 0): void {
     this.#closeWhenIdle = true;
     this.#draining = true;
+    if (firstRequestGraceMs > 0 && this.#firstRequestGrace === null && !this.#closed && !this.#peerEnded && this.#active.size === 0 && (!this.#begun || this.#decoder.midRecord)) {
+      this.#firstRequestGrace = setTimeout(onFirstRequestGrace, firstRequestGraceMs, this);
+      this.#firstRequestGrace.unref();
+    }
     this.#maybeClose();
+  }
+
+  /** @internal The grace given by drain() ended (timer, or a BEGIN_REQUEST arrived): close if nothing is in flight. */
+  endFirstRequestGrace(): void {
+    this.#endFirstRequestGrace();
+    this.#maybeClose();
+  }
+
+  #endFirstRequestGrace(): void {
+    if (this.#firstRequestGrace !== null) clearTimeout(this.#firstRequestGrace);
+    this.#firstRequestGrace = null;
   }
 
   /** Closes at once: in-flight requests are aborted. */
@@ -277,8 +306,12 @@ export class Connection implements RequestOwner {
 
   #maybeClose(): void {
     if (this.#closed || this.#active.size > 0) return;
-    if (this.#closeWhenIdle || this.#peerEnded) {
+    if ((this.#closeWhenIdle && this.#firstRequestGrace === null) || this.#peerEnded) {
+      this.#endFirstRequestGrace();
       this.#closed = true;
+      // A BEGIN_REQUEST racing our FIN could never get its response out: read nothing more, so no handler
+      // runs for a request nobody can be answered.
+      this.#decoder.stop();
       this.#writer.flush(true);
       // server.close(): a web server that pools idle connections without reading them (Apache enablereuse=on)
       // never answers our FIN, and the half-open socket would hold the shutdown until closeTimeout.
@@ -352,6 +385,7 @@ export class Connection implements RequestOwner {
     this.#decoder.stop();
     this.#writer.discard();
     if (this.#paramsTimer !== null) clearTimeout(this.#paramsTimer);
+    this.#endFirstRequestGrace();
     const requests = [...this.#active.values()];
     this.#active.clear();
     this.#awaitingParams.clear();
@@ -388,6 +422,9 @@ function onSocketTimeout(this: Socket): void {
 }
 function onParamsTimer(connection: Connection): void {
   connection.checkParamsTimeout();
+}
+function onFirstRequestGrace(connection: Connection): void {
+  connection.endFirstRequestGrace();
 }
 
 const kHandlerTimer = Symbol('fastcgi.handlerTimer');

@@ -1,6 +1,7 @@
 // Where a FastCGI application listens: a socket handed over by the web server (fd 0, FastCGI 1.0 §2.2) or by
 // systemd (LISTEN_FDS), a unix socket path (a stale file from a dead process is removed, a live one is not),
 // or TCP. Errors name the cause and the fix, because the alternative is "premature end of script headers".
+import cluster from 'node:cluster';
 import { connect } from 'node:net';
 import { fstatSync, lstatSync, unlinkSync } from 'node:fs';
 import { ErrorCode, ListenError } from '../errors';
@@ -48,6 +49,16 @@ export function connectedFdError(fd: number, cause: Error): ListenError {
     `fd ${fd} is a connected socket, not a listening one: a wrapper script probably redirected stdin (use \`exec node app.js\` and leave fd 0 alone), or this is a CGI, not a FastCGI, spawn.\n${HOW_TO_RUN}`,
     { cause },
   );
+}
+
+/**
+ * checksStaleSocket says whether listen(path) must check the path for a stale socket file first: not in a
+ * node:cluster worker (unless `exclusive`), because there the primary binds the address and shares it
+ * (round-robin or handle passing), so the file is the primary's live socket, not a leftover to remove; an
+ * exclusive listen binds in the worker itself, like any process.
+ */
+export function checksStaleSocket(exclusive: boolean, isWorker: boolean = cluster.isWorker): boolean {
+  return !isWorker || exclusive;
 }
 
 /**

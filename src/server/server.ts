@@ -5,7 +5,7 @@ import { Server as NetServer, type Socket } from 'node:net';
 import { chmodSync } from 'node:fs';
 import { Connection, type ConnectionEvents } from './connection';
 import { FastCGIIncomingMessage, FastCGIServerResponse } from './http-message';
-import { connectedFdError, inheritedListenFd, prepareSocketPath } from './listen';
+import { checksStaleSocket, connectedFdError, inheritedListenFd, prepareSocketPath } from './listen';
 import { normalizeAddress, resolveOptions, type ResolvedOptions, type ServerOptions } from './options';
 import type { RequestSocket } from './request-socket';
 import { Role } from '../protocol/constants';
@@ -145,7 +145,9 @@ export class Server extends NetServer {
   /**
    * listen() as net.Server's, plus: with no address (or only a callback) it listens on the socket the web
    * server or systemd handed over (fd 0 / LISTEN_FDS); a unix path replaces a stale socket file left by a dead
-   * process and applies `socketMode`. Failures are emitted as 'error' with a ListenError that says what to do.
+   * process and applies `socketMode`. In a node:cluster worker a path is not checked (unless `exclusive`):
+   * the primary binds it and the workers share it, so the file is there and alive by design. Failures are
+   * emitted as 'error' with a ListenError that says what to do.
    */
   override listen(...args: unknown[]): this {
     const callback = typeof args[args.length - 1] === 'function' ? (args.pop() as ListenCallback) : undefined;
@@ -167,21 +169,30 @@ export class Server extends NetServer {
       if (typeof first === 'object' && first !== null && 'fd' in first) this.#listeningOnFd = Number((first as { fd: unknown }).fd);
       return super.listen(...(args as Parameters<NetServer['listen']>));
     }
+    const listenOnPath = (): void => {
+      super.listen(...(args as Parameters<NetServer['listen']>));
+      if (this.settings.socketMode !== null) {
+        // Prepended: the mode must be in place before the caller's listen callback hands the path out.
+        this.prependOnceListener('listening', () => {
+          try {
+            chmodSync(path, this.settings.socketMode!);
+          } catch (error) {
+            this.emit('error', error);
+          }
+        });
+      }
+    };
+    const exclusive = typeof first === 'object' && first !== null && (first as { exclusive?: unknown }).exclusive === true;
+    if (!checksStaleSocket(exclusive)) {
+      // A node:cluster worker: the primary binds the path; clearing a stale file is the primary's job, before it forks.
+      listenOnPath();
+      return this;
+    }
     const closes = this.#closes;
     prepareSocketPath(path).then(
       () => {
         if (this.#closes !== closes) return; // close() was called while the path was being checked
-        super.listen(...(args as Parameters<NetServer['listen']>));
-        if (this.settings.socketMode !== null) {
-          // Prepended: the mode must be in place before the caller's listen callback hands the path out.
-          this.prependOnceListener('listening', () => {
-            try {
-              chmodSync(path, this.settings.socketMode!);
-            } catch (error) {
-              this.emit('error', error);
-            }
-          });
-        }
+        listenOnPath();
       },
       (error: unknown) => {
         if (this.#closes === closes) this.emit('error', error);
@@ -200,13 +211,20 @@ export class Server extends NetServer {
   }
 
   /**
-   * close() stops accepting, lets in-flight requests finish, closes idle and finishing connections, and after
-   * `closeTimeout` ms destroys what is left. The callback runs when the last connection is gone.
+   * close() stops accepting, lets in-flight requests finish and closes each connection once its last request
+   * is done (KEEP_CONN or not), closes connections idle after serving requests at once, and after
+   * `closeTimeout` ms destroys what is left. A connection that has not started a request yet (accepted a
+   * moment ago; its BEGIN_REQUEST is on the way) gets up to 1 s (at most `closeTimeout`) for it: the request
+   * is served, then the connection closed; if none comes it is closed then. In a node:cluster worker this is
+   * what makes a rolling restart lose nothing: once the worker's handle is closed the primary hands new
+   * connections to another worker, and the ones already handed to this one are answered. The callback runs
+   * when the last connection is gone.
    */
   override close(callback?: (error?: Error) => void): this {
     this.#closes++;
     super.close(callback);
-    for (const connection of this.#connections) connection.drain();
+    const grace = firstRequestGrace(this.settings.closeTimeout);
+    for (const connection of this.#connections) connection.drain(grace);
     if (this.#connections.size > 0 && this.#closeTimer === null && this.settings.closeTimeout > 0) {
       this.#closeTimer = setTimeout(() => {
         this.#closeTimer = null;
@@ -226,6 +244,20 @@ export class Server extends NetServer {
   closeIdleConnections(): void {
     for (const connection of this.#connections) if (connection.activeRequests === 0) connection.drain();
   }
+}
+
+/**
+ * How long close() waits for the first request of a connection that has not started one. A web server writes
+ * its BEGIN_REQUEST right after connecting (a node:cluster primary's hand-off adds an IPC round trip), so the
+ * request is normally there within milliseconds; 1 s also covers a loaded machine, yet bounds how long a
+ * connection that never sends anything (a port probe, a pool's spare connection) holds up the shutdown. Never
+ * longer than closeTimeout, after which every connection is destroyed anyway (0 there means no limit).
+ */
+export const FIRST_REQUEST_GRACE_MS = 1000;
+
+/** The first-request grace close() gives under a given closeTimeout. */
+export function firstRequestGrace(closeTimeout: number): number {
+  return closeTimeout > 0 ? Math.min(FIRST_REQUEST_GRACE_MS, closeTimeout) : FIRST_REQUEST_GRACE_MS;
 }
 
 /**
