@@ -42,9 +42,6 @@ ones loading the module again, without dropping a request.`;
 const CLI_HOW_TO_RUN = `With fastcgi-engine serve: --socket /run/app.sock, --port 9000 [--host 127.0.0.1], or no address when a web
 server, process manager or systemd starts it with the listening socket (see 'fastcgi-engine serve --help').`;
 
-/** How long a retiring worker keeps just-accepted connections before draining. */
-const SHUTDOWN_GRACE_MS = 1000;
-
 export type AppKind = 'fetch' | 'node';
 
 /** detectApp picks the handler out of a loaded module and says which kind it is (the rule in HELP). */
@@ -157,8 +154,11 @@ function describeWhere(where: Where): string {
   return where.kind === 'socket' ? `unix:${where.path}` : where.kind === 'port' ? `${where.host}:${where.port}` : `inherited fd ${where.fd ?? 0}`;
 }
 
-/** Listens; in a cluster worker a socket path is bound once by the primary, so the engine's stale-file check is skipped. */
-function listen(server: Server, where: Where, inWorker: boolean): Promise<void> {
+/**
+ * Listens. In a cluster worker the engine's listen() knows the primary binds a socket path (it skips its
+ * stale-file check there); the primary clears a stale file before forking.
+ */
+function listen(server: Server, where: Where): Promise<void> {
   return new Promise<void>((resolvePromise, reject) => {
     const onError = (error: Error): void => reject(error);
     server.once('error', onError);
@@ -166,10 +166,8 @@ function listen(server: Server, where: Where, inWorker: boolean): Promise<void> 
       server.off('error', onError);
       resolvePromise();
     };
-    if (where.kind === 'socket') {
-      if (inWorker) net.Server.prototype.listen.call(server, { path: where.path }, done);
-      else server.listen(where.path, done);
-    } else if (where.kind === 'port') server.listen(where.port, where.host, done);
+    if (where.kind === 'socket') server.listen(where.path, done);
+    else if (where.kind === 'port') server.listen(where.port, where.host, done);
     else if (where.fd !== undefined) server.listen({ fd: where.fd }, done);
     else server.listen(done);
   });
@@ -192,7 +190,7 @@ function startGateway(settings: ServeSettings): Promise<http.Server> {
 async function runSingle(settings: ServeSettings): Promise<number> {
   const server = await loadApp(settings, { socketMode: settings.socketMode, closeTimeout: settings.drainTimeout });
   try {
-    await listen(server, settings.where, false);
+    await listen(server, settings.where);
   } catch (error) {
     log(`${(error as Error).message}${settings.where.kind === 'inherited' ? `\n${CLI_HOW_TO_RUN}` : ''}`);
     return EXIT_USAGE;
@@ -224,23 +222,26 @@ async function runWorker(settings: ServeSettings): Promise<number> {
       process.send?.({ type: 'recycle', served });
     }
   });
-  await listen(server, settings.where, true);
+  await listen(server, settings.where);
   return new Promise<number>((resolvePromise) => {
     let closing = false;
     const shutdown = (): void => {
       if (closing) return;
       closing = true;
-      // First stop taking connections (the primary hands new ones to other workers), then give connections
-      // accepted a moment ago time to send their request before close() drains the idle ones.
-      // net's close callback runs once the last connection has ended ('close').
-      net.Server.prototype.close.call(server, () => {
+      // The engine's close() does the whole drain: this worker's handle closes, so the primary hands new
+      // connections to another worker (a connection it offers meanwhile is refused and goes elsewhere);
+      // requests in flight finish; a connection handed over a moment ago is given its request's time
+      // (Server.close()). The callback runs once the last connection is gone.
+      server.close(() => {
         resolvePromise(0);
-        // The IPC channel to the primary keeps a worker alive: let go of it so the process can end.
-        process.disconnect?.();
+        // The IPC channel to the primary keeps a worker alive: let go of it so the process can end. Not with
+        // process.disconnect(): the primary may have offered a connection just before it learnt that this
+        // worker's handle closed, and a worker that is gone never answers, so the primary would keep that
+        // connection forever, unanswered. worker.disconnect() goes through the primary (an acknowledged
+        // message), so every offer sent before it has been refused and handed to another worker by then.
+        if (cluster.worker !== undefined) cluster.worker.disconnect();
+        else process.disconnect?.();
       });
-      setTimeout(() => {
-        if (server.listenerCount('close') > 0) server.close();
-      }, SHUTDOWN_GRACE_MS).unref();
     };
     process.on('message', (message: { type?: string }) => {
       if (message?.type === 'shutdown') shutdown();

@@ -218,7 +218,8 @@ export class Server extends NetServer {
    * is served, then the connection closed; if none comes it is closed then. In a node:cluster worker this is
    * what makes a rolling restart lose nothing: once the worker's handle is closed the primary hands new
    * connections to another worker, and the ones already handed to this one are answered. The callback runs
-   * when the last connection is gone.
+   * when the last connection is gone; a worker should then end with cluster.worker.disconnect(), not
+   * process.disconnect(), which can strand a connection the primary was offering it at that moment.
    */
   override close(callback?: (error?: Error) => void): this {
     this.#closes++;
