@@ -1,4 +1,4 @@
-// `fastcgi-engine bench <address>`: a FastCGI load generator on the public client. Closed loop (N connections ×
+// `fastcgi-engine bench <address>`: a FastCGI load generator (the wire side is ./load-driver.ts). Closed loop (N connections ×
 // K in flight, as fast as answers come) or open loop (--rate: requests start on a schedule whether or not the
 // backend keeps up, and latency counts from the intended start, so queueing is not hidden: coordinated
 // omission corrected). Latency goes into an HDR histogram (hdr-histogram-js), in microseconds; the open loop
@@ -7,9 +7,10 @@ import { accessSync, constants as fsConstants, readFileSync, statSync, writeFile
 import { dirname, resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
-import { BackendError, ProtocolStatus, createClient, type Client, type FastCGIError, type RequestOptions } from '../index';
+import { ProtocolStatus } from '../protocol/constants';
 import { UsageError, describeAddress, parseAddress, parseCount, parseDuration } from './args';
 import { percentileDistribution, renderLatencyPlot } from './latency-plot';
+import { LoadDriver, type LoadSink } from './load-driver';
 
 const HELP = `Usage: fastcgi-engine bench <address> [options]
 
@@ -22,9 +23,9 @@ Load:
   --duration T        how long: 10s, 500ms, 2m (default 10s)
   --requests N        stop after N requests instead (whichever of --duration/--requests comes first when both)
   --rate R            open loop: start R requests per second on schedule; latency is measured from the
-                      intended start time (coordinated omission corrected). Without it: closed loop. To keep
-                      the schedule it spins the event loop in the last 2 ms before each send: above ~500
-                      req/s that keeps one core busy.
+                      intended start time (coordinated omission corrected). Without it: closed loop. Sends
+                      are timed with the event loop's timers (about 1 ms granularity): the report shows by how
+                      much each send was late (sender lag).
   --no-keep-conn      a new connection per request (default: kept connections, FCGI_KEEP_CONN)
 Request:
   --method M          REQUEST_METHOD (default GET)
@@ -232,73 +233,59 @@ function buildHistogram(): hdr.Histogram {
   return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
 }
 
-class Stats {
+class Stats implements LoadSink {
   readonly histogram = buildHistogram();
   /** Open loop only: how late each request was sent (µs). */
   readonly senderLag = buildHistogram();
   /** Answered requests by HTTP status (numbers: no string per request). */
   readonly status = new Map<number, number>();
-  /** Failed requests whose backend refused them with a protocolStatus (BackendError). */
+  /** Failed requests whose backend refused them with a protocolStatus. */
   readonly protocolStatus = new Map<string, number>();
   readonly errorCodes = new Map<string, number>();
   total = 0;
-  completed = 0;
+  answered = 0;
   errors = 0;
   bytes = 0;
   /** Since the last progress line. */
   windowCount = 0;
-
-  /** The 'data' listener of every response body: one function for the whole run, not a closure per request. */
-  readonly onData = (chunk: Buffer): void => {
-    this.bytes += chunk.length;
-  };
+  /** Called after each outcome is recorded (the loops start the next request from it). */
+  onSettled: () => void = () => {};
 
   static bump<K>(map: Map<K, number>, key: K): void {
     map.set(key, (map.get(key) ?? 0) + 1);
   }
 
-  record(latencyUs: number): void {
-    this.histogram.recordValue(Math.max(1, Math.round(latencyUs)));
+  /** LoadSink: latency runs from `startedAt` (µs clock) to END_REQUEST. */
+  completed(startedAt: number, status: number, bodyBytes: number): void {
+    this.answered++;
+    this.bytes += bodyBytes;
+    Stats.bump(this.status, status);
+    this.#record(startedAt);
+  }
+
+  /** LoadSink */
+  failed(startedAt: number, code: string, protocolStatus: number | null): void {
+    this.errors++;
+    if (protocolStatus !== null) Stats.bump(this.protocolStatus, PROTOCOL_STATUS_NAMES[protocolStatus] ?? String(protocolStatus));
+    Stats.bump(this.errorCodes, code);
+    this.#record(startedAt);
+  }
+
+  #record(startedAt: number): void {
+    this.histogram.recordValue(Math.max(1, Math.round(clock() - startedAt)));
     this.total++;
     this.windowCount++;
+    this.onSettled();
   }
 }
 
-/**
- * Sends one request, reads the whole body, and records the outcome; latency counts from `startedAt` (µs clock)
- * to END_REQUEST. The body is read by a 'data' listener (flowing mode), the cheapest way the public client
- * offers: for-await (and response.buffer(), built on it) sets up an async iterator, end-of-stream listeners and
- * a promise per chunk. `completed` settles at END_REQUEST (resolving only with REQUEST_COMPLETE, rejecting with
- * the error that ended the body); chunks already received but not yet emitted are counted on the next tick.
- */
-async function once(client: Client, options: RequestOptions, stats: Stats, startedAt: number): Promise<void> {
-  try {
-    const response = await client.request(options);
-    response.body.on('data', stats.onData);
-    await response.completed;
-    stats.completed++;
-    Stats.bump(stats.status, response.status);
-  } catch (error) {
-    stats.errors++;
-    if (error instanceof BackendError) Stats.bump(stats.protocolStatus, PROTOCOL_STATUS_NAMES[error.protocolStatus] ?? String(error.protocolStatus));
-    const code = (error as FastCGIError).code ?? (error as Error).name;
-    Stats.bump(stats.errorCodes, String(code));
-  }
-  stats.record(clock() - startedAt);
-}
-
-/**
- * The request options every request reuses: params encoded once as byte pairs (the client then copies bytes
- * instead of testing and writing strings), no per-request timeouts (the client has them, so it keeps its shared
- * settings object). CONTENT_LENGTH is the client's to set, as it would be for string params.
- */
-function requestOptions(settings: BenchSettings): RequestOptions {
+/** The params as byte pairs, encoded once for every request; CONTENT_LENGTH is the driver's to set. */
+function paramPairs(settings: BenchSettings): [Buffer, Buffer][] {
   const wide = /[^\u0000-\u00ff]/;
   const bytes = (s: string): Buffer => Buffer.from(s, wide.test(s) ? 'utf8' : 'latin1');
-  const params = Object.entries(settings.params)
+  return Object.entries(settings.params)
     .filter(([name]) => name !== 'CONTENT_LENGTH')
-    .map(([name, value]) => [bytes(name), bytes(value)] as const);
-  return { params, body: settings.body };
+    .map(([name, value]) => [bytes(name), bytes(value)]);
 }
 
 function ms(us: number): number {
@@ -306,7 +293,7 @@ function ms(us: number): number {
 }
 
 /** Open loop: above this sender lag at p99 (µs) the report warns that the schedule was not kept. */
-const LAG_WARN_US = 1000;
+const LAG_WARN_US = 2000;
 
 function report(settings: BenchSettings, stats: Stats, elapsedUs: number, plot: string | null): BenchReport {
   const seconds = elapsedUs / 1e6;
@@ -314,7 +301,7 @@ function report(settings: BenchSettings, stats: Stats, elapsedUs: number, plot: 
   const empty = h.totalCount === 0;
   const lag = stats.senderLag;
   const protocolStatus: Record<string, number> = {};
-  if (stats.completed > 0) protocolStatus.REQUEST_COMPLETE = stats.completed;
+  if (stats.answered > 0) protocolStatus.REQUEST_COMPLETE = stats.answered;
   for (const [name, n] of stats.protocolStatus) protocolStatus[name] = (protocolStatus[name] ?? 0) + n;
   return {
     address: describeAddress(settings.address),
@@ -325,7 +312,7 @@ function report(settings: BenchSettings, stats: Stats, elapsedUs: number, plot: 
     rate: settings.rate ?? null,
     durationSeconds: Math.round(seconds * 1000) / 1000,
     total: stats.total,
-    completed: stats.completed,
+    completed: stats.answered,
     errors: stats.errors,
     requestsPerSecond: Math.round((stats.total / seconds) * 10) / 10,
     bytesPerSecond: Math.round(stats.bytes / seconds),
@@ -379,15 +366,14 @@ function plotSvg(r: BenchReport, stats: Stats): string {
   });
 }
 
-/** Open loop: while the next send is further away than this (µs), sleep on a timer; closer, spin on setImmediate. */
-const SPIN_WINDOW_US = 2000;
-
 /**
  * Starts requests on the schedule start + i × interval until the deadline or the request limit, each timed from
- * its intended start. setTimeout has 1 ms granularity and fires late under load, so it only sleeps while the
- * next send is more than SPIN_WINDOW_US away, waking early; then setImmediate turns the event loop (I/O still
- * runs between turns) until the send is due. Every due request goes out in the same turn. The lateness of each
- * send goes into stats.senderLag. Resolves when the last request is started.
+ * its intended start. It sleeps on setTimeout until the next send is due and then sends every due request in
+ * one turn. Timers have about 1 ms granularity, so at rates above ~1000/s requests go out in small bursts up to
+ * about a millisecond late; each send's lateness goes into stats.senderLag and the report shows it. (Spinning
+ * on setImmediate to be punctual was tried: it kept a core busy at 1000 req/s, and on a shared machine it was
+ * less punctual than the timer, since the spinning process gets descheduled.) Resolves when the last request
+ * is started.
  */
 function openLoop(start: number, deadline: number, limit: number, rate: number, send: (intended: number) => void, stats: Stats): Promise<number> {
   const interval = 1e6 / rate;
@@ -405,9 +391,7 @@ function openLoop(start: number, deadline: number, limit: number, rate: number, 
       }
       const next = start + issued * interval;
       if (issued >= limit || next >= deadline) return resolve(issued);
-      const wait = next - now;
-      if (wait > SPIN_WINDOW_US) setTimeout(tick, Math.max(1, Math.floor((wait - SPIN_WINDOW_US) / 1000)));
-      else setImmediate(tick);
+      setTimeout(tick, Math.max(0, (next - now) / 1000));
     };
     tick();
   });
@@ -419,19 +403,19 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
-  const client = createClient({
-    address: settings.address,
-    poolSize: settings.connections,
-    keepConn: settings.keepConn,
-    multiplex: settings.multiplex > 1,
-    maxRequestsPerConnection: settings.multiplex,
-    queueLimit: 1_000_000,
-    connectRetryWindow: 0,
-    requestTimeout: settings.timeout,
-    bodyTimeout: settings.timeout,
-  });
-  const options = requestOptions(settings);
   const stats = new Stats();
+  const driver = new LoadDriver(
+    {
+      address: settings.address,
+      connections: settings.connections,
+      perConnection: settings.multiplex,
+      keepConn: settings.keepConn,
+      params: paramPairs(settings),
+      body: settings.body,
+      timeoutMs: settings.timeout,
+    },
+    stats,
+  );
   const start = clock();
   const deadline = settings.durationMs === undefined ? Infinity : start + settings.durationMs * 1000;
   const limit = settings.requests ?? Infinity;
@@ -447,28 +431,42 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
   }, 1000);
 
-  if (settings.rate === undefined) {
-    let issued = 0;
-    const loop = async (): Promise<void> => {
-      for (let now = clock(); issued < limit && now < deadline; now = clock()) {
-        issued++;
-        await once(client, options, stats, now);
-      }
+  let issued = 0;
+  let scheduling = true;
+  await new Promise<void>((resolve) => {
+    const settledAll = (): void => {
+      if (!scheduling && stats.total === issued) resolve();
     };
-    await Promise.all(Array.from({ length: settings.connections * settings.multiplex }, loop));
-  } else {
-    const inFlight = new Set<Promise<void>>();
-    await openLoop(start, deadline, limit, settings.rate, (intended) => {
-      const p = once(client, options, stats, intended);
-      inFlight.add(p);
-      void p.then(() => inFlight.delete(p));
-    }, stats);
-    await Promise.all(inFlight);
-  }
+    if (settings.rate === undefined) {
+      // Closed loop: every outcome starts the next request, until the deadline or the limit.
+      const next = (): void => {
+        const now = clock();
+        if (issued < limit && now < deadline) {
+          issued++;
+          driver.submit(now);
+        } else {
+          scheduling = false;
+          settledAll();
+        }
+      };
+      stats.onSettled = next;
+      const concurrency = settings.connections * (settings.keepConn ? settings.multiplex : 1);
+      for (let i = 0; i < concurrency && scheduling; i++) next();
+    } else {
+      stats.onSettled = settledAll;
+      void openLoop(start, deadline, limit, settings.rate, (intended) => {
+        issued++;
+        driver.submit(intended);
+      }, stats).then(() => {
+        scheduling = false;
+        settledAll();
+      });
+    }
+  });
+  driver.close();
   clearInterval(progress);
   if (tty) process.stderr.write('\r\x1b[K');
   const elapsed = clock() - start;
-  await client.close();
 
   let result = report(settings, stats, elapsed, null);
   let code = result.errors > 0 && result.completed === 0 ? 1 : 0;
@@ -482,10 +480,9 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   // Latency is timed from the intended start, so the generator's own lateness is inside every latency figure.
-  // Warn at a p99 sender lag of 1 ms: against backends that answer in well under a millisecond that is where the
-  // high percentiles start to describe the generator rather than the backend. (A threshold relative to the
-  // interval would fire at high rates, where sending two or three due requests in one turn, tens of µs late, is
-  // harmless.)
+  // Up to about a millisecond of it is the timers' granularity and expected at high rates; warn past twice that,
+  // where the generator itself fell behind (no CPU to spare, a GC pause) and the high percentiles start to
+  // describe it rather than the backend.
   const lag = result.senderLagMs;
   if (lag !== null && stats.senderLag.getValueAtPercentile(99) > LAG_WARN_US) {
     process.stderr.write(

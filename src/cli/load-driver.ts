@@ -1,0 +1,352 @@
+// The load generator's wire side: C connections, K request ids on each, carrying one pre-encoded request over
+// and over, and replies read with the engine's Decoder. It exists because a load generator must cost less
+// than what it loads: the public client's per-request promise, response object and body stream cost about
+// twice the CPU of the engine server answering a hello world, so `bench` through it measured itself. Here a
+// request is one socket write of bytes encoded at start-up, and a reply is counted from its records: status
+// from the CGI header block, body bytes, END_REQUEST's statuses. Nothing is allocated per request but the
+// header block's bytes when it spans records.
+import { connect, type NetConnectOpts, type Socket } from 'node:net';
+import { ErrorCode, type FastCGIError } from '../errors';
+import { Flag, ProtocolStatus, RecordType, Role } from '../protocol/constants';
+import type { PairInput } from '../protocol/pairs';
+import { encodeParams } from '../protocol/pairs';
+import { encodeBeginRequest, encodeStream } from '../protocol/records';
+import { Decoder } from '../stream/decoder';
+
+/** Where the backend listens. */
+export type LoadAddress = { path: string } | { host: string; port: number };
+
+export interface LoadDriverOptions {
+  readonly address: LoadAddress;
+  readonly connections: number;
+  /** Requests in flight per connection (request ids 1..K); 1 without keepConn. */
+  readonly perConnection: number;
+  /** FCGI_KEEP_CONN and reuse; false: a new connection per request, closed after END_REQUEST. */
+  readonly keepConn: boolean;
+  /** PARAMS, in order (CONTENT_LENGTH is set from `body`). */
+  readonly params: readonly (readonly [PairInput, PairInput])[];
+  readonly body: Buffer | null;
+  /** A request unanswered this long fails with FCGI_ERR_REQUEST_TIMEOUT and its connection is dropped. */
+  readonly timeoutMs: number;
+}
+
+/** Where outcomes go. `startedAt` is what submit() was given: µs on performance.now()'s clock (× 1000). */
+export interface LoadSink {
+  /** END_REQUEST with REQUEST_COMPLETE: the CGI status (200 when absent, 302 for a bare Location) and body bytes. */
+  completed(startedAt: number, status: number, bodyBytes: number): void;
+  /** Anything else: an error code, and the protocolStatus when the backend refused the request. */
+  failed(startedAt: number, code: string, protocolStatus: number | null): void;
+}
+
+// FastCGI 1.0 §5.5: END_REQUEST's protocolStatus values that refuse a request, as the client names them.
+const REFUSED: Record<number, string> = {
+  [ProtocolStatus.CANT_MPX_CONN]: ErrorCode.CANT_MPX_CONN,
+  [ProtocolStatus.OVERLOADED]: ErrorCode.OVERLOADED,
+  [ProtocolStatus.UNKNOWN_ROLE]: ErrorCode.UNKNOWN_ROLE,
+};
+
+const MAX_HEADER_BYTES = 64 * 1024;
+// After a failed connection, wait before the next one so a dead backend is not hammered in a tight loop.
+const RECONNECT_DELAY_MS = 10;
+
+/** One request id on a connection. */
+class Slot {
+  busy = false;
+  startedAt = 0;
+  status = 0;
+  bodyBytes = 0;
+  headerDone = false;
+  // The header block when it spans STDOUT records (rare): its pieces so far.
+  headerParts: Buffer[] | null = null;
+  headerBytes = 0;
+
+  constructor(readonly id: number) {}
+
+  reset(startedAt: number): void {
+    this.busy = true;
+    this.startedAt = startedAt;
+    this.status = 0;
+    this.bodyBytes = 0;
+    this.headerDone = false;
+    this.headerParts = null;
+    this.headerBytes = 0;
+  }
+}
+
+/** Finds the end of a CGI header block: the index after the blank line, or -1. Accepts LF and CRLF. */
+function headerEnd(bytes: Buffer): number {
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] !== 0x0a) continue;
+    if (bytes[i + 1] === 0x0a) return i + 2;
+    if (bytes[i + 1] === 0x0d && bytes[i + 2] === 0x0a) return i + 3;
+  }
+  return -1;
+}
+
+/** The status a CGI header block asks for: `Status: NNN`, else 302 with a Location, else 200 (RFC 3875 §6.3). */
+function cgiStatus(head: string): number {
+  const status = /^status:[ \t]*(\d{3})/im.exec(head);
+  if (status !== null) return Number(status[1]);
+  return /^location:/im.test(head) ? 302 : 200;
+}
+
+class LoadConnection {
+  socket: Socket | null = null;
+  decoder: Decoder | null = null;
+  ready = false;
+  readonly slots: Slot[];
+  readonly #free: Slot[];
+  readonly #driver: LoadDriver;
+
+  constructor(driver: LoadDriver, perConnection: number) {
+    this.#driver = driver;
+    this.slots = Array.from({ length: perConnection }, (_, i) => new Slot(i + 1));
+    this.#free = [...this.slots].reverse();
+  }
+
+  get hasRoom(): boolean {
+    return this.#free.length > 0;
+  }
+
+  get freeIds(): number {
+    return this.#free.length;
+  }
+
+  open(): void {
+    const socket = connect(this.#driver.address as NetConnectOpts);
+    if ('port' in this.#driver.address) socket.setNoDelay(true);
+    this.socket = socket;
+    this.decoder = new Decoder(this, { collectParams: false });
+    this.ready = false;
+    socket.on('connect', () => {
+      if (socket !== this.socket) return;
+      this.ready = true;
+      this.#driver.onReady(this);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (socket === this.socket) this.decoder!.push(chunk);
+    });
+    socket.on('error', () => {
+      if (socket === this.socket) this.drop(this.ready ? ErrorCode.BACKEND_CLOSED : ErrorCode.CONNECT);
+    });
+    socket.on('close', () => {
+      if (socket !== this.socket) return;
+      this.drop(this.ready ? ErrorCode.BACKEND_CLOSED : ErrorCode.CONNECT);
+    });
+  }
+
+  /** Sends one request on a free id. */
+  send(startedAt: number): void {
+    const slot = this.#free.pop()!;
+    slot.reset(startedAt);
+    this.socket!.write(this.#driver.requestBytes[slot.id - 1]!);
+  }
+
+  /** Ends the connection: what is in flight fails with `code`; reopened later by the driver if it needs it. */
+  drop(code: string): void {
+    const socket = this.socket;
+    const connecting = !this.ready;
+    this.socket = null;
+    this.ready = false;
+    this.decoder?.stop();
+    socket?.destroy();
+    const lost = this.slots.filter((s) => s.busy);
+    for (const slot of lost) this.#release(slot);
+    this.#driver.onDropped(this, lost, code, connecting);
+  }
+
+  #release(slot: Slot): void {
+    slot.busy = false;
+    this.#free.push(slot);
+  }
+
+  // ---- Decoder handler ----
+
+  onRecord(type: number, requestId: number, content: Buffer): void {
+    const slot = this.slots[requestId - 1];
+    if (slot === undefined || !slot.busy) return;
+    if (type === RecordType.STDOUT) return this.#stdout(slot, content);
+    if (type !== RecordType.END_REQUEST) return;
+    if (content.length < 8) return this.drop(ErrorCode.BAD_END_REQUEST);
+    const protocolStatus = content[4]!;
+    this.#release(slot);
+    const driver = this.#driver;
+    if (!driver.keepConn) {
+      // One request per connection: close ours (php-fpm half-closes and waits for us, pitfall 9), before the
+      // sink hears of it and submits the next request.
+      const socket = this.socket;
+      this.socket = null;
+      this.ready = false;
+      socket?.destroy();
+    }
+    if (protocolStatus !== ProtocolStatus.REQUEST_COMPLETE) {
+      driver.sink.failed(slot.startedAt, REFUSED[protocolStatus] ?? ErrorCode.UNKNOWN_PROTOCOL_STATUS, protocolStatus);
+    } else if (!slot.headerDone) {
+      driver.sink.failed(slot.startedAt, ErrorCode.CGI_HEADER_INCOMPLETE, null);
+    } else {
+      driver.sink.completed(slot.startedAt, slot.status, slot.bodyBytes);
+    }
+    driver.onFreed(this);
+  }
+
+  #stdout(slot: Slot, content: Buffer): void {
+    if (slot.headerDone) {
+      slot.bodyBytes += content.length;
+      return;
+    }
+    let bytes = content;
+    if (slot.headerParts !== null) {
+      slot.headerParts.push(Buffer.from(content));
+      bytes = Buffer.concat(slot.headerParts);
+    }
+    const end = headerEnd(bytes);
+    if (end === -1) {
+      slot.headerBytes += content.length;
+      if (slot.headerBytes > MAX_HEADER_BYTES) return this.drop(ErrorCode.CGI_HEADER_TOO_LARGE);
+      if (slot.headerParts === null) slot.headerParts = [Buffer.from(content)];
+      return;
+    }
+    slot.headerDone = true;
+    slot.headerParts = null;
+    slot.status = cgiStatus(bytes.toString('latin1', 0, end));
+    slot.bodyBytes = bytes.length - end;
+  }
+
+  onParams(): void {}
+
+  onError(error: FastCGIError): void {
+    this.drop(error.code);
+  }
+}
+
+/**
+ * LoadDriver keeps `connections` connections and starts each submitted request on a free request id, or queues
+ * it until one frees up (the open loop's backlog: its wait counts in the latency, measured from `startedAt`).
+ */
+export class LoadDriver {
+  readonly address: LoadAddress;
+  readonly keepConn: boolean;
+  readonly sink: LoadSink;
+  /** The whole request for id i + 1: BEGIN_REQUEST, PARAMS, STDIN, each stream ended. */
+  readonly requestBytes: Buffer[];
+  readonly #connections: LoadConnection[];
+  readonly #timeoutMs: number;
+  // Start times of requests waiting for a free id (the closed loop never queues; the open loop does when behind).
+  readonly #queue: number[] = [];
+  #queueHead = 0;
+  #closed = false;
+  readonly #watchdog: NodeJS.Timeout;
+  readonly #reopen = new Set<LoadConnection>();
+  #reopenTimer: NodeJS.Timeout | null = null;
+
+  constructor(options: LoadDriverOptions, sink: LoadSink) {
+    this.address = options.address;
+    this.keepConn = options.keepConn;
+    this.sink = sink;
+    this.#timeoutMs = options.timeoutMs;
+    const perConnection = options.keepConn ? options.perConnection : 1;
+    const pairs = options.body === null ? options.params : [...options.params, ['CONTENT_LENGTH', String(options.body.length)] as const];
+    this.requestBytes = Array.from({ length: perConnection }, (_, i) =>
+      Buffer.concat([
+        encodeBeginRequest(i + 1, Role.RESPONDER, options.keepConn ? Flag.KEEP_CONN : 0),
+        encodeParams(i + 1, pairs),
+        encodeStream(RecordType.STDIN, i + 1, options.body ?? Buffer.alloc(0), { end: true }),
+      ]),
+    );
+    this.#connections = Array.from({ length: options.connections }, () => new LoadConnection(this, perConnection));
+    // One timer for every request: a timer per request would cost more than the request.
+    this.#watchdog = setInterval(() => this.#checkTimeouts(), Math.max(10, Math.min(250, options.timeoutMs / 4)));
+  }
+
+  /** Requests waiting for a free request id. */
+  get queued(): number {
+    return this.#queue.length - this.#queueHead;
+  }
+
+  /** Starts a request now on a free id, or queues it. */
+  submit(startedAt: number): void {
+    if (this.#closed) return;
+    for (const connection of this.#connections) {
+      if (connection.ready && connection.hasRoom) return connection.send(startedAt);
+    }
+    this.#queue.push(startedAt);
+    this.#grow();
+  }
+
+  // Opens connections for what waits beyond the room of those already opening (connections open lazily).
+  #grow(): void {
+    let waiting = this.queued;
+    for (const connection of this.#connections) if (connection.socket !== null && !connection.ready) waiting -= connection.freeIds;
+    for (const connection of this.#connections) {
+      if (waiting <= 0) return;
+      if (connection.socket !== null || this.#reopen.has(connection)) continue;
+      connection.open();
+      waiting -= connection.freeIds;
+    }
+  }
+
+  /** @internal A connection is up: give it what waits. */
+  onReady(connection: LoadConnection): void {
+    this.#feed(connection);
+  }
+
+  /** @internal A request ended: its id takes the next queued request. */
+  onFreed(connection: LoadConnection): void {
+    if (this.queued === 0) return;
+    if (connection.ready) this.#feed(connection);
+    else this.#grow();
+  }
+
+  /** @internal The connection broke: its requests failed; it is reopened shortly if requests wait. */
+  onDropped(connection: LoadConnection, lost: Slot[], code: string, connecting: boolean): void {
+    // Held out of #grow() until the timer: the failures below make the caller submit again at once.
+    if (!this.#closed) {
+      this.#reopen.add(connection);
+      this.#reopenTimer ??= setTimeout(() => {
+        this.#reopenTimer = null;
+        this.#reopen.clear();
+        if (!this.#closed) this.#grow();
+      }, RECONNECT_DELAY_MS);
+    }
+    for (const slot of lost) this.sink.failed(slot.startedAt, code, null);
+    // A connection that never came up fails the queued requests it was opened for, as a refused connect
+    // would fail them in any client: otherwise a dead backend would leave them waiting for ever.
+    for (let n = connecting ? connection.freeIds : 0; n > 0 && this.queued > 0; n--) this.sink.failed(this.#dequeue(), code, null);
+  }
+
+  #feed(connection: LoadConnection): void {
+    while (connection.ready && connection.hasRoom && this.queued > 0) {
+      connection.send(this.#dequeue());
+    }
+  }
+
+  #dequeue(): number {
+    const startedAt = this.#queue[this.#queueHead++]!;
+    if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
+      this.#queue.splice(0, this.#queueHead);
+      this.#queueHead = 0;
+    }
+    return startedAt;
+  }
+
+  #checkTimeouts(): void {
+    const limit = performance.now() * 1000 - this.#timeoutMs * 1000;
+    for (const connection of this.#connections) {
+      if (connection.slots.some((s) => s.busy && s.startedAt < limit)) connection.drop(ErrorCode.REQUEST_TIMEOUT);
+    }
+  }
+
+  /** Stops: queued requests are dropped (not counted), connections closed. In-flight ones are the caller's to await. */
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#watchdog);
+    if (this.#reopenTimer !== null) clearTimeout(this.#reopenTimer);
+    this.#queue.length = 0;
+    this.#queueHead = 0;
+    for (const connection of this.#connections) {
+      const socket = connection.socket;
+      connection.socket = null;
+      socket?.destroy();
+    }
+  }
+}
