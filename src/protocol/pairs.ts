@@ -78,14 +78,49 @@ function writePair(target: Buffer, offset: number, pair: Measured): number {
   return writeInput(target, offset, pair.value, pair.valueLength);
 }
 
+// One-char strings for lengths below 128, the common case, so a byte-string pair's lengths join its text.
+const LENGTH_CHARS = Array.from({ length: 0x80 }, (_, n) => String.fromCharCode(n));
+
+function lengthChars(length: number): string {
+  if (length < 0x80) return LENGTH_CHARS[length]!;
+  return String.fromCharCode(((length >>> 24) & 0x7f) | 0x80, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
+}
+
+/**
+ * Writes pairs measured[from..] until `end`: consecutive byte-string pairs are joined into one latin1 string
+ * (lengths as chars) and written with one call, since a native write per name and per value cost more than
+ * the bytes; Buffers and UTF-8 strings are written one by one. Returns the index of the next pair.
+ */
+function writePairs(target: Buffer, offset: number, end: number, measured: readonly Measured[], from: number): number {
+  let next = from;
+  let text = '';
+  let textStart = offset;
+  while (offset < end) {
+    const pair = measured[next++]!;
+    const { name, value } = pair;
+    if (typeof name === 'string' && typeof value === 'string' && pair.nameLength === name.length && pair.valueLength === value.length) {
+      if (text === '') textStart = offset;
+      text += lengthChars(pair.nameLength) + lengthChars(pair.valueLength) + name + value;
+      offset += pair.size;
+      continue;
+    }
+    if (text !== '') {
+      target.write(text, textStart, text.length, 'latin1');
+      text = '';
+    }
+    offset = writePair(target, offset, pair);
+  }
+  if (text !== '') target.write(text, textStart, text.length, 'latin1');
+  return next;
+}
+
 /** encodePairs returns the pairs as one block of bytes (GET_VALUES bodies, or a params stream before framing). */
 export function encodePairs(pairs: Iterable<readonly [PairInput, PairInput]>): Buffer {
   const measured = measure(pairs);
   let total = 0;
   for (const pair of measured) total += pair.size;
   const block = Buffer.allocUnsafe(total);
-  let offset = 0;
-  for (const pair of measured) offset = writePair(block, offset, pair);
+  writePairs(block, 0, total, measured, 0);
   return block;
 }
 
@@ -133,8 +168,8 @@ export function encodeParams(requestId: number, pairs: Iterable<readonly [PairIn
   for (const size of recordSizes) {
     const padding = pad ? paddingFor(size) : 0;
     offset = writeHeader(out, offset, RecordType.PARAMS, requestId, size, padding);
-    const end = offset + size;
-    while (offset < end) offset = writePair(out, offset, measured[next++]!);
+    next = writePairs(out, offset, offset + size, measured, next);
+    offset += size;
     out.fill(0, offset, offset + padding);
     offset += padding;
   }

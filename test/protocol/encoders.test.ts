@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   encodeBeginRequest,
@@ -122,5 +123,52 @@ describe('pair encoders', () => {
 
   it('encodes an empty params stream as the terminator alone', () => {
     expect([...encodeParams(9, [])]).toEqual([1, 4, 0, 9, 0, 0, 0, 0]);
+  });
+});
+
+describe('pair encoding against a one-pair-at-a-time reference', () => {
+  // The reference: what FastCGI 1.0 §3.4 says, written out plainly (byte strings as latin1, wider ones as UTF-8).
+  const bytesOf = (input: string | Uint8Array): Buffer =>
+    typeof input !== 'string' ? Buffer.from(input) : /[^\u0000-\u00ff]/.test(input) ? Buffer.from(input, 'utf8') : Buffer.from(input, 'latin1');
+  const lengthBytes = (n: number): Buffer => (n < 128 ? Buffer.from([n]) : Buffer.from([((n >>> 24) & 0x7f) | 0x80, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]));
+  const reference = (pairs: [string | Uint8Array, string | Uint8Array][]): Buffer =>
+    Buffer.concat(pairs.flatMap(([n, v]) => [lengthBytes(bytesOf(n).length), lengthBytes(bytesOf(v).length), bytesOf(n), bytesOf(v)]));
+  // Lengths around the 1-byte/4-byte boundary, byte strings with chars 0x80-0xff, UTF-8 strings, Buffers, mixed.
+  const text = fc.oneof(
+    fc.string({ unit: 'grapheme-ascii', maxLength: 200 }),
+    fc.string({ unit: fc.integer({ min: 0, max: 0xff }).map((c) => String.fromCharCode(c)), minLength: 120, maxLength: 140 }),
+    fc.string({ unit: 'grapheme', maxLength: 40 }),
+  );
+  const input = fc.oneof(text, fc.uint8Array({ maxLength: 300 }));
+  const pairs = fc.array(fc.tuple(input, input), { maxLength: 40 });
+
+  it('encodePairs writes the same bytes as the reference', () => {
+    fc.assert(
+      fc.property(pairs, (p) => {
+        expect(encodePairs(p).equals(reference(p))).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("encodeParams' records carry the reference bytes, split only between pairs", () => {
+    const big = fc.array(fc.tuple(fc.string({ maxLength: 20 }), fc.string({ minLength: 20_000, maxLength: 30_000 })), { minLength: 1, maxLength: 6 });
+    fc.assert(
+      fc.property(fc.oneof(pairs, big), (p) => {
+        const stream = encodeParams(3, p);
+        const rows = scan(stream);
+        const content = Buffer.concat(rows.map((row) => stream.subarray(row[L.REC_CONTENT_OFFSET]!, row[L.REC_CONTENT_OFFSET]! + row[L.REC_CONTENT_LENGTH]!)));
+        expect(content.equals(reference(p))).toBe(true);
+        // Each record's content is whole pairs: the reference of some run of pairs.
+        let next = 0;
+        for (const row of rows.slice(0, -1)) {
+          let size = 0;
+          while (size < row[L.REC_CONTENT_LENGTH]!) size += reference([p[next++]!]).length;
+          expect(size).toBe(row[L.REC_CONTENT_LENGTH]);
+        }
+        expect(rows.at(-1)![L.REC_CONTENT_LENGTH]).toBe(0);
+      }),
+      { numRuns: 200 },
+    );
   });
 });
