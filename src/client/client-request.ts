@@ -75,7 +75,13 @@ export class ClientRequest implements ResponseSource {
   protocolStatus: number | null = null;
   #phase = Phase.Waiting;
   #parser: CgiHeaderParser | null = null;
+  // Created when the caller first asks for `response.body`; until then chunks wait in #pending, so a response
+  // taken whole (takeCompleteBody, the gateway's common case) never builds a stream.
   #body: ResponseBody | null = null;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  // The error that ended the body before its stream existed; the stream is created destroyed with it.
+  #bodyError: Error | null = null;
   #bodyEnded = false;
   #paused = false;
   #timer: NodeJS.Timeout | null = null;
@@ -134,8 +140,6 @@ export class ClientRequest implements ResponseSource {
       return this.#finish(error as Error, true);
     }
     if (bodyStart === -1) return;
-    const body = new ResponseBody(this, this.#settings.highWaterMark);
-    this.#body = body;
     this.#phase = Phase.Streaming;
     this.#parser = null;
     if (this.#timer !== null) clearTimeout(this.#timer);
@@ -144,7 +148,7 @@ export class ClientRequest implements ResponseSource {
       this.#timer = setTimeout(onBodyTimer, this.#settings.bodyTimeout, this);
       this.#timer.unref();
     }
-    this.#resolve(new ClientResponse(parser.head!, body, this));
+    this.#resolve(new ClientResponse(parser.head!, this));
     if (bodyStart < chunk.length) this.#push(chunk.subarray(bodyStart));
   }
 
@@ -153,7 +157,7 @@ export class ClientRequest implements ResponseSource {
     if (this.#phase === Phase.Sent) return this.#failHeaders();
     if (this.#phase !== Phase.Streaming || this.#bodyEnded) return;
     this.#bodyEnded = true;
-    this.#body!.push(null);
+    this.#body?.push(null);
     // Nothing more to stall on: the body is complete.
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
@@ -226,8 +230,19 @@ export class ClientRequest implements ResponseSource {
   }
 
   #push(chunk: Buffer): void {
-    const body = this.#body!;
-    if (this.#bodyEnded || body.destroyed) return;
+    if (this.#bodyEnded) return;
+    const body = this.#body;
+    if (body === null) {
+      this.#pending.push(chunk);
+      this.#pendingBytes += chunk.length;
+      // Nobody reads yet: past highWaterMark the connection stops reading, as a full stream would make it.
+      if (this.#pendingBytes >= this.#settings.highWaterMark && !this.#paused) {
+        this.#paused = true;
+        this.carrier!.pauseFor(this);
+      }
+      return;
+    }
+    if (body.destroyed) return;
     if (!body.push(chunk) && !this.#paused) {
       this.#paused = true;
       this.carrier!.pauseFor(this);
@@ -251,9 +266,33 @@ export class ClientRequest implements ResponseSource {
     this.#finish(error ?? new RequestAbortedError('the response body was destroyed before the request ended'), true);
   }
 
-  /** @internal Whether every byte of the body has arrived (STDOUT terminator or END_REQUEST). */
-  get bodyComplete(): boolean {
-    return this.#bodyEnded;
+  /** @internal The body stream, created on first use with what has arrived so far. */
+  openBody(): ResponseBody {
+    if (this.#body !== null) return this.#body;
+    const body = new ResponseBody(this, this.#settings.highWaterMark);
+    this.#body = body;
+    const pending = this.#pending;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    if (this.#bodyError !== null) {
+      body.destroy(this.#bodyError);
+      return body;
+    }
+    for (const chunk of pending) body.push(chunk);
+    if (this.#bodyEnded) body.push(null);
+    return body;
+  }
+
+  /**
+   * @internal The whole body when all of it has arrived and its stream was never asked for, else null. The
+   * bytes may be views into socket chunks: use them at once or copy them. A later `body` is empty.
+   */
+  takeCompleteBody(): Buffer | null {
+    if (this.#body !== null || !this.#bodyEnded || this.#bodyError !== null || this.#phase === Phase.Sent) return null;
+    const pending = this.#pending;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    return pending.length === 1 ? pending[0]! : Buffer.concat(pending);
   }
 
   /** @internal */
@@ -331,13 +370,18 @@ export class ClientRequest implements ResponseSource {
     if (error === null) {
       if (!this.#bodyEnded) {
         this.#bodyEnded = true;
-        this.#body!.push(null);
+        this.#body?.push(null);
       }
     } else {
       if (phase === Phase.Waiting || phase === Phase.Sent) this.#reject(error);
       else if (!this.#bodyEnded) {
         this.#bodyEnded = true;
-        this.#body!.destroy(error);
+        if (this.#body !== null) this.#body.destroy(error);
+        else {
+          this.#bodyError = error;
+          this.#pending = [];
+          this.#pendingBytes = 0;
+        }
       }
       if (cancel) {
         if (phase === Phase.Waiting) this.queue?.remove(this);

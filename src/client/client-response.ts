@@ -17,15 +17,15 @@ export interface ResponseSource {
   readonly appStatus: number | null;
   readonly protocolStatus: number | null;
   readonly stderrText: string;
-  readonly bodyComplete: boolean;
   completion(): Promise<ClientCompletion>;
+  openBody(): ResponseBody;
+  takeCompleteBody(): Buffer | null;
   onBodyRead(): void;
   onBodyDestroyed(error: Error | null): void;
 }
 
 function noop(): void {}
 
-const EMPTY = Buffer.alloc(0);
 
 /**
  * The response body: a byte stream with backpressure down to the backend's socket. A failure (backend gone,
@@ -67,19 +67,21 @@ export class ClientResponse {
   readonly headers: CgiHeaders;
   /** `[name, value, …]` as the application sent them, Status removed. */
   readonly rawHeaders: string[];
-  /** The body (STDOUT after the header block). It ends at the STDOUT terminator or END_REQUEST. */
-  readonly body: ResponseBody;
   readonly #source: ResponseSource;
   #variables: Record<string, string> | null = null;
 
   /** @internal */
-  constructor(head: CgiHead, body: ResponseBody, source: ResponseSource) {
+  constructor(head: CgiHead, source: ResponseSource) {
     this.status = head.status;
     this.statusText = head.statusText;
     this.headers = head.headers;
     this.rawHeaders = head.rawHeaders;
-    this.body = body;
     this.#source = source;
+  }
+
+  /** The body (STDOUT after the header block). It ends at the STDOUT terminator or END_REQUEST. */
+  get body(): ResponseBody {
+    return this.#source.openBody();
   }
 
   /** END_REQUEST's appStatus, or null until it arrives. */
@@ -119,21 +121,20 @@ export class ClientResponse {
   }
 
   /**
-   * @internal The whole body at once when all of it has already arrived and nobody has started reading it, else
-   * null (then read the stream). For the gateway: most responses arrive with their END_REQUEST in one socket
-   * read, and writing them with one res.end() skips a pipe's setup and teardown per request.
+   * @internal The whole body at once when all of it has already arrived and nobody has asked for the stream,
+   * else null (then read the stream). For the gateway: most responses arrive with their END_REQUEST in one
+   * socket read, and writing them with one res.end() skips building a stream and piping it. The bytes may be
+   * views into socket chunks: write them at once or copy them.
    */
   takeCompleteBody(): Buffer | null {
-    const body = this.body;
-    if (!this.#source.bodyComplete || body.readableFlowing !== null || body.destroyed) return null;
-    // read() with no size hands over everything buffered; resume() lets the stream end and release itself.
-    const all = body.readableLength === 0 ? EMPTY : (body.read() as Buffer);
-    body.resume();
-    return all;
+    return this.#source.takeCompleteBody();
   }
 
   /** Reads the whole body into one Buffer. */
   async buffer(): Promise<Buffer> {
+    const whole = this.#source.takeCompleteBody();
+    // A copy: the bytes may be views into socket chunks that the caller would otherwise keep alive.
+    if (whole !== null) return Buffer.from(whole);
     const chunks: Buffer[] = [];
     for await (const chunk of this.body) chunks.push(chunk as Buffer);
     return Buffer.concat(chunks);

@@ -238,6 +238,31 @@ describe('client against the engine server', () => {
     expect(maxBuffered).toBeLessThanOrEqual(2 * 64 * 1024);
   });
 
+  it('holds the server back while nobody has asked for the body yet, then delivers all of it', async () => {
+    const total = 16 * 1024 * 1024;
+    let produced = 0;
+    const engine = await startEngine(async (_req, res) => {
+      const chunk = Buffer.alloc(64 * 1024, 9);
+      while (produced < total) {
+        produced += chunk.length;
+        if (!res.write(chunk)) await once(res, 'drain');
+      }
+      res.end();
+    });
+    const client = testClient({ address: engine.path, multiplex: false, highWaterMark: 64 * 1024 });
+    const response = await client.request({});
+    // The body stream does not exist yet: the bytes wait in the request, and past highWaterMark the connection
+    // stops reading, so the server stalls far short of the total.
+    await delay(300);
+    const stalledAt = produced;
+    expect(stalledAt).toBeLessThan(4 * 1024 * 1024);
+    await delay(200);
+    expect(produced).toBe(stalledAt);
+    let consumed = 0;
+    for await (const chunk of response.body) consumed += (chunk as Buffer).length;
+    expect(consumed).toBe(total);
+  });
+
   it('times a silent handler out with FCGI_ERR_REQUEST_TIMEOUT and the server sees the request aborted', async () => {
     let aborted = 0;
     const engine = await startEngine((req) => {

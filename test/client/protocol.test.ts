@@ -191,6 +191,20 @@ describe('client requests on the wire', () => {
     await expect(response.completed).rejects.toBe(late);
   });
 
+  it('a body that failed before anyone asked for it is a stream that errors with the failure', async () => {
+    const backend = await ScriptedBackend.start({
+      request(request, connection) {
+        connection.stdout(request.requestId, `${OK}part of a body`);
+        setTimeout(() => connection.socket.end(), 20);
+      },
+    });
+    const client = testClient({ address: backend.path, multiplex: false });
+    const response = await client.request({});
+    await expect(response.completed).rejects.toMatchObject({ code: 'FCGI_ERR_BACKEND_CLOSED' });
+    const error = await rejectionOf(response.text());
+    expect(error.code).toBe('FCGI_ERR_BACKEND_CLOSED');
+  });
+
   it('fails in-flight requests with a ProtocolError on a malformed record, and the next request gets a new connection', async () => {
     let count = 0;
     const backend = await ScriptedBackend.start({
