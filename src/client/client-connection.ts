@@ -140,6 +140,10 @@ export class ClientConnection implements RequestCarrier {
         this.#writeBytes(RecordType.DATA, requestId, spec.data);
         writer.endStream(RecordType.DATA, requestId);
       }
+      // The whole request is queued. Alone on its connection it is written now rather than at setImmediate: the
+      // backend worker is idle, waiting for it (php-fpm), and a turn of the event loop is a turn of its time
+      // lost. Multiplexed requests started together still share one write.
+      if (this.#inFlight === 1) writer.flush();
     } else {
       void this.#pump(request, requestId);
     }
