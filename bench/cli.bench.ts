@@ -27,7 +27,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { BenchReport } from '../src/cli/bench';
 import { treeCpuSeconds } from './_util/proc-cpu';
-import { canConnect, findBinary, killAll, startNginx, stop, track, waitUntil } from './_util/processes';
+import { canConnect, cleanUpOnExit, findBinary, killAll, startNginx, stop, track, waitUntil } from './_util/processes';
 import { environment, envNumber, isCompiled, relaunchCompiled } from './_util/report';
 
 const SETUP = {
@@ -186,14 +186,7 @@ async function main(): Promise<void> {
     return;
   }
   const dir = mkdtempSync(join(tmpdir(), 'fcgi-cli-bench-'));
-  process.once('exit', killAll);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      killAll();
-      rmSync(dir, { recursive: true, force: true });
-      process.exit(130);
-    });
-  }
+  cleanUpOnExit(dir);
   const ours: Row = { label: `fastcgi-engine bench → engine (${SETUP.connections} kept connections)`, samples: [] };
   const theirs: Row = { label: `wrk -t1 → nginx → engine (${SETUP.connections} connections)`, samples: [] };
   try {

@@ -36,7 +36,7 @@ import { createClient as createEngineClient } from '../src/client/client';
 import { createGateway } from '../src/client/gateway';
 import { HttpReplyParser, pooledSorted, quantile, runLoad, type LoadResult } from './_util/fcgi-load';
 import { treeCpuSeconds } from './_util/proc-cpu';
-import { canConnect, findBinary, killAll, startNginx, stop, track, waitUntil } from './_util/processes';
+import { canConnect, cleanUpOnExit, findBinary, killAll, startNginx, stop, track, waitUntil } from './_util/processes';
 import { environment, envNumber, formatTime, isCompiled, relaunchCompiled } from './_util/report';
 
 // --- knobs ------------------------------------------------------------------------------------------------
@@ -422,14 +422,7 @@ async function main(): Promise<void> {
   const docroot = join(dir, 'www');
   mkdirSync(docroot);
   for (const [name, text] of Object.entries(SCRIPTS)) writeFileSync(join(docroot, name), text);
-  process.once('exit', killAll);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      killAll();
-      rmSync(dir, { recursive: true, force: true });
-      process.exit(130);
-    });
-  }
+  cleanUpOnExit(dir);
   const tables: TableOut[] = [];
   try {
     const php = await startPhpFpm(phpFpm, dir);

@@ -3,7 +3,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -13,6 +13,18 @@ const live = new Set<ChildProcess>();
 /** SIGTERM to every tracked process (not SIGKILL: a php-fpm or nginx master killed outright leaves its workers behind). */
 export function killAll(): void {
   for (const child of live) child.kill('SIGTERM');
+}
+
+/** On exit, and on SIGINT/SIGTERM (then exit 130), stops every tracked process and removes `dir`. */
+export function cleanUpOnExit(dir: string): void {
+  process.once('exit', killAll);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      killAll();
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(130);
+    });
+  }
 }
 
 /** Remembers `child` for killAll until it exits. */

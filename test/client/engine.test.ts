@@ -209,8 +209,8 @@ describe('client against the engine server', () => {
     expect((await response.completed).stderr).toBe(`got ${body.length} bytes\n`);
   });
 
-  it('holds the server back while the body reader is slow: memory stays bounded', async () => {
-    const total = 64 * 1024 * 1024;
+  /** A server writing `total` bytes in 64 KiB pieces as fast as its connection takes them; `produced()` so far. */
+  async function producer(total: number): Promise<{ path: string; produced: () => number }> {
     let produced = 0;
     const engine = await startEngine(async (_req, res) => {
       const chunk = Buffer.alloc(64 * 1024, 7);
@@ -220,14 +220,20 @@ describe('client against the engine server', () => {
       }
       res.end();
     });
-    const client = testClient({ address: engine.path, multiplex: false, highWaterMark: 64 * 1024 });
+    return { path: engine.path, produced: () => produced };
+  }
+
+  it('holds the server back while the body reader is slow: memory stays bounded', async () => {
+    const total = 64 * 1024 * 1024;
+    const server = await producer(total);
+    const client = testClient({ address: server.path, multiplex: false, highWaterMark: 64 * 1024 });
     const response = await client.request({});
     let consumed = 0;
     let maxAhead = 0;
     let maxBuffered = 0;
     for await (const chunk of response.body) {
       consumed += (chunk as Buffer).length;
-      maxAhead = Math.max(maxAhead, produced - consumed);
+      maxAhead = Math.max(maxAhead, server.produced() - consumed);
       maxBuffered = Math.max(maxBuffered, response.body.readableLength);
       // A slow reader for the first 8 MB, then full speed.
       if (consumed < 8 * 1024 * 1024) await delay(1);
@@ -240,24 +246,16 @@ describe('client against the engine server', () => {
 
   it('holds the server back while nobody has asked for the body yet, then delivers all of it', async () => {
     const total = 16 * 1024 * 1024;
-    let produced = 0;
-    const engine = await startEngine(async (_req, res) => {
-      const chunk = Buffer.alloc(64 * 1024, 9);
-      while (produced < total) {
-        produced += chunk.length;
-        if (!res.write(chunk)) await once(res, 'drain');
-      }
-      res.end();
-    });
-    const client = testClient({ address: engine.path, multiplex: false, highWaterMark: 64 * 1024 });
+    const server = await producer(total);
+    const client = testClient({ address: server.path, multiplex: false, highWaterMark: 64 * 1024 });
     const response = await client.request({});
     // The body stream does not exist yet: the bytes wait in the request, and past highWaterMark the connection
     // stops reading, so the server stalls far short of the total.
     await delay(300);
-    const stalledAt = produced;
+    const stalledAt = server.produced();
     expect(stalledAt).toBeLessThan(4 * 1024 * 1024);
     await delay(200);
-    expect(produced).toBe(stalledAt);
+    expect(server.produced()).toBe(stalledAt);
     let consumed = 0;
     for await (const chunk of response.body) consumed += (chunk as Buffer).length;
     expect(consumed).toBe(total);

@@ -8,7 +8,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { createServer, firstRequestGrace, FIRST_REQUEST_GRACE_MS, type Server } from '../../src/server/server';
 import { checksStaleSocket } from '../../src/server/listen';
 import type { ServerOptions } from '../../src/server/options';
-import { within } from '../helpers/async';
+import { settlesWithin, within } from '../helpers/async';
 import { buildRequest, parseCgiResponse, type PeerResponse } from '../helpers/fcgi-peer';
 import { recordingLogger, start, type Started } from './harness';
 
@@ -43,17 +43,6 @@ async function accepted(server: Server, count: number): Promise<void> {
 /** server.close(); resolves with when the callback ran. */
 function close(server: Server): Promise<number> {
   return new Promise((resolve, reject) => server.close((error) => (error === undefined ? resolve(Date.now()) : reject(error))));
-}
-
-/** Whether `promise` settles within `ms` (a short negative check). */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let settled = false;
-  promise.then(
-    () => (settled = true),
-    () => (settled = true),
-  );
-  await delay(ms);
-  return settled;
 }
 
 describe('close(): a connection that has not started a request yet', () => {

@@ -11,7 +11,7 @@ import { createServer, type Server } from '../../src/server/server';
 import type { FastCGIIncomingMessage, FastCGIServerResponse } from '../../src/server/http-message';
 import type { ServerOptions } from '../../src/server/options';
 import { RecordType } from '../../src/protocol/constants';
-import { within } from '../helpers/async';
+import { settlesWithin, within } from '../helpers/async';
 import { TestPeer, parseCgiResponse, type PeerResponse } from '../helpers/fcgi-peer';
 
 // ---- helpers -------------------------------------------------------------------------------------------------
@@ -114,17 +114,6 @@ class Harness {
 
 function get(url: string): Record<string, string> {
   return { REQUEST_METHOD: 'GET', REQUEST_URI: url, SCRIPT_NAME: url };
-}
-
-/** Whether `promise` settles within `ms` (a short negative check). */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let settled = false;
-  promise.then(
-    () => (settled = true),
-    () => (settled = true),
-  );
-  await delay(ms);
-  return settled;
 }
 
 /** What a fresh connection to the port gets: 'connected', or the error code. */
