@@ -2,13 +2,13 @@
 // a unix socket, a TCP port or the socket the web server / systemd passed in; optionally with worker processes
 // (node:cluster) and an HTTP gateway in front for local debugging.
 import cluster, { type Worker } from 'node:cluster';
-import { fstatSync, chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { fstatSync, chmodSync } from 'node:fs';
 import * as http from 'node:http';
-import * as net from 'node:net';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createGateway, createServer, serve, type FetchHandler, type RequestListener, type Server, type ServerOptions } from '../index';
+import { prepareSocketPath } from '../server/listen';
 import { EXIT_USAGE, UsageError, parseCount, parseDuration } from './args';
 
 const HELP = `Usage: fastcgi-engine serve <module> [options]
@@ -260,26 +260,6 @@ function isSocketFd(fd: number): boolean {
   }
 }
 
-/** Removes a socket file nobody answers on (left by a dead process); refuses one in use. */
-async function clearStaleSocket(path: string): Promise<void> {
-  try {
-    if (!lstatSync(path).isSocket()) throw new UsageError(`${path} exists and is not a socket; refusing to replace it`);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw error;
-  }
-  const live = await new Promise<boolean>((resolvePromise) => {
-    const probe = net.connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolvePromise(true);
-    });
-    probe.once('error', () => resolvePromise(false));
-  });
-  if (live) throw new UsageError(`${path} is in use: another process is listening on it`);
-  unlinkSync(path);
-}
-
 /** Primary: fork, restart with backoff, recycle, rolling reload on SIGHUP, drain on SIGTERM. */
 async function runPrimary(settings: ServeSettings): Promise<number> {
   const where = settings.where;
@@ -296,7 +276,8 @@ async function runPrimary(settings: ServeSettings): Promise<number> {
   }
   if (where.kind === 'socket') {
     try {
-      await clearStaleSocket(where.path);
+      // The primary binds the path for every worker: the engine's stale-file rule, applied here once.
+      await prepareSocketPath(where.path);
     } catch (error) {
       log((error as Error).message);
       return EXIT_USAGE;

@@ -99,6 +99,26 @@ describe('serve: where it listens', () => {
     expect(statSync(server.socket).mode & 0o777).toBe(0o600);
   });
 
+  it.each([[[] as string[]], [['--workers', '1']]])('%j: a stale socket file is replaced, a live one refused with exit 2', async (extra) => {
+    const dir = tempDir();
+    const path = join(dir, 'app.sock');
+    // A process that dies while listening leaves its socket file behind, refusing connections.
+    await new Promise((resolve) => {
+      const child = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+      child.once('exit', resolve);
+    });
+    expect(await answers(path)).toBe(false);
+    const server = start(['serve', join(APPS, 'node-handler.mjs'), '--socket', path, ...extra]);
+    await waitFor(() => server.stderr().includes('listening on'), 15_000, 'serve to replace the stale socket');
+    expect(await answers(path)).toBe(true);
+    // A second one on the same path finds it alive.
+    const second = await runCli(['serve', join(APPS, 'node-handler.mjs'), '--socket', path, ...extra]);
+    expect(second.code).toBe(2);
+    expect(second.stderr).toContain(`another process is listening on ${path}`);
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+  });
+
   it('--http starts the gateway in front', async () => {
     const port = await freePort();
     const server = await startServe('fetch-object.mjs', ['--http', String(port)]);
