@@ -146,7 +146,8 @@ export function renderLatencyPlot(data: LatencyPlotData): string {
     out.push(`<text class="y-tick" x="${left - 8}" y="${fmt(yOf(t) + 4)}" text-anchor="end">${t.toFixed(decimals)}</text>`);
   }
 
-  // One point per pixel column: a later point at the same x replaces the earlier one (its value is not lower).
+  // One point per tenth of a pixel: points that round to the same x merge, keeping the higher latency (the
+  // smaller SVG y), so the line stays monotonic and the file small.
   const xy: [number, number][] = [];
   for (const p of points) {
     const x = Math.round(xOf(p.percentile) * 10) / 10;

@@ -26,7 +26,11 @@ export interface LoadDriverOptions {
   /** PARAMS, in order (CONTENT_LENGTH is set from `body`). */
   readonly params: readonly (readonly [PairInput, PairInput])[];
   readonly body: Buffer | null;
-  /** A request unanswered this long fails with FCGI_ERR_REQUEST_TIMEOUT and its connection is dropped. */
+  /**
+   * A request unanswered this long after it was sent, or still waiting for a free id this long after its start,
+   * fails with FCGI_ERR_REQUEST_TIMEOUT; a sent one takes its connection down with it (a late reply must not be
+   * taken for the next request on its id). Connecting is given min(timeoutMs, 10 s).
+   */
   readonly timeoutMs: number;
 }
 
@@ -53,6 +57,8 @@ const RECONNECT_DELAY_MS = 10;
 class Slot {
   busy = false;
   startedAt = 0;
+  /** When it was written (µs): the request timeout runs from here, not from a wait in the queue. */
+  sentAt = 0;
   status = 0;
   bodyBytes = 0;
   headerDone = false;
@@ -62,9 +68,10 @@ class Slot {
 
   constructor(readonly id: number) {}
 
-  reset(startedAt: number): void {
+  reset(startedAt: number, now: number): void {
     this.busy = true;
     this.startedAt = startedAt;
+    this.sentAt = now;
     this.status = 0;
     this.bodyBytes = 0;
     this.headerDone = false;
@@ -94,6 +101,8 @@ class LoadConnection {
   socket: Socket | null = null;
   decoder: Decoder | null = null;
   ready = false;
+  /** When the current connect began (µs), for the connect timeout. */
+  connectingSince = 0;
   readonly slots: Slot[];
   readonly #free: Slot[];
   readonly #driver: LoadDriver;
@@ -118,6 +127,7 @@ class LoadConnection {
     this.socket = socket;
     this.decoder = new Decoder(this, { collectParams: false });
     this.ready = false;
+    this.connectingSince = performance.now() * 1000;
     socket.on('connect', () => {
       if (socket !== this.socket) return;
       this.ready = true;
@@ -138,12 +148,15 @@ class LoadConnection {
   /** Sends one request on a free id. */
   send(startedAt: number): void {
     const slot = this.#free.pop()!;
-    slot.reset(startedAt);
+    slot.reset(startedAt, performance.now() * 1000);
     this.socket!.write(this.#driver.requestBytes[slot.id - 1]!);
   }
 
-  /** Ends the connection: what is in flight fails with `code`; reopened later by the driver if it needs it. */
-  drop(code: string): void {
+  /**
+   * Ends the connection: what is in flight fails with `code`, the `timedOut` ones with FCGI_ERR_REQUEST_TIMEOUT;
+   * reopened later by the driver if it needs it.
+   */
+  drop(code: string, timedOut: readonly Slot[] = []): void {
     const socket = this.socket;
     const connecting = !this.ready;
     this.socket = null;
@@ -152,7 +165,7 @@ class LoadConnection {
     socket?.destroy();
     const lost = this.slots.filter((s) => s.busy);
     for (const slot of lost) this.#release(slot);
-    this.#driver.onDropped(this, lost, code, connecting);
+    this.#driver.onDropped(this, lost, code, connecting, timedOut);
   }
 
   #release(slot: Slot): void {
@@ -177,6 +190,7 @@ class LoadConnection {
       const socket = this.socket;
       this.socket = null;
       this.ready = false;
+      this.decoder?.stop();
       socket?.destroy();
     }
     if (protocolStatus !== ProtocolStatus.REQUEST_COMPLETE) {
@@ -231,6 +245,7 @@ export class LoadDriver {
   readonly requestBytes: Buffer[];
   readonly #connections: LoadConnection[];
   readonly #timeoutMs: number;
+  readonly #connectTimeoutUs: number;
   // Start times of requests waiting for a free id (the closed loop never queues; the open loop does when behind).
   readonly #queue: number[] = [];
   #queueHead = 0;
@@ -244,6 +259,7 @@ export class LoadDriver {
     this.keepConn = options.keepConn;
     this.sink = sink;
     this.#timeoutMs = options.timeoutMs;
+    this.#connectTimeoutUs = Math.min(options.timeoutMs, 10_000) * 1000;
     const perConnection = options.keepConn ? options.perConnection : 1;
     const pairs = options.body === null ? options.params : [...options.params, ['CONTENT_LENGTH', String(options.body.length)] as const];
     this.requestBytes = Array.from({ length: perConnection }, (_, i) =>
@@ -298,7 +314,7 @@ export class LoadDriver {
   }
 
   /** @internal The connection broke: its requests failed; it is reopened shortly if requests wait. */
-  onDropped(connection: LoadConnection, lost: Slot[], code: string, connecting: boolean): void {
+  onDropped(connection: LoadConnection, lost: Slot[], code: string, connecting: boolean, timedOut: readonly Slot[]): void {
     // Held out of #grow() until the timer: the failures below make the caller submit again at once.
     if (!this.#closed) {
       this.#reopen.add(connection);
@@ -308,7 +324,7 @@ export class LoadDriver {
         if (!this.#closed) this.#grow();
       }, RECONNECT_DELAY_MS);
     }
-    for (const slot of lost) this.sink.failed(slot.startedAt, code, null);
+    for (const slot of lost) this.sink.failed(slot.startedAt, timedOut.includes(slot) ? ErrorCode.REQUEST_TIMEOUT : code, null);
     // A connection that never came up fails the queued requests it was opened for, as a refused connect
     // would fail them in any client: otherwise a dead backend would leave them waiting for ever.
     for (let n = connecting ? connection.freeIds : 0; n > 0 && this.queued > 0; n--) this.sink.failed(this.#dequeue(), code, null);
@@ -330,10 +346,19 @@ export class LoadDriver {
   }
 
   #checkTimeouts(): void {
-    const limit = performance.now() * 1000 - this.#timeoutMs * 1000;
+    const now = performance.now() * 1000;
+    const limit = now - this.#timeoutMs * 1000;
     for (const connection of this.#connections) {
-      if (connection.slots.some((s) => s.busy && s.startedAt < limit)) connection.drop(ErrorCode.REQUEST_TIMEOUT);
+      if (connection.socket !== null && !connection.ready) {
+        if (now - connection.connectingSince > this.#connectTimeoutUs) connection.drop(ErrorCode.CONNECT_TIMEOUT);
+        continue;
+      }
+      const late = connection.slots.filter((s) => s.busy && s.sentAt < limit);
+      // Requests sharing the connection go down with it without having timed out themselves.
+      if (late.length > 0) connection.drop(ErrorCode.REQUEST_ABORTED, late);
     }
+    // Waiting for a free id is part of a request's time too: past the timeout it fails without being sent.
+    while (this.queued > 0 && this.#queue[this.#queueHead]! < limit) this.sink.failed(this.#dequeue(), ErrorCode.REQUEST_TIMEOUT, null);
   }
 
   /** Stops: queued requests are dropped (not counted), connections closed. In-flight ones are the caller's to await. */

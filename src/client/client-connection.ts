@@ -28,6 +28,8 @@ export interface ConnectionOwner {
   onUnusable(connection: ClientConnection): void;
   /** The socket closed (after a successful connect). */
   onClosed(connection: ClientConnection): void;
+  /** Whether a request lost with a connection may be sent again (not once the client is closing). */
+  readonly acceptsReplays: boolean;
   /** A request lost with this connection that can be sent again (ClientRequest.canReplay). */
   onReplay(request: ClientRequest): void;
 }
@@ -142,7 +144,8 @@ export class ClientConnection implements RequestCarrier {
       }
       // The whole request is queued. Alone on its connection it is written now rather than at setImmediate: the
       // backend worker is idle, waiting for it (php-fpm), and a turn of the event loop is a turn of its time
-      // lost. Multiplexed requests started together still share one write.
+      // lost. When several start together on a multiplexed connection, the first goes out alone and the others
+      // share one write at setImmediate.
       if (this.#inFlight === 1) writer.flush();
     } else {
       void this.#pump(request, requestId);
@@ -341,8 +344,9 @@ export class ClientConnection implements RequestCarrier {
     this.#requests.length = 1;
     this.#inFlight = 0;
     const replays: ClientRequest[] = [];
+    const replay = closed && this.#owner.acceptsReplays;
     for (const request of requests) {
-      if (closed && request.canReplay(this.#startedOnReuse.has(request))) replays.push(request);
+      if (replay && request.canReplay(this.#startedOnReuse.has(request))) replays.push(request);
       else request.onConnectionLost(error);
     }
     for (const request of replays) {
@@ -399,6 +403,7 @@ export class ClientConnection implements RequestCarrier {
   /** @internal */
   onClose(): void {
     const wasConnecting = this.#state === State.Connecting;
+    const wasReady = this.#state === State.Ready;
     this.#state = State.Closed;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
@@ -409,6 +414,8 @@ export class ClientConnection implements RequestCarrier {
       const error = this.#connectError ?? new ConnectError(this.target.label, this.#socketError ?? new Error('connection closed while connecting'));
       return this.#owner.onConnectFailed(this, error);
     }
+    // Out of the pool's ready list before anything is replayed onto it (a reset brings no 'end' first).
+    if (wasReady) this.#owner.onUnusable(this);
     this.#failInFlight(this.#socketError === null ? null : backendReset(this.#socketError), true);
     this.#owner.onClosed(this);
   }

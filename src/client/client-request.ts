@@ -84,6 +84,7 @@ export class ClientRequest implements ResponseSource {
   #bodyError: Error | null = null;
   #bodyEnded = false;
   #paused = false;
+  #replayed = false;
   #timer: NodeJS.Timeout | null = null;
   #stderr: Buffer[] | null = null;
   #stderrBytes = 0;
@@ -161,6 +162,15 @@ export class ClientRequest implements ResponseSource {
     // Nothing more to stall on: the body is complete.
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
+    // No more body can come, so there is nothing left to hold back: reading must go on for END_REQUEST (which
+    // may come in a later read), and an ended stream never calls _read() to resume it.
+    this.#resumeReading();
+  }
+
+  #resumeReading(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.carrier?.resumeFor(this);
   }
 
   onStderr(chunk: Buffer): void {
@@ -193,11 +203,13 @@ export class ClientRequest implements ResponseSource {
    * backend retiring an idle connection, not a reaction to this request).
    */
   canReplay(connectionWasReused: boolean): boolean {
-    return connectionWasReused && this.spec.replayable && this.#phase === Phase.Sent && this.received === 0;
+    // Once only: a request whose every attempt kills its connection may be what kills it.
+    return connectionWasReused && !this.#replayed && this.spec.replayable && this.#phase === Phase.Sent && this.received === 0;
   }
 
   /** Back to waiting for a connection, for the pool to start it again. */
   rewind(): void {
+    this.#replayed = true;
     this.carrier = null;
     this.requestId = 0;
     this.#phase = Phase.Waiting;
@@ -284,16 +296,19 @@ export class ClientRequest implements ResponseSource {
   }
 
   /**
-   * @internal The whole body when all of it has arrived and its stream was never asked for, else null. The
-   * bytes may be views into socket chunks: use them at once or copy them. A later `body` is empty.
+   * @internal The whole body when all of it has arrived and its stream was never asked for, else null. Without
+   * `copy` the bytes may be views into socket chunks: use them at once. A later `body` is empty.
    */
-  takeCompleteBody(): Buffer | null {
+  takeCompleteBody(copy: boolean): Buffer | null {
     if (this.#body !== null || !this.#bodyEnded || this.#bodyError !== null || this.#phase === Phase.Sent) return null;
     const pending = this.#pending;
     this.#pending = [];
     this.#pendingBytes = 0;
-    return pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+    this.#resumeReading();
+    if (pending.length === 1) return copy ? Buffer.from(pending[0]!) : pending[0]!;
+    return Buffer.concat(pending);
   }
+
 
   /** @internal */
   get stderrText(): string {

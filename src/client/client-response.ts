@@ -19,7 +19,7 @@ export interface ResponseSource {
   readonly stderrText: string;
   completion(): Promise<ClientCompletion>;
   openBody(): ResponseBody;
-  takeCompleteBody(): Buffer | null;
+  takeCompleteBody(copy: boolean): Buffer | null;
   onBodyRead(): void;
   onBodyDestroyed(error: Error | null): void;
 }
@@ -127,14 +127,14 @@ export class ClientResponse {
    * views into socket chunks: write them at once or copy them.
    */
   takeCompleteBody(): Buffer | null {
-    return this.#source.takeCompleteBody();
+    return this.#source.takeCompleteBody(false);
   }
 
   /** Reads the whole body into one Buffer. */
   async buffer(): Promise<Buffer> {
-    const whole = this.#source.takeCompleteBody();
-    // A copy: the bytes may be views into socket chunks that the caller would otherwise keep alive.
-    if (whole !== null) return Buffer.from(whole);
+    // A copy: a view into a socket chunk would keep the whole chunk alive for as long as the caller keeps it.
+    const whole = this.#source.takeCompleteBody(true);
+    if (whole !== null) return whole;
     const chunks: Buffer[] = [];
     for await (const chunk of this.body) chunks.push(chunk as Buffer);
     return Buffer.concat(chunks);

@@ -125,14 +125,15 @@ export class Client {
   }
 
   #start(options: RequestOptions, role: number, body: PreparedBody, data: PreparedBody | null, owner: RequestOwner | null): Promise<ClientResponse> {
+    const { params, method } = encodeRequestParams(options, role, body, data, this.settings.padRecords);
     const spec: RequestSpec = {
-      params: encodeRequestParams(options, role, body, data, this.settings.padRecords),
+      params,
       role,
       body,
       data,
       signal: options.signal ?? null,
       onStderr: options.onStderr ?? null,
-      replayable: this.settings.retryStaleConnection && isReplayable(options, body, data),
+      replayable: this.settings.retryStaleConnection && isReplayable(method, body, data),
     };
     const settings =
       options.requestTimeout === undefined && options.bodyTimeout === undefined
@@ -190,29 +191,38 @@ function isOwnedName(name: PairInput, role: number): boolean {
 const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /** Whether the request may be sent again after its kept connection closed unanswered (retryStaleConnection). */
-function isReplayable(options: RequestOptions, body: PreparedBody, data: PreparedBody | null): boolean {
+function isReplayable(method: PairInput | undefined, body: PreparedBody, data: PreparedBody | null): boolean {
   if (body.kind !== 'bytes' || (data !== null && data.kind !== 'bytes')) return false; // a stream is consumed
-  const input = options.params;
-  let method: unknown;
-  if (input === undefined) return false;
-  if (isIterable(input)) {
-    for (const [name, value] of input) if (name === 'REQUEST_METHOD') method = value;
-  } else method = input.REQUEST_METHOD;
   return typeof method === 'string' && IDEMPOTENT_METHODS.has(method);
 }
 
-function encodeRequestParams(options: RequestOptions, role: number, body: PreparedBody, data: PreparedBody | null, pad: boolean): Buffer {
+/** The PARAMS stream (request id 0, stamped when the request starts) and the REQUEST_METHOD it carries. */
+function encodeRequestParams(
+  options: RequestOptions,
+  role: number,
+  body: PreparedBody,
+  data: PreparedBody | null,
+  pad: boolean,
+): { params: Buffer; method: PairInput | undefined } {
   const pairs: [PairInput, PairInput][] = [];
   const input = options.params;
+  let method: PairInput | undefined;
   if (input !== undefined) {
+    // Iterated once: a generator cannot be read twice.
     if (isIterable(input)) {
-      for (const [name, value] of input) if (!isOwnedName(name, role)) pairs.push([name, value]);
+      for (const [name, value] of input) {
+        if (isOwnedName(name, role)) continue;
+        if (name === 'REQUEST_METHOD') method = value;
+        pairs.push([name, value]);
+      }
     } else {
       for (const name of Object.keys(input)) {
         const value = input[name];
         if (value === undefined || isOwnedName(name, role)) continue;
         pairs.push([name, typeof value === 'number' ? String(value) : value]);
       }
+      const given = input.REQUEST_METHOD;
+      if (typeof given === 'string') method = given;
     }
   }
   // RFC 3875 §4.1.2: CONTENT_LENGTH only with a body; an Authorizer gets none (FastCGI 1.0 §6.3).
@@ -227,7 +237,7 @@ function encodeRequestParams(options: RequestOptions, role: number, body: Prepar
     }
   }
   // Request id 0 for now: the connection stamps the real one when the request starts.
-  return encodeParams(0, pairs, { pad });
+  return { params: encodeParams(0, pairs, { pad }), method };
 }
 
 function isIterable(value: ParamsInput): value is Iterable<readonly [PairInput, PairInput]> {

@@ -14,6 +14,12 @@ export class Fifo<T> {
     this.#items.push(item);
   }
 
+  /** Puts `item` first, ahead of everything queued (a request that was already admitted once). */
+  unshift(item: T): void {
+    if (this.#head > 0) this.#items[--this.#head] = item;
+    else this.#items.unshift(item);
+  }
+
   /** Removes and returns the oldest item, or undefined when empty. */
   shift(): T | undefined {
     if (this.#head === this.#items.length) return undefined;

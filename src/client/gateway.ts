@@ -203,6 +203,9 @@ class Exchange implements RequestOwner {
     }
     const whole = response.takeCompleteBody();
     if (whole !== null) {
+      // Nothing left to stop on the backend: a client leaving now must not abort a request that is over but
+      // for its END_REQUEST (that would cost the kept connection).
+      this.#request = null;
       res.end(whole);
       return;
     }

@@ -227,10 +227,23 @@ export class Pool implements ConnectionOwner, RequestQueue {
     if (at !== -1) this.#ready.splice(at, 1);
   }
 
-  /** @internal */
+  /** @internal ConnectionOwner */
+  get acceptsReplays(): boolean {
+    return !this.#closed;
+  }
+
+  /**
+   * @internal A request already admitted once goes out again: on a connection now, or first in the queue,
+   * whatever queueLimit says (it was counted when it came in).
+   */
   onReplay(request: ClientRequest): void {
     this.#replayed++;
-    this.submit(request);
+    const connection = this.#pick();
+    if (connection !== null) return connection.start(request);
+    request.queue = this;
+    this.#queue.unshift(request);
+    this.#queued++;
+    this.#grow();
   }
 
   /** @internal */

@@ -158,6 +158,25 @@ describe('load driver', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(90);
   });
 
+  it('times a sent request from its send, and fails a request still queued past the timeout without sending it', async () => {
+    let received = 0;
+    const b = await backend({
+      request(request, c) {
+        received++;
+        setTimeout(() => c.respond(request.requestId, 'A: b\r\n\r\nok'), 150);
+      },
+    });
+    // One id, five requests at once, a 200 ms timeout: the first answers at ~150 ms, the second is sent then and
+    // answers at ~300 ms (300 ms after its start but 150 ms after its send: not a timeout); the other three have
+    // waited 200 ms in the queue by then and fail unsent.
+    const { driver, outcomes, wait, now } = driverFor({ address: { path: b.path }, timeoutMs: 200 });
+    for (let i = 0; i < 5; i++) driver.submit(now());
+    await wait(5);
+    expect(outcomes.filter((o) => o.ok)).toHaveLength(2);
+    expect(outcomes.filter((o) => o.code === 'FCGI_ERR_REQUEST_TIMEOUT')).toHaveLength(3);
+    expect(received).toBe(2);
+  });
+
   it('fails queued requests with FCGI_ERR_CONNECT when nothing listens, without retrying in a tight loop', async () => {
     const missing = path.join(os.tmpdir(), `fcgi-none-${process.pid}-${Date.now()}.sock`);
     const { driver, outcomes, wait, now } = driverFor({ address: { path: missing }, connections: 2, perConnection: 1 });

@@ -12,6 +12,7 @@ import { BackendError, ClientTimeoutError, ConnectError } from '../../src/client
 import { LimitError, ProtocolError, RequestAbortedError } from '../../src/errors';
 import { RecordType } from '../../src/protocol/constants';
 import { encodeRecord, encodeStream, encodeEndRequest } from '../../src/protocol/records';
+import { within } from '../helpers/async';
 import { rejectionOf, testClient, unacceptingPort, waitFor } from './helpers';
 import { ScriptedBackend, type ScriptedRequest } from './scripted-backend';
 
@@ -189,6 +190,30 @@ describe('client requests on the wire', () => {
     expect(late.code).toBe('FCGI_ERR_BACKEND_CLOSED');
     expect(late.message).toMatch(/after \d+ bytes of response/);
     await expect(response.completed).rejects.toBe(late);
+  });
+
+  it('a body held back at highWaterMark whose end arrived keeps reading for a later END_REQUEST', async () => {
+    // Headers, 4000 body bytes and the STDOUT terminator in one write, END_REQUEST 50 ms later; the body's
+    // highWaterMark is 1024, so the connection stopped reading before the terminator was handled.
+    const backend = await ScriptedBackend.start({
+      request(request, connection) {
+        connection.stdout(request.requestId, Buffer.concat([Buffer.from(OK), Buffer.alloc(4000, 5)]), true);
+        setTimeout(() => connection.end(request.requestId), 50);
+      },
+    });
+    const client = testClient({ address: backend.path, multiplex: false, highWaterMark: 1024, requestTimeout: 2000, bodyTimeout: 2000 });
+    for (const read of ['buffer', 'stream'] as const) {
+      const response = await client.request({});
+      await new Promise((r) => setTimeout(r, 20));
+      if (read === 'buffer') expect((await response.buffer()).length).toBe(4000);
+      else {
+        let n = 0;
+        for await (const chunk of response.body) n += (chunk as Buffer).length;
+        expect(n).toBe(4000);
+      }
+      expect((await within(response.completed, 1000, `${read}: END_REQUEST read`)).appStatus).toBe(0);
+    }
+    expect(client.stats.inFlight).toBe(0);
   });
 
   it('a body that failed before anyone asked for it is a stream that errors with the failure', async () => {
@@ -506,7 +531,7 @@ describe('client pool', () => {
     // The race: the backend retires an idle kept connection (php-fpm pm.max_requests, a worker draining on
     // reload) just as the client sends the next request on it. The backend here closes the connection on
     // receiving its second request, unanswered, which is what the client sees when the race is lost.
-    async function racingBackend(closeHow: 'end' | 'destroy' = 'end'): Promise<ScriptedBackend> {
+    async function racingBackend(closeHow: 'end' | 'destroy' | 'reset' = 'end'): Promise<ScriptedBackend> {
       const served = new Map<unknown, number>();
       return ScriptedBackend.start({
         request(request, connection) {
@@ -514,12 +539,13 @@ describe('client pool', () => {
           served.set(connection, n);
           if (n === 1) return connection.respond(request.requestId, `${OK}${request.params.REQUEST_METHOD} ${request.stdin.toString()}`);
           if (closeHow === 'end') connection.socket.end();
+          else if (closeHow === 'reset') connection.socket.resetAndDestroy();
           else connection.socket.destroy();
         },
-      });
+      }, { tcp: closeHow === 'reset' });
     }
 
-    it.each(['end', 'destroy'] as const)('sends an idempotent request again on a new connection (backend %s)', async (how) => {
+    it.each(['end', 'destroy', 'reset'] as const)('sends an idempotent request again on a new connection (backend %s)', async (how) => {
       const backend = await racingBackend(how);
       const client = testClient({ address: backend.path, multiplex: false, poolSize: 1, idleTimeout: 60_000 });
       expect(await (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text()).toBe('GET ');
@@ -566,6 +592,39 @@ describe('client pool', () => {
       await (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text();
       expect((await rejectionOf(client.request({ params: { REQUEST_METHOD: 'GET' } }))).code).toBe('FCGI_ERR_BACKEND_CLOSED');
       expect(client.stats.replayed).toBe(0);
+    });
+
+    it('replays a request whose params come from a generator (read once), ahead of the queue limit after a reset', async () => {
+      const backend = await racingBackend('reset');
+      const client = testClient({ address: backend.path, multiplex: false, poolSize: 1, queueLimit: 0, idleTimeout: 60_000 });
+      await (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text();
+      function* params(): Generator<[string, string]> {
+        yield ['REQUEST_METHOD', 'GET'];
+        yield ['X', 'y'];
+      }
+      expect(await (await client.request({ params: params() })).text()).toBe('GET ');
+      expect(client.stats.replayed).toBe(1);
+    });
+
+    it('replays a request once: one that brings down every connection it is sent on fails after two attempts', async () => {
+      let attempts = 0;
+      const backend = await ScriptedBackend.start({
+        request(request, connection) {
+          if (request.params.POISON !== undefined) {
+            attempts++;
+            return void connection.socket.destroy();
+          }
+          connection.respond(request.requestId, `${OK}ok`);
+        },
+      });
+      const client = testClient({ address: backend.path, multiplex: false, poolSize: 4, idleTimeout: 60_000 });
+      // Four warm kept connections, every one of them a candidate for a replay.
+      await Promise.all([1, 2, 3, 4].map(async () => (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text()));
+      await Promise.all([1, 2, 3, 4].map(async () => (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text()));
+      const error = await rejectionOf(client.request({ params: { REQUEST_METHOD: 'GET', POISON: '1' } }));
+      expect(error.code).toBe('FCGI_ERR_BACKEND_CLOSED');
+      expect(attempts).toBe(2);
+      expect(client.stats.replayed).toBe(1);
     });
 
     it('replays every request of a multiplexed connection that closed unanswered', async () => {

@@ -157,7 +157,8 @@ export class BackendConnection {
 /** A listening scripted backend; closed (connections destroyed, temp dir removed) when the test ends. */
 export class ScriptedBackend {
   readonly server: Server;
-  readonly path: string;
+  /** The address to give the client: a unix socket path, or 127.0.0.1:port with `tcp`. */
+  path: string;
   readonly connections: BackendConnection[] = [];
   readonly #dir: string;
 
@@ -171,10 +172,13 @@ export class ScriptedBackend {
     });
   }
 
-  static async start(hooks: Hooks): Promise<ScriptedBackend> {
+  /** `tcp`: listen on 127.0.0.1 (a reset reaches the client as ECONNRESET there, not as a FIN). */
+  static async start(hooks: Hooks, options: { tcp?: boolean } = {}): Promise<ScriptedBackend> {
     const backend = new ScriptedBackend(hooks);
-    backend.server.listen(backend.path);
+    if (options.tcp === true) backend.server.listen(0, '127.0.0.1');
+    else backend.server.listen(backend.path);
     await once(backend.server, 'listening');
+    if (options.tcp === true) backend.path = `127.0.0.1:${(backend.server.address() as { port: number }).port}`;
     onTestFinished(() => backend.close());
     return backend;
   }
