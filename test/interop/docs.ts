@@ -100,7 +100,13 @@ const WHEN_IT_BREAKS = `## When it breaks
 
 FastCGI failures tend to show up as one vague line in the web server's log. What that line means, and what the
 engine logs on its side (its logger, \`console\` by default, prefixed \`fastcgi-engine:\`; anything written to
-\`res.stderr\` and the stack of a failed handler go to the web server's error log as well):
+\`res.stderr\` and the stack of a failed handler go to the web server's error log as well).
+
+First ask the app directly, the way the web server does: \`fastcgi-engine request unix:/run/myapp/app.sock --uri
+/ --trace\` (or \`127.0.0.1:9000\`) sends one request, prints every record both ways, and says in plain words
+what went wrong: nothing listening, permission denied on the socket, the peer speaks HTTP, output before the
+headers, the connection closed before END_REQUEST. Its exit code tells scripts the same (3: could not connect,
+5: a 5xx, 6: a protocol error).
 
 **"Premature end of script headers" / "End of script output before headers" (Apache, mod_fcgid), nginx 502
 "upstream prematurely closed connection" or "recv() failed (104: Connection reset by peer)", lighttpd 500/503.**
