@@ -3,6 +3,7 @@ import * as net from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { ProtocolStatus, RecordType, encodeEndRequest, encodeStream } from '../../src/index';
+import { PHP_FIXTURES, PhpFpm, phpFpmBinary } from '../client/php-fpm-harness';
 import { runCli, startServe, tempDir } from './helpers';
 
 /** A raw unix-socket server that answers the first bytes it reads with `reply` (then closes if asked). */
@@ -126,5 +127,29 @@ describe('request diagnoses', () => {
     const result = await runCli(args);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(message);
+  });
+});
+
+describe('request against php-fpm (php8.2-fpm)', () => {
+  it('runs a script: status, duplicate headers and cookies, STDERR apart, exit codes by status', { timeout: 20_000 }, async (context) => {
+    const php = new PhpFpm(phpFpmBinary(context));
+    await php.start();
+    onTestFinished(() => php.stop());
+    const script = (name: string): string[] => ['request', php.socketPath, '--script-filename', join(PHP_FIXTURES, name)];
+    const hello = await runCli([...script('hello.php'), '--trace']);
+    expect(hello.code).toBe(0);
+    expect(hello.stdout).toMatch(/^Status: 200 OK\r\n/);
+    // php-fpm sends no empty STDOUT record: END_REQUEST ends the response.
+    expect(hello.stderr).toMatch(/< END_REQUEST +id=1 len=8 pad=0/);
+    const notFound = await runCli(script('status.php'));
+    expect(notFound.code).toBe(4);
+    expect(notFound.stdout).toMatch(/^Status: 404 Not Found\r\n/);
+    expect(notFound.stdout).toContain('X-Dup: one\r\nX-Dup: two\r\n');
+    expect(notFound.stdout.match(/Set-Cookie: /g)).toHaveLength(2);
+    const noisy = await runCli(script('stderr.php'));
+    expect(noisy.code).toBe(0);
+    expect(noisy.stdout).toMatch(/\r\n\r\nbody after stderr\n$/);
+    expect(noisy.stdout).not.toContain('first message');
+    expect(noisy.stderr).toContain('first message to stderr');
   });
 });
