@@ -1,8 +1,9 @@
 // `fastcgi-engine bench` as a process against the engine server; checks the JSON report and that counts add up.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import type { BenchReport } from '../../src/cli/bench';
+import { PHP_FIXTURES, PhpFpm, phpFpmBinary } from '../client/php-fpm-harness';
 import { runCli, startServe, tempDir } from './helpers';
 
 function sum(counts: Record<string, number>): number {
@@ -134,5 +135,24 @@ describe('bench', () => {
     const result = await runCli(args);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(message);
+  });
+});
+
+describe('bench against php-fpm (php8.2-fpm)', () => {
+  it('counts every request and its status, with kept connections and with one per request', { timeout: 30_000 }, async (context) => {
+    const php = new PhpFpm(phpFpmBinary(context), { maxChildren: 2 });
+    await php.start();
+    onTestFinished(() => php.stop());
+    const params = join(tempDir(), 'php.params');
+    (await import('node:fs')).writeFileSync(params, `SCRIPT_FILENAME=${join(PHP_FIXTURES, 'status.php')}\n`);
+    // php-fpm holds a worker per kept connection: no more connections than workers.
+    for (const mode of [[], ['--no-keep-conn']]) {
+      const result = await runCli(['bench', php.socketPath, '-c', '2', '--requests', '200', '--params-file', params, '--json', ...mode]);
+      expect(result.code).toBe(0);
+      const report = JSON.parse(result.stdout) as BenchReport;
+      checkShape(report);
+      expect(report).toMatchObject({ total: 200, completed: 200, errors: 0, status: { 404: 200 }, protocolStatus: { REQUEST_COMPLETE: 200 } });
+      expect(report.bytes).toBe(200 * 'not here\n'.length);
+    }
   });
 });
