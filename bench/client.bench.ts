@@ -26,7 +26,7 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +34,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createClient as createEngineClient } from '../src/client/client';
 import { createGateway } from '../src/client/gateway';
+import { LoadDriver } from '../src/cli/load-driver';
 import { HttpReplyParser, pooledSorted, quantile, runLoad, type LoadResult } from './_util/fcgi-load';
 import { treeCpuSeconds } from './_util/proc-cpu';
 import { canConnect, cleanUpOnExit, findBinary, killAll, startNginx, stop, track, waitUntil } from './_util/processes';
@@ -100,24 +101,34 @@ async function startPhpFpm(binary: string, dir: string): Promise<{ child: ChildP
   return { child, socket };
 }
 
-/** The gateway in a process of its own: this file, compiled, with `--gateway SOCKET DOCROOT POOL`. */
-async function startGateway(phpSocket: string, docroot: string): Promise<{ child: ChildProcess; port: number }> {
+/**
+ * The gateway in a process of its own: this file, compiled, with `--gateway SOCKET DOCROOT POOL`; or, with
+ * `bare`, a node:http server answering what hello.php answers with no backend at all (`--bare`).
+ */
+async function startGateway(phpSocket: string, docroot: string, bare = false): Promise<{ child: ChildProcess; port: number }> {
   const execArgv = isCompiled(__filename) ? [] : ['--import', 'tsx'];
   // A profile of the gateway process, to see where its CPU goes (not for numbers: profiling slows it).
   const profileDir = process.env.BENCH_GATEWAY_PROFILE;
   if (profileDir !== undefined && profileDir !== '') execArgv.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
-  const child = track(fork(__filename, ['--gateway', phpSocket, docroot, String(GATEWAY_POOL)], { execArgv, stdio: ['ignore', 2, 2, 'ipc'] }));
+  const args = bare ? ['--bare'] : ['--gateway', phpSocket, docroot, String(GATEWAY_POOL)];
+  const child = track(fork(__filename, args, { execArgv, stdio: ['ignore', 2, 2, 'ipc'] }));
   const [message] = (await once(child, 'message')) as [{ port: number }];
   return { child, port: message.port };
 }
 
-function runGatewayChild(phpSocket: string, docroot: string, poolSize: number): void {
-  const gateway = createGateway({
-    upstream: { address: phpSocket, poolSize, multiplex: false, idleTimeout: 1000 },
-    documentRoot: docroot,
-    logger: { warn: () => {}, error: (message) => process.stderr.write(`gateway: ${message}\n`) },
-  });
-  const server = createHttpServer({ keepAliveTimeout: 60_000 }, gateway);
+function runGatewayChild(phpSocket: string | null, docroot: string, poolSize: number): void {
+  const handler =
+    phpSocket === null
+      ? (_req: IncomingMessage, res: ServerResponse): void => {
+          res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '12' });
+          res.end('hello world\n');
+        }
+      : createGateway({
+          upstream: { address: phpSocket, poolSize, multiplex: false, idleTimeout: 1000 },
+          documentRoot: docroot,
+          logger: { warn: () => {}, error: (message) => process.stderr.write(`gateway: ${message}\n`) },
+        });
+  const server = createHttpServer({ keepAliveTimeout: 60_000 }, handler);
   server.listen(0, '127.0.0.1', () => process.send!({ port: (server.address() as AddressInfo).port }));
   process.on('disconnect', () => process.exit(0));
   process.on('SIGTERM', () => process.exit(0));
@@ -175,6 +186,74 @@ async function gatewayRun(port: number, workload: Workload, probe: CpuProbe): Pr
   const perRequest = (seconds: number): number => (result.requests > 0 ? (seconds * 1e6) / result.requests : Number.NaN);
   const generator = (result.clientCpuPercent / 100) * (result.elapsedMs / 1000);
   return { ...result, cpu: { front: perRequest(front), php: perRequest(php), generator: perRequest(generator) } };
+}
+
+/**
+ * The FastCGI exchange with nothing else in the process: `fastcgi-engine bench`'s wire driver keeping one
+ * request in flight on each of the pool's kept connections. Its CPU per request is the cheapest a Node process
+ * can talk FastCGI to this php-fpm.
+ */
+async function driverRun(phpSocket: string, docroot: string, phpPid: number): Promise<LoadResult & { cpu: CpuPerRequest }> {
+  const params = Object.entries(phpParams(docroot, HELLO));
+  const latencies: number[] = [];
+  let measuring = false;
+  let stopping = false;
+  let inFlight = 0;
+  let errors = 0;
+  let verified = false;
+  const now = (): number => performance.now() * 1000;
+  const next = (): void => {
+    inFlight--;
+    if (stopping) return;
+    inFlight++;
+    driver.submit(now());
+  };
+  const driver = new LoadDriver(
+    { address: { path: phpSocket }, connections: SETUP.phpChildren, perConnection: 1, keepConn: true, params, body: null, timeoutMs: SETUP.timeoutMs },
+    {
+      completed(startedAt, status) {
+        if (status === 200) verified = true;
+        if (measuring) latencies.push(now() - startedAt);
+        next();
+      },
+      failed() {
+        errors++;
+        next();
+      },
+    },
+  );
+  for (let i = 0; i < SETUP.phpChildren; i++) {
+    inFlight++;
+    driver.submit(now());
+  }
+  await delay(SETUP.warmupMs);
+  measuring = true;
+  const cpu0 = process.cpuUsage();
+  const php0 = treeCpuSeconds(phpPid);
+  const t0 = performance.now();
+  await delay(SETUP.durationMs);
+  measuring = false;
+  const elapsedMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const php = treeCpuSeconds(phpPid) - php0;
+  stopping = true;
+  for (const deadline = Date.now() + SETUP.timeoutMs; inFlight > 0 && Date.now() < deadline; ) await delay(10);
+  driver.close();
+  const count = latencies.length;
+  const perRequest = (seconds: number): number => (count > 0 ? (seconds * 1e6) / count : Number.NaN);
+  return {
+    requests: count,
+    elapsedMs,
+    reqPerSec: (count * 1000) / elapsedMs,
+    latencyUs: Float64Array.from(latencies),
+    errors,
+    timeouts: inFlight,
+    errorSamples: [],
+    verified,
+    connectionsOpened: SETUP.phpChildren,
+    clientCpuPercent: ((cpu.user + cpu.system) / 1000 / elapsedMs) * 100,
+    cpu: { front: Number.NaN, php: perRequest(php), generator: perRequest((cpu.user + cpu.system) / 1e6) },
+  };
 }
 
 // --- table 2: clients in this process -------------------------------------------------------------------
@@ -409,6 +488,7 @@ async function alternate(rows: { row: Row; run: () => Promise<LoadResult & { cpu
 
 async function main(): Promise<void> {
   if (process.argv[2] === '--gateway') return runGatewayChild(process.argv[3]!, process.argv[4]!, Number(process.argv[5]));
+  if (process.argv[2] === '--bare') return runGatewayChild(null, '', 0);
   if (relaunchCompiled(__filename)) return;
   const json = process.argv.includes('--json');
   const phpFpm = findBinary(['php-fpm8.2', 'php-fpm']);
@@ -448,6 +528,26 @@ async function main(): Promise<void> {
     }
     await stop(front.child, 'SIGQUIT');
     await stop(gateway.child);
+
+    // What any node:http gateway pays at the least: node:http with no backend, and the FastCGI exchange alone.
+    const bare = await startGateway(php.socket, docroot, true);
+    const bareRow: Row = { label: 'node:http answering the same 12 bytes, no backend', baseline: false, runs: [] };
+    const driverRow: Row = { label: `FastCGI exchange alone: bench's wire driver, ${SETUP.phpChildren} kept connections`, baseline: false, runs: [] };
+    await alternate(
+      [
+        { row: bareRow, run: () => gatewayRun(bare.port, HELLO, { frontPid: bare.child.pid!, phpPid: php.child.pid! }) },
+        { row: driverRow, run: () => driverRun(php.socket, docroot, php.child.pid!) },
+      ],
+      'floor',
+    );
+    await stop(bare.child);
+    tables.push(
+      summarize(
+        `What a node:http gateway pays at the least: ${HELLO.title}`,
+        `The two halves of a gateway measured alone. node:http: the HTTP load of the tables above against a node:http server that answers what hello.php answers, with no backend (front-end CPU per request). FastCGI: fastcgi-engine bench's wire driver in this process against the same php-fpm pool, one request in flight per kept connection (load-generator CPU per request is the exchange's cost). No baseline: the sum of the two front-end costs is the floor for the gateway row above.`,
+        [bareRow, driverRow],
+      ),
+    );
 
     const params = phpParams(docroot, HELLO);
     const kept = createEngineClient({ address: php.socket, poolSize: SETUP.phpChildren, multiplex: false, queueLimit: 100_000, idleTimeout: 1000 });
