@@ -21,27 +21,30 @@ function checkShape(report: BenchReport): void {
   expect(report.requestsPerSecond).toBeGreaterThan(0);
 }
 
+/** Runs bench with --json; it must exit 0 with a well-formed report. */
+async function benchJson(args: string[]): Promise<{ report: BenchReport; stderr: string }> {
+  const result = await runCli(['bench', ...args, '--json']);
+  expect(result.code, result.stderr).toBe(0);
+  const report = JSON.parse(result.stdout) as BenchReport;
+  checkShape(report);
+  return { report, stderr: result.stderr };
+}
+
 describe('bench', () => {
   it('closed loop, --requests: every request counted, JSON report', async () => {
     const server = await startServe('node-handler.mjs');
-    const result = await runCli(['bench', server.socket, '--connections', '4', '--requests', '300', '--json']);
-    expect(result.code).toBe(0);
-    const report = JSON.parse(result.stdout) as BenchReport;
-    checkShape(report);
+    const { report, stderr } = await benchJson([server.socket, '--connections', '4', '--requests', '300']);
     expect(report).toMatchObject({ mode: 'closed', connections: 4, total: 300, completed: 300, errors: 0, status: { 200: 300 }, protocolStatus: { REQUEST_COMPLETE: 300 } });
     expect(report.bytes).toBeGreaterThan(300 * 10);
     // Not a terminal: progress lines are plain, on stderr.
-    expect(result.stderr).not.toContain('\r');
+    expect(stderr).not.toContain('\r');
   });
 
   it('open loop (--rate, --duration) with a body, params file and a connection per request', async () => {
     const server = await startServe('fetch-object.mjs');
     const params = join(tempDir(), 'params.txt');
     (await import('node:fs')).writeFileSync(params, '# extra params\nX_EXTRA=1\n');
-    const result = await runCli(['bench', server.socket, '--rate', '200', '--duration', '1s', '--no-keep-conn', '--method', 'POST', '--path', '/missing', '--body-size', '64', '--params-file', params, '--json']);
-    expect(result.code).toBe(0);
-    const report = JSON.parse(result.stdout) as BenchReport;
-    checkShape(report);
+    const { report } = await benchJson([server.socket, '--rate', '200', '--duration', '1s', '--no-keep-conn', '--method', 'POST', '--path', '/missing', '--body-size', '64', '--params-file', params]);
     expect(report.mode).toBe('open');
     expect(report.keepConn).toBe(false);
     expect(report.total).toBeGreaterThanOrEqual(190);
@@ -52,10 +55,7 @@ describe('bench', () => {
 
   it('open loop at a modest rate: sender lag reported, small, and the latency counted from the intended start', async () => {
     const server = await startServe('node-handler.mjs');
-    const result = await runCli(['bench', server.socket, '--rate', '100', '--duration', '1s', '--json']);
-    expect(result.code).toBe(0);
-    const report = JSON.parse(result.stdout) as BenchReport;
-    checkShape(report);
+    const { report } = await benchJson([server.socket, '--rate', '100', '--duration', '1s']);
     const lag = report.senderLagMs!;
     for (const key of ['p50', 'p99', 'max'] as const) {
       expect(typeof lag[key]).toBe('number');
@@ -147,10 +147,7 @@ describe('bench against php-fpm (php8.2-fpm)', () => {
     (await import('node:fs')).writeFileSync(params, `SCRIPT_FILENAME=${join(PHP_FIXTURES, 'status.php')}\n`);
     // php-fpm holds a worker per kept connection: no more connections than workers.
     for (const mode of [[], ['--no-keep-conn']]) {
-      const result = await runCli(['bench', php.socketPath, '-c', '2', '--requests', '200', '--params-file', params, '--json', ...mode]);
-      expect(result.code).toBe(0);
-      const report = JSON.parse(result.stdout) as BenchReport;
-      checkShape(report);
+      const { report } = await benchJson([php.socketPath, '-c', '2', '--requests', '200', '--params-file', params, ...mode]);
       expect(report).toMatchObject({ total: 200, completed: 200, errors: 0, status: { 404: 200 }, protocolStatus: { REQUEST_COMPLETE: 200 } });
       expect(report.bytes).toBe(200 * 'not here\n'.length);
     }
