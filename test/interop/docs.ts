@@ -9,6 +9,8 @@ export const DOC_PATH = 'docs/deployment.md';
 const SUITES: Record<string, string> = {
   nginx: 'test/interop/nginx.interop.ts',
   lighttpd: 'test/interop/lighttpd.interop.ts',
+  h2o: 'test/interop/h2o.interop.ts',
+  caddy: 'test/interop/caddy.interop.ts',
   'apache-proxy-fcgi': 'test/interop/apache-proxy-fcgi.interop.ts',
   'apache-fcgid': 'test/interop/apache-fcgid.interop.ts',
   'spawn-fcgi': 'test/interop/process-managers.interop.ts',
@@ -18,7 +20,7 @@ const SUITES: Record<string, string> = {
 };
 
 /** The order of the sections. */
-const ORDER = ['nginx', 'apache-proxy-fcgi', 'apache-fcgid', 'lighttpd', 'supervisor', 'systemd', 'spawn-fcgi', 'cgi-fcgi'];
+const ORDER = ['nginx', 'apache-proxy-fcgi', 'apache-fcgid', 'lighttpd', 'h2o', 'caddy', 'supervisor', 'systemd', 'spawn-fcgi', 'cgi-fcgi'];
 
 const INTRO = `# Deploying behind a web server
 
@@ -46,7 +48,7 @@ const server = createServer((req, res) => {
 });
 
 server.listen();                          // spawned: lighttpd bin-path, mod_fcgid, spawn-fcgi, supervisor, systemd
-// server.listen('/run/myapp/app.sock');  // a unix socket the web server connects to (nginx, Apache, lighttpd)
+// server.listen('/run/myapp/app.sock');  // a unix socket the web server connects to (nginx, Apache, lighttpd, h2o, Caddy)
 // server.listen(9000, '127.0.0.1');      // TCP
 
 // SIGTERM (supervisor, systemd, mod_fcgid): finish what is in flight, then exit 0.
@@ -93,6 +95,10 @@ each):
 | Apache \`ProxyPass "/app/" "fcgi://…"\` | \`/app/x/y\` | (none) | \`'/app'\` |
 | Apache with \`SetEnvIf Request_URI . proxy-fcgi-pathinfo=unescape\` | \`/app\` | \`/x/y\` | \`'cgi'\` or \`'/app'\` |
 | Apache mod_fcgid, \`/app/run.sh/x/y\` | \`/app/run.sh\` | \`/x/y\` | \`'cgi'\` |
+| h2o, any \`paths:\` entry | (empty) | \`/app/x/y\` | \`'/app'\` |
+| Caddy \`reverse_proxy … { transport fastcgi }\` | (empty) | \`/app/x/y\` | \`'/app'\` |
+| Caddy with \`split /app\` | \`/app\` | \`/x/y\` | \`'cgi'\` or \`'/app'\` |
+| Caddy inside \`handle_path /app/*\` | (empty) | \`/x/y\` | \`'/app'\` |
 | cgi-fcgi, spawn-fcgi, supervisor, systemd | whatever the web server in front sends | | |
 `;
 
@@ -127,7 +133,8 @@ The app closed the connection without a complete header block. In order of likel
    \`AH01067: Failed to read FastCGI header\` and answers 503; nginx 502.
 4. The handler threw before sending anything: the client gets 500 from the engine itself and the stack is in
    the server's error log (nginx \`FastCGI sent in stderr: "Error: …"\`, Apache \`AH01071: Got error 'Error: …'\`,
-   lighttpd \`FastCGI-stderr:Error: …\`, mod_fcgid \`mod_fcgid: stderr: Error: …\`) and in the engine's log as
+   lighttpd \`FastCGI-stderr:Error: …\`, mod_fcgid \`mod_fcgid: stderr: Error: …\`, h2o \`[lib/handler/fastcgi.c] in
+   request:/path...:Error: …\`; Caddy 2.6.2 logs none of it) and in the engine's log as
    \`handler failed for GET /path: Error: …\`. If the response had started, it is cut off and END_REQUEST
    carries a non-zero app status.
 5. A response header line over 8 KB (Apache, mod_fcgid: 500, \`AH01070\`), a header block over 4 KB (nginx:
@@ -141,6 +148,10 @@ itself before nginx gives up), or the app started its response before reading a 
 sending the body once the response header is in (half-duplex), and both sides wait. Read the body first. The
 handler then sees the request aborted (\`req.fastcgi.signal\`; a body read fails with
 \`FCGI_ERR_REQUEST_ABORTED\`, \`request aborted: the web server closed the connection\`).
+
+**Caddy 504 with \`write tcp …: i/o timeout\`.** Caddy writes the whole request body before it reads the
+response: an app that answers before it has read a large body waits for Caddy, which waits for it, until
+\`write_timeout\` (forever by default). Read the body first.
 
 **nginx \`connect() to unix:/run/myapp/app.sock failed (13: Permission denied)\`.** nginx's workers cannot open
 the socket: \`socketMode\` (\`0o666\`, or \`0o660\` with a shared group). \`(2: No such file or directory)\` or
@@ -172,8 +183,8 @@ end them on \`server.close()\` or lower \`closeTimeout\`; keep the process manag
 (\`stopwaitsecs\`, \`TimeoutStopSec\`) above it.
 
 **A client left but the handler ran on.** Only nginx closes the connection to the app as soon as the client
-goes; Apache and mod_fcgid notice on a failed write, lighttpd (buffering, its default) not at all, and a silent
-long-poll is never aborted except by nginx. Check \`req.fastcgi.signal\` in long handlers, and answer
+goes; h2o and Caddy pass it on once the response has started, Apache and mod_fcgid notice on a failed write,
+lighttpd (buffering, its default) not at all, and a silent long-poll is never aborted except by nginx. Check \`req.fastcgi.signal\` in long handlers, and answer
 long-polls with a timeout.
 `;
 

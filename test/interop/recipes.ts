@@ -300,6 +300,175 @@ export const lighttpd: Recipe = {
   ],
 };
 
+// ---- h2o -----------------------------------------------------------------------------------------------------
+
+const H2O_CONF = `# Run in the foreground: h2o -c {{DIR}}/h2o.conf
+# Started as root, h2o switches to this user (nobody when omitted). Files it opens after that (a pid-file in
+# a root-owned directory) fail with "Permission denied"; the error log is opened before.
+user: nobody
+error-log: {{DIR}}/error.log
+listen:
+  host: 127.0.0.1
+  port: {{HTTP_PORT}}
+# h2o sends SCRIPT_NAME "" and PATH_INFO = the whole path under every path below: an app mounted under a
+# prefix runs with mount: '/prefix' (REQUEST_URI is the whole path).
+hosts:
+  default:
+    paths:
+      # The application at the root, over TCP. fastcgi.timeout.io (30 s by default) bounds each read and
+      # write on the FastCGI connection.
+      "/":
+        fastcgi.connect:
+          host: 127.0.0.1
+          port: {{APP_PORT}}
+          type: tcp
+        fastcgi.timeout.io: 30000
+      # Over a unix socket ("port" is the socket's path): h2o runs as nobody, so the socket must be
+      # reachable by it (socketMode: 0o666, or a shared group).
+      "/unix":
+        fastcgi.connect:
+          port: {{APP_SOCKET}}
+          type: unix
+      # fastcgi.timeout.keepalive > 0 (milliseconds) keeps idle FastCGI connections that long, with
+      # FCGI_KEEP_CONN; 0, the default, closes each one after its request.
+      "/keep":
+        fastcgi.connect:
+          host: 127.0.0.1
+          port: {{APP_PORT}}
+          type: tcp
+        fastcgi.timeout.keepalive: 10000
+      # An app mounted under /prefix: mount: '/prefix'.
+      "/prefix":
+        fastcgi.connect:
+          host: 127.0.0.1
+          port: {{APP_PORT_PREFIX}}
+          type: tcp
+      # An app whose FCGI_WEB_SERVER_ADDRS does not list 127.0.0.1 closes h2o's connections: 502.
+      "/denied":
+        fastcgi.connect:
+          host: 127.0.0.1
+          port: {{APP_PORT_DENY}}
+          type: tcp
+`;
+
+export const h2o: Recipe = {
+  id: 'h2o',
+  title: 'h2o',
+  packages: ['h2o'],
+  files: [{ name: 'h2o.conf', lang: 'yaml', template: H2O_CONF }],
+  command: 'h2o -c {{DIR}}/h2o.conf',
+  docValues: { ...APP_DOC_VALUES, DIR: '/var/lib/myapp/h2o' },
+  notes: [
+    "One FastCGI connection per request unless `fastcgi.timeout.keepalive` is above 0 (milliseconds): then h2o sends FCGI_KEEP_CONN and reuses idle connections (the suite sends 100 requests through `/keep` over one connection, request id 1 every time). `fastcgi.timeout.io` (30 s) bounds each read and write.",
+    "SCRIPT_NAME is always `\"\"` and PATH_INFO the whole decoded path, whatever `paths:` entry matched; REQUEST_URI is the whole path. At the root no `mount` is needed; under a prefix use `mount: '/prefix'`. No GATEWAY_INTERFACE, and no CONTENT_LENGTH or CONTENT_TYPE on a GET.",
+    "h2o reads the whole request body before the app sees it (a chunked upload gets its real CONTENT_LENGTH; an echo of 16 MB works) and absorbs the whole response whatever the client's speed (the suite's app finishes a 32 MB download while the client reads nothing; h2o spills large buffers to files under `temp-buffer-path`, /tmp by default): the app never feels a slow client.",
+    "A client that leaves mid-response is passed on at once (the handler sees the abort); before the response header arrives h2o does not watch the client: a silent long-poll runs to its end.",
+    "The reason phrase the app sends reaches the client. Duplicate request headers arrive as duplicate params (the engine joins them with `, `), but h2o merges Cookie lines itself with `;` and no space (`c1=1;c2=2`); duplicate response headers stay separate lines. A control byte in a header value gets 400.",
+    "At most 100 request header lines: more gives 400. A single header of 70 KB passes intact (params over 64 KiB are spread over records).",
+    "STDERR lands in `error-log`, one line per record: `[lib/handler/fastcgi.c] in request:/path-cut-to-32-chars...:text`.",
+    "An app that refuses the connection (FCGI_WEB_SERVER_ADDRS) gives 503, with nothing in h2o's error log.",
+    "Started as root, h2o runs as `user` (`nobody` when omitted): a unix socket must be reachable by that user (`socketMode: 0o666`, or a shared group), and files it opens later (a `pid-file`) must be writable by it.",
+  ],
+};
+
+// ---- Caddy ---------------------------------------------------------------------------------------------------
+
+const CADDYFILE = `# Run in the foreground: caddy run --config {{DIR}}/Caddyfile --adapter caddyfile
+# with HOME, XDG_DATA_HOME and XDG_CONFIG_HOME set to a directory of its own (Caddy keeps its storage and
+# an autosave of the config there).
+{
+	# No admin endpoint (it listens on localhost:2019 by default) and no certificates: plain HTTP.
+	admin off
+	auto_https off
+	# Caddy's own log (errors from the proxy included), JSON lines.
+	log {
+		output file {{DIR}}/error.log
+		level INFO
+	}
+}
+
+http://127.0.0.1:{{HTTP_PORT}} {
+	# Without "split", Caddy sends SCRIPT_NAME "" and PATH_INFO = the path; REQUEST_URI is the path the
+	# client asked for. The app over a unix socket (unix/ + the absolute path).
+	handle /unix/* {
+		reverse_proxy unix/{{APP_SOCKET}} {
+			transport fastcgi
+		}
+	}
+
+	# handle_path strips /prefix from PATH_INFO but REQUEST_URI keeps it: run the app with mount: '/prefix'.
+	handle_path /prefix/* {
+		reverse_proxy 127.0.0.1:{{APP_PORT_PREFIX}} {
+			transport fastcgi
+		}
+	}
+
+	# "split /split" makes SCRIPT_NAME /split and PATH_INFO the rest: run the app with mount: 'cgi'.
+	handle /split/* {
+		reverse_proxy 127.0.0.1:{{APP_PORT_CGI}} {
+			transport fastcgi {
+				split /split
+			}
+		}
+	}
+
+	# Caddy writes the whole request body before it reads the response. An app that answers (echoes,
+	# streams) before it has read a body bigger than the socket buffers waits for Caddy, which waits for it,
+	# until write_timeout (none by default: forever; 3s here so the suite sees it), then 502. Read the whole
+	# body first behind Caddy.
+	handle /halfduplex/* {
+		reverse_proxy 127.0.0.1:{{APP_PORT}} {
+			transport fastcgi {
+				write_timeout 3s
+			}
+		}
+	}
+
+	# An app whose FCGI_WEB_SERVER_ADDRS does not list 127.0.0.1 closes Caddy's connections: 502.
+	handle /denied/* {
+		reverse_proxy 127.0.0.1:{{APP_PORT_DENY}} {
+			transport fastcgi
+		}
+	}
+
+	# The application at the root, over TCP. read_timeout and write_timeout bound each read and write on the
+	# FastCGI connection (none by default). capture_stderr is meant to log the app's STDERR, but Caddy
+	# 2.6.2 never passes the option on: nothing is logged (fixed in later releases).
+	handle {
+		reverse_proxy 127.0.0.1:{{APP_PORT}} {
+			transport fastcgi {
+				dial_timeout 3s
+				read_timeout 60s
+				write_timeout 60s
+				capture_stderr
+			}
+		}
+	}
+}
+`;
+
+export const caddy: Recipe = {
+  id: 'caddy',
+  title: 'Caddy',
+  packages: ['caddy'],
+  files: [{ name: 'Caddyfile', lang: 'caddyfile', template: CADDYFILE }],
+  command: 'caddy run --config {{DIR}}/Caddyfile --adapter caddyfile',
+  docValues: { ...APP_DOC_VALUES, DIR: '/var/lib/myapp/caddy' },
+  notes: [
+    "Run it in the foreground with `caddy run`, an `http://` site address, `auto_https off` (no certificates) and `admin off` (or the admin endpoint on a port of your choice; 2019 by default); HOME, XDG_DATA_HOME and XDG_CONFIG_HOME say where Caddy keeps its storage and an autosave of the config.",
+    "Caddy 2.6 never keeps a FastCGI connection: a new one per request, no FCGI_KEEP_CONN.",
+    "Without `split`, SCRIPT_NAME is `\"\"` and PATH_INFO the decoded path; REQUEST_URI is always the path the client asked for. `split /app` gives SCRIPT_NAME `/app` and PATH_INFO the rest (`mount: 'cgi'`); `handle_path /prefix/*` strips the prefix from PATH_INFO only (`mount: '/prefix'`). DOCUMENT_ROOT and SCRIPT_FILENAME come from `root` (by default Caddy's working directory). Caddy adds X-Forwarded-For, -Proto and -Host.",
+    "A GET has `CONTENT_LENGTH \"0\"` (the app sees `content-length: 0`); a chunked upload is streamed with `CONTENT_LENGTH \"-1\"` (the engine reads to the end of the body).",
+    "**Caddy writes the whole request body before it reads the response.** An app that answers (echoes, streams) before it has read a body bigger than the socket buffers waits for Caddy, which waits for it, until `write_timeout` (none by default: forever), then 504 and `write tcp …: i/o timeout` in the log; the app sees the request aborted. Read the body first behind Caddy. Responses are streamed with backpressure: a stalled client stalls `res.write()`, memory stays flat.",
+    "A client that leaves mid-response is passed on at once; before the response header arrives Caddy does not watch the client: a silent long-poll runs to its end.",
+    "The reason phrase is Go's own (`404 Not Found` whatever the app says), and the CGI `Status` header reaches the client as a header (`Status: 404 Nope Not Here`).",
+    "Duplicate request headers are merged with `, `, **cookies too** (`c1=1, c2=2`, which cookie parsers read as one cookie `c1` = `1, c2=2`); duplicate response headers stay separate lines. A control byte in a header value gets 400.",
+    "A single param is cut to 65500 bytes minus 8 and its name's length, silently (a 70 KB header arrives as its first 65482 bytes); 200 headers of 100 bytes pass.",
+    "**STDERR is dropped**: `capture_stderr` is accepted but Caddy 2.6.2 never passes it to its FastCGI client, so nothing is logged (later releases log it at WARN, ERROR for a status of 400 and up). Log from the app itself.",
+    "An app that refuses the connection (FCGI_WEB_SERVER_ADDRS) gives 502 and `\"msg\":\"EOF\"` in Caddy's log (or `write: broken pipe` when the close came while Caddy was still writing).",
+  ],
+};
+
 // ---- Apache --------------------------------------------------------------------------------------------------
 
 // What both Apache recipes start with: a self-contained server root (no /etc/apache2, no envvars).
@@ -559,4 +728,4 @@ export const cgiFcgiStart: Recipe = {
   ],
 };
 
-export const RECIPES: Recipe[] = [nginx, lighttpd, apacheProxyFcgi, apacheFcgid, spawnFcgi, supervisor, systemd, cgiFcgiStart];
+export const RECIPES: Recipe[] = [nginx, lighttpd, h2o, caddy, apacheProxyFcgi, apacheFcgid, spawnFcgi, supervisor, systemd, cgiFcgiStart];
