@@ -3,8 +3,7 @@
 // than what it loads: the public client's per-request promise, response object and body stream cost about
 // twice the CPU of the engine server answering a hello world, so `bench` through it measured itself. Here a
 // request is one socket write of bytes encoded at start-up, and a reply is counted from its records: status
-// from the CGI header block, body bytes, END_REQUEST's statuses. Nothing is allocated per request but the
-// header block's bytes when it spans records.
+// from the CGI header block (read by the client's own parser), body bytes, END_REQUEST's statuses.
 import { connect, type NetConnectOpts, type Socket } from 'node:net';
 import { ErrorCode, type FastCGIError } from '../errors';
 import { Flag, ProtocolStatus, RecordType, Role } from '../protocol/constants';
@@ -12,6 +11,7 @@ import type { PairInput } from '../protocol/pairs';
 import { encodeParams } from '../protocol/pairs';
 import { encodeBeginRequest, encodeStream } from '../protocol/records';
 import { Decoder } from '../stream/decoder';
+import { CgiHeaderParser } from '../client/cgi-response';
 
 /** Where the backend listens. */
 export type LoadAddress = { path: string } | { host: string; port: number };
@@ -49,7 +49,6 @@ const REFUSED: Record<number, string> = {
   [ProtocolStatus.UNKNOWN_ROLE]: ErrorCode.UNKNOWN_ROLE,
 };
 
-const MAX_HEADER_BYTES = 64 * 1024;
 // After a failed connection, wait before the next one so a dead backend is not hammered in a tight loop.
 const RECONNECT_DELAY_MS = 10;
 
@@ -59,12 +58,13 @@ class Slot {
   startedAt = 0;
   /** When it was written (µs): the request timeout runs from here, not from a wait in the queue. */
   sentAt = 0;
+  // The client's header-block parser, so the tool and the client agree on what a response says (status rules,
+  // malformed and oversized blocks); null once the block is parsed.
+  parser: CgiHeaderParser | null = null;
   status = 0;
   bodyBytes = 0;
-  headerDone = false;
-  // The header block when it spans STDOUT records (rare): its pieces so far.
-  headerParts: Buffer[] | null = null;
-  headerBytes = 0;
+  /** Why the response is unusable (a malformed header block): reported at END_REQUEST. */
+  error: string | null = null;
 
   constructor(readonly id: number) {}
 
@@ -72,29 +72,11 @@ class Slot {
     this.busy = true;
     this.startedAt = startedAt;
     this.sentAt = now;
+    this.parser = new CgiHeaderParser();
     this.status = 0;
     this.bodyBytes = 0;
-    this.headerDone = false;
-    this.headerParts = null;
-    this.headerBytes = 0;
+    this.error = null;
   }
-}
-
-/** Finds the end of a CGI header block: the index after the blank line, or -1. Accepts LF and CRLF. */
-function headerEnd(bytes: Buffer): number {
-  for (let i = 0; i < bytes.length; i++) {
-    if (bytes[i] !== 0x0a) continue;
-    if (bytes[i + 1] === 0x0a) return i + 2;
-    if (bytes[i + 1] === 0x0d && bytes[i + 2] === 0x0a) return i + 3;
-  }
-  return -1;
-}
-
-/** The status a CGI header block asks for: `Status: NNN`, else 302 with a Location, else 200 (RFC 3875 §6.3). */
-function cgiStatus(head: string): number {
-  const status = /^status:[ \t]*(\d{3})/im.exec(head);
-  if (status !== null) return Number(status[1]);
-  return /^location:/im.test(head) ? 302 : 200;
 }
 
 class LoadConnection {
@@ -195,8 +177,8 @@ class LoadConnection {
     }
     if (protocolStatus !== ProtocolStatus.REQUEST_COMPLETE) {
       driver.sink.failed(slot.startedAt, REFUSED[protocolStatus] ?? ErrorCode.UNKNOWN_PROTOCOL_STATUS, protocolStatus);
-    } else if (!slot.headerDone) {
-      driver.sink.failed(slot.startedAt, ErrorCode.CGI_HEADER_INCOMPLETE, null);
+    } else if (slot.error !== null || slot.parser !== null) {
+      driver.sink.failed(slot.startedAt, slot.error ?? ErrorCode.CGI_HEADER_INCOMPLETE, null);
     } else {
       driver.sink.completed(slot.startedAt, slot.status, slot.bodyBytes);
     }
@@ -204,26 +186,24 @@ class LoadConnection {
   }
 
   #stdout(slot: Slot, content: Buffer): void {
-    if (slot.headerDone) {
+    const parser = slot.parser;
+    if (parser === null) {
       slot.bodyBytes += content.length;
       return;
     }
-    let bytes = content;
-    if (slot.headerParts !== null) {
-      slot.headerParts.push(Buffer.from(content));
-      bytes = Buffer.concat(slot.headerParts);
-    }
-    const end = headerEnd(bytes);
-    if (end === -1) {
-      slot.headerBytes += content.length;
-      if (slot.headerBytes > MAX_HEADER_BYTES) return this.drop(ErrorCode.CGI_HEADER_TOO_LARGE);
-      if (slot.headerParts === null) slot.headerParts = [Buffer.from(content)];
+    if (slot.error !== null) return; // the rest of a response already counted as failed
+    let bodyStart: number;
+    try {
+      bodyStart = parser.push(content);
+    } catch (error) {
+      // The request has failed; its connection stays: the records up to END_REQUEST are read and dropped.
+      slot.error = (error as FastCGIError).code;
       return;
     }
-    slot.headerDone = true;
-    slot.headerParts = null;
-    slot.status = cgiStatus(bytes.toString('latin1', 0, end));
-    slot.bodyBytes = bytes.length - end;
+    if (bodyStart === -1) return;
+    slot.parser = null;
+    slot.status = parser.head!.status;
+    slot.bodyBytes = content.length - bodyStart;
   }
 
   onParams(): void {}

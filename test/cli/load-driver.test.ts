@@ -148,6 +148,29 @@ describe('load driver', () => {
     expect(b.connections).toHaveLength(2);
   });
 
+  it('reads header blocks by the client\'s rules: an empty block is a 200, a malformed one fails the request and keeps the connection', async () => {
+    let n = 0;
+    const b = await backend({
+      request(request, c) {
+        const which = n++;
+        if (which === 0) c.respond(request.requestId, '\r\nbody only');
+        else if (which === 1) c.respond(request.requestId, 'no colon here\r\n\r\nx');
+        else c.respond(request.requestId, 'Status: 2x0\r\n\r\nx');
+      },
+    });
+    const { driver, outcomes, wait, now } = driverFor({ address: { path: b.path } });
+    for (let i = 0; i < 3; i++) {
+      driver.submit(now());
+      await wait(i + 1);
+    }
+    expect(outcomes).toEqual([
+      { ok: true, status: 200, bytes: 9 },
+      { ok: false, code: 'FCGI_ERR_CGI_HEADER_MALFORMED', protocolStatus: null },
+      { ok: false, code: 'FCGI_ERR_CGI_STATUS_INVALID', protocolStatus: null },
+    ]);
+    expect(b.connections).toHaveLength(1);
+  });
+
   it('fails a request unanswered within timeoutMs with FCGI_ERR_REQUEST_TIMEOUT', async () => {
     const b = await backend({ request: () => undefined });
     const { driver, outcomes, wait, now } = driverFor({ address: { path: b.path }, timeoutMs: 100 });
