@@ -70,8 +70,6 @@ export class ClientConnection implements RequestCarrier {
   #started = 0;
   // Requests that got their END_REQUEST here: a connection that has answered one is a reused one.
   #ended = 0;
-  // Requests started after this connection had answered one (see #failInFlight).
-  readonly #startedOnReuse = new WeakSet<ClientRequest>();
   #pausedRequests = 0;
   #state = State.Connecting;
   #closeWhenIdle = false;
@@ -127,8 +125,7 @@ export class ClientConnection implements RequestCarrier {
     this.#requests[requestId] = request;
     this.#inFlight++;
     this.#started++;
-    if (this.#ended > 0) this.#startedOnReuse.add(request);
-    request.assign(this, requestId);
+    request.assign(this, requestId, this.#ended > 0);
     const spec = request.spec;
     const writer = this.#writer;
     writer.raw(encodeBeginRequest(requestId, spec.role, this.#settings.keepConn ? Flag.KEEP_CONN : 0));
@@ -346,7 +343,7 @@ export class ClientConnection implements RequestCarrier {
     const replays: ClientRequest[] = [];
     const replay = closed && this.#owner.acceptsReplays;
     for (const request of requests) {
-      if (replay && request.canReplay(this.#startedOnReuse.has(request))) replays.push(request);
+      if (replay && request.canReplay()) replays.push(request);
       else request.onConnectionLost(error);
     }
     for (const request of replays) {

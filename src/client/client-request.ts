@@ -85,6 +85,7 @@ export class ClientRequest implements ResponseSource {
   #bodyEnded = false;
   #paused = false;
   #replayed = false;
+  #onReusedConnection = false;
   #timer: NodeJS.Timeout | null = null;
   #stderr: Buffer[] | null = null;
   #stderrBytes = 0;
@@ -116,11 +117,12 @@ export class ClientRequest implements ResponseSource {
     return this.#phase === Phase.Sent;
   }
 
-  /** The connection starts the request. */
-  assign(carrier: RequestCarrier, requestId: number): void {
+  /** The connection starts the request; `reused`: it had already answered a request before this one. */
+  assign(carrier: RequestCarrier, requestId: number, reused: boolean): void {
     this.carrier = carrier;
     this.queue = null;
     this.requestId = requestId;
+    this.#onReusedConnection = reused;
     this.#phase = Phase.Sent;
   }
 
@@ -202,9 +204,9 @@ export class ClientRequest implements ResponseSource {
    * arrived, it is safe to repeat, and that connection had already carried a request (so the close is the
    * backend retiring an idle connection, not a reaction to this request).
    */
-  canReplay(connectionWasReused: boolean): boolean {
+  canReplay(): boolean {
     // Once only: a request whose every attempt kills its connection may be what kills it.
-    return connectionWasReused && !this.#replayed && this.spec.replayable && this.#phase === Phase.Sent && this.received === 0;
+    return this.#onReusedConnection && !this.#replayed && this.spec.replayable && this.#phase === Phase.Sent && this.received === 0;
   }
 
   /** Back to waiting for a connection, for the pool to start it again. */
