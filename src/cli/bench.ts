@@ -279,13 +279,9 @@ class Stats implements LoadSink {
   }
 }
 
-/** The params as byte pairs, encoded once for every request; CONTENT_LENGTH is the driver's to set. */
-function paramPairs(settings: BenchSettings): [Buffer, Buffer][] {
-  const wide = /[^\u0000-\u00ff]/;
-  const bytes = (s: string): Buffer => Buffer.from(s, wide.test(s) ? 'utf8' : 'latin1');
-  return Object.entries(settings.params)
-    .filter(([name]) => name !== 'CONTENT_LENGTH')
-    .map(([name, value]) => [bytes(name), bytes(value)]);
+/** The params, encoded once by the driver; CONTENT_LENGTH is the driver's to set from the body. */
+function paramPairs(settings: BenchSettings): [string, string][] {
+  return Object.entries(settings.params).filter(([name]) => name !== 'CONTENT_LENGTH');
 }
 
 function ms(us: number): number {
