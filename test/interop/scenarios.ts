@@ -184,6 +184,24 @@ export async function expectReasonPhrasesKept(port: number, path: string, codes:
   for (const [code, reason] of codes) expect(results.get(code)!.statusMessage).toBe(reason);
 }
 
+/** Statuses with reason phrases of the app's own, so a server that puts the standard ones in their place shows it. */
+export const OWN_REASON_PHRASES: readonly [number, string][] = [
+  [200, 'Fine'],
+  [201, 'Made'],
+  [204, 'Nothing'],
+  [304, 'Same'],
+  [404, 'Nope Not Here'],
+  [500, 'Broken On Purpose'],
+];
+
+/** The server sends its standard reason phrases, not the app's; the results, for what else a suite checks. */
+export async function expectReasonPhrasesReplaced(port: number, path: string): Promise<Map<number, HttpResult>> {
+  const results = await statuses(port, path, OWN_REASON_PHRASES);
+  expect(results.get(404)!.statusMessage).toBe('Not Found');
+  expect(results.get(201)!.statusMessage).toBe('Created');
+  return results;
+}
+
 /** Redirects most suites check: an absolute URL and two local paths. */
 export const REDIRECTS: readonly (readonly [number, string])[] = [
   [302, 'http://example.test/elsewhere?x=1'],
@@ -269,4 +287,23 @@ export async function expectPeerRefused(port: number, path: string, events: Even
   const r = await httpRequest({ port, path });
   expect(r.status).toBe(status);
   await events.waitFor((e) => e.ev === 'log' && e.listener === 'deny' && String(e.message).includes('FCGI_ERR_PEER_NOT_ALLOWED'), 'refused peer logged');
+}
+
+/**
+ * A server that does not read the response while it still sends the request body (half-duplex): the app echoes a
+ * 32 MB upload chunk by chunk, its reads stall once the socket buffers are full, and when the server's timeout
+ * gives up the handler sees the connection closed. Returns the request's tag and the client's outcome (a cut
+ * response or an error), for the suite to check the server's own log and status.
+ */
+export async function expectHalfDuplexStall(port: number, path: string, events: Events, who: string): Promise<{ tag: string; done: Promise<HttpResult | Error> }> {
+  const t = tag('halfduplex');
+  const done = httpRequest({ port, path: withQuery(path, { do: 'echo', tag: t }), body: { size: 32 * MiB, seed: 1 }, hashOnly: true, timeoutMs: 30_000 }).catch((e: Error) => e);
+  await events.waitFor((e) => e.ev === 'progress' && e.tag === t && (e.read as number) > 0, 'echo progress');
+  await delay(1000);
+  const read = events.find((e) => e.ev === 'progress' && e.tag === t).slice(-5).map((e) => e.read as number);
+  expect(new Set(read).size, `reads stalled: ${read.join(', ')}`).toBe(1);
+  expect(read[0]).toBeLessThan(32 * MiB);
+  const failed = await events.waitFor((e) => e.ev === 'echo-error' && e.tag === t, `the echo aborted by ${who}`, 10_000);
+  expect(failed.message).toMatch(/closed the connection/);
+  return { tag: t, done };
 }
