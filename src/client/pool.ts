@@ -104,8 +104,14 @@ export class Pool implements ConnectionOwner, RequestQueue {
         false,
       );
     }
+    this.#enqueue(request, false);
+  }
+
+  // Queues `request` (first in line when `front`: a replay was admitted already) and opens what it needs.
+  #enqueue(request: ClientRequest, front: boolean): void {
     request.queue = this;
-    this.#queue.push(request);
+    if (front) this.#queue.unshift(request);
+    else this.#queue.push(request);
     this.#queued++;
     this.#grow();
   }
@@ -240,10 +246,7 @@ export class Pool implements ConnectionOwner, RequestQueue {
     this.#replayed++;
     const connection = this.#pick();
     if (connection !== null) return connection.start(request);
-    request.queue = this;
-    this.#queue.unshift(request);
-    this.#queued++;
-    this.#grow();
+    this.#enqueue(request, true);
   }
 
   /** @internal */
