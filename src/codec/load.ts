@@ -3,6 +3,7 @@
 // FASTCGI_NO_NATIVE=1 forces TypeScript (like ws's WS_NO_BUFFER_UTIL); FASTCGI_REQUIRE_NATIVE=1 turns a failed
 // native load into a NativeLoadError, so CI cannot pass on the fallback by accident. This is the only module
 // that touches the addon; everything else sees the Scanner interface.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as layout from './layout';
 import type { CodecImplementation, Scanner } from './scanner';
@@ -52,11 +53,23 @@ function isSet(name: string): boolean {
 function checkBinding(binding: NativeBinding): void {
   for (const [name, value] of Object.entries(layout)) {
     if (typeof value === 'number' && binding.layout[name] !== value) {
-      throw new Error(`addon layout ${name}=${binding.layout[name]} but TypeScript has ${value}: rebuild the addon (npm run build:native)`);
+      throw new NativeLoadError(`addon layout ${name}=${binding.layout[name]} but TypeScript has ${value}: rebuild the addon (npm run build:native)`);
     }
   }
   if (binding.knownNamesHash !== KNOWN_NAMES_HASH) {
-    throw new Error('addon known-name table differs from src/protocol/known-names.json: rebuild the addon (npm run build:native)');
+    throw new NativeLoadError('addon known-name table differs from src/protocol/known-names.json: rebuild the addon (npm run build:native)');
+  }
+}
+
+function firstLine(text: string): string {
+  return text.split('\n', 1)[0]!.trim();
+}
+
+function installNote(): string | null {
+  try {
+    return firstLine(readFileSync(join(packageRoot, 'build', 'native-unavailable.txt'), 'utf8')) || null;
+  } catch {
+    return null;
   }
 }
 
@@ -67,7 +80,16 @@ function checkBinding(binding: NativeBinding): void {
 export function loadNativeScanner(): Scanner {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const load = require('node-gyp-build') as (dir: string) => NativeBinding;
-  const binding = load(packageRoot);
+  let binding: NativeBinding;
+  try {
+    binding = load(packageRoot);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    // node-gyp-build's "No native build was found for platform=... node=..." tells what is missing, not why:
+    // the install script left that in build/native-unavailable.txt (no prebuild and no toolchain, say).
+    const note = message.startsWith('No native build was found') ? installNote() : null;
+    throw new NativeLoadError(note ?? firstLine(message), { cause: error });
+  }
   checkBinding(binding);
   return Object.freeze({
     implementation: 'native' as const,
@@ -137,7 +159,8 @@ function load(): { scanner: Scanner; native: Scanner | null; reason: string | nu
     const native = loadNativeScanner();
     return { scanner: routedScanner(native, typescriptScanner), native, reason: null };
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    // One line: codec.nativeUnavailableReason is meant for a log line or a health endpoint.
+    const message = firstLine(error instanceof Error ? error.message : String(error));
     if (isSet('FASTCGI_REQUIRE_NATIVE')) {
       throw new NativeLoadError(`FASTCGI_REQUIRE_NATIVE is set but the native scanner did not load: ${message}`, { cause: error });
     }
