@@ -15,6 +15,10 @@ export const ErrorCode = {
   SCAN_INVALID_ARGUMENT: 'FCGI_ERR_SCAN_INVALID_ARGUMENT',
   PARAMS_TOO_LARGE: 'FCGI_ERR_PARAMS_TOO_LARGE',
   PAIR_TOO_LARGE: 'FCGI_ERR_PAIR_TOO_LARGE',
+  BUFFER_LIMIT: 'FCGI_ERR_BUFFER_LIMIT',
+  SEND_TIMEOUT: 'FCGI_ERR_SEND_TIMEOUT',
+  BEGIN_TIMEOUT: 'FCGI_ERR_BEGIN_TIMEOUT',
+  CONNECTION_LIMIT: 'FCGI_ERR_CONNECTION_LIMIT',
   INVALID_ARGUMENT: 'FCGI_ERR_INVALID_ARGUMENT',
   NATIVE_LOAD: 'FCGI_ERR_NATIVE_LOAD',
   DUPLICATE_REQUEST_ID: 'FCGI_ERR_DUPLICATE_REQUEST_ID',
@@ -100,10 +104,16 @@ export class InvalidArgumentError extends FastCGIError {
   }
 }
 
-/** A timer ran out: params arrival (slowloris), an idle connection, or a handler. */
+/** Which server timer ran out. */
+export type ServerTimer = 'begin' | 'params' | 'body' | 'send' | 'idle' | 'handler';
+
+/**
+ * A timer ran out: the first request's arrival, params or body arrival (slowloris), a peer that does not read
+ * its responses, an idle connection, or a handler.
+ */
 export class TimeoutError extends FastCGIError {
-  readonly timer: 'params' | 'idle' | 'handler';
-  constructor(code: ErrorCodeValue, message: string, timer: 'params' | 'idle' | 'handler') {
+  readonly timer: ServerTimer;
+  constructor(code: ErrorCodeValue, message: string, timer: ServerTimer) {
     super(code, message);
     this.timer = timer;
   }

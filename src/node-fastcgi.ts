@@ -12,7 +12,11 @@ import type { FastCGIError } from './errors';
 export interface NodeFastCGIConfig {
   /** Reported as FCGI_MAX_CONNS and enforced as the connection limit. Default 2000. */
   maxConns?: number;
-  /** Reported as FCGI_MAX_REQS. Default 2000. */
+  /**
+   * Reported as FCGI_MAX_REQS and, with multiplexing, enforced per connection (unless
+   * `maxRequestsPerConnection` is given): peers that multiplex read FCGI_MAX_REQS as a per-connection limit.
+   * Default 2000.
+   */
   maxReqs?: number;
   /** Allow several requests per connection (FCGI_MPXS_CONNS). Default true. */
   multiplex?: boolean;
@@ -42,7 +46,14 @@ export class Server extends EngineServer {
       const value = cfg[key];
       if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') valueMap[name] = typeof value === 'boolean' ? Number(value) : value;
     }
-    const options: ServerOptions = { ...(cfg as ServerOptions), multiplex: cfg.multiplex, maxConnections: cfg.maxConns, valueMap };
+    const options: ServerOptions = {
+      maxRequestsPerConnection: cfg.maxReqs,
+      ...(cfg as ServerOptions),
+      multiplex: cfg.multiplex,
+      maxConnections: cfg.maxConns,
+      valueMap,
+      paramsEncoding: 'utf8',
+    };
     super(options);
     this.config = cfg;
     const [r, a, f] = [responder, authorizer, filter];
@@ -54,6 +65,9 @@ export class Server extends EngineServer {
   /** @internal node-fastcgi apps read req.cgiParams, req.data and res.stderr even after Express swapped prototypes. */
   override decorate(req: FastCGIIncomingMessage, res: FastCGIServerResponse): void {
     installAccessors(req, res);
+    const { headers, rawHeaders } = nodeFastcgiHeaders(req.fastcgi.params);
+    req.headers = headers;
+    req.rawHeaders = rawHeaders;
   }
 
   /** @internal */
@@ -62,6 +76,28 @@ export class Server extends EngineServer {
     if (this.listenerCount('protocolError') > 0) this.emit('protocolError', error);
     super.reportClientError(error, socket);
   }
+}
+
+/**
+ * The headers node-fastcgi 2.x built: from the params object (a repeated param: the last one), every HTTP_*
+ * param and CONTENT_TYPE / CONTENT_LENGTH as sent (empty ones included), the raw name being the param's name
+ * without HTTP_ and with '-' for '_' (`USER-AGENT`). An HTTP_* param that names Content-Type or
+ * Content-Length, in any spelling (`HTTP_CONTENT-LENGTH`), is skipped: CONTENT_* is the one that counts.
+ */
+function nodeFastcgiHeaders(params: Record<string, string>): { headers: Record<string, string>; rawHeaders: string[] } {
+  const headers: Record<string, string> = {};
+  const rawHeaders: string[] = [];
+  for (const param of Object.keys(params)) {
+    const http = param.startsWith('HTTP_');
+    if (!http && param !== 'CONTENT_LENGTH' && param !== 'CONTENT_TYPE') continue;
+    const raw = (http ? param.slice(5) : param).replace(/_/g, '-');
+    const key = raw.toLowerCase();
+    if (http && (key === 'content-type' || key === 'content-length')) continue;
+    const value = params[param]!;
+    rawHeaders.push(raw, value);
+    headers[key] = value;
+  }
+  return { headers, rawHeaders };
 }
 
 /**

@@ -10,8 +10,9 @@ import { ManagementVariable, ProtocolStatus, RecordType, Role, type ProtocolStat
 import { encodeGetValuesResult, encodeUnknownType } from '../protocol/records';
 import { scanner as defaultScanner } from '../codec/load';
 import { OUT_HEADER_SLOTS, OUT_CONSUMED, OUT_ERROR, ERR_NONE, PAIR_STRIDE, PAIR_NAME_OFFSET, PAIR_NAME_LENGTH } from '../codec/layout';
-import { ErrorCode, FastCGIError, ProtocolError, TimeoutError } from '../errors';
+import { ErrorCode, FastCGIError, LimitError, ProtocolError, TimeoutError } from '../errors';
 import { RequestSocket, type RequestOwner } from './request-socket';
+import { BufferBudget, type BudgetOwner } from './buffer-budget';
 import type { ResolvedOptions } from './options';
 
 /** What a Connection reports to its server. */
@@ -32,17 +33,32 @@ function destroyLingering(socket: Socket): void {
 }
 
 /** One connection from a web server. */
-export class Connection implements RequestOwner {
+export class Connection implements RequestOwner, BudgetOwner {
   readonly socket: Socket;
+  /** When the connection was accepted (ms since the epoch); the oldest idle ones make room at maxConnections. */
+  readonly acceptedAt = Date.now();
   readonly #options: ResolvedOptions;
   readonly #events: ConnectionEvents;
   readonly #decoder: Decoder;
   readonly #writer: RecordWriter;
   readonly #active = new Map<number, RequestSocket>();
   readonly #paused = new Set<RequestSocket>();
+  // Reading also stops while the buffer budget is spent or the peer is not reading our output.
+  #budgetPaused = false;
+  #outputBlocked = false;
+  #pausedSince = 0;
+  readonly #budget: BufferBudget;
+  #budgetClosed = false;
+  // Requests whose params are complete but whose handler waits for the output queue to drain.
+  readonly #deferred: RequestSocket[] = [];
   // Requests whose params have not completed, with the time their BEGIN_REQUEST arrived.
   readonly #awaitingParams = new Map<RequestSocket, number>();
-  #paramsTimer: NodeJS.Timeout | null = null;
+  // Requests whose body is still arriving, with the time by which it must have (bodyTimeout, minBodyRate).
+  readonly #bodyDeadlines = new Map<RequestSocket, number>();
+  #receiveTimer: NodeJS.Timeout | null = null;
+  // No request in flight since: the first BEGIN_REQUEST (beginTimeout) or the next one (idleTimeout) is due.
+  #idleSince = Date.now();
+  #idleTimer: NodeJS.Timeout | null = null;
   #closeWhenIdle = false;
   #draining = false;
   // server.close() on a connection that has not started a request yet: the wait for its first BEGIN_REQUEST.
@@ -52,23 +68,35 @@ export class Connection implements RequestOwner {
   #closed = false;
   #handled = 0;
 
-  constructor(socket: Socket, events: ConnectionEvents, options: ResolvedOptions) {
+  constructor(socket: Socket, events: ConnectionEvents, options: ResolvedOptions, serverBudget: BufferBudget | null = null) {
     this.socket = socket;
     this.#options = options;
     this.#events = events;
-    this.#writer = new RecordWriter(socket, { pad: options.padRecords, highWaterMark: options.connectionHighWaterMark });
+    this.#budget = new BufferBudget(options.maxConnectionBufferBytes, serverBudget, this);
+    this.#writer = new RecordWriter(socket, {
+      pad: options.padRecords,
+      highWaterMark: options.connectionHighWaterMark,
+      sendTimeout: options.sendTimeout,
+      onSendTimeout: () => this.#sendTimedOut(),
+    });
     this.#decoder = new Decoder(this, {
       scanner: options.scanner,
       maxParamsBytes: options.maxParamsBytes,
       maxParamsCount: options.maxParamsCount,
+      budget: this.#budget,
     });
     socket.on('data', onSocketData);
     socket.on('end', onSocketEnd);
     socket.on('error', onSocketError);
     socket.on('close', onSocketClose);
-    socket.on('timeout', onSocketTimeout);
-    if (options.idleTimeout > 0) socket.setTimeout(options.idleTimeout);
     (socket as SocketWithConnection)[kConnection] = this;
+    const wait = this.#idleLimit();
+    if (wait > 0) this.#armIdleTimer(wait);
+  }
+
+  /** Bytes of params and unread bodies this connection holds now (its share of the buffer budget). */
+  get bufferedBytes(): number {
+    return this.#budget.used;
   }
 
   /** Requests in flight. */
@@ -115,9 +143,24 @@ export class Connection implements RequestOwner {
   /** @internal */
   onParams(requestId: number, params: Params): void {
     const request = this.#active.get(requestId);
-    if (request === undefined) return;
+    if (request === undefined) {
+      this.#budget.release(params.retainedBytes);
+      return;
+    }
     this.#awaitingParams.delete(request);
+    if (this.#options.paramsEncoding === 'utf8') params.decodeUtf8();
     request.setParams(params);
+    if (this.#options.bodyTimeout > 0) this.#bodyDeadlines.set(request, Date.now() + this.#options.bodyTimeout);
+    // The peer is not reading what we already owe it: its next handlers wait (node:http stops parsing
+    // pipelined requests the same way), so a peer that never reads cannot make responses pile up.
+    if (this.#outputBlocked || this.#deferred.length > 0) {
+      this.#deferred.push(request);
+      return;
+    }
+    this.#start(request);
+  }
+
+  #start(request: RequestSocket): void {
     this.#handled++;
     if (this.#options.handlerTimeout > 0) startHandlerTimer(request, this.#options.handlerTimeout);
     try {
@@ -163,7 +206,10 @@ export class Connection implements RequestOwner {
     const request = new RequestSocket(this, requestId, role as RoleValue, keepConn, this.#options);
     this.#active.set(requestId, request);
     this.#awaitingParams.set(request, Date.now());
-    if (this.#paramsTimer === null && this.#options.paramsTimeout > 0) this.#armParamsTimer(this.#options.paramsTimeout);
+    if (this.#receiveTimer === null) {
+      const first = this.#options.paramsTimeout > 0 ? this.#options.paramsTimeout : this.#options.bodyTimeout;
+      if (first > 0) this.#armReceiveTimer(first);
+    }
   }
 
   #abort(requestId: number): void {
@@ -210,7 +256,9 @@ export class Connection implements RequestOwner {
       case ManagementVariable.MAX_CONNS:
         return this.#options.maxConnections;
       case ManagementVariable.MAX_REQS:
-        return this.#options.maxConnections * (this.#options.multiplex ? this.#options.maxRequestsPerConnection : 1);
+        // FastCGI 1.0 §4.1 means the whole application's limit, but multiplexing peers read it per connection
+        // (HAProxy's fcgi-app puts that many streams on one connection), so answer what one connection takes.
+        return this.#options.multiplex ? this.#options.maxRequestsPerConnection : this.#options.maxConnections;
       case ManagementVariable.MPXS_CONNS:
         return this.#options.multiplex ? 1 : 0;
       default:
@@ -249,22 +297,110 @@ export class Connection implements RequestOwner {
     // One full body stops the whole connection: with several requests multiplexed on it, the others wait too
     // (head-of-line blocking), which is the price of bounded memory; web servers rarely multiplex.
     this.#paused.add(request);
-    this.socket.pause();
+    this.#updateReading();
   }
 
   /** @internal */
   resumeInput(request: RequestSocket): void {
-    if (this.#paused.delete(request) && this.#paused.size === 0 && !this.#closed) this.socket.resume();
+    if (this.#paused.delete(request)) this.#updateReading();
+  }
+
+  /** @internal Body bytes held (or given back) by one of this connection's requests. */
+  chargeBody(bytes: number): void {
+    if (bytes > 0) {
+      if (this.#budgetClosed) return;
+      this.#budget.charge(bytes);
+    } else this.#budget.release(-bytes);
+    const exhausted = this.#budget.exhausted;
+    if (exhausted !== this.#budgetPaused) {
+      this.#budgetPaused = exhausted;
+      if (exhausted) this.#budget.waitForRoom();
+      this.#updateReading();
+    }
+  }
+
+  /** @internal The server's budget has room again. */
+  budgetAvailable(): void {
+    this.chargeBody(0);
+  }
+
+  /** @internal The server's budget is spent and this connection holds the most of it. */
+  evict(used: number, limit: number): void {
+    this.#fail(
+      new LimitError(
+        ErrorCode.BUFFER_LIMIT,
+        `the server holds ${used} bytes of params and bodies, over its budget of ${limit} (maxBufferBytes); closed the connection holding the most (${this.#budget.used} bytes)`,
+        limit,
+        used,
+      ),
+    );
+  }
+
+  /** @internal Body bytes arrived: the body timer wants a minimum rate (minBodyRate), not only a deadline. */
+  bodyProgress(request: RequestSocket, bytes: number, ended: boolean): void {
+    if (ended) {
+      this.#bodyDeadlines.delete(request);
+      return;
+    }
+    const deadline = this.#bodyDeadlines.get(request);
+    if (deadline === undefined) return;
+    const rate = this.#options.minBodyRate;
+    const extended = rate > 0 ? deadline + (bytes * 1000) / rate : deadline;
+    this.#bodyDeadlines.set(request, Math.min(extended, Date.now() + this.#options.bodyTimeout));
+  }
+
+  // Reads while nothing holds it back; time spent not reading does not count against the peer's deadlines.
+  #updateReading(): void {
+    if (this.#closed) return;
+    const pause = this.#paused.size > 0 || this.#budgetPaused || this.#outputBlocked;
+    if (pause === this.socket.isPaused()) return;
+    if (pause) {
+      this.#pausedSince = Date.now();
+      this.socket.pause();
+    } else {
+      const paused = Date.now() - this.#pausedSince;
+      for (const [request, deadline] of this.#bodyDeadlines) this.#bodyDeadlines.set(request, deadline + paused);
+      for (const [request, began] of this.#awaitingParams) this.#awaitingParams.set(request, began + paused);
+      this.socket.resume();
+    }
+  }
+
+  // Output the peer has not read is over connectionHighWaterMark: stop reading (and starting handlers) until
+  // it drains; the writer's sendTimeout closes the connection if it never does.
+  #checkOutput(): void {
+    if (this.#outputBlocked || this.#closed || this.#writer.bufferedBytes < this.#options.connectionHighWaterMark) return;
+    this.#outputBlocked = true;
+    this.#updateReading();
+    this.#writer.whenWritable(() => this.#outputDrained());
+  }
+
+  #outputDrained(): void {
+    this.#outputBlocked = false;
+    if (this.#closed) return;
+    while (this.#deferred.length > 0 && !this.#outputBlocked) {
+      const request = this.#deferred.shift()!;
+      if (this.#active.get(request.requestId) === request) this.#start(request);
+      this.#checkOutput();
+    }
+    this.#updateReading();
+  }
+
+  #sendTimedOut(): void {
+    this.#fail(new TimeoutError(ErrorCode.SEND_TIMEOUT, `the web server read none of the response for ${this.#options.sendTimeout} ms (sendTimeout)`, 'send'));
   }
 
   // Takes a request out of the table; its unread body no longer holds the connection back.
   #release(request: RequestSocket): void {
     this.#active.delete(request.requestId);
     this.#awaitingParams.delete(request);
+    this.#bodyDeadlines.delete(request);
     this.#decoder.discardParams(request.requestId);
+    if (request.hasParams) this.#budget.release(request.rawParams.retainedBytes);
     request.markEnded();
+    request.releaseBody();
     clearHandlerTimer(request);
     this.resumeInput(request);
+    if (this.#active.size === 0) this.#idleSince = Date.now();
   }
 
   // ---- Lifecycle ---------------------------------------------------------------------------------------------
@@ -320,36 +456,96 @@ export class Connection implements RequestOwner {
   }
 
   #fail(error: FastCGIError): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#budgetClosed) return;
     this.#decoder.stop();
+    // What it held is given back now, not at 'close': a server over its budget evicts synchronously.
+    this.#budgetClosed = true;
+    this.#budget.releaseAll();
     this.#events.onClientError(error, this);
     this.#writer.flush();
     this.socket.destroy();
   }
 
-  #armParamsTimer(ms: number): void {
-    this.#paramsTimer = setTimeout(onParamsTimer, ms, this);
-    this.#paramsTimer.unref();
+  #armReceiveTimer(ms: number): void {
+    this.#receiveTimer = setTimeout(onReceiveTimer, Math.max(1, ms), this);
+    this.#receiveTimer.unref();
   }
 
-  /** @internal */
-  checkParamsTimeout(): void {
-    this.#paramsTimer = null;
-    const timeout = this.#options.paramsTimeout;
+  /** @internal paramsTimeout and bodyTimeout: one timer per connection, re-armed for the nearest deadline. */
+  checkReceiveDeadlines(): void {
+    this.#receiveTimer = null;
+    if (this.#closed) return;
     const now = Date.now();
-    let oldest = Infinity;
-    for (const [request, began] of this.#awaitingParams) {
-      if (now - began >= timeout) {
-        return this.#fail(new TimeoutError(ErrorCode.PARAMS_TIMEOUT, `params of request ${request.requestId} did not arrive within ${timeout} ms (paramsTimeout)`, 'params'));
+    let next = Infinity;
+    // A connection we stopped reading is not the peer's fault: check again once it reads.
+    const reading = !this.socket.isPaused();
+    const paramsTimeout = this.#options.paramsTimeout;
+    if (paramsTimeout > 0) {
+      for (const [request, began] of this.#awaitingParams) {
+        if (reading && now - began >= paramsTimeout) {
+          return this.#fail(new TimeoutError(ErrorCode.PARAMS_TIMEOUT, `params of request ${request.requestId} did not arrive within ${paramsTimeout} ms (paramsTimeout)`, 'params'));
+        }
+        next = Math.min(next, began + paramsTimeout);
       }
-      oldest = Math.min(oldest, began);
     }
-    if (oldest !== Infinity) this.#armParamsTimer(oldest + timeout - now);
+    for (const [request, deadline] of this.#bodyDeadlines) {
+      if (reading && now >= deadline) {
+        return this.#fail(
+          new TimeoutError(
+            ErrorCode.BODY_TIMEOUT,
+            `the body of request ${request.requestId} arrived slower than ${this.#options.minBodyRate} bytes/s or stalled for ${this.#options.bodyTimeout} ms (bodyTimeout, minBodyRate)`,
+            'body',
+          ),
+        );
+      }
+      next = Math.min(next, deadline);
+    }
+    if (next !== Infinity) this.#armReceiveTimer(reading ? next - now : Math.max(1000, next - now));
+  }
+
+  // How long this connection may go with no request in flight before it is closed (0: no limit).
+  #idleLimit(): number {
+    const { beginTimeout, idleTimeout } = this.#options;
+    if (this.#begun || beginTimeout <= 0) return idleTimeout;
+    // A new connection that sends nothing is idle too: whichever limit is shorter applies.
+    return idleTimeout > 0 ? Math.min(beginTimeout, idleTimeout) : beginTimeout;
+  }
+
+  #armIdleTimer(ms: number): void {
+    this.#idleTimer = setTimeout(onIdleTimer, Math.max(1, ms), this);
+    this.#idleTimer.unref();
+  }
+
+  /**
+   * @internal beginTimeout and idleTimeout. Bytes do not restart them: a connection that trickles a record
+   * and never completes a BEGIN_REQUEST is closed like a silent one. One timer per connection, re-armed when
+   * it fires early rather than on every request.
+   */
+  checkIdle(): void {
+    this.#idleTimer = null;
+    if (this.#closed) return;
+    const limit = this.#idleLimit();
+    if (limit <= 0) return;
+    // Never close with a request in flight: the web server may be waiting on it (pitfall: keep-alive races).
+    if (this.#active.size > 0) return this.#armIdleTimer(limit);
+    const idle = Date.now() - this.#idleSince;
+    if (idle < limit) return this.#armIdleTimer(limit - idle);
+    if (!this.#begun && limit === this.#options.beginTimeout) {
+      this.#events.onClientError(new TimeoutError(ErrorCode.BEGIN_TIMEOUT, `no request began within ${limit} ms of connecting (beginTimeout)`, 'begin'), this);
+      this.destroy();
+      return;
+    }
+    this.#events.onClientError(new TimeoutError(ErrorCode.IDLE_TIMEOUT, `connection idle for ${limit} ms (idleTimeout)`, 'idle'), this);
+    // A BEGIN_REQUEST racing our FIN could never get its response out: read nothing more.
+    this.#decoder.stop();
+    this.#closed = true;
+    this.#writer.flush(true);
   }
 
   /** @internal */
   onSocketData(chunk: Buffer): void {
     this.#decoder.push(chunk);
+    this.#checkOutput();
   }
 
   /**
@@ -369,31 +565,25 @@ export class Connection implements RequestOwner {
   }
 
   /** @internal */
-  onSocketTimeout(): void {
-    // Never close with a request in flight: the web server may be waiting on it (pitfall: keep-alive races).
-    if (this.#active.size > 0 || this.#closed) return;
-    this.#events.onClientError(new TimeoutError(ErrorCode.IDLE_TIMEOUT, `connection idle for ${this.#options.idleTimeout} ms (idleTimeout)`, 'idle'), this);
-    // A BEGIN_REQUEST racing our FIN could never get its response out: read nothing more.
-    this.#decoder.stop();
-    this.#closed = true;
-    this.#writer.flush(true);
-  }
-
-  /** @internal */
   onSocketClose(): void {
     this.#closed = true;
     this.#decoder.stop();
     this.#writer.discard();
-    if (this.#paramsTimer !== null) clearTimeout(this.#paramsTimer);
+    if (this.#receiveTimer !== null) clearTimeout(this.#receiveTimer);
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
     this.#endFirstRequestGrace();
     const requests = [...this.#active.values()];
     this.#active.clear();
     this.#awaitingParams.clear();
+    this.#bodyDeadlines.clear();
+    this.#deferred.length = 0;
     for (const request of requests) {
       request.markEnded();
       clearHandlerTimer(request);
       request.abortFromPeer('connection-closed');
     }
+    this.#budgetClosed = true;
+    this.#budget.releaseAll();
     this.#events.onClose(this);
   }
 }
@@ -417,11 +607,11 @@ function onSocketError(this: Socket): void {
 function onSocketClose(this: Socket): void {
   (this as SocketWithConnection)[kConnection].onSocketClose();
 }
-function onSocketTimeout(this: Socket): void {
-  (this as SocketWithConnection)[kConnection].onSocketTimeout();
+function onReceiveTimer(connection: Connection): void {
+  connection.checkReceiveDeadlines();
 }
-function onParamsTimer(connection: Connection): void {
-  connection.checkParamsTimeout();
+function onIdleTimer(connection: Connection): void {
+  connection.checkIdle();
 }
 function onFirstRequestGrace(connection: Connection): void {
   connection.endFirstRequestGrace();

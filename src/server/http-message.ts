@@ -114,6 +114,8 @@ export function headersFromParams(params: Params): { headers: Record<string, str
       const name = id === NAME_UNKNOWN ? params.nameAt(i) : KNOWN_NAMES[id]!;
       if (!name.startsWith('HTTP_') || name.length === 5) continue;
       raw = rawHeaderName(name);
+      // HTTP_CONTENT-LENGTH and other spellings some clients send beside CONTENT_LENGTH: CONTENT_* counts.
+      if (id === NAME_UNKNOWN && /^content-(length|type)$/i.test(raw)) continue;
     }
     const value = params.valueAt(i);
     // nginx sends CONTENT_LENGTH "" for chunked uploads and Caddy 2.6 sends -1: neither is a length.

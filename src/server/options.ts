@@ -19,10 +19,37 @@ export interface ServerOptions {
   maxParamsBytes?: number;
   /** Most params in one request. Default 4096. */
   maxParamsCount?: number;
-  /** Close a connection with no request in flight after this many ms without traffic. Default 300000 (0: never). */
+  /**
+   * Close a connection that has had no request in flight for this many ms (0: never). Bytes that do not
+   * complete a BEGIN_REQUEST do not restart it. Default 300000.
+   */
   idleTimeout?: number;
+  /** Close a new connection whose first BEGIN_REQUEST has not arrived this many ms after accept (0: never). Default 10000. */
+  beginTimeout?: number;
   /** Close a connection whose request's params have not all arrived this many ms after BEGIN_REQUEST. Default 30000. */
   paramsTimeout?: number;
+  /**
+   * Close a connection whose request body stalls: each body has this many ms, extended by 1 s per
+   * `minBodyRate` bytes received but never beyond this many ms ahead, so a body must keep arriving at
+   * `minBodyRate` on average (Apache mod_reqtimeout's body rule). Time the server spends not reading (its
+   * own backpressure) does not count. 0: no limit. Default 30000.
+   */
+  bodyTimeout?: number;
+  /** The body rate, in bytes per second, that extends `bodyTimeout`. Default 500. */
+  minBodyRate?: number;
+  /** Close a connection whose peer has read none of our output for this many ms while it is over connectionHighWaterMark (0: never). Default 60000. */
+  sendTimeout?: number;
+  /**
+   * Bytes of params and unread request bodies one connection may hold. Params that do not fit close the
+   * connection (FCGI_ERR_BUFFER_LIMIT); bodies that do not fit stop it reading until the application reads.
+   * Default 8 MiB.
+   */
+  maxConnectionBufferBytes?: number;
+  /**
+   * Bytes of params and unread request bodies all connections together may hold. When params would go over,
+   * the connection holding the most is closed (FCGI_ERR_BUFFER_LIMIT); bodies wait. Default 128 MiB.
+   */
+  maxBufferBytes?: number;
   /** Abort a request whose handler has not ended its response after this many ms (0: never). Default 0. */
   handlerTimeout?: number;
   /** Response bytes buffered per request before write() returns false. Default 64 KiB. */
@@ -57,6 +84,8 @@ export interface ServerOptions {
   logger?: Logger;
   /** @internal Scanner override for tests. */
   scanner?: Scanner;
+  /** @internal How params decode: 'latin1' (bytes, as node:http) or 'utf8' (node-fastcgi's drop-in). */
+  paramsEncoding?: 'latin1' | 'utf8';
 }
 
 /** ServerOptions with every default applied. */
@@ -67,7 +96,13 @@ export interface ResolvedOptions {
   maxParamsBytes: number;
   maxParamsCount: number;
   idleTimeout: number;
+  beginTimeout: number;
   paramsTimeout: number;
+  bodyTimeout: number;
+  minBodyRate: number;
+  sendTimeout: number;
+  maxConnectionBufferBytes: number;
+  maxBufferBytes: number;
   handlerTimeout: number;
   outputHighWaterMark: number;
   inputHighWaterMark: number;
@@ -81,6 +116,7 @@ export interface ResolvedOptions {
   mount: string | null;
   logger: Logger;
   scanner: Scanner | undefined;
+  paramsEncoding: 'latin1' | 'utf8';
 }
 
 export const consoleLogger: Logger = {
@@ -130,7 +166,13 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     maxParamsBytes: positive('maxParamsBytes', options.maxParamsBytes, 1024 * 1024),
     maxParamsCount: positive('maxParamsCount', options.maxParamsCount, 4096),
     idleTimeout: positive('idleTimeout', options.idleTimeout, 300_000),
+    beginTimeout: positive('beginTimeout', options.beginTimeout, 10_000),
     paramsTimeout: positive('paramsTimeout', options.paramsTimeout, 30_000),
+    bodyTimeout: positive('bodyTimeout', options.bodyTimeout, 30_000),
+    minBodyRate: positive('minBodyRate', options.minBodyRate, 500),
+    sendTimeout: positive('sendTimeout', options.sendTimeout, 60_000),
+    maxConnectionBufferBytes: positive('maxConnectionBufferBytes', options.maxConnectionBufferBytes, 8 * 1024 * 1024),
+    maxBufferBytes: positive('maxBufferBytes', options.maxBufferBytes, 128 * 1024 * 1024),
     handlerTimeout: positive('handlerTimeout', options.handlerTimeout, 0),
     outputHighWaterMark: positive('outputHighWaterMark', options.outputHighWaterMark, 64 * 1024),
     inputHighWaterMark: positive('inputHighWaterMark', options.inputHighWaterMark, 64 * 1024),
@@ -143,5 +185,6 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     mount: resolveMount(options.mount),
     logger: options.logger ?? consoleLogger,
     scanner: options.scanner,
+    paramsEncoding: options.paramsEncoding ?? 'latin1',
   };
 }

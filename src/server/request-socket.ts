@@ -6,6 +6,7 @@ import { Readable, Writable } from 'node:stream';
 import { RecordType, Role, type RoleValue } from '../protocol/constants';
 import type { Params } from '../stream/params';
 import { ErrorCode, RequestAbortedError, TimeoutError, type FastCGIError } from '../errors';
+import { isCompactView } from '../stream/decoder';
 
 /** What a RequestSocket needs from its connection. */
 export interface RequestOwner {
@@ -14,12 +15,85 @@ export interface RequestOwner {
   complete(request: RequestSocket, appStatus: number): void;
   pauseInput(request: RequestSocket): void;
   resumeInput(request: RequestSocket): void;
+  /** Body bytes this request now holds beyond what its reader buffers (+ taken, - given back). */
+  chargeBody(bytes: number): void;
+  /** Body bytes arrived for this request (the body timer's rate). */
+  bodyProgress(request: RequestSocket, bytes: number, ended: boolean): void;
 }
 
-/** Where STDIN (or DATA) goes: a Readable, or anything with the same push/destroy contract. */
+/**
+ * Where STDIN (or DATA) goes: a Readable, or anything with the same push/destroy contract. The sink is fed
+ * when its `_read` asks (it must call `resumeInput()`), or at once while it holds nothing (`readableLength`).
+ */
 export interface BodySink {
   push(chunk: Buffer | null): boolean;
   destroy(error?: Error): unknown;
+  readonly readableLength?: number;
+}
+
+// Body pieces at least this large, that pin at most twice their size of socket memory, wait as zero-copy
+// views; smaller ones are copied into one shared buffer of this size. A peer cutting its body into 1-byte
+// records then costs at most 2x the bytes it sent, not a Buffer object per byte (test/server/abuse.test.ts).
+const COALESCE_BYTES = 16 * 1024;
+
+/**
+ * Body bytes that arrived but that the reader has not asked for. They are handed to the reader's stream only
+ * when it asks (or holds nothing), as few large chunks: Readable's highWaterMark counts bytes, not chunks, so
+ * pushing every record as it came would let tiny records fill it with objects.
+ */
+class PendingBody {
+  readonly #pieces: Buffer[] = [];
+  #tail: Buffer | null = null;
+  #tailUsed = 0;
+  /** Bytes waiting. */
+  bytes = 0;
+  /** Bytes of memory held for them (views plus the coalescing buffers' capacity). */
+  held = 0;
+  /** The body's end arrived; push null after the last byte. */
+  ended = false;
+
+  /** Adds a piece; returns the bytes of memory it added. */
+  add(piece: Buffer): number {
+    this.bytes += piece.length;
+    if (piece.length >= COALESCE_BYTES && isCompactView(piece)) {
+      this.#closeTail();
+      this.#pieces.push(piece);
+      this.held += piece.length;
+      return piece.length;
+    }
+    let added = 0;
+    let offset = 0;
+    while (offset < piece.length) {
+      if (this.#tail === null || this.#tailUsed === this.#tail.length) {
+        this.#closeTail();
+        this.#tail = Buffer.allocUnsafe(COALESCE_BYTES);
+        added += COALESCE_BYTES;
+      }
+      const n = piece.copy(this.#tail, this.#tailUsed, offset);
+      this.#tailUsed += n;
+      offset += n;
+    }
+    this.held += added;
+    return added;
+  }
+
+  /** Everything waiting, as one buffer (null when nothing waits); the pieces are handed over. */
+  take(): Buffer | null {
+    this.#closeTail();
+    const pieces = this.#pieces;
+    if (pieces.length === 0) return null;
+    const all = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, this.bytes);
+    pieces.length = 0;
+    this.bytes = 0;
+    this.held = 0;
+    return all;
+  }
+
+  #closeTail(): void {
+    if (this.#tail !== null && this.#tailUsed > 0) this.#pieces.push(this.#tail.subarray(0, this.#tailUsed));
+    this.#tail = null;
+    this.#tailUsed = 0;
+  }
 }
 
 /** Why a request ended before its response did. */
@@ -30,12 +104,15 @@ function noop(): void {}
 // A body stream whose _read resumes the connection's reading (STDIN backpressure).
 class InputStream extends Readable {
   readonly #request: RequestSocket;
-  constructor(request: RequestSocket, highWaterMark: number) {
+  readonly #data: boolean;
+  constructor(request: RequestSocket, highWaterMark: number, data: boolean) {
     super({ highWaterMark });
     this.#request = request;
+    this.#data = data;
   }
   override _read(): void {
-    this.#request.resumeInput();
+    if (this.#data) this.#request.resumeData();
+    else this.#request.resumeInput();
   }
 }
 
@@ -85,9 +162,15 @@ export class RequestSocket extends Writable {
   #params: Params | null = null;
   #paramsObject: Record<string, string> | null = null;
   #body: BodySink | null = null;
+  // STDIN and DATA not yet handed to their streams; #bodyEnded / #dataEnded once null was pushed.
+  readonly #pendingBody = new PendingBody();
   #bodyEnded = false;
+  #stdinEnded = false;
+  #bodyWanted = false;
   #data: InputStream | null = null;
+  #pendingData: PendingBody | null = null;
   #dataEnded = false;
+  #dataWanted = false;
   #stderr: StderrStream | null = null;
   #controller: AbortController | null = null;
   #abortReason: AbortReason | null = null;
@@ -120,7 +203,7 @@ export class RequestSocket extends Writable {
 
   /** The request body (STDIN) as a Readable, unless an adapter attached its own sink. */
   get body(): Readable {
-    if (this.#body === null) this.#body = new InputStream(this, this.#options.inputHighWaterMark);
+    if (this.#body === null) this.#body = new InputStream(this, this.#options.inputHighWaterMark, false);
     if (!(this.#body instanceof Readable)) throw new Error('the body was attached to another stream');
     return this.#body;
   }
@@ -128,7 +211,7 @@ export class RequestSocket extends Writable {
   /** The Filter role's DATA stream (empty for other roles). */
   get dataStream(): Readable {
     if (this.#data === null) {
-      this.#data = new InputStream(this, this.#options.inputHighWaterMark);
+      this.#data = new InputStream(this, this.#options.inputHighWaterMark, true);
       if (this.role !== Role.FILTER) {
         this.#dataEnded = true;
         this.#data.push(null);
@@ -227,9 +310,19 @@ export class RequestSocket extends Writable {
     this.#body = sink;
   }
 
-  /** Lets the connection read again after a full body stream was drained. */
+  /** The body's reader asks for more (its `_read`): hand over what waits, and let the connection read again. */
   resumeInput(): void {
-    this.#owner.resumeInput(this);
+    const sink = this.#body;
+    if (sink !== null && !this.#bodyEnded) this.#bodyWanted = feed(sink, this.#pendingBody, this.#owner, () => (this.#bodyEnded = true));
+    if (this.#pendingBody.bytes < this.#options.inputHighWaterMark) this.#owner.resumeInput(this);
+  }
+
+  /** @internal The DATA stream's reader asks for more. */
+  resumeData(): void {
+    const data = this.#data;
+    const pending = this.#pendingData;
+    if (data !== null && pending !== null && !this.#dataEnded) this.#dataWanted = feed(data, pending, this.#owner, () => (this.#dataEnded = true));
+    if ((pending?.bytes ?? 0) < this.#options.inputHighWaterMark) this.#owner.resumeInput(this);
   }
 
   /** @internal */
@@ -242,33 +335,49 @@ export class RequestSocket extends Writable {
     return this.#params !== null;
   }
 
+  /** @internal Whether the request body's reader has been given the end of STDIN (or it never needs it). */
+  get bodyDelivered(): boolean {
+    return this.#bodyEnded;
+  }
+
   /** @internal STDIN from the connection; an empty chunk ends the body. */
   onStdin(chunk: Buffer): void {
-    if (this.#bodyEnded) return;
-    const sink = this.#body ?? this.body;
+    if (this.#stdinEnded) return;
+    this.#owner.bodyProgress(this, chunk.length, chunk.length === 0);
     if (chunk.length === 0) {
-      this.#bodyEnded = true;
-      sink.push(null);
-    } else if (!sink.push(chunk) && !this.#ended) {
-      this.#owner.pauseInput(this);
+      this.#stdinEnded = true;
+      this.#pendingBody.ended = true;
     }
+    const sink = this.#body ?? this.body;
+    if (this.#bodyEnded) return;
+    const result = receive(sink, this.#pendingBody, chunk, this.#bodyWanted, this.#owner, () => (this.#bodyEnded = true));
+    this.#bodyWanted = result === Received.Delivered ? false : this.#bodyWanted;
+    if (this.#pendingBody.bytes >= this.#options.inputHighWaterMark && !this.#ended) this.#owner.pauseInput(this);
   }
 
   /** @internal DATA from the connection (Filter role). */
   onData(chunk: Buffer): void {
-    if (this.#dataEnded) return;
+    if (this.#dataEnded || this.#pendingData?.ended === true) return;
     const data = this.dataStream;
-    if (chunk.length === 0) {
-      this.#dataEnded = true;
-      data.push(null);
-    } else if (!data.push(chunk) && !this.#ended) {
-      this.#owner.pauseInput(this);
-    }
+    if (this.#dataEnded) return;
+    const pending = (this.#pendingData ??= new PendingBody());
+    if (chunk.length === 0) pending.ended = true;
+    const result = receive(data, pending, chunk, this.#dataWanted, this.#owner, () => (this.#dataEnded = true));
+    this.#dataWanted = result === Received.Delivered ? false : this.#dataWanted;
+    if (pending.bytes >= this.#options.inputHighWaterMark && !this.#ended) this.#owner.pauseInput(this);
   }
 
-  /** @internal Whether STDIN ended. */
+  /** @internal Gives back the memory charged for body bytes that will never be read (the request is over). */
+  releaseBody(): void {
+    const held = this.#pendingBody.held + (this.#pendingData?.held ?? 0);
+    this.#pendingBody.take();
+    this.#pendingData?.take();
+    if (held > 0) this.#owner.chargeBody(-held);
+  }
+
+  /** @internal Whether STDIN ended (its empty record arrived). */
   get bodyEnded(): boolean {
-    return this.#bodyEnded;
+    return this.#stdinEnded;
   }
 
   /** @internal The web server gave up: abort signal, body error, 'abort' event; no more output. */
@@ -280,6 +389,7 @@ export class RequestSocket extends Writable {
     this.emit('abort', reason);
     if (reason !== 'timeout') {
       this.#ended = true;
+      this.releaseBody();
       if (!this.#bodyEnded && this.#body !== null) this.#body.destroy(error);
       if (this.#data !== null && !this.#dataEnded) this.#data.destroy(error);
       this.destroy();
@@ -341,3 +451,59 @@ export class RequestSocket extends Writable {
     callback(error);
   }
 }
+
+const enum Received {
+  Delivered,
+  Waiting,
+}
+
+/**
+ * A body piece arrived (empty: the end). It goes straight to the reader's stream when the stream asked for
+ * data and got none, or holds nothing and nothing waits before it (zero-copy, the common case); otherwise it
+ * waits, coalesced, until the stream asks.
+ */
+function receive(sink: BodySink, pending: PendingBody, chunk: Buffer, wanted: boolean, owner: RequestOwner, ended: () => void): Received {
+  if (pending.bytes === 0 && (wanted || (sink.readableLength ?? 0) === 0)) {
+    if (chunk.length === 0) {
+      ended();
+      sink.push(null);
+    } else sink.push(chunk);
+    return Received.Delivered;
+  }
+  if (chunk.length > 0) owner.chargeBody(pending.add(chunk));
+  return Received.Waiting;
+}
+
+/**
+ * The reader's stream asked for data (`_read`); returns whether it is left waiting for some. A stream that
+ * still holds data is given what waits only when that is at least one coalesced piece's worth, or the end;
+ * else an empty push ends its read without adding a chunk (Readable then asks again when it runs low),
+ * which keeps tiny records from piling up in it as separate chunks.
+ */
+function feed(sink: BodySink, pending: PendingBody, owner: RequestOwner, ended: () => void): boolean {
+  const holding = (sink.readableLength ?? 0) > 0;
+  if (pending.bytes === 0) {
+    if (pending.ended) {
+      ended();
+      sink.push(null);
+      return false;
+    }
+    if (holding) sink.push(EMPTY_CHUNK);
+    return !holding;
+  }
+  if (holding && pending.bytes < COALESCE_BYTES && !pending.ended) {
+    sink.push(EMPTY_CHUNK);
+    return false;
+  }
+  const held = pending.held;
+  const all = pending.take()!;
+  owner.chargeBody(-held);
+  sink.push(all);
+  if (pending.ended) {
+    ended();
+    sink.push(null);
+  }
+  return false;
+}
+
+const EMPTY_CHUNK = Buffer.alloc(0);

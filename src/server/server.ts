@@ -4,6 +4,7 @@
 import { Server as NetServer, type Socket } from 'node:net';
 import { chmodSync } from 'node:fs';
 import { Connection, type ConnectionEvents } from './connection';
+import { BufferBudget } from './buffer-budget';
 import { FastCGIIncomingMessage, FastCGIServerResponse } from './http-message';
 import { checksStaleSocket, connectedFdError, inheritedListenFd, prepareSocketPath } from './listen';
 import { normalizeAddress, resolveOptions, type ResolvedOptions, type ServerOptions } from './options';
@@ -25,6 +26,7 @@ export class Server extends NetServer {
   /** The options in force, defaults applied. */
   readonly settings: ResolvedOptions;
   readonly #connections = new Set<Connection>();
+  readonly #budget: BufferBudget;
   readonly #events: ConnectionEvents;
   #listeningOnFd: number | null = null;
   #closeTimer: NodeJS.Timeout | null = null;
@@ -35,7 +37,9 @@ export class Server extends NetServer {
     // Half-open: a web server may shut down its sending side and still read the response.
     super({ allowHalfOpen: true });
     this.settings = resolveOptions(options);
-    this.maxConnections = this.settings.maxConnections;
+    this.#budget = new BufferBudget(this.settings.maxBufferBytes);
+    // maxConnections is enforced in #accept, which first makes room by closing idle connections; net.Server's
+    // own limit would drop the new connection before we could.
     if (listener !== undefined) this.on('request', listener);
     const server = this;
     this.#events = {
@@ -58,8 +62,32 @@ export class Server extends NetServer {
         return;
       }
     }
-    this.#connections.add(new Connection(socket, this.#events, this.settings));
+    if (this.#connections.size >= this.settings.maxConnections && !this.#makeRoom()) {
+      socket.destroy();
+      this.reportClientError(new ProtocolError(ErrorCode.CONNECTION_LIMIT, `refused a connection: ${this.#connections.size} are open, every one with a request in flight (maxConnections)`), socket);
+      return;
+    }
+    this.#connections.add(new Connection(socket, this.#events, this.settings, this.#budget));
   };
+
+  // At maxConnections: closes the oldest connection with nothing in flight, as a web server that pools
+  // connections reconnects when it needs one; returns false when every connection is busy.
+  #makeRoom(): boolean {
+    let oldest: Connection | null = null;
+    for (const connection of this.#connections) {
+      if (connection.activeRequests === 0 && (oldest === null || connection.acceptedAt < oldest.acceptedAt)) oldest = connection;
+    }
+    if (oldest === null) return false;
+    this.settings.logger.warn(`closed an idle connection to make room for a new one (maxConnections ${this.settings.maxConnections})`);
+    this.#connections.delete(oldest);
+    oldest.destroy();
+    return true;
+  }
+
+  /** Bytes of params and unread request bodies held for all connections now (see maxBufferBytes). */
+  get bufferedBytes(): number {
+    return this.#budget.used;
+  }
 
   #dispatch(request: RequestSocket): void {
     const req = new FastCGIIncomingMessage(request, this.settings.mount);

@@ -49,6 +49,19 @@ export interface DecoderOptions {
   maxParamsBytes?: number;
   /** Most pairs accepted in one PARAMS stream. Default 4096. */
   maxParamsCount?: number;
+  /**
+   * Where the bytes held for PARAMS being collected are charged (the server's per-connection budget). A
+   * charge that does not fit stops the decoder with FCGI_ERR_BUFFER_LIMIT. The bytes of a complete block stay
+   * charged: the handler's `onParams` takes them over (`Params.retainedBytes`) and releases them itself.
+   */
+  budget?: ParamsBudget;
+}
+
+/** A byte budget the decoder charges for the PARAMS it holds. */
+export interface ParamsBudget {
+  tryCharge(bytes: number): boolean;
+  release(bytes: number): void;
+  readonly limit: number;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -80,9 +93,21 @@ function isStreamType(type: number): boolean {
   );
 }
 
+// One request's PARAMS so far. Pieces are never kept as a list of views: a peer that cuts its params into
+// 1-byte records would make each byte cost a Buffer object (~150 bytes of heap). The first piece is kept as a
+// zero-copy view when it pins no more than twice its size of socket memory; anything else is copied into one
+// buffer that grows by doubling, so what a request holds is at most 2x its params bytes (test/stream/decoder).
 class ParamsCollector {
-  pieces: Buffer[] = [];
+  view: Buffer | null = null;
+  buffer: Buffer | null = null;
   bytes = 0;
+  // Bytes charged to the budget: the view's length, or the buffer's capacity.
+  held = 0;
+}
+
+/** Whether a view of `piece` keeps at most twice its size of memory alive (socket reads are exactly sized). */
+export function isCompactView(piece: Buffer): boolean {
+  return piece.length * 2 >= piece.buffer.byteLength;
 }
 
 /** Decoder turns a FastCGI byte stream, in chunks split anywhere, into records and params. */
@@ -92,6 +117,7 @@ export class Decoder {
   readonly #collectParams: boolean;
   readonly #maxParamsBytes: number;
   readonly #maxParamsCount: number;
+  readonly #budget: ParamsBudget | null;
   readonly #collectors = new Map<number, ParamsCollector>();
   // Stream offset of the current chunk's first byte, for error messages.
   #base = 0;
@@ -115,6 +141,7 @@ export class Decoder {
     this.#collectParams = options.collectParams ?? true;
     this.#maxParamsBytes = options.maxParamsBytes ?? 1024 * 1024;
     this.#maxParamsCount = options.maxParamsCount ?? 4096;
+    this.#budget = options.budget ?? null;
   }
 
   /** Whether the decoder stopped (malformed input, a limit, or `stop()`). */
@@ -134,7 +161,17 @@ export class Decoder {
 
   /** Forgets the PARAMS collected for a request (rejected or finished before its params ended). */
   discardParams(requestId: number): void {
+    const collector = this.#collectors.get(requestId);
+    if (collector === undefined) return;
     this.#collectors.delete(requestId);
+    this.#budget?.release(collector.held);
+  }
+
+  /** Bytes held by PARAMS not yet complete. */
+  get paramsBytesHeld(): number {
+    let held = 0;
+    for (const collector of this.#collectors.values()) held += collector.held;
+    return held;
   }
 
   /** Feeds the next chunk of the stream. */
@@ -246,27 +283,72 @@ export class Decoder {
   }
 
   #collect(requestId: number, collector: ParamsCollector, content: Buffer): void {
-    collector.bytes += content.length;
-    if (collector.bytes > this.#maxParamsBytes) {
+    const bytes = collector.bytes + content.length;
+    if (bytes > this.#maxParamsBytes) {
       this.#fail(
         new LimitError(
           ErrorCode.PARAMS_TOO_LARGE,
           `params of request ${requestId} exceed ${this.#maxParamsBytes} bytes (maxParamsBytes)`,
           this.#maxParamsBytes,
-          collector.bytes,
+          bytes,
         ),
       );
       return;
     }
-    collector.pieces.push(content);
+    if (collector.bytes === 0 && isCompactView(content)) {
+      if (!this.#charge(requestId, collector, content.length)) return;
+      collector.view = content;
+      collector.bytes = bytes;
+      return;
+    }
+    let buffer = collector.buffer;
+    if (buffer === null || bytes > buffer.length) {
+      const capacity = Math.min(Math.max(bytes * 2, 1024), Math.max(this.#maxParamsBytes, bytes));
+      if (!this.#charge(requestId, collector, capacity)) return;
+      const grown = Buffer.allocUnsafe(capacity);
+      const previous = buffer ?? collector.view;
+      if (previous !== null) previous.copy(grown, 0, 0, collector.bytes);
+      collector.view = null;
+      collector.buffer = buffer = grown;
+    }
+    content.copy(buffer, collector.bytes);
+    collector.bytes = bytes;
+  }
+
+  // Makes `held` the collector's charge; false after failing the decoder when the budget has no room.
+  #charge(requestId: number, collector: ParamsCollector, held: number): boolean {
+    const budget = this.#budget;
+    if (budget !== null) {
+      const delta = held - collector.held;
+      if (delta > 0 && !budget.tryCharge(delta)) {
+        this.#fail(
+          new LimitError(
+            ErrorCode.BUFFER_LIMIT,
+            `params of request ${requestId} do not fit in the connection's buffer budget of ${budget.limit} bytes (maxConnectionBufferBytes, maxBufferBytes)`,
+            budget.limit,
+            held,
+          ),
+        );
+        return false;
+      }
+      if (delta < 0) budget.release(-delta);
+    }
+    collector.held = held;
+    return true;
   }
 
   #finishParams(requestId: number, collector: ParamsCollector): void {
     this.#collectors.delete(requestId);
     // FastCGI 1.0 §3.3: PARAMS is a stream, so a pair may straddle records (h2o and cgi-fcgi do this).
-    const block = collector.pieces.length === 1 ? collector.pieces[0]! : Buffer.concat(collector.pieces, collector.bytes);
+    const block = collector.buffer !== null ? collector.buffer.subarray(0, collector.bytes) : (collector.view ?? EMPTY);
     const pairs = this.#scanPairs(block, requestId);
-    if (pairs !== null) this.#handler.onParams(requestId, new Params(block, pairs));
+    if (pairs === null) {
+      this.#budget?.release(collector.held);
+      return;
+    }
+    const params = new Params(block, pairs);
+    params.retainedBytes = collector.held;
+    this.#handler.onParams(requestId, params);
   }
 
   // Scans a whole params block; returns its descriptors, exactly sized, or null after reporting an error.
@@ -313,6 +395,7 @@ export class Decoder {
 
   #fail(error: FastCGIError): void {
     this.#stopped = true;
+    for (const collector of this.#collectors.values()) this.#budget?.release(collector.held);
     this.#collectors.clear();
     this.#handler.onError(error);
   }

@@ -10,6 +10,9 @@ export class Params implements Iterable<[string, string]> {
   readonly #pairs: Uint32Array;
   readonly #count: number;
   #text: string | null = null;
+  /** @internal Bytes charged to the server's buffer budget for this block, released when the request ends. */
+  retainedBytes = 0;
+  #utf8 = false;
 
   /** @internal Made by the decoder: `pairs` holds count * PAIR_STRIDE descriptors into `block`. */
   constructor(block: Buffer, pairs: Uint32Array) {
@@ -28,6 +31,14 @@ export class Params implements Iterable<[string, string]> {
     return this.#block.length;
   }
 
+  /**
+   * @internal Names and values decode as UTF-8 from now on (node-fastcgi did; the drop-in must show an app
+   * what node-fastcgi showed it). Invalid sequences become U+FFFD, as there.
+   */
+  decodeUtf8(): void {
+    this.#utf8 = true;
+  }
+
   #string(): string {
     return (this.#text ??= this.#block.toString('latin1'));
   }
@@ -43,14 +54,16 @@ export class Params implements Iterable<[string, string]> {
     const id = this.#pairs[base + PAIR_NAME_ID]!;
     if (id !== NAME_UNKNOWN) return KNOWN_NAMES[id]!;
     const offset = this.#pairs[base + PAIR_NAME_OFFSET]!;
-    return this.#string().substring(offset, offset + this.#pairs[base + PAIR_NAME_LENGTH]!);
+    const end = offset + this.#pairs[base + PAIR_NAME_LENGTH]!;
+    return this.#utf8 ? this.#block.toString('utf8', offset, end) : this.#string().substring(offset, end);
   }
 
   /** The value of pair i, as a byte string (latin1). */
   valueAt(i: number): string {
     const base = i * PAIR_STRIDE;
     const offset = this.#pairs[base + PAIR_VALUE_OFFSET]!;
-    return this.#string().substring(offset, offset + this.#pairs[base + PAIR_VALUE_LENGTH]!);
+    const end = offset + this.#pairs[base + PAIR_VALUE_LENGTH]!;
+    return this.#utf8 ? this.#block.toString('utf8', offset, end) : this.#string().substring(offset, end);
   }
 
   /** The raw bytes of pair i's value, as a zero-copy view (decode UTF-8 yourself where you expect it). */
@@ -75,6 +88,8 @@ export class Params implements Iterable<[string, string]> {
       for (let i = before - 1; i >= 0; i--) if (pairs[i * PAIR_STRIDE + PAIR_NAME_ID] === id) return i;
       return -1;
     }
+    // Names are matched as bytes: in UTF-8 mode, a non-ASCII name is looked up by its UTF-8 bytes.
+    if (this.#utf8 && /[^\x00-\x7f]/.test(name)) name = Buffer.from(name, 'utf8').toString('latin1');
     for (let i = before - 1; i >= 0; i--) {
       const base = i * PAIR_STRIDE;
       if (pairs[base + PAIR_NAME_ID] === NAME_UNKNOWN && pairs[base + PAIR_NAME_LENGTH] === name.length) {

@@ -20,6 +20,10 @@ export interface RecordWriterOptions {
   pad?: boolean;
   /** Queued + socket-buffered bytes above which `whenWritable` callers wait for 'drain'. Default 256 KiB. */
   highWaterMark?: number;
+  /** ms a `whenWritable` caller may wait with no 'drain' before `onSendTimeout` runs (0: forever). Default 0. */
+  sendTimeout?: number;
+  /** Called when `sendTimeout` passes: the peer is not reading. */
+  onSendTimeout?: () => void;
 }
 
 /** Frames and writes records for one connection. */
@@ -31,12 +35,21 @@ export class RecordWriter {
   #bytes = 0;
   #scheduled = false;
   #waiters: (() => void)[] = [];
+  readonly #sendTimeout: number;
+  readonly #onSendTimeout: (() => void) | null;
+  #sendTimer: NodeJS.Timeout | null = null;
 
   constructor(socket: Socket, options: RecordWriterOptions = {}) {
     this.#socket = socket;
     this.#pad = options.pad ?? true;
     this.#highWaterMark = options.highWaterMark ?? 256 * 1024;
-    socket.on('drain', () => this.#release());
+    this.#sendTimeout = options.sendTimeout ?? 0;
+    this.#onSendTimeout = options.onSendTimeout ?? null;
+    socket.on('drain', () => {
+      // The peer read something: its send timer starts over.
+      if (this.#sendTimer !== null) this.#sendTimer.refresh();
+      this.#release();
+    });
   }
 
   /** Bytes not yet handed to the kernel: queued here plus buffered in the socket. */
@@ -80,8 +93,18 @@ export class RecordWriter {
 
   /** Calls `callback` once the connection has room (now, or after the socket drains). */
   whenWritable(callback: () => void): void {
-    if (this.bufferedBytes < this.#highWaterMark) callback();
-    else this.#waiters.push(callback);
+    if (this.bufferedBytes < this.#highWaterMark) return callback();
+    this.#waiters.push(callback);
+    if (this.#sendTimer === null && this.#sendTimeout > 0 && this.#onSendTimeout !== null) {
+      this.#sendTimer = setTimeout(onSendTimer, this.#sendTimeout, this);
+      this.#sendTimer.unref();
+    }
+  }
+
+  /** @internal */
+  onSendTimer(): void {
+    this.#sendTimer = null;
+    if (this.#waiters.length > 0) this.#onSendTimeout?.();
   }
 
   /** Writes everything queued now; `end` then half-closes the socket after it (FIN, never RST). */
@@ -116,6 +139,12 @@ export class RecordWriter {
     this.#pieces = [];
     this.#bytes = 0;
     this.#waiters = [];
+    this.#clearSendTimer();
+  }
+
+  #clearSendTimer(): void {
+    if (this.#sendTimer !== null) clearTimeout(this.#sendTimer);
+    this.#sendTimer = null;
   }
 
   #push(piece: Uint8Array): void {
@@ -137,9 +166,14 @@ export class RecordWriter {
 
   #release(): void {
     while (this.#waiters.length > 0 && this.bufferedBytes < this.#highWaterMark) this.#waiters.shift()!();
+    if (this.#waiters.length === 0) this.#clearSendTimer();
   }
 }
 
 function flushScheduled(writer: RecordWriter): void {
   writer.onScheduledFlush();
+}
+
+function onSendTimer(writer: RecordWriter): void {
+  writer.onSendTimer();
 }
