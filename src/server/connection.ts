@@ -153,6 +153,7 @@ export class Connection implements RequestOwner, BudgetOwner {
     if (this.#options.bodyTimeout > 0) this.#bodyDeadlines.set(request, Date.now() + this.#options.bodyTimeout);
     // The peer is not reading what we already owe it: its next handlers wait (node:http stops parsing
     // pipelined requests the same way), so a peer that never reads cannot make responses pile up.
+    this.#checkOutput();
     if (this.#outputBlocked || this.#deferred.length > 0) {
       this.#deferred.push(request);
       return;
