@@ -56,6 +56,7 @@ export class Connection implements RequestOwner, BudgetOwner {
   // Requests whose body is still arriving, with the time by which it must have (bodyTimeout, minBodyRate).
   readonly #bodyDeadlines = new Map<RequestSocket, number>();
   #receiveTimer: NodeJS.Timeout | null = null;
+  #receiveDue = 0;
   // No request in flight since: the first BEGIN_REQUEST (beginTimeout) or the next one (idleTimeout) is due.
   #idleSince = Date.now();
   #idleTimer: NodeJS.Timeout | null = null;
@@ -150,7 +151,15 @@ export class Connection implements RequestOwner, BudgetOwner {
     this.#awaitingParams.delete(request);
     if (this.#options.paramsEncoding === 'utf8') params.decodeUtf8();
     request.setParams(params);
-    if (this.#options.bodyTimeout > 0) this.#bodyDeadlines.set(request, Date.now() + this.#options.bodyTimeout);
+    if (this.#options.bodyTimeout > 0 && !request.bodyEnded) {
+      const deadline = Date.now() + this.#options.bodyTimeout;
+      this.#bodyDeadlines.set(request, deadline);
+      // Armed at BEGIN_REQUEST for paramsTimeout; a shorter bodyTimeout needs it sooner.
+      if (this.#receiveTimer === null || this.#receiveDue > deadline) {
+        if (this.#receiveTimer !== null) clearTimeout(this.#receiveTimer);
+        this.#armReceiveTimer(this.#options.bodyTimeout);
+      }
+    }
     // The peer is not reading what we already owe it: its next handlers wait (node:http stops parsing
     // pipelined requests the same way), so a peer that never reads cannot make responses pile up.
     this.#checkOutput();
@@ -468,6 +477,7 @@ export class Connection implements RequestOwner, BudgetOwner {
   }
 
   #armReceiveTimer(ms: number): void {
+    this.#receiveDue = Date.now() + ms;
     this.#receiveTimer = setTimeout(onReceiveTimer, Math.max(1, ms), this);
     this.#receiveTimer.unref();
   }

@@ -35,6 +35,7 @@ export interface BodySink {
 // views; smaller ones are copied into one shared buffer of this size. A peer cutting its body into 1-byte
 // records then costs at most 2x the bytes it sent, not a Buffer object per byte (test/server/abuse.test.ts).
 const COALESCE_BYTES = 16 * 1024;
+const TAIL_MIN_BYTES = 1024;
 
 /**
  * Body bytes that arrived but that the reader has not asked for. They are handed to the reader's stream only
@@ -66,8 +67,10 @@ class PendingBody {
     while (offset < piece.length) {
       if (this.#tail === null || this.#tailUsed === this.#tail.length) {
         this.#closeTail();
-        this.#tail = Buffer.allocUnsafe(COALESCE_BYTES);
-        added += COALESCE_BYTES;
+        // Sized to the piece (1 KiB at least, for runs of tiny records): a tail cut short by a view wastes little.
+        const capacity = Math.min(COALESCE_BYTES, Math.max(TAIL_MIN_BYTES, piece.length - offset));
+        this.#tail = Buffer.allocUnsafe(capacity);
+        added += capacity;
       }
       const n = piece.copy(this.#tail, this.#tailUsed, offset);
       this.#tailUsed += n;
@@ -314,7 +317,7 @@ export class RequestSocket extends Writable {
   resumeInput(): void {
     const sink = this.#body;
     if (sink !== null && !this.#bodyEnded) this.#bodyWanted = feed(sink, this.#pendingBody, this.#owner, () => (this.#bodyEnded = true));
-    if (this.#pendingBody.bytes < this.#options.inputHighWaterMark) this.#owner.resumeInput(this);
+    if (this.#pendingBody.bytes + (sink?.readableLength ?? 0) < this.#options.inputHighWaterMark) this.#owner.resumeInput(this);
   }
 
   /** @internal The DATA stream's reader asks for more. */
@@ -322,7 +325,7 @@ export class RequestSocket extends Writable {
     const data = this.#data;
     const pending = this.#pendingData;
     if (data !== null && pending !== null && !this.#dataEnded) this.#dataWanted = feed(data, pending, this.#owner, () => (this.#dataEnded = true));
-    if ((pending?.bytes ?? 0) < this.#options.inputHighWaterMark) this.#owner.resumeInput(this);
+    if ((pending?.bytes ?? 0) + (data?.readableLength ?? 0) < this.#options.inputHighWaterMark) this.#owner.resumeInput(this);
   }
 
   /** @internal */
@@ -352,7 +355,8 @@ export class RequestSocket extends Writable {
     if (this.#bodyEnded) return;
     const result = receive(sink, this.#pendingBody, chunk, this.#bodyWanted, this.#owner, () => (this.#bodyEnded = true));
     this.#bodyWanted = result === Received.Delivered ? false : this.#bodyWanted;
-    if (this.#pendingBody.bytes >= this.#options.inputHighWaterMark && !this.#ended) this.#owner.pauseInput(this);
+    // inputHighWaterMark bounds the unread body: what the reader's stream holds and what waits for it.
+    if (this.#pendingBody.bytes + (sink.readableLength ?? 0) >= this.#options.inputHighWaterMark && !this.#ended) this.#owner.pauseInput(this);
   }
 
   /** @internal DATA from the connection (Filter role). */
@@ -364,7 +368,7 @@ export class RequestSocket extends Writable {
     if (chunk.length === 0) pending.ended = true;
     const result = receive(data, pending, chunk, this.#dataWanted, this.#owner, () => (this.#dataEnded = true));
     this.#dataWanted = result === Received.Delivered ? false : this.#dataWanted;
-    if (pending.bytes >= this.#options.inputHighWaterMark && !this.#ended) this.#owner.pauseInput(this);
+    if (pending.bytes + data.readableLength >= this.#options.inputHighWaterMark && !this.#ended) this.#owner.pauseInput(this);
   }
 
   /** @internal Gives back the memory charged for body bytes that will never be read (the request is over). */

@@ -354,3 +354,123 @@ describe('Server response backpressure', () => {
     for (const r of response.records) expect(r.contentLength).toBeLessThanOrEqual(65535);
   });
 });
+
+describe('Every stall ends', () => {
+  it('closes a connection that trickles bytes but completes no BEGIN_REQUEST after beginTimeout, though bytes keep coming', async () => {
+    const h = await start({ beginTimeout: 300, idleTimeout: 60_000 }, (_req, res) => res.end('ok'));
+    const peer = await h.connect();
+    const begin = beginRequest(1);
+    const opened = Date.now();
+    const trickle = (async () => {
+      for (let i = 0; i < begin.length - 1 && h.clientErrors.length === 0; i++) {
+        await peer.send(begin.subarray(i, i + 1)).catch(() => undefined);
+        await delay(40);
+      }
+    })();
+    const closed = await within(peer.closed, 3000, 'close after beginTimeout');
+    await trickle;
+    expect(closed).toBeDefined();
+    expect(h.clientErrors.map((e) => e.error.code)).toEqual([ErrorCode.BEGIN_TIMEOUT]);
+    expect(h.clientErrors[0]!.at - opened).toBeGreaterThanOrEqual(290);
+    expect(h.clientErrors[0]!.at - opened).toBeLessThan(1500);
+  });
+
+  it('closes a kept connection that trickles part of its next record after idleTimeout', async () => {
+    const h = await start({ idleTimeout: 300 }, (_req, res) => res.end('ok'));
+    const peer = await h.connect();
+    await peer.request({ keepConn: true, params: GET });
+    const served = Date.now();
+    const next = beginRequest(2, 1, 1);
+    void (async () => {
+      for (let i = 0; i < next.length - 1 && h.clientErrors.length === 0; i++) {
+        await peer.send(next.subarray(i, i + 1)).catch(() => undefined);
+        await delay(100);
+      }
+    })();
+    // The bytes (one every 100 ms for 1.5 s) do not keep it open.
+    await within(peer.closed, 1000, 'close after idleTimeout');
+    expect(Date.now() - served).toBeGreaterThanOrEqual(290);
+    expect(h.clientErrors.map((e) => e.error.code)).toEqual([ErrorCode.IDLE_TIMEOUT]);
+  });
+
+  it('closes a connection whose body trickles slower than minBodyRate after bodyTimeout', async () => {
+    const h = await start({ bodyTimeout: 400, minBodyRate: 500 }, (req, res) => {
+      req.resume();
+      req.on('end', () => res.end('read'));
+    });
+    const peer = await h.connect();
+    await peer.send(buildRequest({ params: { ...GET, REQUEST_METHOD: 'POST' }, noStdinEnd: true }));
+    const started = Date.now();
+    void (async () => {
+      while (h.clientErrors.length === 0 && Date.now() - started < 5000) {
+        await peer.send(record(RecordType.STDIN, 1, 'x')).catch(() => undefined);
+        await delay(50);
+      }
+    })();
+    await within(peer.closed, 3000, 'close after bodyTimeout');
+    expect(h.clientErrors.map((e) => e.error.code)).toEqual([ErrorCode.BODY_TIMEOUT]);
+    expect(h.clientErrors[0]!.error.message).toMatch(/minBodyRate/);
+  });
+
+  it('does not count the time it stops reading a body (the handler is not reading) against bodyTimeout', async () => {
+    const TOTAL = 2 * 1024 * 1024;
+    const h = await start({ bodyTimeout: 300, inputHighWaterMark: 16 * 1024 }, async (req, res) => {
+      await delay(1000); // far longer than bodyTimeout: the server stops reading meanwhile
+      let length = 0;
+      for await (const chunk of req) length += (chunk as Buffer).length;
+      res.end(String(length));
+    });
+    const peer = await h.connect();
+    const response = await peer.request({ params: { ...GET, REQUEST_METHOD: 'POST' }, stdin: pattern(TOTAL, 3), timeoutMs: 10_000 });
+    expect(parseCgiResponse(response.stdout).body.toString()).toBe(String(TOTAL));
+    expect(h.clientErrors).toEqual([]);
+  });
+
+  it('at maxConnections closes the oldest idle connection to let a new one in, and refuses only when all are busy', async () => {
+    const logger = { messages: [] as string[], warn(m: string) { this.messages.push(m); }, error(m: string) { this.messages.push(m); } };
+    const hold: Array<() => void> = [];
+    const h = await start({ maxConnections: 4, logger }, (req, res) => {
+      if (req.url === '/hold') hold.push(() => res.end('held'));
+      else res.end('ok');
+    });
+    const silent = await Promise.all([1, 2, 3, 4].map(() => h.connect()));
+    await until(() => h.sockets.length === 4);
+    const fifth = await h.connect();
+    expect(parseCgiResponse((await fifth.request({ params: GET })).stdout).body.toString()).toBe('ok');
+    await within(silent[0]!.closed, 2000, 'the oldest idle connection closed');
+    expect(logger.messages.some((m) => /make room/.test(m))).toBe(true);
+    // Now every connection holds a request in flight: a new one is refused, with a reason.
+    const busy = await Promise.all([1, 2, 3, 4].map(() => h.connect()));
+    const inFlight = busy.map((p) => p.request({ params: { ...GET, REQUEST_URI: '/hold' }, timeoutMs: 10_000 }));
+    await until(() => hold.length === 4);
+    const refused = await h.connect();
+    await within(refused.closed, 2000, 'refused');
+    expect(h.clientErrors.map((e) => e.error.code)).toContain(ErrorCode.CONNECTION_LIMIT);
+    for (const release of hold) release();
+    for (const response of await Promise.all(inFlight)) expect(parseCgiResponse(response.stdout).body.toString()).toBe('held');
+  });
+});
+
+describe('FCGI_MAX_REQS is what the server enforces', () => {
+  it('serves as many requests in flight on one connection as it announces, and refuses one more with OVERLOADED', async () => {
+    const hold: Array<() => void> = [];
+    const h = await start({ maxRequestsPerConnection: 5 }, (_req, res) => hold.push(() => res.end('ok')));
+    const peer = await h.connect();
+    const announced = Number((await peer.getValues(['FCGI_MAX_REQS'])).get('FCGI_MAX_REQS'));
+    expect(announced).toBe(5);
+    const requests = Array.from({ length: announced + 1 }, (_, i) => peer.request({ requestId: i + 1, keepConn: true, params: GET }));
+    const extra = await requests[announced]!;
+    expect(extra.protocolStatus).toBe(ProtocolStatus.OVERLOADED);
+    await until(() => hold.length === announced);
+    for (const release of hold) release();
+    for (const response of await Promise.all(requests.slice(0, announced))) expect(response.protocolStatus).toBe(ProtocolStatus.REQUEST_COMPLETE);
+  });
+});
+
+async function until(check: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${check.toString()}`);
+    await delay(10);
+  }
+}
