@@ -31,12 +31,24 @@ function firstLine(error) {
   return message.split('\n')[0].trim();
 }
 
-/** The addon node-gyp-build would load (build/ first, then prebuilds/), once it is known to load. */
-function loadable() {
+/**
+ * The addon node-gyp-build would load (build/ first, then prebuilds/), or null when there is none for this
+ * platform; and why it does not load, when it does not.
+ */
+function probe() {
   const load = require('node-gyp-build');
-  const file = load.path(root);
-  require(file);
-  return file;
+  let file;
+  try {
+    file = load.path(root);
+  } catch (error) {
+    return { file: null, error };
+  }
+  try {
+    require(file);
+    return { file, error: null };
+  } catch (error) {
+    return { file, error };
+  }
 }
 
 function onPath(command) {
@@ -47,6 +59,8 @@ function onPath(command) {
 // What node-gyp needs, looked up the way it looks: an explicit setting first, then the usual names. Checked
 // before running it, because without them it fails only after a long search, with a page of gyp ERR! lines.
 function missingTools() {
+  // Windows builds with Visual Studio, which node-gyp finds by itself; there, its own error tells.
+  if (process.platform === 'win32') return [];
   const missing = [];
   const python = process.env.npm_config_python || process.env.PYTHON;
   if (!(python ? onPath(python) : onPath('python3') || onPath('python'))) missing.push(python || 'python3');
@@ -84,15 +98,15 @@ function buildFromSource() {
 
 function main() {
   rmSync(reasonFile, { force: true });
-  let loadError;
-  try {
-    const file = loadable();
-    say(`native scanner ready: ${relative(root, file)}`);
+  const found = probe();
+  if (found.error === null) {
+    say(`native scanner ready: ${relative(root, found.file)}`);
     return 0;
-  } catch (error) {
-    loadError = error;
   }
-  const noPrebuild = `no prebuilt addon for ${platformName()}`;
+  const loadError = found.error;
+  // A prebuild that exists but does not load (a glibc too old, say) is reported as such, not as missing.
+  const noPrebuild =
+    found.file === null ? `no prebuilt addon for ${platformName()}` : `${relative(root, found.file)} does not load (${firstLine(loadError)})`;
   let why;
   if (isSet('FASTCGI_NO_NATIVE') && !required) {
     why = `${noPrebuild}, and FASTCGI_NO_NATIVE was set at install, so none was built`;
@@ -103,20 +117,20 @@ function main() {
     } else {
       const failed = buildFromSource();
       if (failed === null) {
-        try {
-          const file = loadable();
-          say(`native scanner built from source: ${relative(root, file)}`);
+        const built = probe();
+        if (built.error === null) {
+          say(`native scanner built from source: ${relative(root, built.file)}`);
           return 0;
-        } catch (error) {
-          why = `${noPrebuild}; the addon built from source does not load: ${firstLine(error)}`;
         }
+        why = `${noPrebuild}; the addon built from source does not load: ${firstLine(built.error)}`;
       } else {
         why = `${noPrebuild}; ${failed}`;
       }
     }
   }
   if (required) {
-    say(`FASTCGI_REQUIRE_NATIVE is set and the native scanner is unavailable: ${why} (${firstLine(loadError)})`);
+    const detail = found.file === null ? ` (${firstLine(loadError)})` : '';
+    say(`FASTCGI_REQUIRE_NATIVE is set and the native scanner is unavailable: ${why}${detail}`);
     return 1;
   }
   mkdirSync(buildDir, { recursive: true });

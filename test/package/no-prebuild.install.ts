@@ -2,8 +2,8 @@
 // any platform the package has no prebuild for, on a machine with no toolchain. The install must finish with
 // one line saying why, and the engine must serve on its TypeScript scanner.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Consumer, freePort, httpRequest, lines } from './consumer';
 
 const tarball = inject('tarballWithoutPrebuilds');
@@ -68,6 +68,20 @@ describe('installed without prebuilds on a PATH with node and npm only', () => {
     } finally {
       served.stop();
     }
+  });
+
+  it('reports a prebuild that is there but does not load as such, at install and at run time', () => {
+    const file = join(consumer.pkg, 'prebuilds', 'linux-x64', 'fastcgi-engine.glibc.node');
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, 'not an ELF file\n'.repeat(512));
+    const rebuild = consumer.run('npm', ['rebuild', '--foreground-scripts', 'fastcgi-engine']);
+    const said = lines(rebuild.stderr, /^fastcgi-engine:/);
+    console.log(`[npm rebuild with a broken prebuild] exit ${rebuild.status}: ${said.join(' ')}`);
+    expect(rebuild.status, rebuild.stderr).toBe(0);
+    expect(said).toEqual([expect.stringMatching(/^fastcgi-engine: prebuilds\/linux-x64\/fastcgi-engine\.glibc\.node does not load \(.*invalid ELF header\), and none was built: .*TypeScript scanner$/)]);
+    const probe = consumer.node(['-e', "console.log(require('fastcgi-engine').codec.nativeUnavailableReason)"]);
+    expect(probe.stderr).toBe('');
+    expect(probe.stdout.trim()).toMatch(/fastcgi-engine\.glibc\.node: invalid ELF header$/);
   });
 });
 
