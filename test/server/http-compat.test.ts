@@ -28,6 +28,31 @@ const nginxParams = (extra: Record<string, string> = {}): Record<string, string>
 });
 
 describe('http.IncomingMessage from CGI params', () => {
+  it('takes CONTENT_LENGTH / CONTENT_TYPE over HTTP_CONTENT-LENGTH / HTTP_CONTENT-TYPE in any spelling, so body parsers see one length', async () => {
+    let headers: Record<string, unknown> = {};
+    const { peer } = await start(
+      createServer((req, res) => {
+        headers = { ...req.headers };
+        req.resume();
+        req.on('end', () => res.end());
+      }),
+    );
+    const p = await peer();
+    await p.request({
+      params: [
+        ['REQUEST_METHOD', 'POST'],
+        ['REQUEST_URI', '/'],
+        ['CONTENT_LENGTH', '10'],
+        ['CONTENT_TYPE', 'text/plain'],
+        ['HTTP_CONTENT-LENGTH', '10'],
+        ['HTTP_Content-Type', 'text/plain'],
+      ],
+      stdin: '0123456789',
+    });
+    expect(headers['content-length']).toBe('10');
+    expect(headers['content-type']).toBe('text/plain');
+  });
+
   it('builds method, url, httpVersion, headers and socket addresses', async () => {
     let seen: Record<string, unknown> = {};
     const { peer } = await start(

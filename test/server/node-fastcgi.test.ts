@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import * as fcgi from '../../src/node-fastcgi';
-import { TestPeer, parseCgiResponse } from '../helpers/fcgi-peer';
+import { TestPeer, buildRequest, parseCgiResponse } from '../helpers/fcgi-peer';
 import { onTestFinished } from 'vitest';
 import express from 'express';
 
@@ -11,7 +11,8 @@ async function listen(server: fcgi.Server): Promise<number> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   onTestFinished(() => {
-    server.closeAllConnections();
+    // Real node-fastcgi (compared against below) has no closeAllConnections.
+    (server as Partial<fcgi.Server>).closeAllConnections?.();
     server.close();
   });
   return (server.address() as AddressInfo).port;
@@ -105,5 +106,100 @@ describe('node-fastcgi drop-in', () => {
     expect(typeof fcgi.isService()).toBe('boolean');
     expect(fcgi.IncomingMessage).toBe(fcgi.Request);
     expect(fcgi.ServerResponse).toBe(fcgi.Response);
+  });
+});
+
+describe('node-fastcgi drop-in shows an app what node-fastcgi 2.0 showed it', () => {
+  interface Seen {
+    url: string | undefined;
+    method: string | undefined;
+    headers: Record<string, unknown>;
+    rawHeaders: string[];
+    params: Record<string, string>;
+    cgiParams: Record<string, string>;
+    body: string;
+  }
+
+  // The same app on real node-fastcgi and on the drop-in, the same request bytes to both.
+  async function seenBy(create: typeof fcgi.createServer, request: Buffer): Promise<Seen> {
+    let seen: Seen | undefined;
+    const server = create((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const r = req as unknown as { cgiParams: Record<string, string>; socket: { params: Record<string, string> } };
+        seen = {
+          url: req.url,
+          method: req.method,
+          headers: { ...req.headers },
+          rawHeaders: [...req.rawHeaders],
+          params: { ...r.socket.params },
+          cgiParams: { ...r.cgiParams },
+          body: Buffer.concat(chunks).toString(),
+        };
+        res.end('ok');
+      });
+    }) as fcgi.Server;
+    const port = await listen(server);
+    const peer = await TestPeer.connect({ port });
+    await peer.send(request);
+    await peer.waitForEnd(1);
+    peer.destroy();
+    return seen!;
+  }
+
+  it('UTF-8 params (a header value, PATH_INFO) and HTTP_CONTENT-LENGTH beside CONTENT_LENGTH', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const original = require('node-fastcgi') as { createServer: typeof fcgi.createServer };
+    const request = buildRequest({
+      params: [
+        ['REQUEST_METHOD', 'POST'],
+        ['REQUEST_URI', '/caf%C3%A9?q=1'],
+        ['PATH_INFO', Buffer.from('/café ✓')],
+        ['SCRIPT_NAME', '/index'],
+        ['QUERY_STRING', 'q=1'],
+        ['SERVER_PROTOCOL', 'HTTP/1.1'],
+        ['CONTENT_LENGTH', '10'],
+        ['CONTENT_TYPE', 'text/plain'],
+        ['HTTP_CONTENT-LENGTH', '10'],
+        ['HTTP_CONTENT-TYPE', 'text/plain'],
+        ['HTTP_X_USER', Buffer.from('Jürgen')],
+        ['HTTP_ACCEPT_LANGUAGE', 'de-DE'],
+        ['HTTP_COOKIE', 'a=1; b=2'],
+        ['HTTP_HOST', 'example.test'],
+      ],
+      stdin: '0123456789',
+    });
+    const expected = await seenBy(original.createServer, request);
+    const actual = await seenBy(fcgi.createServer, request);
+    expect(expected.headers['x-user']).toBe('Jürgen');
+    expect(expected.params.PATH_INFO).toBe('/café ✓');
+    expect(expected.headers['content-length']).toBe('10');
+    expect(actual).toEqual(expected);
+  });
+
+  it('keeps working under Express with a body parser', async () => {
+    const app = express();
+    app.use(express.text());
+    app.post('/*', (req, res) => {
+      res.json({ user: req.headers['x-user'], length: req.headers['content-length'], body: req.body as string, path: (req as unknown as { cgiParams: Record<string, string> }).cgiParams.PATH_INFO });
+    });
+    const server = fcgi.createServer(app);
+    const port = await listen(server);
+    const response = await (await TestPeer.connect({ port })).request({
+      params: [
+        ['REQUEST_METHOD', 'POST'],
+        ['REQUEST_URI', '/x'],
+        ['PATH_INFO', Buffer.from('/café')],
+        ['CONTENT_LENGTH', '10'],
+        ['CONTENT_TYPE', 'text/plain'],
+        ['HTTP_CONTENT-LENGTH', '10'],
+        ['HTTP_X_USER', Buffer.from('Jürgen')],
+      ],
+      stdin: '0123456789',
+    });
+    const parsed = parseCgiResponse(response.stdout);
+    expect(parsed.status).toBe(200);
+    expect(JSON.parse(parsed.body.toString())).toEqual({ user: 'Jürgen', length: '10', body: '0123456789', path: '/café' });
   });
 });
