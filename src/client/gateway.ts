@@ -125,6 +125,11 @@ async function serve(settings: GatewaySettings, req: IncomingMessage, res: Serve
   if (settings.bodyTimeout !== undefined) request.bodyTimeout = settings.bodyTimeout;
   try {
     if (hasBody(req)) {
+      const declared = Number(req.headers['content-length']);
+      if (settings.buffer !== null && declared > settings.buffer.maxBytes) {
+        // Refused from its Content-Length, before a byte is read (fail() closes the connection after it).
+        return fail(settings, req, res, 413, `request body of ${declared} bytes exceeds ${settings.buffer.maxBytes} bytes (bufferRequests.maxBytes)`, 'FCGI_ERR_BODY_TOO_LARGE');
+      }
       if (settings.buffer !== null) {
         exchange.spooled = await spoolBody(req, settings.buffer);
         request.body = exchange.spooled.body;
@@ -195,7 +200,7 @@ class Exchange implements RequestOwner {
       if (!HOP_BY_HOP.has(raw[i]!.toLowerCase())) headers.push(raw[i]!, raw[i + 1]!);
     }
     try {
-      res.writeHead(response.status, response.statusText, headers);
+      writeHead(res, response.status, response.statusText, headers);
     } catch (error) {
       response.body.destroy();
       this.release();
@@ -241,6 +246,29 @@ function onBodyError(this: ClientResponse['body'], error: Error): void {
   (this as Tagged<ClientResponse['body']>)[kExchange].onBodyError(error);
 }
 
+/**
+ * Writes the backend's status and headers. With nothing set on `res` yet, the flat list goes to writeHead as it
+ * is. Once middleware has set a header (Express's X-Powered-By, helmet, cors), Node 20's writeHead merges a flat
+ * list through setHeader one pair at a time, and every repeated name but the last is lost: a PHP session's
+ * second Set-Cookie with it. So each name is set once, with all its values (test/client/gateway.test.ts).
+ */
+function writeHead(res: ServerResponse, status: number, statusText: string, headers: string[]): void {
+  if (res.getHeaderNames().length === 0) {
+    res.writeHead(status, statusText, headers);
+    return;
+  }
+  const byName = new Map<string, { name: string; values: string[] }>();
+  for (let i = 0; i < headers.length; i += 2) {
+    const key = headers[i]!.toLowerCase();
+    const entry = byName.get(key);
+    if (entry === undefined) byName.set(key, { name: headers[i]!, values: [headers[i + 1]!] });
+    else entry.values.push(headers[i + 1]!);
+  }
+  // The backend's value wins over one middleware set, as nginx shows only what the application sent.
+  for (const { name, values } of byName.values()) res.setHeader(name, values.length === 1 ? values[0]! : values);
+  res.writeHead(status, statusText);
+}
+
 function fail(settings: GatewaySettings, req: IncomingMessage, res: ServerResponse, status: number, reason: string, code: string): void {
   settings.logger.error(`${status} for ${req.method} ${req.url}: ${reason} [${code}]`);
   if (res.headersSent || res.destroyed) {
@@ -248,9 +276,13 @@ function fail(settings: GatewaySettings, req: IncomingMessage, res: ServerRespon
     return;
   }
   const body = `${status === 504 ? 'Gateway Timeout' : status === 502 ? 'Bad Gateway' : (STATUS_TEXT[status] ?? 'Error')}\n`;
-  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+  const headers: Record<string, string | number> = { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) };
+  // The rest of the upload will not be read: the client must not send its next request on this connection,
+  // where it would meet the unread bytes (or a reset). Meanwhile what arrives is read and dropped, so the
+  // close is a FIN after the answer, not a reset that could take the answer with it.
+  if (!req.complete) headers.Connection = 'close';
+  res.writeHead(status, headers);
   res.end(body);
-  // An unread upload would otherwise keep the socket busy; node:http discards what remains.
   if (!req.complete) req.resume();
 }
 

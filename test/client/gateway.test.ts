@@ -199,6 +199,69 @@ describe('gateway in front of the engine server', () => {
   });
 });
 
+describe('gateway inside Express with middleware that sets headers first', () => {
+  async function expressFront(address: string, log = logger()): Promise<string> {
+    const gateway = createGateway({ upstream: address, documentRoot: '/srv', logger: log, bufferRequests: { maxBytes: 300_000 } });
+    const app = express(); // sets X-Powered-By on every response
+    app.use((_req, res, next) => {
+      res.setHeader('X-Frame-Options', 'DENY'); // as helmet does
+      res.setHeader('Vary', 'Origin'); // as cors does
+      next();
+    });
+    app.use(gateway);
+    const http = app.listen(0, '127.0.0.1');
+    await once(http, 'listening');
+    onTestFinished(async () => {
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      await gateway.close();
+    });
+    return `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  }
+
+  it('keeps every Set-Cookie (and every other repeated header) the backend sends', async () => {
+    const address = await engine((_req, res) => {
+      res.setHeader('Set-Cookie', ['session=abc; HttpOnly', 'csrf=xyz', 'lang=de']);
+      res.setHeader('Link', ['</a.css>; rel=preload', '</b.js>; rel=preload']);
+      res.setHeader('X-Powered-By', 'PHP/8.2');
+      res.end('ok');
+    });
+    const reply = await send(`${await expressFront(address)}/login.php`);
+    expect(reply.status).toBe(200);
+    expect(reply.headers['set-cookie']).toEqual(['session=abc; HttpOnly', 'csrf=xyz', 'lang=de']);
+    expect(reply.rawHeaders.filter((_v, i) => i % 2 === 0 && reply.rawHeaders[i]!.toLowerCase() === 'link')).toHaveLength(2);
+    expect(reply.headers['x-frame-options']).toBe('DENY');
+    expect(reply.headers['x-powered-by']).toBe('PHP/8.2');
+  });
+
+  it('refuses an upload over maxBytes from its Content-Length, before reading it, and closes the connection', async () => {
+    let backendCalls = 0;
+    const address = await engine((_req, res) => {
+      backendCalls++;
+      res.end('ok');
+    });
+    const log = logger();
+    const base = new URL(await expressFront(address, log));
+    const socket = (await import('node:net')).connect(Number(base.port), base.hostname);
+    await once(socket, 'connect');
+    onTestFinished(() => {
+      socket.destroy();
+    });
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    const ended = once(socket, 'end');
+    // Headers and the first 1000 of 400,000 bytes; the rest is never sent.
+    socket.write(`POST /up.php HTTP/1.1\r\nHost: test\r\nContent-Length: 400000\r\nContent-Type: application/octet-stream\r\n\r\n`);
+    socket.write(Buffer.alloc(1000, 1));
+    await Promise.race([ended, delay(3000).then(() => Promise.reject(new Error('the gateway did not close the connection')))]);
+    const text = Buffer.concat(received).toString('latin1');
+    expect(text).toMatch(/^HTTP\/1\.1 413 /);
+    expect(text.toLowerCase()).toContain('connection: close');
+    expect(backendCalls).toBe(0);
+    expect(log.errors.some((e) => e.startsWith('413 for POST /up.php') && e.includes('400000'))).toBe(true);
+  });
+});
+
 describe('gateway in front of a misbehaving backend', () => {
   it('answers 502 for a malformed header block and for a malformed record, and drops hop-by-hop headers from the app', async () => {
     let n = 0;
