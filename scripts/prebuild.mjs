@@ -96,6 +96,7 @@ function build(target) {
     fail(`${target.name}: ${missing.join(', ')} not found${target.apt ? ` (apt-get install ${target.apt})` : ''}`);
   }
   const work = mkdtempSync(join(tmpdir(), `fastcgi-engine-prebuild-${target.name}-`));
+  let result;
   try {
     cpSync(join(root, 'binding.gyp'), join(work, 'binding.gyp'));
     cpSync(join(root, 'package.json'), join(work, 'package.json'));
@@ -128,13 +129,13 @@ function build(target) {
       '--cwd',
       work,
     ];
-    const result = spawnSync(process.execPath, args, { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
-    if (result.status !== 0) {
-      process.stderr.write(result.stdout + result.stderr);
-      fail(`${target.name}: prebuildify exited ${result.status ?? result.signal}`);
-    }
+    result = spawnSync(process.execPath, args, { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
   } finally {
     rmSync(work, { recursive: true, force: true });
+  }
+  if (result.status !== 0) {
+    process.stderr.write(result.stdout + result.stderr);
+    fail(`${target.name}: prebuildify exited ${result.status ?? result.signal}`);
   }
   const dir = join(root, 'prebuilds', target.name);
   const files = readdirSync(dir).filter((f) => f.endsWith('.node'));

@@ -75,7 +75,7 @@ function installNote(): string | null {
 
 /**
  * loadNativeScanner loads the addon through node-gyp-build and checks it against this build.
- * Throws when it cannot be loaded or does not match.
+ * Throws a NativeLoadError (one line) when it cannot be loaded or does not match.
  */
 export function loadNativeScanner(): Scanner {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
