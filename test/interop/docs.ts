@@ -11,6 +11,7 @@ const SUITES: Record<string, string> = {
   lighttpd: 'test/interop/lighttpd.interop.ts',
   h2o: 'test/interop/h2o.interop.ts',
   caddy: 'test/interop/caddy.interop.ts',
+  haproxy: 'test/interop/haproxy.interop.ts',
   'apache-proxy-fcgi': 'test/interop/apache-proxy-fcgi.interop.ts',
   'apache-fcgid': 'test/interop/apache-fcgid.interop.ts',
   'spawn-fcgi': 'test/interop/process-managers.interop.ts',
@@ -20,7 +21,7 @@ const SUITES: Record<string, string> = {
 };
 
 /** The order of the sections. */
-const ORDER = ['nginx', 'apache-proxy-fcgi', 'apache-fcgid', 'lighttpd', 'h2o', 'caddy', 'supervisor', 'systemd', 'spawn-fcgi', 'cgi-fcgi'];
+const ORDER = ['nginx', 'apache-proxy-fcgi', 'apache-fcgid', 'lighttpd', 'h2o', 'caddy', 'haproxy', 'supervisor', 'systemd', 'spawn-fcgi', 'cgi-fcgi'];
 
 const INTRO = `# Deploying behind a web server
 

@@ -225,6 +225,7 @@ export interface Listener {
   mount?: string;
   socketMode?: number;
   webServerAddrs?: string[] | null;
+  multiplex?: boolean;
 }
 
 /** One line of the app's events file. */

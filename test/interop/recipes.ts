@@ -469,6 +469,68 @@ export const caddy: Recipe = {
   ],
 };
 
+// ---- HAProxy -------------------------------------------------------------------------------------------------
+
+const HAPROXY_CFG = `# Run in the foreground: haproxy -db -f {{DIR}}/haproxy.cfg
+global
+  maxconn 4096
+  # The fcgi-app's STDERR lines and HAProxy's own messages go to stderr.
+  log stderr format raw local0 info
+
+defaults
+  mode http
+  log global
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+
+# The FastCGI side: HAProxy speaks FastCGI itself (no separate module). docroot is required; it becomes
+# DOCUMENT_ROOT and the prefix of SCRIPT_FILENAME.
+fcgi-app engine
+  docroot {{DIR}}/www
+  log-stderr global
+  # Ask the app (GET_VALUES) whether it multiplexes and how many requests it takes; with mpxs-conns,
+  # HAProxy puts up to FCGI_MAX_REQS streams on one connection.
+  option get-values
+  option mpxs-conns
+  option keep-conn
+
+frontend web
+  bind 127.0.0.1:{{HTTP_PORT}}
+  default_backend app
+
+backend app
+  use-fcgi-app engine
+  # Share idle and multiplexed backend connections between client connections.
+  http-reuse always
+  server app1 127.0.0.1:{{APP_PORT}} proto fcgi
+
+# The same app with multiplex: false (it answers FCGI_MPXS_CONNS 0): kept connections, one request at a time.
+frontend web_single
+  bind 127.0.0.1:{{HTTP_PORT_SINGLE}}
+  default_backend app_single
+
+backend app_single
+  use-fcgi-app engine
+  http-reuse always
+  server app2 127.0.0.1:{{APP_PORT_SINGLE}} proto fcgi
+`;
+
+export const haproxy: Recipe = {
+  id: 'haproxy',
+  title: 'HAProxy',
+  packages: ['haproxy'],
+  files: [{ name: 'haproxy.cfg', lang: 'haproxy', template: HAPROXY_CFG }],
+  command: 'haproxy -db -f {{DIR}}/haproxy.cfg',
+  docValues: { ...APP_DOC_VALUES, DIR: '/var/lib/myapp/haproxy', HTTP_PORT_SINGLE: '8082', APP_PORT_SINGLE: '9005' },
+  notes: [
+    "HAProxy is the only common front end that multiplexes: with `option get-values` and `http-reuse always` it asks the app for FCGI_MPXS_CONNS and FCGI_MAX_REQS and puts up to that many requests at once on one connection. The engine answers FCGI_MAX_REQS with `maxRequestsPerConnection` (128 by default), the number it takes on one connection, so no stream is refused.",
+    "**HAProxy 2.6 loses streams when it multiplexes under load**: when it adds a stream to a connection whose output buffer is partly full (uploads, bursts), it sends BEGIN_REQUEST and at once ABORT_REQUEST, without the params, and answers the client 500 (termination state `IH` in its log). The suite sees this in a burst of 400 requests with 5 MB uploads (a few dozen streams; none reach the app). With `multiplex: false` in the app (FCGI_MPXS_CONNS 0) HAProxy keeps connections and sends one request at a time on each, and the same burst is answered in full: use that behind HAProxy 2.6 until a release with a fixed FastCGI multiplexer.",
+    "Without `option keep-conn` every request gets its own connection; without `option mpxs-conns` a kept connection carries one request at a time.",
+    "SCRIPT_NAME is the whole path and PATH_INFO is empty unless `path-info` is set in the fcgi-app (a regex with two groups, as nginx's `fastcgi_split_path_info`); DOCUMENT_ROOT and SCRIPT_FILENAME come from `docroot`.",
+  ],
+};
+
 // ---- Apache --------------------------------------------------------------------------------------------------
 
 // What both Apache recipes start with: a self-contained server root (no /etc/apache2, no envvars).
@@ -728,4 +790,4 @@ export const cgiFcgiStart: Recipe = {
   ],
 };
 
-export const RECIPES: Recipe[] = [nginx, lighttpd, h2o, caddy, apacheProxyFcgi, apacheFcgid, spawnFcgi, supervisor, systemd, cgiFcgiStart];
+export const RECIPES: Recipe[] = [nginx, lighttpd, h2o, caddy, haproxy, apacheProxyFcgi, apacheFcgid, spawnFcgi, supervisor, systemd, cgiFcgiStart];
