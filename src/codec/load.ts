@@ -1,8 +1,10 @@
 // Chooses the scanner: the native addon when it loads and matches this build, the TypeScript twin otherwise.
 //
 // FASTCGI_NO_NATIVE=1 forces TypeScript (like ws's WS_NO_BUFFER_UTIL); FASTCGI_REQUIRE_NATIVE=1 turns a failed
-// native load into a NativeLoadError, so CI cannot pass on the fallback by accident. This is the only module
-// that touches the addon; everything else sees the Scanner interface.
+// native load into a NativeLoadError, so CI cannot pass on the fallback by accident. FASTCGI_NATIVE_ADDON=<path
+// of a .node file> loads that build instead of node-gyp-build's pick, under the same checks: it is how the
+// ASan + UBSan build of scripts/sanitize-addon.sh runs the suites. This is the only module that touches the
+// addon; everything else sees the Scanner interface.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as layout from './layout';
@@ -81,8 +83,10 @@ export function loadNativeScanner(): Scanner {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const load = require('node-gyp-build') as (dir: string) => NativeBinding;
   let binding: NativeBinding;
+  const addonPath = process.env.FASTCGI_NATIVE_ADDON;
   try {
-    binding = load(packageRoot);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    binding = addonPath ? (require(addonPath) as NativeBinding) : load(packageRoot);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     // node-gyp-build's "No native build was found for platform=... node=..." tells what is missing, not why:
