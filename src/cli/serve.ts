@@ -228,17 +228,13 @@ async function runWorker(settings: ServeSettings): Promise<number> {
     const shutdown = (): void => {
       if (closing) return;
       closing = true;
-      // The engine's close() does the whole drain: this worker's handle closes, so the primary hands new
-      // connections to another worker (a connection it offers meanwhile is refused and goes elsewhere);
-      // requests in flight finish; a connection handed over a moment ago is given its request's time
-      // (Server.close()). The callback runs once the last connection is gone.
+      // The engine's close() does the whole drain: this worker stops accepting, so the other workers take the
+      // new connections from the shared socket; requests in flight finish; a connection accepted a moment ago
+      // is given its request's time (Server.close()). The callback runs once the last connection is gone.
       server.close(() => {
         resolvePromise(0);
-        // The IPC channel to the primary keeps a worker alive: let go of it so the process can end. Not with
-        // process.disconnect(): the primary may have offered a connection just before it learnt that this
-        // worker's handle closed, and a worker that is gone never answers, so the primary would keep that
-        // connection forever, unanswered. worker.disconnect() goes through the primary (an acknowledged
-        // message), so every offer sent before it has been refused and handed to another worker by then.
+        // The IPC channel to the primary keeps a worker alive: let go of it so the process can end, through
+        // the primary (worker.disconnect()), which then forgets this worker's share of the listening socket.
         if (cluster.worker !== undefined) cluster.worker.disconnect();
         else process.disconnect?.();
       });
@@ -283,12 +279,23 @@ async function runPrimary(settings: ServeSettings): Promise<number> {
       return EXIT_USAGE;
     }
   }
+  // No hand-off: each worker accepts from the shared listening socket itself. Under node's default
+  // round-robin the primary accepts and passes the connection to a worker, keeping its own copy open until the
+  // worker says it took it; a worker killed (SIGKILL, the OOM killer) with one on its way never says so, and
+  // that connection stays open with nobody serving it until the web server's read timeout. Here a connection
+  // is either still queued on the listening socket, where any live worker takes it, or open in the one worker
+  // that accepted it, whose death closes it (the web server sees that at once and retries). The kernel spreads
+  // the accepts about evenly (README: Command line). Set before the first fork, which freezes it, and over
+  // NODE_CLUSTER_SCHED_POLICY.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   const env = { FASTCGI_ENGINE_SERVE: JSON.stringify(settings) };
   const current = new Set<Worker>();
   const retiring = new Set<Worker>();
+  // Referenced: when every worker is dead the primary has nothing else keeping it alive, and it must live to
+  // start them again.
+  const restarts = new Set<NodeJS.Timeout>();
   let stopping = false;
   let failures = 0;
-  let chmodDone = false;
 
   const fork = (): Promise<Worker> => {
     const worker = cluster.fork(env);
@@ -307,16 +314,22 @@ async function runPrimary(settings: ServeSettings): Promise<number> {
       failures = Date.now() - started > 10_000 ? 1 : failures + 1;
       const delay = Math.min(100 * 2 ** (failures - 1), 10_000);
       log(`worker ${worker.process.pid} died (${signal ?? `code ${code}`}); restarting in ${delay} ms`);
-      setTimeout(() => {
+      const timer = setTimeout(() => {
+        restarts.delete(timer);
         if (!stopping) void fork().catch(() => undefined);
-      }, delay).unref();
+      }, delay);
+      restarts.add(timer);
     });
     return new Promise<Worker>((resolvePromise, reject) => {
       worker.once('listening', () => {
         if (stopping) void retire(worker);
-        if (!chmodDone && where.kind === 'socket' && settings.socketMode !== undefined) {
-          chmodDone = true;
-          chmodSync(where.path, settings.socketMode);
+        // Every time: when the last worker dies node closes the socket, and the next one to listen binds it anew.
+        if (where.kind === 'socket' && settings.socketMode !== undefined) {
+          try {
+            chmodSync(where.path, settings.socketMode);
+          } catch {
+            // Gone again (that worker died at once): the next one to listen creates it and sets the mode.
+          }
         }
         resolvePromise(worker);
       });
@@ -369,6 +382,7 @@ async function runPrimary(settings: ServeSettings): Promise<number> {
     const stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
+      for (const timer of restarts) clearTimeout(timer);
       log(`${signal}: draining the workers (up to ${settings.drainTimeout} ms)`);
       gateway?.close();
       const remaining = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
