@@ -1,6 +1,5 @@
 // Raw connections and hostile byte layouts for bench/dos.ts and bench/fuzz-live.ts. Records are framed with
 // the package's writeHeader and encoders; only their cutting (1-byte records, endless streams) is hostile.
-import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { HEADER_LENGTH } from '../../src/protocol/constants';
 import { paddingFor, writeHeader } from '../../src/protocol/header';
@@ -27,7 +26,11 @@ export async function rawConnection(path: string): Promise<Socket> {
   const socket = connect(path);
   socket.on('error', () => undefined);
   socket.setMaxListeners(0);
-  await Promise.race([once(socket, 'connect'), once(socket, 'close')]);
+  // Not events.once: it rejects on 'error', and a refused connection is for the caller to see as closed.
+  await new Promise<void>((resolve) => {
+    socket.once('connect', resolve);
+    socket.once('close', () => resolve());
+  });
   return socket;
 }
 

@@ -69,6 +69,13 @@ export class LiveServer {
     return this.#exit;
   }
 
+  /** Why the child is gone and the error it threw, in one line; null while it runs. */
+  get crash(): string | null {
+    if (this.#exit === null) return null;
+    const thrown = this.#stderr.split('\n').filter((line) => /^\w*Error\b|^\s+at |code: /.test(line)).slice(0, 4);
+    return `${this.#exit}: ${thrown.map((l) => l.trim()).join(' | ') || this.#stderr.trim().slice(-300)}`;
+  }
+
   /** The end of what the child wrote to stderr. */
   get stderr(): string {
     return this.#stderr;
