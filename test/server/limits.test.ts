@@ -474,3 +474,52 @@ async function until(check: () => boolean, ms = 3000): Promise<void> {
     await delay(10);
   }
 }
+
+describe('Requests whose handler waits (output backed up) or never reads', () => {
+  it('keeps the body of a request whose handler waited for a backed-up connection to drain', async () => {
+    const h = await start({ connectionHighWaterMark: 16 * 1024 }, async (req, res) => {
+      if (req.url === '/big') return res.end(Buffer.alloc(8 * 1024 * 1024, 0x62));
+      let body = '';
+      for await (const chunk of req) body += (chunk as Buffer).toString();
+      res.end(`echo:${body}`);
+    });
+    const peer = await h.connect();
+    peer.socket.pause(); // reads nothing: /big fills the output, the POST's handler is deferred
+    const big = peer.waitForEnd(1, 10_000);
+    const post = peer.waitForEnd(2, 10_000);
+    // One write: the POST's params and body arrive while /big's 8 MiB wait for a peer that reads nothing.
+    await peer.send(
+      Buffer.concat([
+        buildRequest({ requestId: 1, keepConn: true, params: { ...GET, REQUEST_URI: '/big' } }),
+        buildRequest({ requestId: 2, keepConn: true, params: { ...GET, REQUEST_METHOD: 'POST', REQUEST_URI: '/post' }, stdin: 'hello deferred body' }),
+      ]),
+    );
+    await delay(300);
+    peer.socket.resume();
+    expect(parseCgiResponse((await big).stdout).body.length).toBe(8 * 1024 * 1024);
+    expect(parseCgiResponse((await post).stdout).body.toString()).toBe('echo:hello deferred body');
+  });
+
+  it('survives an abort of a FILTER request whose DATA stream nobody reads, and of a deferred request with part of its body', async () => {
+    const h = await start({ connectionHighWaterMark: 16 * 1024 }, (req, res) => {
+      if (req.url === '/big') res.end(Buffer.alloc(1024 * 1024, 0x62));
+      // Otherwise: hold, never touching req or req.data.
+    });
+    const filter = await h.connect();
+    await filter.send(Buffer.concat([beginRequest(1, 3, 1), record(RecordType.PARAMS, 1, pair('REQUEST_URI', '/hold')), record(RecordType.PARAMS, 1), record(RecordType.STDIN, 1), record(RecordType.DATA, 1, 'partial')]));
+    await delay(50);
+    await filter.send(record(RecordType.ABORT_REQUEST, 1));
+    expect((await filter.waitForEnd(1)).protocolStatus).toBe(ProtocolStatus.REQUEST_COMPLETE);
+    const deferred = await h.connect();
+    deferred.socket.pause();
+    await deferred.send([
+      buildRequest({ requestId: 1, keepConn: true, params: { ...GET, REQUEST_URI: '/big' } }),
+      buildRequest({ requestId: 2, keepConn: true, params: { ...GET, REQUEST_METHOD: 'POST', REQUEST_URI: '/post' }, stdin: 'part', noStdinEnd: true }),
+    ]);
+    await delay(100);
+    deferred.destroy();
+    await delay(100);
+    const after = await h.connect();
+    expect(parseCgiResponse((await after.request({ params: { ...GET, REQUEST_URI: '/big' } })).stdout).body.length).toBe(1024 * 1024);
+  });
+});
