@@ -244,10 +244,11 @@ export class Server extends NetServer {
    * `closeTimeout` ms destroys what is left. A connection that has not started a request yet (accepted a
    * moment ago; its BEGIN_REQUEST is on the way) gets up to 1 s (at most `closeTimeout`) for it: the request
    * is served, then the connection closed; if none comes it is closed then. In a node:cluster worker this is
-   * what makes a rolling restart lose nothing: once the worker's handle is closed the primary hands new
-   * connections to another worker, and the ones already handed to this one are answered. The callback runs
-   * when the last connection is gone; a worker should then end with cluster.worker.disconnect(), not
-   * process.disconnect(), which can strand a connection the primary was offering it at that moment.
+   * what makes a rolling restart lose nothing: once the worker's handle is closed new connections go to another
+   * worker, and the ones already accepted by this one are answered. The callback runs when the last connection
+   * is gone; a worker should then end with cluster.worker.disconnect(), not process.disconnect(), which can
+   * strand a connection a round-robin primary was offering it at that moment (SCHED_NONE, which `serve` uses,
+   * has no such hand-off: test/cli/serve-kill.test.ts).
    */
   override close(callback?: (error?: Error) => void): this {
     this.#closes++;
