@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "fastcgi_engine",
-      "sources": ["native/binding.cc", "native/scanner.cc"],
+      "sources": ["native/binding.cc", "native/scanner.cc", "native/precise-timer.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

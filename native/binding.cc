@@ -7,6 +7,7 @@
 
 #include "generated/known_names.h"
 #include "generated/layout.h"
+#include "precise-timer.h"
 #include "scanner.h"
 
 namespace {
@@ -66,6 +67,7 @@ Napi::Value RawFunction(Napi::Env env, const char* name, napi_callback cb) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("scanRecords", RawFunction(env, "scanRecords", Scan<fcgi::scan_records>));
   exports.Set("scanPairs", RawFunction(env, "scanPairs", Scan<fcgi::scan_pairs>));
+  RegisterPreciseTimer(env, exports);
   exports.Set("knownNamesHash", Napi::Number::New(env, fcgi::known_names_hash()));
   exports.Set("knownNameCount", Napi::Number::New(env, fcgi::kKnownNameCount));
   // The slot layout the addon was compiled with, for the loader's consistency check (cold path).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the N-API addon (native/binding.cc + native/scanner.cc) with ASan + UBSan into build/sanitized/ (the
-# normal build in build/Release is left alone) and runs the codec, differential and stream suites against it.
+# Builds the N-API addon (native/binding.cc, scanner.cc, precise-timer.cc) with ASan + UBSan into build/sanitized/ (the
+# normal build in build/Release is left alone) and runs the codec, differential, stream and send-timer suites on it.
 # Exits non-zero on a test failure or on any sanitizer report.
 #
 #   bash scripts/sanitize-addon.sh            build, then run the suites
@@ -53,7 +53,7 @@ mkdir -p "$out"
   -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all ${shared_runtime[@]+"${shared_runtime[@]}"} \
   -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED -DNODE_ADDON_API_DISABLE_CPP_EXCEPTIONS \
   -DBUILDING_NODE_EXTENSION -DNODE_GYP_MODULE_NAME=fastcgi_engine \
-  -I"$node_include" -I"$addon_api" -Inative native/binding.cc native/scanner.cc -o "$addon"
+  -I"$node_include" -I"$addon_api" -Inative native/binding.cc native/scanner.cc native/precise-timer.cc -o "$addon"
 echo "sanitize-addon: built $out/fastcgi_engine.node with $cxx (runtime $runtime)"
 [ "${1:-}" = "--build" ] && exit 0
 
@@ -85,7 +85,7 @@ console.log('sanitize-addon: loader uses ' + process.env.FASTCGI_NATIVE_ADDON);
 
 status=0
 # shellcheck disable=SC2086
-npx vitest run ${SANITIZE_SUITES:-test/codec test/differential test/stream} || status=1
+npx vitest run ${SANITIZE_SUITES:-test/codec test/differential test/stream test/cli/send-timer.test.ts} || status=1
 if compgen -G "$logs/*" >/dev/null; then
   cat "$logs"/* >&2
   echo "sanitize-addon: FAILED, sanitizer reports above (also in $out/reports/)" >&2

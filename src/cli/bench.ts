@@ -11,6 +11,7 @@ import { ProtocolStatus } from '../protocol/constants';
 import { UsageError, describeAddress, parseAddress, parseCount, parseDuration } from './args';
 import { percentileDistribution, renderLatencyPlot } from './latency-plot';
 import { LoadDriver, type LoadSink } from './load-driver';
+import { clock, createSendTimer, type SendTimer } from './send-timer';
 
 const HELP = `Usage: fastcgi-engine bench <address> [options]
 
@@ -82,6 +83,8 @@ export interface BenchReport {
   latencyMs: { min: number; mean: number; p50: number; p90: number; p99: number; p999: number; max: number };
   /** Open loop: actual − intended send time of each request (the generator's own lateness); null in closed loop. */
   senderLagMs: { p50: number; p99: number; max: number } | null;
+  /** Open loop: what timed the sends ('timerfd': to the µs, with the addon; 'setTimeout': ~1 ms); null in closed loop. */
+  scheduler: 'timerfd' | 'setTimeout' | null;
   /** Where --plot wrote the SVG (absolute path), else null. */
   plot: string | null;
   status: Record<string, number>;
@@ -225,10 +228,6 @@ function statOrNull(path: string): FileStats | null {
 }
 
 /** Microseconds on a monotonic clock (performance.now(): a double, cheaper than hrtime.bigint() and a division). */
-function clock(): number {
-  return performance.now() * 1000;
-}
-
 function buildHistogram(): hdr.Histogram {
   return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
 }
@@ -291,7 +290,7 @@ function ms(us: number): number {
 /** Open loop: above this sender lag at p99 (µs) the report warns that the schedule was not kept. */
 const LAG_WARN_US = 2000;
 
-function report(settings: BenchSettings, stats: Stats, elapsedUs: number, plot: string | null): BenchReport {
+function report(settings: BenchSettings, stats: Stats, elapsedUs: number, plot: string | null, scheduler: BenchReport['scheduler'] = null): BenchReport {
   const seconds = elapsedUs / 1e6;
   const h = stats.histogram;
   const empty = h.totalCount === 0;
@@ -323,6 +322,7 @@ function report(settings: BenchSettings, stats: Stats, elapsedUs: number, plot: 
       max: ms(h.maxValue),
     },
     senderLagMs: settings.rate === undefined ? null : { p50: ms(lag.getValueAtPercentile(50)), p99: ms(lag.getValueAtPercentile(99)), max: ms(lag.maxValue) },
+    scheduler: settings.rate === undefined ? null : scheduler,
     plot,
     status: Object.fromEntries([...stats.status].map(([code, n]) => [String(code), n])),
     protocolStatus,
@@ -342,7 +342,10 @@ function formatReport(r: BenchReport): string {
     `  ${r.total} requests in ${r.durationSeconds} s: ${r.requestsPerSecond} req/s, ${mb(r.bytesPerSecond)}/s (${mb(r.bytes)} of bodies)`,
     `  latency ms: p50 ${r.latencyMs.p50}  p90 ${r.latencyMs.p90}  p99 ${r.latencyMs.p99}  p99.9 ${r.latencyMs.p999}  max ${r.latencyMs.max}  (mean ${r.latencyMs.mean.toFixed(3)})${r.mode === 'open' ? '  [from the intended start]' : ''}`,
   ];
-  if (r.senderLagMs !== null) lines.push(`  sender lag ms: p50 ${r.senderLagMs.p50}  p99 ${r.senderLagMs.p99}  max ${r.senderLagMs.max}  [actual − intended send time]`);
+  if (r.senderLagMs !== null) {
+    const how = r.scheduler === 'timerfd' ? 'sends timed by a timerfd, to the µs' : 'sends timed by setTimeout (~1 ms; the addon did not load): part of the latency is the generator';
+    lines.push(`  sender lag ms: p50 ${r.senderLagMs.p50}  p99 ${r.senderLagMs.p99}  max ${r.senderLagMs.max}  [actual − intended send time; ${how}]`);
+  }
   lines.push(`  status: ${counts(r.status)}`, `  protocolStatus: ${counts(r.protocolStatus)}`, `  errors: ${counts(r.errorCodes)}`);
   if (r.plot !== null) lines.push(`  plot: ${r.plot}`);
   return lines.join('\n');
@@ -364,14 +367,15 @@ function plotSvg(r: BenchReport, stats: Stats): string {
 
 /**
  * Starts requests on the schedule start + i × interval until the deadline or the request limit, each timed from
- * its intended start. It sleeps on setTimeout until the next send is due and then sends every due request in
- * one turn. Timers have about 1 ms granularity, so at rates above ~1000/s requests go out in small bursts up to
- * about a millisecond late; each send's lateness goes into stats.senderLag and the report shows it. (Spinning
- * on setImmediate to be punctual was tried: it kept a core busy at 1000 req/s, and on a shared machine it was
- * less punctual than the timer, since the spinning process gets descheduled.) Resolves when the last request
+ * its intended start (or from its actual send, when the timer woke a little early and it left before its time).
+ * Between sends it sleeps on the send timer (send-timer.ts): a timerfd to the microsecond with the addon, else
+ * setTimeout, whose ~1 ms granularity sends in bursts up to a millisecond late. Requests due within EARLY_US go
+ * out in the same wake-up rather than costing another one. Each send's lateness goes into stats.senderLag.
+ * (Spinning on setImmediate was tried and rejected: it kept a core busy at 1000 req/s and, on a shared machine,
+ * was less punctual than a timer, since the spinning process gets descheduled.) Resolves when the last request
  * is started.
  */
-function openLoop(start: number, deadline: number, limit: number, rate: number, send: (intended: number) => void, stats: Stats): Promise<number> {
+function openLoop(start: number, deadline: number, limit: number, rate: number, send: (startedAt: number) => void, stats: Stats, timer: SendTimer): Promise<number> {
   const interval = 1e6 / rate;
   let issued = 0;
   return new Promise<number>((resolve) => {
@@ -379,19 +383,26 @@ function openLoop(start: number, deadline: number, limit: number, rate: number, 
       let now = clock();
       while (issued < limit) {
         const intended = start + issued * interval;
-        if (intended > now || intended >= deadline) break;
+        if (intended > now + EARLY_US || intended >= deadline) break;
         issued++;
-        stats.senderLag.recordValue(Math.round(now - intended));
-        send(intended);
+        stats.senderLag.recordValue(Math.max(0, Math.round(now - intended)));
+        send(Math.max(intended, now));
         now = clock();
       }
       const next = start + issued * interval;
-      if (issued >= limit || next >= deadline) return resolve(issued);
-      setTimeout(tick, Math.max(0, (next - now) / 1000));
+      if (issued >= limit || next >= deadline) {
+        timer.close();
+        return resolve(issued);
+      }
+      timer.at(next);
     };
+    timer.setCallback(tick);
     tick();
   });
 }
+
+/** A request due this soon leaves in the current wake-up (µs). */
+const EARLY_US = 20;
 
 export async function run(argv: string[]): Promise<number> {
   const settings = parseBenchArgs(argv);
@@ -429,6 +440,7 @@ export async function run(argv: string[]): Promise<number> {
 
   let issued = 0;
   let scheduling = true;
+  let scheduler: BenchReport['scheduler'] = null;
   await new Promise<void>((resolve) => {
     const settledAll = (): void => {
       if (!scheduling && stats.total === issued) resolve();
@@ -450,10 +462,12 @@ export async function run(argv: string[]): Promise<number> {
       for (let i = 0; i < concurrency && scheduling; i++) next();
     } else {
       stats.onSettled = settledAll;
-      void openLoop(start, deadline, limit, settings.rate, (intended) => {
+      const timer = createSendTimer();
+      scheduler = timer.kind;
+      void openLoop(start, deadline, limit, settings.rate, (startedAt) => {
         issued++;
-        driver.submit(intended);
-      }, stats).then(() => {
+        driver.submit(startedAt);
+      }, stats, timer).then(() => {
         scheduling = false;
         settledAll();
       });
@@ -464,7 +478,7 @@ export async function run(argv: string[]): Promise<number> {
   if (tty) process.stderr.write('\r\x1b[K');
   const elapsed = clock() - start;
 
-  let result = report(settings, stats, elapsed, null);
+  let result = report(settings, stats, elapsed, null, scheduler);
   let code = result.errors > 0 && result.completed === 0 ? 1 : 0;
   if (settings.plot !== undefined) {
     try {

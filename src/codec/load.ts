@@ -31,6 +31,24 @@ interface NativeBinding {
   scanPairs(buf: Uint8Array, start: number, end: number, out: Uint32Array): number;
   knownNamesHash: number;
   layout: Record<string, number>;
+  /** Linux only (native/precise-timer.cc). */
+  PreciseTimer?: PreciseTimerConstructor;
+}
+
+/** A timerfd-backed timer on the event loop: `arm(ns)` calls back at that CLOCK_MONOTONIC time (process.hrtime's clock). */
+export interface PreciseTimerHandle {
+  arm(deadlineNs: number): void;
+  disarm(): void;
+  close(): void;
+}
+export type PreciseTimerConstructor = new (callback: () => void) => PreciseTimerHandle;
+
+// The binding the scanner came from; the load generator's timer lives in the same addon.
+let loadedBinding: NativeBinding | null = null;
+
+/** The addon's precise timer, when the addon is in use and the platform has one (Linux); else null. */
+export function nativePreciseTimer(): PreciseTimerConstructor | null {
+  return loadedBinding?.PreciseTimer ?? null;
 }
 
 /** What the loader decided, and why. */
@@ -95,6 +113,7 @@ export function loadNativeScanner(): Scanner {
     throw new NativeLoadError(note ?? firstLine(message), { cause: error });
   }
   checkBinding(binding);
+  loadedBinding = binding;
   return Object.freeze({
     implementation: 'native' as const,
     knownNamesHash: binding.knownNamesHash,

@@ -1,0 +1,91 @@
+// When the open loop's next request is due. With the addon (Linux), a timerfd polled by libuv wakes the loop at
+// the microsecond (native/precise-timer.cc); libuv's own timers have millisecond resolution, which put the
+// generator's lateness into every latency it reported. The timer is armed early by how late this machine's
+// wake-ups run (an average, learned as it goes: ~45 µs on a virtual machine even with no timer slack), so
+// sends leave on time without spinning. Without the addon: setTimeout, and the report says so.
+import { nativePreciseTimer, type PreciseTimerHandle } from '../codec/load';
+
+/** Calls back at (or just before) a time on `clock()`'s µs scale. */
+export interface SendTimer {
+  /** 'timerfd' or 'setTimeout', for the report. */
+  readonly kind: 'timerfd' | 'setTimeout';
+  /** What to call when a time comes. */
+  setCallback(callback: () => void): void;
+  /** Calls the callback at `dueUs` (µs on performance.now()'s clock), replacing any earlier request. */
+  at(dueUs: number): void;
+  close(): void;
+}
+
+function noop(): void {}
+
+/** The µs clock the load generator times everything with. */
+export function clock(): number {
+  return performance.now() * 1000;
+}
+
+// Wake-ups are never assumed later than this: a long stall (GC, a busy core) must not make the timer fire early.
+const MAX_EARLY_US = 200;
+
+class NativeSendTimer implements SendTimer {
+  readonly kind = 'timerfd' as const;
+  readonly #timer: PreciseTimerHandle;
+  // performance.now() counts from the process's start on the monotonic clock; hrtime is that clock itself.
+  readonly #originNs: number;
+  #armedFor = 0;
+  #early = 0;
+  #callback: () => void = noop;
+
+  constructor() {
+    const Timer = nativePreciseTimer()!;
+    this.#timer = new Timer(() => {
+      // How much later than asked the wake-up came, averaged: the next one is asked for that much sooner.
+      const late = clock() - this.#armedFor;
+      this.#early = Math.min(MAX_EARLY_US, Math.max(0, this.#early + 0.1 * (late - this.#early)));
+      this.#callback();
+    });
+    this.#originNs = Number(process.hrtime.bigint()) - performance.now() * 1e6;
+  }
+
+  setCallback(callback: () => void): void {
+    this.#callback = callback;
+  }
+
+  at(dueUs: number): void {
+    this.#armedFor = dueUs - this.#early;
+    this.#timer.arm(this.#originNs + this.#armedFor * 1000);
+  }
+
+  close(): void {
+    this.#timer.close();
+  }
+}
+
+class FallbackSendTimer implements SendTimer {
+  readonly kind = 'setTimeout' as const;
+  #callback: () => void = noop;
+  #timer: NodeJS.Timeout | null = null;
+
+  setCallback(callback: () => void): void {
+    this.#callback = callback;
+  }
+
+  at(dueUs: number): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = setTimeout(this.#fire, Math.max(0, (dueUs - clock()) / 1000));
+  }
+
+  #fire = (): void => {
+    this.#timer = null;
+    this.#callback();
+  };
+
+  close(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+}
+
+/** The precise timer when the addon has one, else setTimeout. */
+export function createSendTimer(): SendTimer {
+  return nativePreciseTimer() !== null ? new NativeSendTimer() : new FallbackSendTimer();
+}
