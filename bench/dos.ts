@@ -385,6 +385,30 @@ const ATTACKS: Attack[] = [
       });
     },
   },
+  {
+    name: 'half-closed-unread',
+    what: 'POST /big without KEEP_CONN, 200 KB of body: the 1 MiB answer goes over connectionHighWaterMark while body bytes still wait in the socket; the peer reads the answer, then leaves; 8 connections at a time',
+    server: {},
+    expect: [],
+    // After END_REQUEST the server half-closes the connection but, paused for its output, never reads
+    // again, so it never sees the peer's FIN: the connection stays in its table (idleTimeout does not apply).
+    optIn: true,
+    legit: { fresh: 3, kept: 1 },
+    async run(attacker) {
+      const bytes = Buffer.concat([
+        encodeBeginRequest(1, Role.RESPONDER, 0),
+        encodeParams(1, POST('/big', 200_000)),
+        encodeStream(RecordType.STDIN, 1, Buffer.alloc(200_000, 0x65), { end: true }),
+      ]);
+      await attacker.loops(8, async () => {
+        const socket = await attacker.connect();
+        socket.resume();
+        socket.write(bytes);
+        await closedWithin(socket, 1000);
+        socket.destroy();
+      });
+    },
+  },
 ];
 
 interface Result {

@@ -32,18 +32,20 @@ interface Args {
   seed: number;
   concurrency: number;
   caseIndex: number | null;
+  sequential: number | null;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { seconds: 180, seed: (Date.now() % 1_000_000) | 0, concurrency: 200, caseIndex: null };
+  const args: Args = { seconds: 180, seed: (Date.now() % 1_000_000) | 0, concurrency: 200, caseIndex: null, sequential: null };
   for (let i = 0; i < argv.length; i++) {
     const value = argv[i + 1];
     if (argv[i] === '--seconds' && value !== undefined) args.seconds = Number(value), i++;
     else if (argv[i] === '--seed' && value !== undefined) args.seed = Number(value), i++;
     else if (argv[i] === '--concurrency' && value !== undefined) args.concurrency = Number(value), i++;
     else if (argv[i] === '--case' && value !== undefined) args.caseIndex = Number(value), i++;
+    else if (argv[i] === '--sequential' && value !== undefined) args.sequential = Number(value), i++;
     else if (argv[i] === '--help') {
-      process.stdout.write('usage: fuzz-live.ts [--seconds N (default 180)] [--seed N] [--concurrency N (200)] [--case I]\n');
+      process.stdout.write('usage: fuzz-live.ts [--seconds N (default 180)] [--seed N] [--concurrency N (200)] [--case I] [--sequential N]\n');
       process.exit(0);
     } else {
       process.stderr.write(`unknown argument ${argv[i]}\n`);
@@ -306,6 +308,20 @@ async function main(): Promise<void> {
     await sleep(200);
     process.stdout.write(`${JSON.stringify(outcome)}\nserver: ${JSON.stringify(await server.stats())}\n`);
     await server.stop();
+    return;
+  }
+  if (args.sequential !== null) {
+    // One case at a time, each followed by a wait for the server to drop everything: which cases leave
+    // something behind (connections, bytes, requests)?
+    const found: string[] = [];
+    for (let index = 0; index < args.sequential && found.length < 10 && server.exit === null; index++) {
+      const outcome = await runCase(server.path, args.seed, index);
+      const left = await server.drained(1000);
+      if (left === null || leftOver(left) > 0) found.push(`case ${index} (${outcome.name}): ${left === null ? server.crash : describeLeft(left)}`);
+    }
+    process.stdout.write(`${found.length === 0 ? 'no case' : found.join('\n')} of the first ${args.sequential} (seed ${args.seed}) left something in the server\n`);
+    await server.stop();
+    process.exitCode = found.length === 0 ? 0 : 1;
     return;
   }
   process.stdout.write(`fuzz:live seed ${args.seed}, ${args.seconds} s, ${args.concurrency} fuzz connections at a time, node ${process.version}\n`);
