@@ -31,7 +31,8 @@ else
   runtime=$("$cxx" -print-file-name=libasan.so)
 fi
 if [ ! -e "$runtime" ]; then
-  echo "sanitize-addon: $cxx has no shared ASan runtime; apt-get install libasan8 (g++) or libclang-rt-14-dev (clang++)" >&2
+  echo "sanitize-addon: $cxx has no shared ASan runtime;" \
+    "apt-get install libasan8 (g++) or libclang-rt-14-dev (clang++)" >&2
   exit 1
 fi
 
@@ -50,7 +51,8 @@ mkdir -p "$out"
 # The defines and language flags of binding.gyp and node-addon-api's noexcept target, at -O1 with frame pointers
 # for readable reports instead of -O3; -fno-sanitize-recover makes every UBSan finding fatal.
 "$cxx" -shared -fPIC -pthread -std=gnu++17 -fno-rtti -fno-exceptions -fvisibility=hidden -g -O1 \
-  -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all ${shared_runtime[@]+"${shared_runtime[@]}"} \
+  -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+  ${shared_runtime[@]+"${shared_runtime[@]}"} \
   -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED -DNODE_ADDON_API_DISABLE_CPP_EXCEPTIONS \
   -DBUILDING_NODE_EXTENSION -DNODE_GYP_MODULE_NAME=fastcgi_engine \
   -I"$node_include" -I"$addon_api" -Inative native/binding.cc native/scanner.cc native/precise-timer.cc -o "$addon"

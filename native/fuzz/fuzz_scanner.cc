@@ -21,9 +21,11 @@
 #pragma clang attribute push(__attribute__((no_sanitize("coverage"))), apply_to = function)
 
 // The same scanner.cc compiled once more without coverage instrumentation (scripts/fuzz.sh renames its
-// namespace with -Dfcgi=fcgi_uninstrumented), still under ASan and UBSan. The output with room for everything
-// below scans every byte the rescanned pieces already scanned, so its coverage and comparison feedback is a
-// repeat; the instrumented scanner's per-comparison callbacks made that second pass a third of the run.
+// namespace with -Dfcgi=fcgi_uninstrumented), still under ASan and UBSan, for the output with room for
+// everything below: that pass scans the bytes the rescanned pieces already scanned, so its feedback is a
+// repeat. Instrumented, it cost a tenth of each input's time in comparison callbacks, and its feedback kept
+// libFuzzer breeding a corpus of larger inputs (1-1.5 MB after 45 s instead of 0.3 MB) that reached no edge
+// more and ran at a third of the rate.
 namespace fcgi_uninstrumented {
 uint32_t scan_records(const uint8_t* data, size_t start, size_t end, uint32_t* out, size_t out_length);
 uint32_t scan_pairs(const uint8_t* data, size_t start, size_t end, uint32_t* out, size_t out_length);
@@ -300,7 +302,8 @@ struct Scanner {
   size_t (*verify)(const Call&, Out&, size_t);
 };
 
-const Scanner kRecords{scan_records, fcgi_uninstrumented::scan_records, REC_STRIDE, RECORD_HEADER_LENGTH, verify_records};
+const Scanner kRecords{scan_records, fcgi_uninstrumented::scan_records, REC_STRIDE, RECORD_HEADER_LENGTH,
+                       verify_records};
 const Scanner kPairs{scan_pairs, fcgi_uninstrumented::scan_pairs, PAIR_STRIDE, 2, verify_pairs};
 const Scanner* const kScanners[] = {&kRecords, &kPairs};
 
