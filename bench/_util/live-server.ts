@@ -19,7 +19,7 @@ export const MiB = 1024 * 1024;
 export interface LiveServerOptions {
   /** Server options, passed as JSON. */
   server?: Record<string, unknown>;
-  /** --max-old-space-size for the child, in MiB (the abuse tests use 256). */
+  /** --max-old-space-size for the child, in MiB (the abuse tests use 256); 0 for V8's default. */
   heapMiB?: number;
 }
 
@@ -50,7 +50,7 @@ export class LiveServer {
   static async start(options: LiveServerOptions = {}): Promise<LiveServer> {
     const dir = mkdtempSync(join(tmpdir(), 'fcgi-live-'));
     const child = fork(APP, [join(dir, 'app.sock'), JSON.stringify(options.server ?? {})], {
-      execArgv: ['--import', 'tsx', '--expose-gc', `--max-old-space-size=${options.heapMiB ?? 256}`],
+      execArgv: ['--import', 'tsx', '--expose-gc', ...(options.heapMiB === 0 ? [] : [`--max-old-space-size=${options.heapMiB ?? 256}`])],
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
     });
     const server = new LiveServer(dir, child);
