@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the N-API addon (native/binding.cc, scanner.cc, precise-timer.cc) with ASan + UBSan into build/sanitized/ (the
-# normal build in build/Release is left alone) and runs the codec, differential, stream and send-timer suites on it.
+# Builds the N-API addon (binding.gyp's sources: native/binding.cc, scanner.cc, precise-timer.cc) with ASan +
+# UBSan into build/sanitized/ (the normal build in build/Release is left alone) and runs the codec,
+# differential, stream and send-timer suites on it.
 # Exits non-zero on a test failure or on any sanitizer report.
 #
 #   bash scripts/sanitize-addon.sh            build, then run the suites
@@ -46,6 +47,9 @@ if [ ! -e "$node_include/node_api.h" ]; then
   exit 1
 fi
 addon_api=$(node -p "require('node-addon-api').include_dir")
+# The sources binding.gyp builds, so a file added there is not missing here.
+read -r -a sources <<<"$(node -p "JSON.parse(require('fs').readFileSync('binding.gyp', 'utf8'))
+  .targets.find((t) => t.target_name === 'fastcgi_engine').sources.join(' ')")"
 
 mkdir -p "$out"
 # The defines and language flags of binding.gyp and node-addon-api's noexcept target, at -O1 with frame pointers
@@ -55,7 +59,7 @@ mkdir -p "$out"
   ${shared_runtime[@]+"${shared_runtime[@]}"} \
   -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED -DNODE_ADDON_API_DISABLE_CPP_EXCEPTIONS \
   -DBUILDING_NODE_EXTENSION -DNODE_GYP_MODULE_NAME=fastcgi_engine \
-  -I"$node_include" -I"$addon_api" -Inative native/binding.cc native/scanner.cc native/precise-timer.cc -o "$addon"
+  -I"$node_include" -I"$addon_api" -Inative "${sources[@]}" -o "$addon"
 echo "sanitize-addon: built $out/fastcgi_engine.node with $cxx (runtime $runtime)"
 [ "${1:-}" = "--build" ] && exit 0
 
