@@ -12,6 +12,7 @@ import { UsageError, describeAddress, parseAddress, parseCount, parseDuration } 
 import { percentileDistribution, renderLatencyPlot } from './latency-plot';
 import { LoadDriver, type LoadSink } from './load-driver';
 import { clock, createSendTimer, type SendTimer } from './send-timer';
+import { startNullResponder } from './null-responder';
 
 const HELP = `Usage: fastcgi-engine bench <address> [options]
 
@@ -25,8 +26,9 @@ Load:
   --requests N        stop after N requests instead (whichever of --duration/--requests comes first when both)
   --rate R            open loop: start R requests per second on schedule; latency is measured from the
                       intended start time (coordinated omission corrected). Without it: closed loop. Sends
-                      are timed with the event loop's timers (about 1 ms granularity): the report shows by how
-                      much each send was late (sender lag).
+                      are timed by a timerfd to the microsecond (Linux, with the addon; else the event
+                      loop's ~1 ms timers, and the report says so); it shows how late each send was
+                      (sender lag).
   --no-keep-conn      a new connection per request (default: kept connections, FCGI_KEEP_CONN)
 Request:
   --method M          REQUEST_METHOD (default GET)
@@ -38,6 +40,8 @@ Request:
 Output:
   --json              print the final report as JSON on stdout
   --plot FILE         write the latency percentile plot (HdrHistogram style, log percentile axis) as SVG
+  --calibrate         first run the same load (at most 3 s or 20000 requests) against a null responder in
+                      this process and print its latency beside the results: the generator's own floor
   -h, --help          this text
 
 Progress goes to stderr: one line refreshed in place on a terminal, a line a second otherwise.
@@ -64,6 +68,7 @@ interface BenchSettings {
   json: boolean;
   /** --plot, resolved to an absolute path whose directory was found writable. */
   plot: string | undefined;
+  calibrate: boolean;
 }
 
 export interface BenchReport {
@@ -85,6 +90,11 @@ export interface BenchReport {
   senderLagMs: { p50: number; p99: number; max: number } | null;
   /** Open loop: what timed the sends ('timerfd': to the µs, with the addon; 'setTimeout': ~1 ms); null in closed loop. */
   scheduler: 'timerfd' | 'setTimeout' | null;
+  /**
+   * With --calibrate: the latency of the same load against a null responder in this process (a worker thread
+   * answering at once over a unix socket), the floor of what this generator can measure here; else null.
+   */
+  floorMs: { p50: number; p99: number; p999: number; requestsPerSecond: number } | null;
   /** Where --plot wrote the SVG (absolute path), else null. */
   plot: string | null;
   status: Record<string, number>;
@@ -135,6 +145,7 @@ function parseBenchArgs(argv: string[]): BenchSettings | null {
       timeout: { type: 'string' },
       json: { type: 'boolean' },
       plot: { type: 'string' },
+      calibrate: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -185,6 +196,7 @@ function parseBenchArgs(argv: string[]): BenchSettings | null {
     timeout: parseCount('timeout', values.timeout, 1) ?? 30_000,
     json: values.json === true,
     plot: values.plot === undefined ? undefined : checkPlotPath(values.plot),
+    calibrate: values.calibrate === true,
   };
 }
 
@@ -323,6 +335,7 @@ function report(settings: BenchSettings, stats: Stats, elapsedUs: number, plot: 
     },
     senderLagMs: settings.rate === undefined ? null : { p50: ms(lag.getValueAtPercentile(50)), p99: ms(lag.getValueAtPercentile(99)), max: ms(lag.maxValue) },
     scheduler: settings.rate === undefined ? null : scheduler,
+    floorMs: null,
     plot,
     status: Object.fromEntries([...stats.status].map(([code, n]) => [String(code), n])),
     protocolStatus,
@@ -347,6 +360,9 @@ function formatReport(r: BenchReport): string {
     lines.push(`  sender lag ms: p50 ${r.senderLagMs.p50}  p99 ${r.senderLagMs.p99}  max ${r.senderLagMs.max}  [actual − intended send time; ${how}]`);
   }
   lines.push(`  status: ${counts(r.status)}`, `  protocolStatus: ${counts(r.protocolStatus)}`, `  errors: ${counts(r.errorCodes)}`);
+  if (r.floorMs !== null) {
+    lines.push(`  generator floor ms: p50 ${r.floorMs.p50}  p99 ${r.floorMs.p99}  p99.9 ${r.floorMs.p999}  [the same load against a null responder in this process, ${r.floorMs.requestsPerSecond} req/s]`);
+  }
   if (r.plot !== null) lines.push(`  plot: ${r.plot}`);
   return lines.join('\n');
 }
@@ -362,6 +378,7 @@ function plotSvg(r: BenchReport, stats: Stats): string {
     ],
     count: stats.histogram.totalCount,
     points: percentileDistribution(stats.histogram, 1000),
+    floorMs: r.floorMs?.p50,
   });
 }
 
@@ -404,12 +421,14 @@ function openLoop(start: number, deadline: number, limit: number, rate: number, 
 /** A request due this soon leaves in the current wake-up (µs). */
 const EARLY_US = 20;
 
-export async function run(argv: string[]): Promise<number> {
-  const settings = parseBenchArgs(argv);
-  if (settings === null) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
+/** One load run: the outcomes, how long it took (µs) and what timed open-loop sends. */
+interface Measured {
+  stats: Stats;
+  elapsed: number;
+  scheduler: BenchReport['scheduler'];
+}
+
+async function measure(settings: BenchSettings, progressLines: boolean): Promise<Measured> {
   const stats = new Stats();
   const driver = new LoadDriver(
     {
@@ -430,6 +449,7 @@ export async function run(argv: string[]): Promise<number> {
   const tty = process.stderr.isTTY === true;
   let lastTick = start;
   const progress = setInterval(() => {
+    if (!progressLines) return;
     const now = clock();
     const rate = stats.windowCount / ((now - lastTick) / 1e6);
     stats.windowCount = 0;
@@ -475,10 +495,38 @@ export async function run(argv: string[]): Promise<number> {
   });
   driver.close();
   clearInterval(progress);
-  if (tty) process.stderr.write('\r\x1b[K');
-  const elapsed = clock() - start;
+  if (tty && progressLines) process.stderr.write('\r\x1b[K');
+  return { stats, elapsed: clock() - start, scheduler };
+}
 
-  let result = report(settings, stats, elapsed, null, scheduler);
+/** --calibrate runs this long (or this many requests) at most against the null responder. */
+const CALIBRATE_MAX_MS = 3000;
+const CALIBRATE_MAX_REQUESTS = 20_000;
+
+/** The same load against the null responder, shortened: the generator's floor. */
+async function calibrate(settings: BenchSettings): Promise<NonNullable<BenchReport['floorMs']>> {
+  const responder = await startNullResponder();
+  try {
+    const durationMs = settings.durationMs === undefined ? undefined : Math.min(settings.durationMs, CALIBRATE_MAX_MS);
+    const requests = settings.requests === undefined ? undefined : Math.min(settings.requests, CALIBRATE_MAX_REQUESTS);
+    const { stats, elapsed } = await measure({ ...settings, address: { path: responder.path }, durationMs, requests, params: { ...settings.params } }, false);
+    const h = stats.histogram;
+    return { p50: ms(h.getValueAtPercentile(50)), p99: ms(h.getValueAtPercentile(99)), p999: ms(h.getValueAtPercentile(99.9)), requestsPerSecond: Math.round(stats.total / (elapsed / 1e6)) };
+  } finally {
+    await responder.close();
+  }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const settings = parseBenchArgs(argv);
+  if (settings === null) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  const floor = settings.calibrate ? await calibrate(settings) : null;
+  const { stats, elapsed, scheduler } = await measure(settings, true);
+
+  let result = { ...report(settings, stats, elapsed, null, scheduler), floorMs: floor };
   let code = result.errors > 0 && result.completed === 0 ? 1 : 0;
   if (settings.plot !== undefined) {
     try {

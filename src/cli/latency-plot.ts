@@ -21,6 +21,8 @@ export interface LatencyPlotData {
   readonly count: number;
   /** Percentile distribution in increasing percentile order, as percentileDistribution() returns it. */
   readonly points: readonly PercentilePoint[];
+  /** The generator's own floor (bench --calibrate, its p50 in ms): drawn as a dashed line, labelled. */
+  readonly floorMs?: number | undefined;
 }
 
 /** Layout, in SVG user units (px). */
@@ -124,7 +126,8 @@ export function renderLatencyPlot(data: LatencyPlotData): string {
     const inverse = percentile >= 1 ? xMax : Math.min(xMax, 1 / (1 - percentile));
     return left + (Math.log10(inverse) / Math.log10(xMax)) * (right - left);
   };
-  const maxMs = points.reduce((m, p) => Math.max(m, p.valueMs), 0);
+  const floor = data.floorMs !== undefined && Number.isFinite(data.floorMs) && data.floorMs >= 0 ? data.floorMs : null;
+  const maxMs = Math.max(points.reduce((m, p) => Math.max(m, p.valueMs), 0), floor ?? 0);
   const { ticks: yTicks, decimals } = niceTicks(maxMs);
   const yTop = yTicks[yTicks.length - 1]!;
   const yOf = (ms: number): number => bottom - (ms / yTop) * (bottom - top);
@@ -154,6 +157,13 @@ export function renderLatencyPlot(data: LatencyPlotData): string {
     const y = Math.round(yOf(p.valueMs) * 10) / 10;
     if (xy.length > 0 && xy[xy.length - 1]![0] >= x) xy[xy.length - 1]![1] = Math.min(xy[xy.length - 1]![1], y);
     else xy.push([x, y]);
+  }
+  if (floor !== null) {
+    const y = fmt(yOf(floor));
+    out.push(
+      `<line class="floor" x1="${left}" y1="${y}" x2="${right}" y2="${y}" stroke="#c0392b" stroke-width="1.5" stroke-dasharray="6 4"/>`,
+      `<text class="floor-label" x="${right - 6}" y="${fmt(yOf(floor) - 6)}" text-anchor="end" fill="#c0392b">generator floor p50 ${escapeXml(String(floor))} ms</text>`,
+    );
   }
   out.push(
     `<polyline class="latency" fill="none" stroke="#1f66c9" stroke-width="2" stroke-linejoin="round" points="${xy.map(([x, y]) => `${x},${y}`).join(' ')}"/>`,

@@ -53,6 +53,32 @@ describe('bench', () => {
     expect(report.senderLagMs).not.toBeNull();
   });
 
+  it('--calibrate: the same load against a null responder first, its latency reported as the floor and marked on the plot', async () => {
+    const server = await startServe('node-handler.mjs');
+    const file = join(tempDir(), 'floor.svg');
+    const { report } = await benchJson([server.socket, '--connections', '1', '--requests', '500', '--calibrate', '--plot', file]);
+    expect(report.total).toBe(500);
+    const floor = report.floorMs!;
+    expect(floor).not.toBeNull();
+    expect(floor.p50).toBeGreaterThan(0);
+    expect(floor.p50).toBeLessThanOrEqual(floor.p99);
+    expect(floor.requestsPerSecond).toBeGreaterThan(0);
+    // The null responder does less than any application: its median is no higher than the real one's (a little
+    // slack for a shared machine).
+    expect(floor.p50).toBeLessThanOrEqual(report.latencyMs.p50 + 0.05);
+    expect(readFileSync(file, 'utf8')).toContain(`generator floor p50 ${floor.p50} ms`);
+    const text = await runCli(['bench', server.socket, '--connections', '1', '--requests', '50', '--calibrate']);
+    expect(text.stdout).toMatch(/generator floor ms: p50 [\d.]+ {2}p99 [\d.]+/);
+  });
+
+  it('open loop: the report names what timed the sends (timerfd with the addon on Linux, else setTimeout)', async () => {
+    const server = await startServe('node-handler.mjs');
+    const { report } = await benchJson([server.socket, '--rate', '200', '--requests', '100']);
+    const native = process.env.FASTCGI_NO_NATIVE === undefined || process.env.FASTCGI_NO_NATIVE === '' || process.env.FASTCGI_NO_NATIVE === '0';
+    expect(report.scheduler).toBe(native && process.platform === 'linux' ? 'timerfd' : 'setTimeout');
+    if (report.scheduler === 'timerfd') expect(report.senderLagMs!.p50).toBeLessThan(0.25);
+  });
+
   it('open loop at a modest rate: sender lag reported, small, and the latency counted from the intended start', async () => {
     const server = await startServe('node-handler.mjs');
     const { report } = await benchJson([server.socket, '--rate', '100', '--duration', '1s']);
