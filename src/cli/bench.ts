@@ -6,6 +6,7 @@
 import { accessSync, constants as fsConstants, readFileSync, statSync, writeFileSync, type Stats as FileStats } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
+import { once } from 'node:events';
 import * as hdr from 'hdr-histogram-js';
 import { ProtocolStatus } from '../protocol/constants';
 import { UsageError, describeAddress, parseAddress, parseCount, parseDuration } from './args';
@@ -13,6 +14,7 @@ import { percentileDistribution, renderLatencyPlot } from './latency-plot';
 import { LoadDriver, type LoadSink } from './load-driver';
 import { clock, createSendTimer, type SendTimer } from './send-timer';
 import { startNullResponder } from './null-responder';
+import { startModuleWorker } from './module-worker';
 
 const HELP = `Usage: fastcgi-engine bench <address> [options]
 
@@ -21,6 +23,8 @@ host:port, tcp://host:port or a port.
 
 Load:
   --connections N     connections (default 10)
+  --threads N         spread the connections (and the rate) over N threads, each with its own event loop,
+                      like wrk's -t (default 1)
   --multiplex K       requests in flight per connection (default 1; >1 needs a multiplexing backend)
   --duration T        how long: 10s, 500ms, 2m (default 10s)
   --requests N        stop after N requests instead (whichever of --duration/--requests comes first when both)
@@ -52,7 +56,7 @@ generator could not keep its schedule: that delay is then part of the latency fi
 
 const PROTOCOL_STATUS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(ProtocolStatus).map(([k, v]) => [v, k]));
 
-interface BenchSettings {
+export interface BenchSettings {
   address: ReturnType<typeof parseAddress>;
   connections: number;
   multiplex: number;
@@ -69,12 +73,16 @@ interface BenchSettings {
   /** --plot, resolved to an absolute path whose directory was found writable. */
   plot: string | undefined;
   calibrate: boolean;
+  /** Event loops (worker threads) the connections are spread over. */
+  threads: number;
 }
 
 export interface BenchReport {
   address: string;
   mode: 'closed' | 'open';
   connections: number;
+  /** Event loops the connections were spread over (--threads). */
+  threads: number;
   multiplex: number;
   keepConn: boolean;
   rate: number | null;
@@ -146,6 +154,7 @@ function parseBenchArgs(argv: string[]): BenchSettings | null {
       json: { type: 'boolean' },
       plot: { type: 'string' },
       calibrate: { type: 'boolean' },
+      threads: { type: 'string', short: 't' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -197,6 +206,7 @@ function parseBenchArgs(argv: string[]): BenchSettings | null {
     json: values.json === true,
     plot: values.plot === undefined ? undefined : checkPlotPath(values.plot),
     calibrate: values.calibrate === true,
+    threads: parseCount('threads', values.threads, 1) ?? 1,
   };
 }
 
@@ -314,6 +324,7 @@ function report(settings: BenchSettings, stats: Stats, elapsedUs: number, plot: 
     address: describeAddress(settings.address),
     mode: settings.rate === undefined ? 'closed' : 'open',
     connections: settings.connections,
+    threads: settings.threads,
     multiplex: settings.multiplex,
     keepConn: settings.keepConn,
     rate: settings.rate ?? null,
@@ -351,7 +362,7 @@ function formatReport(r: BenchReport): string {
   const counts = (m: Record<string, number>): string => (Object.keys(m).length === 0 ? '-' : Object.entries(m).map(([k, v]) => `${k}: ${v}`).join(', '));
   const mb = (n: number): string => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} MB` : `${(n / 1e3).toFixed(1)} kB`);
   const lines = [
-    `${describeMode(r)} against ${r.address}: ${r.connections} connection(s) × ${r.multiplex} in flight, ${r.keepConn ? 'kept connections' : 'a connection per request'}`,
+    `${describeMode(r)} against ${r.address}: ${r.connections} connection(s) × ${r.multiplex} in flight${r.threads > 1 ? ` on ${r.threads} threads` : ''}, ${r.keepConn ? 'kept connections' : 'a connection per request'}`,
     `  ${r.total} requests in ${r.durationSeconds} s: ${r.requestsPerSecond} req/s, ${mb(r.bytesPerSecond)}/s (${mb(r.bytes)} of bodies)`,
     `  latency ms: p50 ${r.latencyMs.p50}  p90 ${r.latencyMs.p90}  p99 ${r.latencyMs.p99}  p99.9 ${r.latencyMs.p999}  max ${r.latencyMs.max}  (mean ${r.latencyMs.mean.toFixed(3)})${r.mode === 'open' ? '  [from the intended start]' : ''}`,
   ];
@@ -499,6 +510,83 @@ async function measure(settings: BenchSettings, progressLines: boolean): Promise
   return { stats, elapsed: clock() - start, scheduler };
 }
 
+/** What a thread sends back: its outcomes, histograms encoded (hdr's compressed base64). */
+export interface ShareResult {
+  histogram: string;
+  senderLag: string;
+  status: [number, number][];
+  protocolStatus: [string, number][];
+  errorCodes: [string, number][];
+  answered: number;
+  errors: number;
+  bytes: number;
+  elapsed: number;
+  scheduler: BenchReport['scheduler'];
+}
+
+/** Runs one thread's share (bench-thread.ts). */
+export async function measureShare(settings: BenchSettings): Promise<ShareResult> {
+  // Structured clone turned the body Buffer into a Uint8Array.
+  const share = { ...settings, body: settings.body === null ? null : Buffer.from(settings.body) };
+  const { stats, elapsed, scheduler } = await measure(share, false);
+  return {
+    histogram: hdr.encodeIntoCompressedBase64(stats.histogram),
+    senderLag: hdr.encodeIntoCompressedBase64(stats.senderLag),
+    status: [...stats.status],
+    protocolStatus: [...stats.protocolStatus],
+    errorCodes: [...stats.errorCodes],
+    answered: stats.answered,
+    errors: stats.errors,
+    bytes: stats.bytes,
+    elapsed,
+    scheduler,
+  };
+}
+
+/** Splits `total` into `n` near-equal integer parts, the larger first. */
+function split(total: number, n: number): number[] {
+  return Array.from({ length: n }, (_, i) => Math.floor(total / n) + (i < total % n ? 1 : 0));
+}
+
+/** --threads N: each thread a share of the load; their histograms and counts merged into one result. */
+async function measureThreaded(settings: BenchSettings): Promise<Measured> {
+  const n = settings.threads;
+  const connections = split(settings.connections, n);
+  const requests = settings.requests === undefined ? null : split(settings.requests, n);
+  const shares: BenchSettings[] = connections.map((c, i) => ({
+    ...settings,
+    threads: 1,
+    plot: undefined,
+    calibrate: false,
+    connections: c,
+    requests: requests === null ? undefined : requests[i]!,
+    rate: settings.rate === undefined ? undefined : settings.rate / n,
+  }));
+  const results = await Promise.all(
+    shares.map(async (share) => {
+      const worker = startModuleWorker(__filename.replace(/bench(\.[cm]?[jt]s)$/, 'bench-thread$1'), share);
+      const [result] = (await once(worker, 'message')) as [ShareResult];
+      await worker.terminate();
+      return result;
+    }),
+  );
+  const stats = new Stats();
+  let elapsed = 0;
+  for (const r of results) {
+    stats.histogram.add(hdr.decodeFromCompressedBase64(r.histogram));
+    stats.senderLag.add(hdr.decodeFromCompressedBase64(r.senderLag));
+    for (const [k, v] of r.status) stats.status.set(k, (stats.status.get(k) ?? 0) + v);
+    for (const [k, v] of r.protocolStatus) stats.protocolStatus.set(k, (stats.protocolStatus.get(k) ?? 0) + v);
+    for (const [k, v] of r.errorCodes) stats.errorCodes.set(k, (stats.errorCodes.get(k) ?? 0) + v);
+    stats.answered += r.answered;
+    stats.errors += r.errors;
+    stats.bytes += r.bytes;
+    stats.total += r.answered + r.errors;
+    elapsed = Math.max(elapsed, r.elapsed);
+  }
+  return { stats, elapsed, scheduler: results[0]?.scheduler ?? null };
+}
+
 /** --calibrate runs this long (or this many requests) at most against the null responder. */
 const CALIBRATE_MAX_MS = 3000;
 const CALIBRATE_MAX_REQUESTS = 20_000;
@@ -523,8 +611,9 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
+  if (settings.threads > settings.connections) throw new UsageError(`--threads ${settings.threads} needs at least as many connections (--connections ${settings.connections})`);
   const floor = settings.calibrate ? await calibrate(settings) : null;
-  const { stats, elapsed, scheduler } = await measure(settings, true);
+  const { stats, elapsed, scheduler } = settings.threads > 1 ? await measureThreaded(settings) : await measure(settings, true);
 
   let result = { ...report(settings, stats, elapsed, null, scheduler), floorMs: floor };
   let code = result.errors > 0 && result.completed === 0 ? 1 : 0;

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { once } from 'node:events';
-import { Worker } from 'node:worker_threads';
+import { startModuleWorker } from './module-worker';
 
 export interface NullResponder {
   readonly path: string;
@@ -15,13 +15,7 @@ export interface NullResponder {
 export async function startNullResponder(): Promise<NullResponder> {
   const dir = mkdtempSync(join(tmpdir(), 'fcgi-null-'));
   const path = join(dir, 'null.sock');
-  // The worker runs this module's sibling as built (.js) or, from the checkout under tsx, as source (.ts): Node
-  // 20 does not apply tsx's loader to a worker, so the worker registers tsx's require hook itself.
-  const file = join(__dirname, `null-responder-worker${extname(__filename)}`);
-  const worker =
-    extname(__filename) === '.ts'
-      ? new Worker(`require('tsx/cjs'); require(${JSON.stringify(file)});`, { eval: true, workerData: { path } })
-      : new Worker(file, { workerData: { path } });
+  const worker = startModuleWorker(join(__dirname, `null-responder-worker${extname(__filename)}`), { path });
   const [message] = (await once(worker, 'message')) as [unknown];
   if (message !== 'listening') throw new Error(`null responder: unexpected message ${String(message)}`);
   return {

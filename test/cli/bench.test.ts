@@ -71,6 +71,18 @@ describe('bench', () => {
     expect(text.stdout).toMatch(/generator floor ms: p50 [\d.]+ {2}p99 [\d.]+/);
   });
 
+  it('--threads: the connections and the request count spread over worker threads, the results merged', async () => {
+    const server = await startServe('node-handler.mjs');
+    const { report } = await benchJson([server.socket, '--connections', '4', '--threads', '2', '--requests', '401']);
+    expect(report).toMatchObject({ threads: 2, connections: 4, total: 401, completed: 401, errors: 0, status: { 200: 401 } });
+    const open = await benchJson([server.socket, '--connections', '2', '--threads', '2', '--rate', '200', '--requests', '100']);
+    expect(open.report).toMatchObject({ threads: 2, total: 100, completed: 100, mode: 'open' });
+    expect(open.report.senderLagMs).not.toBeNull();
+    const refused = await runCli(['bench', server.socket, '--connections', '1', '--threads', '2', '--requests', '10']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('--threads 2 needs at least as many connections');
+  });
+
   it('open loop: the report names what timed the sends (timerfd with the addon on Linux, else setTimeout)', async () => {
     const server = await startServe('node-handler.mjs');
     const { report } = await benchJson([server.socket, '--rate', '200', '--requests', '100']);
