@@ -72,6 +72,11 @@ class Attacker {
     return this.server.path;
   }
 
+  /** `ms`, cut to what is left before the deadline: no wait outlives the attack. */
+  remaining(ms: number): number {
+    return Math.min(ms, Math.max(0, this.deadline - Date.now()));
+  }
+
   get done(): boolean {
     return this.stopped || Date.now() >= this.deadline || this.server.exit !== null;
   }
@@ -144,7 +149,7 @@ const ATTACKS: Attack[] = [
       await attacker.loops(8, async (worker) => {
         const socket = await attacker.connect();
         // Over the limit the server closes; under it, the params stay held until we go.
-        if (await writeAll(socket, worker % 2 === 0 ? over : under, () => attacker.done)) await closedWithin(socket, worker % 2 === 1 ? 200 : 3000);
+        if (await writeAll(socket, worker % 2 === 0 ? over : under, () => attacker.done)) await closedWithin(socket, attacker.remaining(worker % 2 === 1 ? 200 : 3000));
         socket.destroy();
       });
     },
@@ -183,7 +188,7 @@ const ATTACKS: Attack[] = [
         } else {
           // The server stops reading at inputHighWaterMark, so this write stalls until the handler reads.
           void writeAll(socket, late, () => attacker.done);
-          await sleep(Math.min(2000, Math.max(0, attacker.deadline - Date.now())));
+          await sleep(attacker.remaining(2000));
         }
         socket.destroy();
       });
@@ -208,7 +213,7 @@ const ATTACKS: Attack[] = [
       await attacker.loops(4, async () => {
         const socket = await attacker.connect();
         await writeAll(socket, requests(), () => attacker.done);
-        await closedWithin(socket, 3000);
+        await closedWithin(socket, attacker.remaining(3000));
         socket.destroy();
       });
     },
@@ -230,7 +235,7 @@ const ATTACKS: Attack[] = [
       await attacker.loops(24, async () => {
         const socket = await attacker.connect();
         await writeAll(socket, requests(), () => attacker.done);
-        await closedWithin(socket, Math.min(2000, Math.max(0, attacker.deadline - Date.now())));
+        await closedWithin(socket, attacker.remaining(2000));
         socket.destroy();
       });
     },
@@ -254,7 +259,7 @@ const ATTACKS: Attack[] = [
         const socket = await attacker.connect();
         socket.pause();
         void writeAll(socket, [requests, queries], () => attacker.done);
-        await closedWithin(socket, 10_000);
+        await closedWithin(socket, attacker.remaining(10_000));
         socket.destroy();
       });
     },
@@ -274,7 +279,7 @@ const ATTACKS: Attack[] = [
           socket.write(begin.subarray(i, i + 1));
           await sleep(100);
         }
-        await closedWithin(socket, Math.max(0, attacker.deadline - Date.now()));
+        await closedWithin(socket, attacker.remaining(Infinity));
         socket.destroy();
       });
     },
@@ -314,7 +319,7 @@ const ATTACKS: Attack[] = [
     async run(attacker) {
       await attacker.loops(1024 + 64, async () => {
         const socket = await attacker.connect();
-        await closedWithin(socket, Math.max(0, attacker.deadline - Date.now()));
+        await closedWithin(socket, attacker.remaining(Infinity));
         socket.destroy();
         await sleep(10);
       });
@@ -334,7 +339,7 @@ const ATTACKS: Attack[] = [
       await attacker.loops(16, async () => {
         const socket = await attacker.connect();
         void writeAll(socket, hold, () => attacker.done);
-        await sleep(Math.min(1000, Math.max(0, attacker.deadline - Date.now())));
+        await sleep(attacker.remaining(1000));
         socket.destroy();
       });
     },
@@ -404,7 +409,7 @@ const ATTACKS: Attack[] = [
         const socket = await attacker.connect();
         socket.resume();
         socket.write(bytes);
-        await closedWithin(socket, 1000);
+        await closedWithin(socket, attacker.remaining(1000));
         socket.destroy();
       });
     },
@@ -466,7 +471,9 @@ async function runAttack(attack: Attack, seconds: number, seed: number): Promise
       problems.push(`attack: ${error.message}`);
     });
     // An attack loop that does not notice its deadline still stops: its sockets are destroyed.
-    await Promise.race([attackDone, sleep(seconds * 1000 + 15_000)]);
+    let giveUp: NodeJS.Timeout | undefined;
+    await Promise.race([attackDone, new Promise((resolve) => (giveUp = setTimeout(resolve, seconds * 1000 + 15_000)))]);
+    clearTimeout(giveUp);
     attacker.stop();
     await legit.stop();
     sampling = false;
@@ -524,7 +531,9 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   for (const [i, attack] of attacks.entries()) {
     process.stdout.write(`[${attack.name}] ${attack.what}; server: ${attack.why ?? 'default options'}\n`);
+    const wallStart = Date.now();
     const result = await runAttack(attack, each, args.seed + i * 1000);
+    result.notes.push(`wall time with the server's start and stop: ${((Date.now() - wallStart) / 1000).toFixed(1)} s`);
     results.push(result);
     const r = result;
     process.stdout.write(
