@@ -43,16 +43,7 @@ using namespace fcgi;
 
 // Equality without memcmp: ASan's memcmp interceptor hands every call to libFuzzer's comparison tracing, which
 // is there to steer inputs through the scanner's own compares; for this file's checks it was only cost (a
-// tenth of the run).
-template <typename T>
-bool same(const T* a, const T* b, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    if (a[i] != b[i]) return false;
-  }
-  return true;
-}
-
-// Byte strings eight at a time: this runs for every pair, on names of mostly 10 to 30 bytes.
+// tenth of the run). Eight bytes at a time, as these compare every descriptor and every pair's name.
 bool same_bytes(const uint8_t* a, const uint8_t* b, size_t n) {
   for (; n >= 8; a += 8, b += 8, n -= 8) {
     uint64_t x;
@@ -61,7 +52,14 @@ bool same_bytes(const uint8_t* a, const uint8_t* b, size_t n) {
     std::memcpy(&y, b, 8);
     if (x != y) return false;
   }
-  return same(a, b, n);
+  for (; n > 0; a++, b++, n--) {
+    if (*a != *b) return false;
+  }
+  return true;
+}
+
+bool same_slots(const uint32_t* a, const uint32_t* b, size_t n) {
+  return same_bytes(reinterpret_cast<const uint8_t*>(a), reinterpret_cast<const uint8_t*>(b), n * sizeof(uint32_t));
 }
 
 // Slots the scanner must not touch keep this value, so a stray write shows up as a changed slot. One byte
@@ -330,7 +328,7 @@ size_t scan_checked(const Scanner& s, const Call& c, Out* result, Pass pass) {
   if (pass == Pass::kFirst) {
     Out again(&again_window, out.length);
     CHECK(scan(c.data, c.start, c.end, again.slots, again.length) == count);
-    CHECK(same(out.slots, again.slots, out.length));
+    CHECK(same_slots(out.slots, again.slots, out.length));
   }
 
   if (out.length < OUT_HEADER_SLOTS) {
@@ -404,7 +402,7 @@ void fuzz_scanner(const Scanner& s, const Call& c, size_t out_length) {
   Out whole(&whole_window, whole_length, OUT_HEADER_SLOTS + s.stride * (total + 1));
   CHECK(scan_checked(s, c, &whole, Pass::kWhole) > whole[OUT_COUNT]);
   CHECK(whole[OUT_COUNT] == total);
-  CHECK(same(collected.data, whole.descriptor(0, s.stride), collected.length));
+  CHECK(same_slots(collected.data, whole.descriptor(0, s.stride), collected.length));
   CHECK(piece[OUT_CONSUMED] == whole[OUT_CONSUMED]);
   CHECK(piece[OUT_ERROR] == whole[OUT_ERROR] && piece[OUT_ERROR_OFFSET] == whole[OUT_ERROR_OFFSET] &&
         piece[OUT_ERROR_VALUE] == whole[OUT_ERROR_VALUE]);
