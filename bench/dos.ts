@@ -440,7 +440,6 @@ async function runAttack(attack: Attack, seconds: number, seed: number): Promise
     const warm = new LegitTraffic({ path: server.path, fresh: 2, kept: 2, kinds: ['hello', 'bytes64k', 'echo'], timeoutMs: 10_000, seed });
     await sleep(500);
     await warm.stop();
-    const warmSummary = warm.summary();
     const before = (await server.stats(true))!;
     const startRss = server.rss()!.rss;
     server.resetPeak();
@@ -508,7 +507,7 @@ async function runAttack(attack: Attack, seconds: number, seed: number): Promise
       codes,
       warnings,
       notes: [
-        `legitimate traffic: ${legit.summary()} (warm-up, no attack: ${warmSummary})`,
+        `legitimate traffic: ${legit.summary()}`,
         `server during the attack (sampled every 100 ms): at most ${mib(peaks.buffered)} MiB charged to the buffer budget, ${mib(peaks.arrayBuffers)} MiB in Buffers, ${peaks.connections} connections`,
         ...attacker.notes,
       ],
