@@ -28,6 +28,12 @@ export interface ConnectionEvents {
 /** How long a connection ended by server.close() waits for the web server's FIN before it is destroyed. */
 const DRAIN_LINGER_MS = 1000;
 
+/**
+ * How long any connection we ended (FIN sent, output all handed to the kernel) waits for the web server to close
+ * its side before it is destroyed; checked by the idle timer, so at the latest when that next fires.
+ */
+const CLOSE_LINGER_MS = 5000;
+
 function destroyLingering(socket: Socket): void {
   if (!socket.destroyed) socket.destroy();
 }
@@ -60,6 +66,8 @@ export class Connection implements RequestOwner, BudgetOwner {
   // No request in flight since: the first BEGIN_REQUEST (beginTimeout) or the next one (idleTimeout) is due.
   #idleSince = Date.now();
   #idleTimer: NodeJS.Timeout | null = null;
+  // When we sent our FIN (#closeSending).
+  #closedAt = 0;
   #closeWhenIdle = false;
   #draining = false;
   // server.close() on a connection that has not started a request yet: the wait for its first BEGIN_REQUEST.
@@ -454,15 +462,27 @@ export class Connection implements RequestOwner, BudgetOwner {
     if (this.#closed || this.#active.size > 0) return;
     if ((this.#closeWhenIdle && this.#firstRequestGrace === null) || this.#peerEnded) {
       this.#endFirstRequestGrace();
-      this.#closed = true;
-      // A BEGIN_REQUEST racing our FIN could never get its response out: read nothing more, so no handler
-      // runs for a request nobody can be answered.
-      this.#decoder.stop();
-      this.#writer.flush(true);
+      this.#closeSending();
       // server.close(): a web server that pools idle connections without reading them (Apache enablereuse=on)
       // never answers our FIN, and the half-open socket would hold the shutdown until closeTimeout.
       if (this.#draining && !this.#peerEnded) setTimeout(destroyLingering, DRAIN_LINGER_MS, this.socket).unref();
     }
+  }
+
+  /**
+   * Our side is done: FIN after what is queued. A BEGIN_REQUEST racing our FIN could never get its response
+   * out, so the decoder stops; but the socket is read on (and what comes dropped) even if backpressure had
+   * paused it, or the web server's FIN would never be seen and the connection would stay open for good
+   * (bench/dos.ts half-closed-unread: a 1 MiB answer to a request whose body was not all read). A web server
+   * that never closes its side is destroyed by the idle timer (CLOSE_LINGER_MS).
+   */
+  #closeSending(): void {
+    this.#closed = true;
+    this.#closedAt = Date.now();
+    this.#decoder.stop();
+    this.#writer.flush(true);
+    if (this.socket.isPaused()) this.socket.resume();
+    if (this.#idleTimer === null) this.#armIdleTimer(CLOSE_LINGER_MS);
   }
 
   #fail(error: FastCGIError): void {
@@ -534,7 +554,7 @@ export class Connection implements RequestOwner, BudgetOwner {
    */
   checkIdle(): void {
     this.#idleTimer = null;
-    if (this.#closed) return;
+    if (this.#closed) return this.#checkLinger();
     const limit = this.#idleLimit();
     if (limit <= 0) return;
     // Never close with a request in flight: the web server may be waiting on it (pitfall: keep-alive races).
@@ -547,10 +567,21 @@ export class Connection implements RequestOwner, BudgetOwner {
       return;
     }
     this.#events.onClientError(new TimeoutError(ErrorCode.IDLE_TIMEOUT, `connection idle for ${limit} ms (idleTimeout)`, 'idle'), this);
-    // A BEGIN_REQUEST racing our FIN could never get its response out: read nothing more.
-    this.#decoder.stop();
-    this.#closed = true;
-    this.#writer.flush(true);
+    this.#closeSending();
+  }
+
+  // We ended our side: destroy the socket once the web server has had CLOSE_LINGER_MS to close its own after
+  // our output went to the kernel (output still queued here is the peer not reading: sendTimeout's time).
+  #checkLinger(): void {
+    if (this.socket.destroyed || this.#closedAt === 0) return;
+    const since = Date.now() - this.#closedAt;
+    const queued = this.socket.writableLength > 0;
+    const limit = queued ? (this.#options.sendTimeout > 0 ? this.#options.sendTimeout : Infinity) : CLOSE_LINGER_MS;
+    if (since >= limit) {
+      this.socket.destroy();
+      return;
+    }
+    this.#armIdleTimer(Math.min(CLOSE_LINGER_MS, limit - since));
   }
 
   /** @internal */

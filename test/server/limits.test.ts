@@ -523,3 +523,14 @@ describe('Requests whose handler waits (output backed up) or never reads', () =>
     expect(parseCgiResponse((await after.request({ params: { ...GET, REQUEST_URI: '/big' } })).stdout).body.length).toBe(1024 * 1024);
   });
 });
+
+describe('A connection we ended', () => {
+  it("is closed when the web server closes its side, even though reading had stopped for an unread body and a large answer", async () => {
+    const h = await start({}, (_req, res) => res.end(Buffer.alloc(8 * 1024 * 1024, 0x62))); // never reads the body
+    const peer = await h.connect();
+    const response = await peer.request({ params: { ...GET, REQUEST_METHOD: 'POST', REQUEST_URI: '/big' }, stdin: Buffer.alloc(200_000, 0x65), timeoutMs: 10_000 });
+    expect(parseCgiResponse(response.stdout).body.length).toBe(8 * 1024 * 1024);
+    peer.end(); // our FIN: the server must see it and let the connection go
+    await until(() => h.server.connectionCount === 0, 3000);
+  });
+});
