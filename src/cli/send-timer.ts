@@ -33,14 +33,19 @@ class NativeSendTimer implements SendTimer {
   readonly #originNs: number;
   #armedFor = 0;
   #early = 0;
+  // Whether the current arm was for a time still ahead, and so tells how late this machine's wake-ups run.
+  #learn = false;
   #callback: () => void = noop;
 
   constructor() {
     const Timer = nativePreciseTimer()!;
     this.#timer = new Timer(() => {
-      // How much later than asked the wake-up came, averaged: the next one is asked for that much sooner.
-      const late = clock() - this.#armedFor;
-      this.#early = Math.min(MAX_EARLY_US, Math.max(0, this.#early + 0.1 * (late - this.#early)));
+      // How much later than asked the wake-up came, averaged: the next one is asked for that much sooner. An
+      // arm for a time already past (due within the early margin) fires at once and says nothing about that.
+      if (this.#learn) {
+        const late = clock() - this.#armedFor;
+        this.#early = Math.min(MAX_EARLY_US, Math.max(0, this.#early + 0.1 * (late - this.#early)));
+      }
       this.#callback();
     });
     this.#originNs = Number(process.hrtime.bigint()) - performance.now() * 1e6;
@@ -51,7 +56,11 @@ class NativeSendTimer implements SendTimer {
   }
 
   at(dueUs: number): void {
-    this.#armedFor = dueUs - this.#early;
+    const early = dueUs - this.#early;
+    // Inside the early margin already: wait for the due time itself (a wake-up late by the usual delay) rather
+    // than arm for a past time, which would fire at once, again and again until the due time: a spin.
+    this.#learn = early > clock();
+    this.#armedFor = this.#learn ? early : dueUs;
     this.#timer.arm(this.#originNs + this.#armedFor * 1000);
   }
 
