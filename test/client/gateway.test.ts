@@ -57,6 +57,18 @@ async function front(options: GatewayOptions): Promise<{ url: string; gateway: G
   return { url: `http://127.0.0.1:${(http.address() as AddressInfo).port}`, gateway, http };
 }
 
+/** An Express app on 127.0.0.1:0, closed with its gateway when the test finishes; resolves to its base URL. */
+async function listenExpress(app: express.Express, gateway: Gateway): Promise<string> {
+  const http = app.listen(0, '127.0.0.1');
+  await once(http, 'listening');
+  onTestFinished(async () => {
+    http.closeAllConnections();
+    await new Promise<void>((resolve) => http.close(() => resolve()));
+    await gateway.close();
+  });
+  return `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+}
+
 interface Reply {
   status: number;
   statusText: string;
@@ -187,14 +199,7 @@ describe('gateway in front of the engine server', () => {
     const gateway = createGateway({ upstream: address, documentRoot: '/srv/php', logger: logger() });
     const app = express();
     app.use('/php', gateway);
-    const http = app.listen(0, '127.0.0.1');
-    await once(http, 'listening');
-    onTestFinished(async () => {
-      http.closeAllConnections();
-      await new Promise<void>((resolve) => http.close(() => resolve()));
-      await gateway.close();
-    });
-    const reply = await send(`http://127.0.0.1:${(http.address() as AddressInfo).port}/php/app.php?x=1`);
+    const reply = await send(`${await listenExpress(app, gateway)}/php/app.php?x=1`);
     expect(reply.body.toString()).toBe('/php/app.php /srv/php/app.php /php/app.php?x=1');
   });
 });
@@ -209,14 +214,7 @@ describe('gateway inside Express with middleware that sets headers first', () =>
       next();
     });
     app.use(gateway);
-    const http = app.listen(0, '127.0.0.1');
-    await once(http, 'listening');
-    onTestFinished(async () => {
-      http.closeAllConnections();
-      await new Promise<void>((resolve) => http.close(() => resolve()));
-      await gateway.close();
-    });
-    return `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    return listenExpress(app, gateway);
   }
 
   it('keeps every Set-Cookie (and every other repeated header) the backend sends', async () => {
