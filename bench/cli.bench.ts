@@ -28,7 +28,7 @@ import { join, resolve } from 'node:path';
 import type { BenchReport } from '../src/cli/bench';
 import { treeCpuSeconds } from './_util/proc-cpu';
 import { canConnect, cleanUpOnExit, findBinary, killAll, startNginx, stop, track, waitUntil } from './_util/processes';
-import { environment, envNumber, isCompiled, relaunchCompiled } from './_util/report';
+import { environment, environmentLine, envNumber, isCompiled, relaunchCompiled } from './_util/report';
 
 const SETUP = {
   connections: Math.max(1, Math.floor(envNumber('BENCH_CONNECTIONS', 16))),
@@ -226,7 +226,7 @@ async function main(): Promise<void> {
   }
   process.stdout.write(
     [
-      `Node ${env.node} · CPU: ${env.cpu} × ${env.cores} cores · commit ${env.commit}${env.dirty ? ' (uncommitted changes)' : ''} · ${env.date}`,
+      environmentLine(env),
       `Command: \`${env.command}\` · ${SETUP.durationMs} ms per run · ${SETUP.rounds} round(s), rows alternating · req/s: mean of the runs (min–max); p50/p99: each generator's own, mean of the runs; CPU per request: user+system time / requests.`,
       '',
       markdown(rows),

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { BenchReport } from '../src/cli/bench';
 import { canConnect, cleanUpOnExit, killAll, stop, track, waitUntil } from './_util/processes';
-import { environment, envNumber, isCompiled } from './_util/report';
+import { environment, environmentLine, envNumber, isCompiled } from './_util/report';
 
 const DURATION_MS = Math.max(1000, envNumber('BENCH_DURATION_MS', 5000));
 const RATES = (process.env.BENCH_RATES ?? '200,1000,3000').split(',').map(Number).filter((r) => r > 0);
@@ -105,7 +105,7 @@ async function main(): Promise<void> {
   const f = (v: number | null): string => (v === null ? '-' : v.toFixed(3));
   process.stdout.write(
     [
-      `Node ${env.node} · CPU: ${env.cpu} × ${env.cores} cores · commit ${env.commit}${env.dirty ? ' (uncommitted changes)' : ''} · ${env.date}`,
+      environmentLine(env),
       `Command: \`${env.command}\` · ${DURATION_MS} ms per run, 8 connections in open loop · half the closed-loop capacity: ${halfRate}/s · ms`,
       '',
       '| run | p50 | p99 | p99.9 | sender lag p50 / p99 | floor p50 / p99 (--calibrate) |',

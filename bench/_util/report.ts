@@ -382,6 +382,11 @@ export function envNumber(name: string, fallback: number): number {
 }
 
 /** The report as markdown: the setup, then one table per group. */
+/** The first line of an end-to-end bench's report: Node, CPU, commit, date (compare only rows of one run). */
+export function environmentLine(env: Environment): string {
+  return `Node ${env.node} · CPU: ${env.cpu} × ${env.cores} cores · commit ${env.commit}${env.dirty ? ' (uncommitted changes)' : ''} · ${env.date}`;
+}
+
 export function formatMarkdown(report: Report): string {
   const env = report.environment;
   const out: string[] = [];
