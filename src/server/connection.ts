@@ -103,10 +103,6 @@ export class Connection implements RequestOwner, BudgetOwner {
     if (wait > 0) this.#armIdleTimer(wait);
   }
 
-  /** Bytes of params and unread bodies this connection holds now (its share of the buffer budget). */
-  get bufferedBytes(): number {
-    return this.#budget.used;
-  }
 
   /** Requests in flight. */
   get activeRequests(): number {

@@ -170,16 +170,9 @@ export class RequestSocket extends Writable {
   readonly #options: RequestSocketOptions;
   #params: Params | null = null;
   #paramsObject: Record<string, string> | null = null;
-  #body: BodySink | null = null;
-  // STDIN and DATA not yet handed to their streams; #bodyEnded / #dataEnded once null was pushed.
-  readonly #pendingBody = new PendingBody();
-  #bodyEnded = false;
-  #stdinEnded = false;
-  #bodyWanted = false;
-  #data: InputStream | null = null;
-  #pendingData: PendingBody | null = null;
-  #dataEnded = false;
-  #dataWanted = false;
+  // STDIN, and the Filter role's DATA once asked for: what arrived, and the stream it goes to.
+  readonly #stdin: BodyInput;
+  #data: BodyInput | null = null;
   #stderr: StderrStream | null = null;
   #controller: AbortController | null = null;
   #abortReason: AbortReason | null = null;
@@ -192,6 +185,7 @@ export class RequestSocket extends Writable {
     super({ highWaterMark: options.outputHighWaterMark });
     this.#owner = owner;
     this.#options = options;
+    this.#stdin = new BodyInput(owner);
     this.requestId = requestId;
     this.role = role;
     this.keepConn = keepConn;
@@ -212,21 +206,14 @@ export class RequestSocket extends Writable {
 
   /** The request body (STDIN) as a Readable, unless an adapter attached its own sink. */
   get body(): Readable {
-    if (this.#body === null) this.#body = new InputStream(this, this.#options.inputHighWaterMark, false);
-    if (!(this.#body instanceof Readable)) throw new Error('the body was attached to another stream');
-    return this.#body;
+    this.#stdin.sink ??= new InputStream(this, this.#options.inputHighWaterMark, false);
+    if (!(this.#stdin.sink instanceof Readable)) throw new Error('the body was attached to another stream');
+    return this.#stdin.sink;
   }
 
   /** The Filter role's DATA stream (empty for other roles). */
   get dataStream(): Readable {
-    if (this.#data === null) {
-      this.#data = new InputStream(this, this.#options.inputHighWaterMark, true);
-      if (this.role !== Role.FILTER) {
-        this.#dataEnded = true;
-        this.#data.push(null);
-      }
-    }
-    return this.#data;
+    return this.#dataInput().sink as InputStream;
   }
 
   /** STDERR: what is written here reaches the web server's error log. */
@@ -316,22 +303,32 @@ export class RequestSocket extends Writable {
    * `resumeInput()`. Call it before returning from the request event.
    */
   setBodySink(sink: BodySink): void {
-    this.#body = sink;
+    this.#stdin.sink = sink;
   }
 
   /** The body's reader asks for more (its `_read`): hand over what waits, and let the connection read again. */
   resumeInput(): void {
-    const sink = this.#body;
-    if (sink !== null && !this.#bodyEnded) this.#bodyWanted = feed(sink, this.#pendingBody, this.#owner, () => (this.#bodyEnded = true));
-    if (this.#pendingBody.bytes + (sink?.readableLength ?? 0) < this.#options.inputHighWaterMark) this.#owner.resumeInput(this);
+    this.#resume(this.#stdin);
   }
 
   /** @internal The DATA stream's reader asks for more. */
   resumeData(): void {
-    const data = this.#data;
-    const pending = this.#pendingData;
-    if (data !== null && pending !== null && !this.#dataEnded) this.#dataWanted = feed(data, pending, this.#owner, () => (this.#dataEnded = true));
-    if ((pending?.bytes ?? 0) + (data?.readableLength ?? 0) < this.#options.inputHighWaterMark) this.#owner.resumeInput(this);
+    this.#resume(this.#dataInput());
+  }
+
+  #resume(input: BodyInput): void {
+    input.feed();
+    if (input.unread < this.#options.inputHighWaterMark) this.#owner.resumeInput(this);
+  }
+
+  // The DATA input, with its stream; for a role other than FILTER, an empty stream.
+  #dataInput(): BodyInput {
+    if (this.#data === null) {
+      this.#data = new BodyInput(this.#owner);
+      this.#data.sink = new InputStream(this, this.#options.inputHighWaterMark, true);
+      if (this.role !== Role.FILTER) this.#data.finish();
+    }
+    return this.#data;
   }
 
   /** @internal */
@@ -344,57 +341,34 @@ export class RequestSocket extends Writable {
     return this.#params !== null;
   }
 
-  /** @internal Whether the request body's reader has been given the end of STDIN (or it never needs it). */
-  get bodyDelivered(): boolean {
-    return this.#bodyEnded;
-  }
-
   /** @internal STDIN from the connection; an empty chunk ends the body. */
   onStdin(chunk: Buffer): void {
-    if (this.#stdinEnded) return;
+    if (this.#stdin.ended) return;
     this.#owner.bodyProgress(this, chunk.length, chunk.length === 0);
-    if (chunk.length === 0) {
-      this.#stdinEnded = true;
-      this.#pendingBody.ended = true;
-    }
-    const sink = this.#body;
-    if (this.#bodyEnded) return;
-    if (sink === null) {
-      // No reader yet (the handler has not started: its connection's output is backed up). The body waits;
-      // the stream made later asks for it. A stream made now would lose it when the handler attaches its own.
-      if (chunk.length > 0) this.#owner.chargeBody(this.#pendingBody.add(chunk));
-      if (this.#pendingBody.bytes >= this.#options.inputHighWaterMark && !this.#ended) this.#owner.pauseInput(this);
-      return;
-    }
-    const result = receive(sink, this.#pendingBody, chunk, this.#bodyWanted, this.#owner, () => (this.#bodyEnded = true));
-    this.#bodyWanted = result === Received.Delivered ? false : this.#bodyWanted;
-    // inputHighWaterMark bounds the unread body: what the reader's stream holds and what waits for it.
-    if (this.#pendingBody.bytes + (sink.readableLength ?? 0) >= this.#options.inputHighWaterMark && !this.#ended) this.#owner.pauseInput(this);
+    this.#receive(this.#stdin, chunk);
   }
 
   /** @internal DATA from the connection (Filter role). */
   onData(chunk: Buffer): void {
-    if (this.#dataEnded || this.#pendingData?.ended === true) return;
-    const data = this.dataStream;
-    if (this.#dataEnded) return;
-    const pending = (this.#pendingData ??= new PendingBody());
-    if (chunk.length === 0) pending.ended = true;
-    const result = receive(data, pending, chunk, this.#dataWanted, this.#owner, () => (this.#dataEnded = true));
-    this.#dataWanted = result === Received.Delivered ? false : this.#dataWanted;
-    if (pending.bytes + data.readableLength >= this.#options.inputHighWaterMark && !this.#ended) this.#owner.pauseInput(this);
+    const input = this.#dataInput();
+    if (!input.done && !input.ended) this.#receive(input, chunk);
+  }
+
+  // inputHighWaterMark bounds the unread body: what the reader's stream holds and what waits for it.
+  #receive(input: BodyInput, chunk: Buffer): void {
+    input.receive(chunk);
+    if (input.unread >= this.#options.inputHighWaterMark && !this.#ended) this.#owner.pauseInput(this);
   }
 
   /** @internal Gives back the memory charged for body bytes that will never be read (the request is over). */
   releaseBody(): void {
-    const held = this.#pendingBody.held + (this.#pendingData?.held ?? 0);
-    this.#pendingBody.take();
-    this.#pendingData?.take();
-    if (held > 0) this.#owner.chargeBody(-held);
+    this.#stdin.release();
+    this.#data?.release();
   }
 
   /** @internal Whether STDIN ended (its empty record arrived). */
   get bodyEnded(): boolean {
-    return this.#stdinEnded;
+    return this.#stdin.ended;
   }
 
   /** @internal The web server gave up: abort signal, body error, 'abort' event; no more output. */
@@ -407,8 +381,8 @@ export class RequestSocket extends Writable {
     if (reason !== 'timeout') {
       this.#ended = true;
       this.releaseBody();
-      if (!this.#bodyEnded && this.#body !== null) this.#body.destroy(error);
-      if (this.#data !== null && !this.#dataEnded) this.#data.destroy(error);
+      this.#stdin.destroy(error);
+      this.#data?.destroy(error);
       this.destroy();
     }
   }
@@ -469,58 +443,94 @@ export class RequestSocket extends Writable {
   }
 }
 
-const enum Received {
-  Delivered,
-  Waiting,
-}
-
 /**
- * A body piece arrived (empty: the end). It goes straight to the reader's stream when the stream asked for
- * data and got none, or holds nothing and nothing waits before it (zero-copy, the common case); otherwise it
- * waits, coalesced, until the stream asks.
+ * One input stream of a request (STDIN, or the Filter role's DATA): the bytes that arrived and the stream they
+ * go to. A piece goes straight to the stream when the stream asked for data and got none, or holds nothing and
+ * nothing waits before it (zero-copy, the common case); otherwise it waits, coalesced, until the stream asks.
+ * With no stream yet (the handler has not started: its connection's output is backed up) everything waits.
  */
-function receive(sink: BodySink, pending: PendingBody, chunk: Buffer, wanted: boolean, owner: RequestOwner, ended: () => void): Received {
-  if (pending.bytes === 0 && (wanted || (sink.readableLength ?? 0) === 0)) {
-    if (chunk.length === 0) {
-      ended();
-      sink.push(null);
-    } else sink.push(chunk);
-    return Received.Delivered;
+class BodyInput {
+  readonly #owner: RequestOwner;
+  readonly #pending = new PendingBody();
+  /** The stream the bytes go to, once there is one. */
+  sink: BodySink | null = null;
+  /** null was pushed to the stream: nothing more goes to it. */
+  done = false;
+  // The stream asked (its _read) and got nothing: the next piece goes to it at once.
+  #wanted = false;
+
+  constructor(owner: RequestOwner) {
+    this.#owner = owner;
   }
-  if (chunk.length > 0) owner.chargeBody(pending.add(chunk));
-  return Received.Waiting;
-}
 
-/**
- * The reader's stream asked for data (`_read`); returns whether it is left waiting for some. A stream that
- * still holds data is given what waits only when that is at least one coalesced piece's worth, or the end;
- * else an empty push ends its read without adding a chunk (Readable then asks again when it runs low),
- * which keeps tiny records from piling up in it as separate chunks.
- */
-function feed(sink: BodySink, pending: PendingBody, owner: RequestOwner, ended: () => void): boolean {
-  const holding = (sink.readableLength ?? 0) > 0;
-  if (pending.bytes === 0) {
-    if (pending.ended) {
-      ended();
-      sink.push(null);
-      return false;
+  /** The stream's empty record arrived. */
+  get ended(): boolean {
+    return this.#pending.ended;
+  }
+
+  /** Bytes not read yet: held by the stream plus waiting for it. */
+  get unread(): number {
+    return this.#pending.bytes + (this.sink?.readableLength ?? 0);
+  }
+
+  /** A piece arrived (empty: the end). */
+  receive(chunk: Buffer): void {
+    if (chunk.length === 0) this.#pending.ended = true;
+    const sink = this.sink;
+    if (sink !== null && this.#pending.bytes === 0 && (this.#wanted || (sink.readableLength ?? 0) === 0)) {
+      this.#wanted = false;
+      if (chunk.length === 0) this.finish();
+      else sink.push(chunk);
+      return;
     }
-    if (holding) sink.push(EMPTY_CHUNK);
-    return !holding;
+    if (chunk.length > 0) this.#owner.chargeBody(this.#pending.add(chunk));
   }
-  if (holding && pending.bytes < COALESCE_BYTES && !pending.ended) {
-    sink.push(EMPTY_CHUNK);
-    return false;
+
+  /**
+   * The stream asked for data (`_read`). A stream that still holds data is given what waits only when that is
+   * at least one coalesced piece's worth, or the end; else an empty push ends its read without adding a chunk
+   * (Readable then asks again when it runs low), which keeps tiny records from piling up in it as chunks.
+   */
+  feed(): void {
+    const sink = this.sink;
+    if (sink === null || this.done) return;
+    const pending = this.#pending;
+    const holding = (sink.readableLength ?? 0) > 0;
+    this.#wanted = false;
+    if (pending.bytes === 0) {
+      if (pending.ended) this.finish();
+      else if (holding) sink.push(EMPTY_CHUNK);
+      else this.#wanted = true;
+      return;
+    }
+    if (holding && pending.bytes < COALESCE_BYTES && !pending.ended) {
+      sink.push(EMPTY_CHUNK);
+      return;
+    }
+    const held = pending.held;
+    const all = pending.take()!;
+    this.#owner.chargeBody(-held);
+    sink.push(all);
+    if (pending.ended) this.finish();
   }
-  const held = pending.held;
-  const all = pending.take()!;
-  owner.chargeBody(-held);
-  sink.push(all);
-  if (pending.ended) {
-    ended();
-    sink.push(null);
+
+  /** Ends the stream (its last byte went to it). */
+  finish(): void {
+    this.done = true;
+    this.sink!.push(null);
   }
-  return false;
+
+  /** Gives back the memory held for bytes that will never be read. */
+  release(): void {
+    const held = this.#pending.held;
+    this.#pending.take();
+    if (held > 0) this.#owner.chargeBody(-held);
+  }
+
+  /** The request was aborted: the stream fails with `error`, unless it already ended. */
+  destroy(error: Error): void {
+    if (!this.done) this.sink?.destroy(error);
+  }
 }
 
 const EMPTY_CHUNK = Buffer.alloc(0);

@@ -167,12 +167,6 @@ export class Decoder {
     this.#budget?.release(collector.held);
   }
 
-  /** Bytes held by PARAMS not yet complete. */
-  get paramsBytesHeld(): number {
-    let held = 0;
-    for (const collector of this.#collectors.values()) held += collector.held;
-    return held;
-  }
 
   /** Feeds the next chunk of the stream. */
   push(chunk: Buffer): void {
