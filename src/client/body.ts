@@ -1,6 +1,6 @@
 // Request bodies (STDIN, and DATA for the Filter role): what callers may pass, and the form the connection sends.
-// php-fpm ignores a body without a correct CONTENT_LENGTH (../shared/research/protocol.md §4, pitfall 3), so a
-// body whose length is not known up front is collected first, up to a cap.
+// php-fpm reads only CONTENT_LENGTH bytes of STDIN (none without it) rather than to the end of the stream, so a
+// body whose length is not known up front is collected first, up to a cap, to send a correct CONTENT_LENGTH.
 import { Readable } from 'node:stream';
 import { ErrorCode, InvalidArgumentError } from '../errors';
 import { RequestBodyError, clientLimitError } from './errors';

@@ -27,7 +27,8 @@ const CR = 0x0d;
 // RFC 9110 §5.6.2 token characters.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Control bytes other than HT may not appear in a value: Node's http layer rejects them, and lighttpd, Apache
-// and h2o answer 400-503 when an application sends them (../shared/research/protocol.md §4, pitfall 6).
+// and h2o answer 400-503 when an application sends them (test/interop/scenarios.ts expectControlByteRejected
+// checks the same rule on the way in).
 const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 const STATUS = /^([1-9]\d\d)(?:[ \t]+(.*))?$/;
 

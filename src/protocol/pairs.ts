@@ -133,8 +133,8 @@ export interface ParamsOptions {
 /**
  * encodeParams returns the whole PARAMS stream of a request: records of at most 65535 content bytes, each
  * holding whole pairs only, and the empty record that ends the stream. Pairs are never split across records
- * because php-fpm parses each record on its own and resets the connection on a split pair
- * (../shared/research/protocol.md §1.1). Throws LimitError (FCGI_ERR_PAIR_TOO_LARGE) for a pair that cannot
+ * because php-fpm parses each PARAMS record on its own (FastCGI 1.0 §3.4 allows a pair to straddle records;
+ * php-fpm does not) and resets the connection on a split pair. Throws LimitError (FCGI_ERR_PAIR_TOO_LARGE) for a pair that cannot
  * fit one record.
  */
 export function encodeParams(requestId: number, pairs: Iterable<readonly [PairInput, PairInput]>, options?: ParamsOptions): Buffer {
