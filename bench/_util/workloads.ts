@@ -2,7 +2,7 @@
 //
 // Every builder returns the same bytes on every run (no randomness, no clock), so numbers from different runs
 // and machines measure the same input. The request is shaped like nginx's default `fastcgi_params` plus a
-// browser's headers (../../shared/research/native.md §2): 30 params, about 1 KB of pair bytes, 28 known names
+// browser's headers (what nginx sent in the interop suite's env answers): 30 params, about 1 KB of pair bytes, 28 known names
 // and 2 unknown HTTP_X_* names.
 import { encodePairs, encodeParams } from '../../src/protocol/pairs';
 import { encodeBeginRequest, encodeRecord, encodeStream } from '../../src/protocol/records';
