@@ -96,7 +96,7 @@ function isStreamType(type: number): boolean {
 // One request's PARAMS so far. Pieces are never kept as a list of views: a peer that cuts its params into
 // 1-byte records would make each byte cost a Buffer object (~150 bytes of heap). The first piece is kept as a
 // zero-copy view when it pins no more than twice its size of socket memory; anything else is copied into one
-// buffer that grows by doubling, so what a request holds is at most 2x its params bytes (test/stream/decoder).
+// buffer that grows by doubling, so what a request holds is at most 2x its params bytes (test/server/abuse.test.ts).
 class ParamsCollector {
   view: Buffer | null = null;
   buffer: Buffer | null = null;
