@@ -154,7 +154,7 @@ function summarize(row: Row): Record<string, number | string | null> {
 }
 
 function markdown(rows: Record<string, number | string | null>[]): string {
-  const num = (v: number | string | null, digits = 0): string => (typeof v === 'number' ? v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
+  const num = (v: number | string | null | undefined, digits = 0): string => (typeof v === 'number' ? v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
   const head = ['Row', 'req/s', 'min–max', 'p50', 'p99', 'Errors', 'generator CPU/req', 'server CPU/req', 'nginx CPU/req', 'generator/server'];
   const lines = rows.map((r) => [
     String(r.label),

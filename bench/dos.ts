@@ -27,6 +27,7 @@ import type { Socket } from 'node:net';
 import { Flag, RecordType, Role } from '../src/protocol/constants';
 import { encodePairs, encodeParams } from '../src/protocol/pairs';
 import { encodeBeginRequest, encodeRecord, encodeStream, streamRecordChunks } from '../src/protocol/records';
+import { benchFlags, numberFlag } from './_util/args';
 import { closedWithin, oneByteRecords, rawConnection, sleep, writeAll } from './_util/attack-wire';
 import { LegitTraffic } from './_util/legit';
 import { LiveServer, MiB, countsSince, describeLeft, formatCounts, leftOver, mib, type LiveStats } from './_util/live-server';
@@ -38,20 +39,12 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { seconds: 240, only: null, seed: (Date.now() % 1_000_000) | 0 };
-  for (let i = 0; i < argv.length; i++) {
-    const value = argv[i + 1];
-    if (argv[i] === '--seconds' && value !== undefined) args.seconds = Number(value), i++;
-    else if (argv[i] === '--only' && value !== undefined) args.only = value.split(','), i++;
-    else if (argv[i] === '--seed' && value !== undefined) args.seed = Number(value), i++;
-    else if (argv[i] === '--help') {
-      process.stdout.write('usage: dos.ts [--seconds N (all attacks together, default 240)] [--only a,b] [--seed N]\n');
-      process.exit(0);
-    } else {
-      process.stderr.write(`unknown argument ${argv[i]}\n`);
-      process.exit(2);
-    }
-  }
+  const flags = benchFlags(argv, 'usage: dos.ts [--seconds N (all attacks together, default 240)] [--only a,b] [--seed N]', ['seconds', 'only', 'seed']);
+  const args: Args = {
+    seconds: numberFlag(flags.seconds, 240, 'seconds'),
+    only: flags.only === undefined ? null : flags.only.split(','),
+    seed: numberFlag(flags.seed, (Date.now() % 1_000_000) | 0, 'seed'),
+  };
   if (!(args.seconds > 0)) throw new Error('--seconds must be positive');
   return args;
 }

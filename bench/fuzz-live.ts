@@ -23,6 +23,7 @@ import { Flag, RecordType, Role } from '../src/protocol/constants';
 import { encodePairs, encodeParams } from '../src/protocol/pairs';
 import { encodeBeginRequest, encodeRecord, encodeStream } from '../src/protocol/records';
 import { Decoder } from '../src/stream/decoder';
+import { benchFlags, numberFlag } from './_util/args';
 import { rawConnection, sleep } from './_util/attack-wire';
 import { LegitTraffic, prng } from './_util/legit';
 import { LiveServer, MiB, describeLeft, formatCounts, leftOver, mib } from './_util/live-server';
@@ -36,23 +37,18 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { seconds: 180, seed: (Date.now() % 1_000_000) | 0, concurrency: 200, caseIndex: null, sequential: null };
-  for (let i = 0; i < argv.length; i++) {
-    const value = argv[i + 1];
-    if (argv[i] === '--seconds' && value !== undefined) args.seconds = Number(value), i++;
-    else if (argv[i] === '--seed' && value !== undefined) args.seed = Number(value), i++;
-    else if (argv[i] === '--concurrency' && value !== undefined) args.concurrency = Number(value), i++;
-    else if (argv[i] === '--case' && value !== undefined) args.caseIndex = Number(value), i++;
-    else if (argv[i] === '--sequential' && value !== undefined) args.sequential = Number(value), i++;
-    else if (argv[i] === '--help') {
-      process.stdout.write('usage: fuzz-live.ts [--seconds N (default 180)] [--seed N] [--concurrency N (200)] [--case I] [--sequential N]\n');
-      process.exit(0);
-    } else {
-      process.stderr.write(`unknown argument ${argv[i]}\n`);
-      process.exit(2);
-    }
-  }
-  return args;
+  const flags = benchFlags(
+    argv,
+    'usage: fuzz-live.ts [--seconds N (default 180)] [--seed N] [--concurrency N (200)] [--case I] [--sequential N]',
+    ['seconds', 'seed', 'concurrency', 'case', 'sequential'],
+  );
+  return {
+    seconds: numberFlag(flags.seconds, 180, 'seconds'),
+    seed: numberFlag(flags.seed, (Date.now() % 1_000_000) | 0, 'seed'),
+    concurrency: numberFlag(flags.concurrency, 200, 'concurrency'),
+    caseIndex: flags.case === undefined ? null : numberFlag(flags.case, 0, 'case'),
+    sequential: flags.sequential === undefined ? null : numberFlag(flags.sequential, 0, 'sequential'),
+  };
 }
 
 type Random = () => number;

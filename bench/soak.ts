@@ -20,6 +20,7 @@ import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { liveBytes } from '../test/fixtures/apps/live-app';
+import { benchFlags, numberFlag } from './_util/args';
 import { prng } from './_util/legit';
 import { LiveServer, mib } from './_util/live-server';
 import { canConnect, cleanUpOnExit, findBinary, freePort, stop, track, waitUntil } from './_util/processes';
@@ -30,19 +31,8 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { seconds: 600, connections: 16 };
-  for (let i = 0; i < argv.length; i++) {
-    const value = argv[i + 1];
-    if (argv[i] === '--seconds' && value !== undefined) args.seconds = Number(value), i++;
-    else if (argv[i] === '--connections' && value !== undefined) args.connections = Number(value), i++;
-    else if (argv[i] === '--help') {
-      process.stdout.write('usage: soak.ts [--seconds N (default 600)] [--connections N (default 16)]\n');
-      process.exit(0);
-    } else {
-      process.stderr.write(`unknown argument ${argv[i]}\n`);
-      process.exit(2);
-    }
-  }
+  const flags = benchFlags(argv, 'usage: soak.ts [--seconds N (default 600)] [--connections N (default 16)]', ['seconds', 'connections']);
+  const args: Args = { seconds: numberFlag(flags.seconds, 600, 'seconds'), connections: numberFlag(flags.connections, 16, 'connections') };
   if (!(args.seconds >= 10)) throw new Error('--seconds must be at least 10');
   return args;
 }

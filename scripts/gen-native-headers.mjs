@@ -103,7 +103,9 @@ if (process.argv.includes('--check')) {
     let current = '';
     try {
       current = readFileSync(join(outDir, name), 'utf8');
-    } catch {}
+    } catch {
+      // No file yet: it counts as stale.
+    }
     if (current !== text) {
       console.error(`native/generated/${name} is stale: run \`npm run gen:native\``);
       stale = true;

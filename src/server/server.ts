@@ -41,11 +41,10 @@ export class Server extends NetServer {
     // maxConnections is enforced in #accept, which first makes room by closing idle connections; net.Server's
     // own limit would drop the new connection before we could.
     if (listener !== undefined) this.on('request', listener);
-    const server = this;
     this.#events = {
-      onRequest: (request) => server.#dispatch(request),
-      onClientError: (error, connection) => server.reportClientError(error, connection.socket),
-      onClose: (connection) => server.#connectionClosed(connection),
+      onRequest: (request) => this.#dispatch(request),
+      onClientError: (error, connection) => this.reportClientError(error, connection.socket),
+      onClose: (connection) => this.#connectionClosed(connection),
     };
     this.on('connection', this.#accept);
   }

@@ -72,10 +72,13 @@ export async function freePort(): Promise<number> {
   throw new Error('no free port found');
 }
 
-export async function freePorts(n: number): Promise<number[]> {
+/** N numbers, as a tuple type, so `const [a, b] = await freePorts(2)` gives numbers under noUncheckedIndexedAccess. */
+type Tuple<N extends number, T, R extends T[] = []> = R['length'] extends N ? R : Tuple<N, T, [...R, T]>;
+
+export async function freePorts<N extends number>(n: N): Promise<Tuple<N, number>> {
   const ports: number[] = [];
   while (ports.length < n) ports.push(await freePort());
-  return ports;
+  return ports as Tuple<N, number>;
 }
 
 /** Waits until something accepts connections on a TCP port or unix socket path. */
