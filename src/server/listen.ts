@@ -19,6 +19,15 @@ export const HOW_TO_RUN = [
   "  3. on a TCP port: server.listen(9000, '127.0.0.1').",
 ].join('\n');
 
+/** isSocketFd tells whether `fd` is open and a socket (a listening one, when a web server passed it). */
+export function isSocketFd(fd: number): boolean {
+  try {
+    return fstatSync(fd).isSocket();
+  } catch {
+    return false;
+  }
+}
+
 /**
  * inheritedListenFd returns the fd of a listening socket this process inherited: systemd's first fd when
  * LISTEN_PID names this process, else fd 0 when it is a socket. Throws ListenError (with how to run the
