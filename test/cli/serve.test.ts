@@ -335,3 +335,52 @@ describe('serve: lifecycle', () => {
   });
 });
 
+/** Resolves with the exit code, or rejects when the process is still up after `ms`. */
+function exitsWithin(server: { exited: Promise<number | null> }, ms: number, what: string): Promise<number | null> {
+  return Promise.race([server.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`still running ${ms} ms after ${what}`)), ms))]);
+}
+
+describe('serve: an application that holds more than the FastCGI server', () => {
+  it.each([[[] as string[]], [['--workers', '2']]])('%j: a server the module starts while it loads is named in a warning with the fix', async (extra) => {
+    const server = await startServe('express-listens.cjs', extra);
+    const pattern = /warning: \S+express-listens\.cjs started a server of its own on 127\.0\.0\.1:(\d+) while it loaded/g;
+    await waitFor(() => [...server.stderr().matchAll(pattern)].length === Math.max(1, Number(extra[1] ?? 1)), 15_000, 'the warning');
+    expect(server.stderr()).toContain('if (require.main === module) app.listen(...)');
+    expect(server.stderr()).toContain('import.meta.url');
+    // The address named is the stray server's: it answers HTTP there, besides FastCGI on the socket.
+    const port = [...server.stderr().matchAll(pattern)][0]![1]!;
+    expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('express here');
+    expect((await get(server.socket, '/')).body).toBe('express here');
+    server.child.kill('SIGTERM');
+    expect(await exitsWithin(server, 10_000, 'SIGTERM')).toBe(0);
+  });
+
+  it('says nothing about an application that starts no server of its own', async () => {
+    const server = await startServe('express-app.cjs');
+    expect((await get(server.socket, '/')).body).toBe('express here');
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(server.stderr()).not.toContain('warning');
+  });
+
+  // Before, the process drained and then stayed up for as long as the application held a timer, a pool or a
+  // server (alone: for good; a worker: until the primary killed it after --drain-timeout, 30 s here).
+  it.each([[[] as string[]], [['--workers', '2']]])('%j: SIGTERM lets the request in flight finish, then exits 0 though the application holds a timer', async (extra) => {
+    const server = await startServe('holds-timer.mjs', extra);
+    const pending = get(server.socket, '/slow?ms=600');
+    await new Promise((r) => setTimeout(r, 150));
+    server.child.kill('SIGTERM');
+    expect((await pending).body).toMatch(/^timer \/slow pid=\d+$/);
+    expect(await exitsWithin(server, 10_000, 'the drain')).toBe(0);
+  });
+
+  it.each([[[] as string[]], [['--workers', '1']]])('%j: past --drain-timeout the request is cut and the process exits 0', async (extra) => {
+    const server = await startServe('holds-timer.mjs', ['--drain-timeout', '300ms', ...extra]);
+    const pending = get(server.socket, '/slow?ms=20000').then(() => 'answered', () => 'cut');
+    await new Promise((r) => setTimeout(r, 150));
+    server.child.kill('SIGTERM');
+    expect(await exitsWithin(server, 10_000, 'SIGTERM with --drain-timeout 300ms')).toBe(0);
+    expect(await pending).toBe('cut');
+  });
+});
+
