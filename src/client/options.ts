@@ -4,7 +4,10 @@ import { booleanOption, byteSizeOption, choiceOption, countOption, durationOptio
 import { parseAddress, type BackendAddress, type ConnectTarget } from './address';
 import { DEFAULT_MAX_HEADER_BYTES } from './cgi-response';
 
-/** Options of createClient. Every timeout is in milliseconds; 0 turns it off. */
+/**
+ * Options of createClient. Every timeout is in whole milliseconds; 0 turns it off. Counts and byte sizes are
+ * integers, checked by the rules createServer uses: a value out of range throws InvalidArgumentError.
+ */
 export interface ClientOptions {
   /** Where the backend listens: '/path.sock', 'unix:/path', 'host:port', 'tcp://host:port', { path } or { host, port }. */
   address: BackendAddress;

@@ -9,7 +9,11 @@ export interface Logger {
   error(message: string): void;
 }
 
-/** Options of createServer / serve / the node-fastcgi drop-in. Every limit has a default that suits nginx. */
+/**
+ * Options of createServer / serve / the node-fastcgi drop-in. Every limit has a default that suits nginx.
+ * Counts and byte sizes are integers and durations whole milliseconds (0 turns a timeout off), checked by the
+ * rules createClient uses: a value out of range throws InvalidArgumentError (FCGI_ERR_INVALID_ARGUMENT).
+ */
 export interface ServerOptions {
   /** Accept several requests at once on one connection (FCGI_MPXS_CONNS). Default true. */
   multiplex?: boolean;
