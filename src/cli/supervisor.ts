@@ -45,6 +45,12 @@ export class Supervisor {
     // The kernel spreads the accepts about evenly (README: Command line). Set before the first fork, which
     // freezes it, and over NODE_CLUSTER_SCHED_POLICY.
     cluster.schedulingPolicy = cluster.SCHED_NONE;
+    // A worker's stdin is not the primary's: spawned by a web server, that is the listening socket, and a child
+    // given it as stdin makes it blocking (libuv does so to a child's fds 0-2 before exec, and Node restores a
+    // blocking stdin when the process exits). Its O_NONBLOCK flag is shared by every process holding it: a worker
+    // woken for a connection another one took would then sleep in accept() with its requests unserved, until
+    // the next connection, and miss the 'shutdown' that drains it (test/cli/serve.test.ts, fd 0 with --workers).
+    cluster.setupPrimary({ stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     try {
       for (let i = 0; i < this.#settings.workers; i++) await this.fork();
     } catch {

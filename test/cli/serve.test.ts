@@ -6,7 +6,7 @@ import { TestPeer, parseCgiResponse } from '../helpers/fcgi-peer';
 import { findBinary, requireBinary } from '../helpers/binaries';
 import { createClient } from '../../src/index';
 import { ErrorCode, FastCGIError } from '../../src/errors';
-import { renameSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { APPS, MAIN, ROOT, answers, runCli, start, startServe, tempDir, waitFor } from './helpers';
 
@@ -91,6 +91,26 @@ describe('serve: where it listens', () => {
     expect((await get(path, '/fd0')).body).toMatch(/^node GET \/fd0 pid=\d+$/);
     running.child.kill('SIGTERM');
     expect(await running.exited).toBe(0);
+  });
+
+  it('--workers 2 on an inherited fd 0: the shared socket stays non-blocking, so no worker sleeps in accept()', async () => {
+    const path = join(tempDir(), 'fd0.sock');
+    const listener = net.createServer();
+    await new Promise<void>((r) => listener.listen(path, r));
+    const fd = (listener as unknown as { _handle: { fd: number } })._handle.fd;
+    const running = start(['serve', join(APPS, 'node-handler.mjs'), '--workers', '2'], { stdio: [fd, 'pipe', 'pipe'] });
+    renameSync(path, `${path}.aside`);
+    await new Promise<void>((r) => listener.close(() => r()));
+    renameSync(`${path}.aside`, path);
+    await waitFor(() => running.stderr().includes('listening on'), 15_000, 'serve to listen on fd 0');
+    // O_NONBLOCK belongs to the socket every process shares. Workers given it as stdin left it blocking: the
+    // worker that lost the race for a connection then slept in accept(), serving nothing it had accepted until
+    // the next connection came, and missed the primary's 'shutdown' until killed at --drain-timeout.
+    const fdinfo = `/proc/${running.child.pid}/fdinfo/0`;
+    if (existsSync(fdinfo)) expect(Number.parseInt(/flags:\s*(\d+)/.exec(readFileSync(fdinfo, 'utf8'))![1]!, 8) & 0o4000).not.toBe(0);
+    for (let i = 0; i < 10; i++) expect((await get(path, `/n${i}`)).body).toMatch(new RegExp(`^node GET /n${i} pid=\\d+$`));
+    running.child.kill('SIGTERM');
+    expect(await exitsWithin(running, 10_000, 'SIGTERM')).toBe(0);
   });
 
   it('applies --socket-mode', async () => {
