@@ -3,7 +3,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { chmodSync } from 'node:fs';
 import type * as http from 'node:http';
-import { inheritedListenFd, prepareSocketPath } from '../server/listen';
+import { inheritedListenFd, prepareSocketPath, releaseAtExit } from '../server/listen';
 import { EXIT_USAGE } from './args';
 import { startGateway, stopSignal } from './serve-process';
 import { CLI_HOW_TO_RUN, SETTINGS_ENV, describeWhere, log, type ServeSettings } from './serve-settings';
@@ -72,7 +72,10 @@ export class Supervisor {
   async #prepareAddress(): Promise<boolean> {
     const where = this.#settings.where;
     try {
-      if (where.kind === 'inherited') where.fd = inheritedListenFd();
+      if (where.kind === 'inherited') {
+        where.fd = inheritedListenFd();
+        releaseAtExit(where.fd);
+      }
       else if (where.kind === 'socket') await prepareSocketPath(where.path);
       return true;
     } catch (error) {

@@ -113,6 +113,28 @@ describe('serve: where it listens', () => {
     expect(await exitsWithin(running, 10_000, 'SIGTERM')).toBe(0);
   });
 
+  it.skipIf(!existsSync('/proc/self/fdinfo/0')).each([[[] as string[]], [['--workers', '1']]])('%j: two processes on one inherited socket (supervisord numprocs=2): one stopping leaves it non-blocking for the other', async (extra) => {
+    const path = join(tempDir(), 'fd0.sock');
+    const listener = net.createServer();
+    await new Promise<void>((r) => listener.listen(path, r));
+    const fd = (listener as unknown as { _handle: { fd: number } })._handle.fd;
+    const [first, second] = [0, 1].map(() => start(['serve', join(APPS, 'node-handler.mjs'), ...extra], { stdio: [fd, 'pipe', 'pipe'] }));
+    renameSync(path, `${path}.aside`);
+    await new Promise<void>((r) => listener.close(() => r()));
+    renameSync(`${path}.aside`, path);
+    await waitFor(() => first!.stderr().includes('listening on') && second!.stderr().includes('listening on'), 20_000, 'both to listen');
+    const nonBlocking = (pid: number): boolean => (Number.parseInt(/flags:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/fdinfo/0`, 'utf8'))![1]!, 8) & 0o4000) !== 0;
+    expect(nonBlocking(second!.child.pid!)).toBe(true);
+    // Node restores the flags stdin had at start (blocking: so a process manager spawns it) as it exits, for
+    // the socket every process shares, unless the engine closed fd 0 first.
+    first!.child.kill('SIGTERM');
+    expect(await first!.exited).toBe(0);
+    expect(nonBlocking(second!.child.pid!)).toBe(true);
+    for (let i = 0; i < 5; i++) expect((await get(path, `/n${i}`)).body).toMatch(/^node GET \/n\d pid=\d+$/);
+    second!.child.kill('SIGTERM');
+    expect(await exitsWithin(second!, 10_000, 'SIGTERM')).toBe(0);
+  });
+
   it('applies --socket-mode', async () => {
     const { statSync } = await import('node:fs');
     const server = await startServe('node-handler.mjs', ['--socket-mode', '0600']);
