@@ -75,8 +75,9 @@ export class Supervisor {
       if (where.kind === 'inherited') {
         where.fd = inheritedListenFd();
         releaseAtExit(where.fd);
+      } else if (where.kind === 'socket') {
+        await prepareSocketPath(where.path);
       }
-      else if (where.kind === 'socket') await prepareSocketPath(where.path);
       return true;
     } catch (error) {
       log(`${(error as Error).message}${where.kind === 'inherited' ? `\n${CLI_HOW_TO_RUN}` : ''}`);
