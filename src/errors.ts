@@ -32,6 +32,8 @@ export const ErrorCode = {
   PEER_NOT_ALLOWED: 'FCGI_ERR_PEER_NOT_ALLOWED',
   INHERITED_SOCKET: 'FCGI_ERR_INHERITED_SOCKET',
   ADDRESS_IN_USE: 'FCGI_ERR_ADDRESS_IN_USE',
+  INVALID_STATE: 'FCGI_ERR_INVALID_STATE',
+  HANDLER_RESULT: 'FCGI_ERR_HANDLER_RESULT',
   // Client and gateway.
   CONNECT: 'FCGI_ERR_CONNECT',
   CONNECT_TIMEOUT: 'FCGI_ERR_CONNECT_TIMEOUT',
@@ -97,7 +99,7 @@ export class LimitError extends FastCGIError {
   }
 }
 
-/** A caller passed an argument the API cannot use. */
+/** A caller passed an argument (or an option) the API cannot use. */
 export class InvalidArgumentError extends FastCGIError {
   constructor(message: string) {
     super(ErrorCode.INVALID_ARGUMENT, message);
@@ -107,13 +109,18 @@ export class InvalidArgumentError extends FastCGIError {
 /** Which server timer ran out. */
 export type ServerTimer = 'begin' | 'params' | 'body' | 'send' | 'idle' | 'handler';
 
+/** Which client timer ran out. */
+export type ClientTimer = 'connect' | 'request' | 'body';
+
 /**
- * A timer ran out: the first request's arrival, params or body arrival (slowloris), a peer that does not read
- * its responses, an idle connection, or a handler.
+ * A timer ran out; `timer` names it and `code` the exact cause. Server: the first request's arrival (`begin`),
+ * params or body arrival (slowloris), a peer that does not read its responses (`send`), an idle connection, a
+ * handler. Client: connecting (`connect`), a response header block (`request`: requestTimeout, queueing
+ * included), a response body stalled on the backend's side (`body`).
  */
 export class TimeoutError extends FastCGIError {
-  readonly timer: ServerTimer;
-  constructor(code: ErrorCodeValue, message: string, timer: ServerTimer) {
+  readonly timer: ServerTimer | ClientTimer;
+  constructor(code: ErrorCodeValue, message: string, timer: ServerTimer | ClientTimer) {
     super(code, message);
     this.timer = timer;
   }

@@ -10,8 +10,8 @@ import type { FastCGIError } from '../errors';
 import type { ConnectTarget } from './address';
 import type { PreparedBody } from './body';
 import type { ClientRequest, RequestCarrier } from './client-request';
-import { ErrorCode } from '../errors';
-import { BackendClosedError, ClientTimeoutError, ConnectError, RequestBodyError, clientProtocolError } from './errors';
+import { ErrorCode, TimeoutError } from '../errors';
+import { BackendClosedError, ConnectError, RequestBodyError, clientProtocolError } from './errors';
 import { setRequestId } from './records';
 
 /** What a connection reports to its pool. */
@@ -389,7 +389,7 @@ export class ClientConnection implements RequestCarrier {
   onConnectTimeout(): void {
     this.#timer = null;
     if (this.#state !== State.Connecting) return;
-    this.#connectError = new ClientTimeoutError(
+    this.#connectError = new TimeoutError(
       ErrorCode.CONNECT_TIMEOUT,
       `connecting to the FastCGI backend at ${this.target.label} took longer than ${this.#settings.connectTimeout} ms (connectTimeout)`,
       'connect',

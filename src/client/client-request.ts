@@ -2,10 +2,10 @@
 // signal, CGI header parsing and response streams; the connection carrying it feeds it records and the pool
 // queues it. It never touches a socket.
 import { ProtocolStatus } from '../protocol/constants';
-import { ErrorCode, RequestAbortedError } from '../errors';
+import { ErrorCode, RequestAbortedError, TimeoutError } from '../errors';
 import { CgiHeaderParser } from './cgi-response';
 import { ClientResponse, ResponseBody, type ClientCompletion, type ResponseSource } from './client-response';
-import { BackendClosedError, BackendError, ClientTimeoutError } from './errors';
+import { BackendClosedError, BackendError } from './errors';
 import type { PreparedBody } from './body';
 
 /** @internal What a request needs from the connection carrying it. */
@@ -354,7 +354,7 @@ export class ClientRequest implements ResponseSource {
     this.#timer = null;
     if (this.#phase === Phase.Waiting || this.#phase === Phase.Sent) {
       const where = this.#phase === Phase.Waiting ? 'while waiting for a connection' : 'waiting for the response header block';
-      this.#finish(new ClientTimeoutError(ErrorCode.REQUEST_TIMEOUT, `request timed out after ${this.#settings.requestTimeout} ms ${where} (requestTimeout)`, 'request'), true);
+      this.#finish(new TimeoutError(ErrorCode.REQUEST_TIMEOUT, `request timed out after ${this.#settings.requestTimeout} ms ${where} (requestTimeout)`, 'request'), true);
     }
   }
 
@@ -367,7 +367,7 @@ export class ClientRequest implements ResponseSource {
       return;
     }
     this.#timer = null;
-    this.#finish(new ClientTimeoutError(ErrorCode.BODY_TIMEOUT, `response body stalled for ${this.#settings.bodyTimeout} ms (bodyTimeout)`, 'body'), true);
+    this.#finish(new TimeoutError(ErrorCode.BODY_TIMEOUT, `response body stalled for ${this.#settings.bodyTimeout} ms (bodyTimeout)`, 'body'), true);
   }
 
   // Ends the request once: success (error null) ends the body; failure rejects or destroys the body, and with

@@ -13,20 +13,11 @@ export class ConnectError extends FastCGIError {
   }
 }
 
-/** Which client timer ran out. */
-export type ClientTimer = 'connect' | 'request' | 'body';
-
 /**
- * A client timer ran out: `connect` (connectTimeout), `request` (requestTimeout: no complete response header
- * block in time, queueing included) or `body` (bodyTimeout: the response body stalled on the backend's side).
+ * The client's timers throw the one TimeoutError class (`timer` 'connect', 'request' or 'body'); this name
+ * stays for code written against it, and `instanceof ClientTimeoutError` holds for every TimeoutError.
  */
-export class ClientTimeoutError extends FastCGIError {
-  readonly timer: ClientTimer;
-  constructor(value: ErrorCodeValue, message: string, timer: ClientTimer) {
-    super(value, message);
-    this.timer = timer;
-  }
-}
+export { TimeoutError as ClientTimeoutError, type ClientTimer } from '../errors';
 
 /**
  * The backend ended a request with a protocolStatus other than REQUEST_COMPLETE (FastCGI 1.0 §5.5):

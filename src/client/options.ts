@@ -1,9 +1,13 @@
 // Client settings: the documented options, their defaults, and the resolved form the pool and connections read.
 import { InvalidArgumentError } from '../errors';
+import { booleanOption, byteSizeOption, choiceOption, countOption, durationOption } from '../options/validate';
 import { parseAddress, type BackendAddress, type ConnectTarget } from './address';
 import { DEFAULT_MAX_HEADER_BYTES } from './cgi-response';
 
-/** Options of createClient. Every timeout is in milliseconds; 0 turns it off. */
+/**
+ * Options of createClient. Every timeout is in whole milliseconds; 0 turns it off. Counts and byte sizes are
+ * integers, checked by the rules createServer uses: a value out of range throws InvalidArgumentError.
+ */
 export interface ClientOptions {
   /** Where the backend listens: '/path.sock', 'unix:/path', 'host:port', 'tcp://host:port', { path } or { host, port }. */
   address: BackendAddress;
@@ -93,43 +97,30 @@ export interface ResolvedClientOptions {
   retryStaleConnection: boolean;
 }
 
-function count(name: string, value: number | undefined, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value < min || Math.floor(value) !== value) {
-    throw new InvalidArgumentError(`${name} must be an integer of at least ${min}, got ${value}`);
-  }
-  return value;
-}
-
-/** resolveClientOptions applies defaults and checks ranges; throws InvalidArgumentError. */
+/** resolveClientOptions applies defaults and checks each option; throws InvalidArgumentError (FCGI_ERR_INVALID_ARGUMENT). */
 export function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
-  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('createClient needs an options object with an address');
-  const multiplex = options.multiplex ?? 'auto';
-  if (multiplex !== 'auto' && typeof multiplex !== 'boolean') throw new InvalidArgumentError(`multiplex must be 'auto', true or false`);
-  const buffer = options.bufferUnknownLength ?? 16 * 1024 * 1024;
-  if (buffer !== false) count('bufferUnknownLength', buffer, 0, 0);
-  const abortWith = options.abortWith ?? null;
-  if (abortWith !== null && abortWith !== 'abort-request' && abortWith !== 'close') throw new InvalidArgumentError(`abortWith must be 'abort-request' or 'close'`);
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new InvalidArgumentError('createClient needs an options object with an address');
+  const buffer = options.bufferUnknownLength === false ? false : byteSizeOption('bufferUnknownLength', options.bufferUnknownLength, 16 * 1024 * 1024);
   return {
     target: parseAddress(options.address),
-    poolSize: count('poolSize', options.poolSize, 4, 1),
-    queueLimit: count('queueLimit', options.queueLimit, 1024, 0),
-    connectTimeout: count('connectTimeout', options.connectTimeout, 10_000, 0),
-    connectRetryWindow: count('connectRetryWindow', options.connectRetryWindow, 1000, 0),
-    requestTimeout: count('requestTimeout', options.requestTimeout, 60_000, 0),
-    bodyTimeout: count('bodyTimeout', options.bodyTimeout, 60_000, 0),
-    idleTimeout: count('idleTimeout', options.idleTimeout, 4000, 0),
-    keepConn: options.keepConn ?? true,
-    multiplex,
-    probeTimeout: count('probeTimeout', options.probeTimeout, 1000, 1),
-    maxRequestsPerConnection: count('maxRequestsPerConnection', options.maxRequestsPerConnection, 128, 1),
+    poolSize: countOption('poolSize', options.poolSize, 4),
+    queueLimit: countOption('queueLimit', options.queueLimit, 1024, 0),
+    connectTimeout: durationOption('connectTimeout', options.connectTimeout, 10_000),
+    connectRetryWindow: durationOption('connectRetryWindow', options.connectRetryWindow, 1000),
+    requestTimeout: durationOption('requestTimeout', options.requestTimeout, 60_000),
+    bodyTimeout: durationOption('bodyTimeout', options.bodyTimeout, 60_000),
+    idleTimeout: durationOption('idleTimeout', options.idleTimeout, 4000),
+    keepConn: booleanOption('keepConn', options.keepConn, true),
+    multiplex: choiceOption('multiplex', options.multiplex, ['auto', true, false] as const, 'auto'),
+    probeTimeout: durationOption('probeTimeout', options.probeTimeout, 1000, 1),
+    maxRequestsPerConnection: countOption('maxRequestsPerConnection', options.maxRequestsPerConnection, 128),
     bufferUnknownLength: buffer,
-    maxHeaderBytes: count('maxHeaderBytes', options.maxHeaderBytes, DEFAULT_MAX_HEADER_BYTES, 1),
-    maxStderrBytes: count('maxStderrBytes', options.maxStderrBytes, 64 * 1024, 0),
-    highWaterMark: count('highWaterMark', options.highWaterMark, 64 * 1024, 1),
-    connectionHighWaterMark: count('connectionHighWaterMark', options.connectionHighWaterMark, 256 * 1024, 1),
-    abortWith,
-    padRecords: options.padRecords ?? true,
-    retryStaleConnection: options.retryStaleConnection ?? true,
+    maxHeaderBytes: byteSizeOption('maxHeaderBytes', options.maxHeaderBytes, DEFAULT_MAX_HEADER_BYTES, 1),
+    maxStderrBytes: byteSizeOption('maxStderrBytes', options.maxStderrBytes, 64 * 1024),
+    highWaterMark: byteSizeOption('highWaterMark', options.highWaterMark, 64 * 1024, 1),
+    connectionHighWaterMark: byteSizeOption('connectionHighWaterMark', options.connectionHighWaterMark, 256 * 1024, 1),
+    abortWith: choiceOption('abortWith', options.abortWith, ['abort-request', 'close'] as const, null),
+    padRecords: booleanOption('padRecords', options.padRecords, true),
+    retryStaleConnection: booleanOption('retryStaleConnection', options.retryStaleConnection, true),
   };
 }

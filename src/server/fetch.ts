@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import type { Params } from '../stream/params';
 import { Server } from './server';
+import { ErrorCode, FastCGIError } from '../errors';
 import type { FastCGIIncomingMessage, FastCGIServerResponse } from './http-message';
 import type { ServerOptions } from './options';
 import type { RequestSocket } from './request-socket';
@@ -87,6 +88,14 @@ async function writeResponse(response: Response, res: FastCGIServerResponse, sig
   }
 }
 
+// What a fetch handler returned instead of a Response, for the error message ("a plain object", "a Buffer").
+function describeResult(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (typeof value !== 'object') return `a ${typeof value}`;
+  const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
+  return typeof name === 'string' && name !== '' && name !== 'Object' ? `a ${name}` : 'a plain object';
+}
+
 /**
  * serve returns a FastCGI server whose requests go to a fetch handler. The handler's Request streams the
  * body (STDIN) and its signal aborts when the web server aborts or the connection closes; the Response body
@@ -97,7 +106,7 @@ export function serve(handler: FetchHandler, options: ServerOptions = {}): Serve
   return new Server(options, async (req, res) => {
     const fastcgi = req.fastcgi;
     const response = await fetch(toRequest(req), { params: fastcgi.rawParams, fastcgi });
-    if (!(response instanceof Response)) throw new TypeError('the fetch handler must return a Response');
+    if (!(response instanceof Response)) throw new FastCGIError(ErrorCode.HANDLER_RESULT, `the fetch handler must return a Response, got ${describeResult(response)}`);
     await writeResponse(response, res, fastcgi.signal);
   });
 }

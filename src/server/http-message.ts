@@ -9,6 +9,7 @@ import type { Params } from '../stream/params';
 import { KNOWN_NAMES } from '../protocol/known-names';
 import { NAME_UNKNOWN } from '../codec/layout';
 import type { RequestSocket } from './request-socket';
+import { ErrorCode, FastCGIError } from '../errors';
 
 /** requestUrl builds `req.url`: REQUEST_URI when the web server sends it, else SCRIPT_NAME + PATH_INFO + ?QUERY_STRING. */
 export function requestUrl(params: Params): string {
@@ -298,7 +299,7 @@ function relayDrain(this: RequestSocket & { _httpMessage?: ServerResponse | null
 const RESPONSE_OWN = ['_storeHeader', '_finish', 'setVariable', 'allow', 'deny', 'writeContinue', 'writeProcessing', 'writeEarlyHints'];
 const RESPONSE_METHODS: unknown[] = RESPONSE_OWN.map((name) => {
   const method = (FastCGIServerResponse.prototype as unknown as Record<string, unknown>)[name];
-  if (typeof method !== 'function') throw new Error(`${name} is not a method of FastCGIServerResponse`);
+  if (typeof method !== 'function') throw new FastCGIError(ErrorCode.INVALID_STATE, `${name} is not a method of FastCGIServerResponse`);
   return method;
 });
 

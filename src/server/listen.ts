@@ -3,7 +3,7 @@
 // or TCP. Errors name the cause and the fix, because the alternative is "premature end of script headers".
 import cluster from 'node:cluster';
 import { connect } from 'node:net';
-import { fstatSync, lstatSync, unlinkSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, unlinkSync } from 'node:fs';
 import { ErrorCode, ListenError } from '../errors';
 import { LISTENSOCK_FILENO } from '../protocol/constants';
 
@@ -18,6 +18,15 @@ export const HOW_TO_RUN = [
   "  2. on a unix socket the web server connects to: server.listen('/run/app.sock');",
   "  3. on a TCP port: server.listen(9000, '127.0.0.1').",
 ].join('\n');
+
+/** isSocketFd tells whether `fd` is open and a socket (a listening one, when a web server passed it). */
+export function isSocketFd(fd: number): boolean {
+  try {
+    return fstatSync(fd).isSocket();
+  } catch {
+    return false;
+  }
+}
 
 /**
  * inheritedListenFd returns the fd of a listening socket this process inherited: systemd's first fd when
@@ -40,6 +49,28 @@ export function inheritedListenFd(env: NodeJS.ProcessEnv = process.env): number 
     ErrorCode.INHERITED_SOCKET,
     `listen() with no address expects a listening socket on fd 0 (FCGI_LISTENSOCK_FILENO), but fd 0 is ${kind}: this process was not started by a web server.\n${HOW_TO_RUN}`,
   );
+}
+
+const releasedAtExit = new Set<number>();
+
+/**
+ * releaseAtExit closes `fd` as the process exits, when it is a stdio fd (the web server's socket on fd 0).
+ * Node restores at exit the O_NONBLOCK flag its stdio fds had when it started, and a process manager starts
+ * the application with the socket blocking; the flag belongs to the socket, shared by every process listening
+ * on it, so one process exiting would leave a blocking socket to the others (supervisord numprocs, spawn-fcgi
+ * -F, the rest of a rolling restart), and the one that loses the race for a connection then sleeps in accept()
+ * serving nothing. Node skips the restore for a closed fd. (A signal with no handler still restores it.)
+ */
+export function releaseAtExit(fd: number): void {
+  if (fd > 2 || releasedAtExit.has(fd)) return;
+  releasedAtExit.add(fd);
+  process.once('exit', () => {
+    try {
+      closeSync(fd);
+    } catch {
+      // Already closed.
+    }
+  });
 }
 
 /** The error for fd 0 being a socket that is connected rather than listening (a shell wrapper replaced it). */

@@ -1,5 +1,7 @@
 // Server settings: the documented options, their defaults, and the resolved form the connection reads.
 import type { Scanner } from '../codec/scanner';
+import { InvalidArgumentError } from '../errors';
+import { booleanOption, byteSizeOption, choiceOption, countOption, durationOption, modeOption, objectOption, optionsObject } from '../options/validate';
 
 /** Where the server reports what it does not throw: protocol errors, handler failures, refused peers. */
 export interface Logger {
@@ -7,7 +9,11 @@ export interface Logger {
   error(message: string): void;
 }
 
-/** Options of createServer / serve / the node-fastcgi drop-in. Every limit has a default that suits nginx. */
+/**
+ * Options of createServer / serve / the node-fastcgi drop-in. Every limit has a default that suits nginx.
+ * Counts and byte sizes are integers and durations whole milliseconds (0 turns a timeout off), checked by the
+ * rules createClient uses: a value out of range throws InvalidArgumentError (FCGI_ERR_INVALID_ARGUMENT).
+ */
 export interface ServerOptions {
   /** Accept several requests at once on one connection (FCGI_MPXS_CONNS). Default true. */
   multiplex?: boolean;
@@ -141,50 +147,58 @@ export function normalizeAddress(address: string): string {
   return lower.startsWith('::ffff:') && lower.includes('.') ? lower.slice(7) : lower;
 }
 
-function positive(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value < 0) throw new RangeError(`${name} must be a non-negative number, got ${value}`);
-  return value;
-}
-
 /** resolveMount checks the `mount` option: 'cgi', or a path starting with '/' (trailing slashes dropped). */
 export function resolveMount(mount: string | undefined): string | null {
   if (mount === undefined) return null;
   if (mount === 'cgi') return mount;
   if (typeof mount !== 'string' || !mount.startsWith('/') || /[?#]/.test(mount)) {
-    throw new RangeError(`mount must be 'cgi' or a path starting with '/', got ${JSON.stringify(mount)}`);
+    throw new InvalidArgumentError(`mount must be 'cgi' or a path starting with '/', got ${JSON.stringify(mount)}`);
   }
   return mount.replace(/\/+$/, '');
 }
 
-/** resolveOptions applies defaults and checks ranges. */
-export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
+function resolveLogger(logger: unknown): Logger {
+  const given = objectOption<Partial<Logger>>('logger', logger);
+  if (given === undefined) return consoleLogger;
+  if (typeof given.warn !== 'function' || typeof given.error !== 'function') throw new InvalidArgumentError('logger must have warn(message) and error(message) methods');
+  return given as Logger;
+}
+
+function checkWebServerAddrs(value: unknown): string[] | string | null | undefined {
+  if (value === undefined || value === null || typeof value === 'string') return value;
+  if (Array.isArray(value) && value.every((a) => typeof a === 'string')) return value as string[];
+  throw new InvalidArgumentError('webServerAddrs must be a comma-separated string, an array of addresses, or null');
+}
+
+/** resolveOptions applies defaults and checks each option; throws InvalidArgumentError (FCGI_ERR_INVALID_ARGUMENT). */
+export function resolveOptions(given?: ServerOptions): ResolvedOptions {
+  const options = optionsObject<ServerOptions>('createServer', given);
   return {
-    multiplex: options.multiplex ?? true,
-    maxConnections: positive('maxConnections', options.maxConnections, 1024),
-    maxRequestsPerConnection: Math.max(1, positive('maxRequestsPerConnection', options.maxRequestsPerConnection, 128)),
-    maxParamsBytes: positive('maxParamsBytes', options.maxParamsBytes, 1024 * 1024),
-    maxParamsCount: positive('maxParamsCount', options.maxParamsCount, 4096),
-    idleTimeout: positive('idleTimeout', options.idleTimeout, 300_000),
-    beginTimeout: positive('beginTimeout', options.beginTimeout, 10_000),
-    paramsTimeout: positive('paramsTimeout', options.paramsTimeout, 30_000),
-    bodyTimeout: positive('bodyTimeout', options.bodyTimeout, 30_000),
-    minBodyRate: positive('minBodyRate', options.minBodyRate, 500),
-    sendTimeout: positive('sendTimeout', options.sendTimeout, 60_000),
-    maxConnectionBufferBytes: positive('maxConnectionBufferBytes', options.maxConnectionBufferBytes, 8 * 1024 * 1024),
-    maxBufferBytes: positive('maxBufferBytes', options.maxBufferBytes, 128 * 1024 * 1024),
-    handlerTimeout: positive('handlerTimeout', options.handlerTimeout, 0),
-    outputHighWaterMark: positive('outputHighWaterMark', options.outputHighWaterMark, 64 * 1024),
-    inputHighWaterMark: positive('inputHighWaterMark', options.inputHighWaterMark, 64 * 1024),
-    connectionHighWaterMark: positive('connectionHighWaterMark', options.connectionHighWaterMark, 256 * 1024),
-    padRecords: options.padRecords ?? true,
-    valueMap: options.valueMap ?? {},
-    webServerAddrs: parseWebServerAddrs(options.webServerAddrs === undefined ? process.env.FCGI_WEB_SERVER_ADDRS : options.webServerAddrs),
-    socketMode: options.socketMode ?? null,
-    closeTimeout: positive('closeTimeout', options.closeTimeout, 30_000),
+    multiplex: booleanOption('multiplex', options.multiplex, true),
+    maxConnections: countOption('maxConnections', options.maxConnections, 1024),
+    maxRequestsPerConnection: countOption('maxRequestsPerConnection', options.maxRequestsPerConnection, 128),
+    maxParamsBytes: byteSizeOption('maxParamsBytes', options.maxParamsBytes, 1024 * 1024),
+    maxParamsCount: countOption('maxParamsCount', options.maxParamsCount, 4096, 0),
+    idleTimeout: durationOption('idleTimeout', options.idleTimeout, 300_000),
+    beginTimeout: durationOption('beginTimeout', options.beginTimeout, 10_000),
+    paramsTimeout: durationOption('paramsTimeout', options.paramsTimeout, 30_000),
+    bodyTimeout: durationOption('bodyTimeout', options.bodyTimeout, 30_000),
+    minBodyRate: byteSizeOption('minBodyRate', options.minBodyRate, 500),
+    sendTimeout: durationOption('sendTimeout', options.sendTimeout, 60_000),
+    maxConnectionBufferBytes: byteSizeOption('maxConnectionBufferBytes', options.maxConnectionBufferBytes, 8 * 1024 * 1024),
+    maxBufferBytes: byteSizeOption('maxBufferBytes', options.maxBufferBytes, 128 * 1024 * 1024),
+    handlerTimeout: durationOption('handlerTimeout', options.handlerTimeout, 0),
+    outputHighWaterMark: byteSizeOption('outputHighWaterMark', options.outputHighWaterMark, 64 * 1024),
+    inputHighWaterMark: byteSizeOption('inputHighWaterMark', options.inputHighWaterMark, 64 * 1024),
+    connectionHighWaterMark: byteSizeOption('connectionHighWaterMark', options.connectionHighWaterMark, 256 * 1024, 1),
+    padRecords: booleanOption('padRecords', options.padRecords, true),
+    valueMap: objectOption<Record<string, string | number>>('valueMap', options.valueMap) ?? {},
+    webServerAddrs: parseWebServerAddrs(options.webServerAddrs === undefined ? process.env.FCGI_WEB_SERVER_ADDRS : checkWebServerAddrs(options.webServerAddrs)),
+    socketMode: modeOption('socketMode', options.socketMode),
+    closeTimeout: durationOption('closeTimeout', options.closeTimeout, 30_000),
     mount: resolveMount(options.mount),
-    logger: options.logger ?? consoleLogger,
+    logger: resolveLogger(options.logger),
     scanner: options.scanner,
-    paramsEncoding: options.paramsEncoding ?? 'latin1',
+    paramsEncoding: choiceOption('paramsEncoding', options.paramsEncoding, ['latin1', 'utf8'] as const, 'latin1'),
   };
 }

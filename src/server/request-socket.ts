@@ -5,7 +5,7 @@
 import { Readable, Writable } from 'node:stream';
 import { RecordType, Role, type RoleValue } from '../protocol/constants';
 import type { Params } from '../stream/params';
-import { ErrorCode, RequestAbortedError, TimeoutError, type FastCGIError } from '../errors';
+import { ErrorCode, FastCGIError, RequestAbortedError, TimeoutError } from '../errors';
 import { isCompactView } from '../stream/decoder';
 
 /** What a RequestSocket needs from its connection. */
@@ -195,7 +195,7 @@ export class RequestSocket extends Writable {
 
   /** The request's params, decoded lazily (values are byte strings). */
   get rawParams(): Params {
-    if (this.#params === null) throw new Error('params are not complete yet');
+    if (this.#params === null) throw new FastCGIError(ErrorCode.INVALID_STATE, 'params are not complete yet');
     return this.#params;
   }
 
@@ -207,7 +207,7 @@ export class RequestSocket extends Writable {
   /** The request body (STDIN) as a Readable, unless an adapter attached its own sink. */
   get body(): Readable {
     this.#stdin.sink ??= new InputStream(this, this.#options.inputHighWaterMark, false);
-    if (!(this.#stdin.sink instanceof Readable)) throw new Error('the body was attached to another stream');
+    if (!(this.#stdin.sink instanceof Readable)) throw new FastCGIError(ErrorCode.INVALID_STATE, 'the body was attached to another sink (setBodySink), so it is not a Readable here');
     return this.#stdin.sink;
   }
 

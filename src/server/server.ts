@@ -6,7 +6,7 @@ import { chmodSync } from 'node:fs';
 import { Connection, type ConnectionEvents } from './connection';
 import { BufferBudget } from './buffer-budget';
 import { FastCGIIncomingMessage, FastCGIServerResponse } from './http-message';
-import { checksStaleSocket, connectedFdError, inheritedListenFd, prepareSocketPath } from './listen';
+import { checksStaleSocket, connectedFdError, inheritedListenFd, prepareSocketPath, releaseAtExit } from './listen';
 import { normalizeAddress, resolveOptions, type ResolvedOptions, type ServerOptions } from './options';
 import type { RequestSocket } from './request-socket';
 import { Role } from '../protocol/constants';
@@ -188,12 +188,16 @@ export class Server extends NetServer {
         return this;
       }
       this.#listeningOnFd = fd;
+      releaseAtExit(fd);
       return super.listen({ fd });
     }
     const first = args[0];
     const path = typeof first === 'string' && !/^\d+$/.test(first) ? first : typeof first === 'object' && first !== null && 'path' in first ? String((first as { path: unknown }).path) : null;
     if (path === null) {
-      if (typeof first === 'object' && first !== null && 'fd' in first) this.#listeningOnFd = Number((first as { fd: unknown }).fd);
+      if (typeof first === 'object' && first !== null && 'fd' in first) {
+        this.#listeningOnFd = Number((first as { fd: unknown }).fd);
+        releaseAtExit(this.#listeningOnFd);
+      }
       return super.listen(...(args as Parameters<NetServer['listen']>));
     }
     const listenOnPath = (): void => {

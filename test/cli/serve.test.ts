@@ -6,7 +6,7 @@ import { TestPeer, parseCgiResponse } from '../helpers/fcgi-peer';
 import { findBinary, requireBinary } from '../helpers/binaries';
 import { createClient } from '../../src/index';
 import { ErrorCode, FastCGIError } from '../../src/errors';
-import { renameSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { APPS, MAIN, ROOT, answers, runCli, start, startServe, tempDir, waitFor } from './helpers';
 
@@ -91,6 +91,48 @@ describe('serve: where it listens', () => {
     expect((await get(path, '/fd0')).body).toMatch(/^node GET \/fd0 pid=\d+$/);
     running.child.kill('SIGTERM');
     expect(await running.exited).toBe(0);
+  });
+
+  it('--workers 2 on an inherited fd 0: the shared socket stays non-blocking, so no worker sleeps in accept()', async () => {
+    const path = join(tempDir(), 'fd0.sock');
+    const listener = net.createServer();
+    await new Promise<void>((r) => listener.listen(path, r));
+    const fd = (listener as unknown as { _handle: { fd: number } })._handle.fd;
+    const running = start(['serve', join(APPS, 'node-handler.mjs'), '--workers', '2'], { stdio: [fd, 'pipe', 'pipe'] });
+    renameSync(path, `${path}.aside`);
+    await new Promise<void>((r) => listener.close(() => r()));
+    renameSync(`${path}.aside`, path);
+    await waitFor(() => running.stderr().includes('listening on'), 15_000, 'serve to listen on fd 0');
+    // O_NONBLOCK belongs to the socket every process shares. Workers given it as stdin left it blocking: the
+    // worker that lost the race for a connection then slept in accept(), serving nothing it had accepted until
+    // the next connection came, and missed the primary's 'shutdown' until killed at --drain-timeout.
+    const fdinfo = `/proc/${running.child.pid}/fdinfo/0`;
+    if (existsSync(fdinfo)) expect(Number.parseInt(/flags:\s*(\d+)/.exec(readFileSync(fdinfo, 'utf8'))![1]!, 8) & 0o4000).not.toBe(0);
+    for (let i = 0; i < 10; i++) expect((await get(path, `/n${i}`)).body).toMatch(new RegExp(`^node GET /n${i} pid=\\d+$`));
+    running.child.kill('SIGTERM');
+    expect(await exitsWithin(running, 10_000, 'SIGTERM')).toBe(0);
+  });
+
+  it.skipIf(!existsSync('/proc/self/fdinfo/0')).each([[[] as string[]], [['--workers', '1']]])('%j: two processes on one inherited socket (supervisord numprocs=2): one stopping leaves it non-blocking for the other', async (extra) => {
+    const path = join(tempDir(), 'fd0.sock');
+    const listener = net.createServer();
+    await new Promise<void>((r) => listener.listen(path, r));
+    const fd = (listener as unknown as { _handle: { fd: number } })._handle.fd;
+    const [first, second] = [0, 1].map(() => start(['serve', join(APPS, 'node-handler.mjs'), ...extra], { stdio: [fd, 'pipe', 'pipe'] }));
+    renameSync(path, `${path}.aside`);
+    await new Promise<void>((r) => listener.close(() => r()));
+    renameSync(`${path}.aside`, path);
+    await waitFor(() => first!.stderr().includes('listening on') && second!.stderr().includes('listening on'), 20_000, 'both to listen');
+    const nonBlocking = (pid: number): boolean => (Number.parseInt(/flags:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/fdinfo/0`, 'utf8'))![1]!, 8) & 0o4000) !== 0;
+    expect(nonBlocking(second!.child.pid!)).toBe(true);
+    // Node restores the flags stdin had at start (blocking: so a process manager spawns it) as it exits, for
+    // the socket every process shares, unless the engine closed fd 0 first.
+    first!.child.kill('SIGTERM');
+    expect(await first!.exited).toBe(0);
+    expect(nonBlocking(second!.child.pid!)).toBe(true);
+    for (let i = 0; i < 5; i++) expect((await get(path, `/n${i}`)).body).toMatch(/^node GET \/n\d pid=\d+$/);
+    second!.child.kill('SIGTERM');
+    expect(await exitsWithin(second!, 10_000, 'SIGTERM')).toBe(0);
   });
 
   it('applies --socket-mode', async () => {
@@ -332,6 +374,55 @@ describe('serve: lifecycle', () => {
     expect((await pending).status).toBe(200);
     expect(await exited).toBe(0);
     expect(stderr).toContain('SIGTERM: draining the workers');
+  });
+});
+
+/** Resolves with the exit code, or rejects when the process is still up after `ms`. */
+function exitsWithin(server: { exited: Promise<number | null> }, ms: number, what: string): Promise<number | null> {
+  return Promise.race([server.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`still running ${ms} ms after ${what}`)), ms))]);
+}
+
+describe('serve: an application that holds more than the FastCGI server', () => {
+  it.each([[[] as string[]], [['--workers', '2']]])('%j: a server the module starts while it loads is named in a warning with the fix', async (extra) => {
+    const server = await startServe('express-listens.cjs', extra);
+    const pattern = /warning: \S+express-listens\.cjs started a server of its own on 127\.0\.0\.1:(\d+) while it loaded/g;
+    await waitFor(() => [...server.stderr().matchAll(pattern)].length === Math.max(1, Number(extra[1] ?? 1)), 15_000, 'the warning');
+    expect(server.stderr()).toContain('if (require.main === module) app.listen(...)');
+    expect(server.stderr()).toContain('import.meta.url');
+    // The address named is the stray server's: it answers HTTP there, besides FastCGI on the socket.
+    const port = [...server.stderr().matchAll(pattern)][0]![1]!;
+    expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('express here');
+    expect((await get(server.socket, '/')).body).toBe('express here');
+    server.child.kill('SIGTERM');
+    expect(await exitsWithin(server, 10_000, 'SIGTERM')).toBe(0);
+  });
+
+  it('says nothing about an application that starts no server of its own', async () => {
+    const server = await startServe('express-app.cjs');
+    expect((await get(server.socket, '/')).body).toBe('express here');
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(server.stderr()).not.toContain('warning');
+  });
+
+  // Before, the process drained and then stayed up for as long as the application held a timer, a pool or a
+  // server (alone: for good; a worker: until the primary killed it after --drain-timeout, 30 s here).
+  it.each([[[] as string[]], [['--workers', '2']]])('%j: SIGTERM lets the request in flight finish, then exits 0 though the application holds a timer', async (extra) => {
+    const server = await startServe('holds-timer.mjs', extra);
+    const pending = get(server.socket, '/slow?ms=600');
+    await new Promise((r) => setTimeout(r, 150));
+    server.child.kill('SIGTERM');
+    expect((await pending).body).toMatch(/^timer \/slow pid=\d+$/);
+    expect(await exitsWithin(server, 10_000, 'the drain')).toBe(0);
+  });
+
+  it.each([[[] as string[]], [['--workers', '1']]])('%j: past --drain-timeout the request is cut and the process exits 0', async (extra) => {
+    const server = await startServe('holds-timer.mjs', ['--drain-timeout', '300ms', ...extra]);
+    const pending = get(server.socket, '/slow?ms=20000').then(() => 'answered', () => 'cut');
+    await new Promise((r) => setTimeout(r, 150));
+    server.child.kill('SIGTERM');
+    expect(await exitsWithin(server, 10_000, 'SIGTERM with --drain-timeout 300ms')).toBe(0);
+    expect(await pending).toBe('cut');
   });
 });
 

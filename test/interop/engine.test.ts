@@ -13,6 +13,7 @@ import { Flag, RecordType, Role } from '../../src/protocol/constants';
 import { headersFromParams, resolveRequestPath } from '../../src/server/http-message';
 import { resolveMount } from '../../src/server/options';
 import { createServer } from '../../src/server/server';
+import { InvalidArgumentError } from '../../src/errors';
 
 /** Params as the decoder makes them; values are byte strings (latin1), as web servers send bytes. */
 function paramsOf(pairs: Record<string, string>): Params {
@@ -76,8 +77,8 @@ describe('mount option: req.url, req.baseUrl, req.originalUrl', () => {
   });
 
   it('rejects a mount that is neither cgi nor a path', () => {
-    expect(() => resolveMount('app')).toThrow(RangeError);
-    expect(() => resolveMount('/app?x')).toThrow(RangeError);
+    expect(() => resolveMount('app')).toThrow(InvalidArgumentError);
+    expect(() => resolveMount('/app?x')).toThrow(InvalidArgumentError);
     expect(resolveMount('/')).toBe('');
     expect(resolveMount('/a//')).toBe('/a');
   });

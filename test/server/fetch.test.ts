@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { serve } from '../../src/server/fetch';
+import { ErrorCode, FastCGIError } from '../../src/errors';
 import { parseCgiResponse } from '../helpers/fcgi-peer';
 import { start } from './harness';
 
@@ -94,5 +95,20 @@ describe('serve (fetch handlers)', () => {
     );
     expect(parseCgiResponse((await (await peer()).request({ params: { REQUEST_URI: '/reject' } })).stdout).status).toBe(500);
     expect(parseCgiResponse((await (await peer()).request({ params: { REQUEST_URI: '/other' } })).stdout).status).toBe(500);
+  });
+
+  it('fails a handler that returns something other than a Response with FCGI_ERR_HANDLER_RESULT', async () => {
+    const server = serve(() => ({ status: 200 }) as unknown as Response, { logger: { warn() {}, error() {} } });
+    const failures: unknown[] = [];
+    const handlerError = server.handlerError.bind(server);
+    server.handlerError = (error, req, res) => {
+      failures.push(error);
+      handlerError(error, req, res);
+    };
+    const { peer } = await start(server);
+    expect(parseCgiResponse((await (await peer()).request({ params: { REQUEST_URI: '/' } })).stdout).status).toBe(500);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toBeInstanceOf(FastCGIError);
+    expect(failures[0]).toMatchObject({ code: ErrorCode.HANDLER_RESULT, message: 'the fetch handler must return a Response, got a plain object' });
   });
 });
