@@ -14,11 +14,12 @@ export class ConnectError extends FastCGIError {
 }
 
 /** Which client timer ran out. */
-export type ClientTimer = 'connect' | 'request' | 'body';
+export type ClientTimer = 'connect' | 'request' | 'body' | 'queue';
 
 /**
  * A client timer ran out: `connect` (connectTimeout), `request` (requestTimeout: no complete response header
- * block in time, queueing included) or `body` (bodyTimeout: the response body stalled on the backend's side).
+ * block in time, queueing included), `body` (bodyTimeout: the response body stalled on the backend's side) or
+ * `queue` (queueTimeout: no upstream had a free slot in time).
  */
 export class ClientTimeoutError extends FastCGIError {
   readonly timer: ClientTimer;
@@ -60,6 +61,16 @@ function describeProtocolStatus(status: number): [ErrorCodeValue, string] {
 export class BackendClosedError extends FastCGIError {
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.BACKEND_CLOSED, message, options);
+  }
+}
+
+/**
+ * The client spans upstreams and has none to send the request to: none configured (or all removed), or their
+ * hostnames did not resolve.
+ */
+export class NoUpstreamError extends FastCGIError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.NO_UPSTREAM, message, options);
   }
 }
 

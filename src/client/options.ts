@@ -1,19 +1,23 @@
 // Client settings: the documented options, their defaults, and the resolved form the pool and connections read.
 import { InvalidArgumentError } from '../errors';
 import { parseAddress, type BackendAddress, type ConnectTarget } from './address';
+import type { BalancerOptions } from './balancer-options';
 import { DEFAULT_MAX_HEADER_BYTES } from './cgi-response';
 
-/** Options of createClient. Every timeout is in milliseconds; 0 turns it off. */
-export interface ClientOptions {
+/**
+ * Options of createClient: `address` (one backend) or `upstreams` (several, see BalancerOptions). Every timeout
+ * is in milliseconds; 0 turns it off.
+ */
+export interface ClientOptions extends BalancerOptions {
   /** Where the backend listens: '/path.sock', 'unix:/path', 'host:port', 'tcp://host:port', { path } or { host, port }. */
-  address: BackendAddress;
+  address?: BackendAddress;
   /**
-   * Most connections open at once. Default 4. With php-fpm keep this at or below `pm.max_children`: each kept
+   * Most connections open at once (with `upstreams`: to each upstream, unless its maxConcurrent says). Default 4. With php-fpm keep this at or below `pm.max_children`: each kept
    * connection holds one worker for as long as it stays open, so requests sent on connections beyond the
    * worker count wait in php's accept queue until another connection closes.
    */
   poolSize?: number;
-  /** Most requests waiting for a connection; one more fails with FCGI_ERR_QUEUE_FULL. Default 1024. */
+  /** Most requests waiting for a connection (with `upstreams`: for a free slot); one more fails with FCGI_ERR_QUEUE_FULL. Default 1024. */
   queueLimit?: number;
   /** Give up connecting after this long (FCGI_ERR_CONNECT_TIMEOUT). Default 10000. */
   connectTimeout?: number;
@@ -71,7 +75,8 @@ export interface ClientOptions {
 
 /** ClientOptions with defaults applied and the address parsed. */
 export interface ResolvedClientOptions {
-  target: ConnectTarget;
+  /** The backend; null when the client spans `upstreams` (each has its own). */
+  target: ConnectTarget | null;
   poolSize: number;
   queueLimit: number;
   connectTimeout: number;
@@ -93,7 +98,8 @@ export interface ResolvedClientOptions {
   retryStaleConnection: boolean;
 }
 
-function count(name: string, value: number | undefined, fallback: number, min: number): number {
+/** count checks an integer option of at least `min`, or returns `fallback` when it is absent; throws InvalidArgumentError. */
+export function count(name: string, value: number | undefined, fallback: number, min: number): number {
   if (value === undefined) return fallback;
   if (!Number.isFinite(value) || value < min || Math.floor(value) !== value) {
     throw new InvalidArgumentError(`${name} must be an integer of at least ${min}, got ${value}`);
@@ -103,7 +109,9 @@ function count(name: string, value: number | undefined, fallback: number, min: n
 
 /** resolveClientOptions applies defaults and checks ranges; throws InvalidArgumentError. */
 export function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
-  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('createClient needs an options object with an address');
+  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('createClient needs an options object with an address or upstreams');
+  const spans = options.upstreams !== undefined;
+  if (spans === (options.address !== undefined)) throw new InvalidArgumentError('createClient needs either an address or upstreams, not both');
   const multiplex = options.multiplex ?? 'auto';
   if (multiplex !== 'auto' && typeof multiplex !== 'boolean') throw new InvalidArgumentError(`multiplex must be 'auto', true or false`);
   const buffer = options.bufferUnknownLength ?? 16 * 1024 * 1024;
@@ -111,7 +119,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   const abortWith = options.abortWith ?? null;
   if (abortWith !== null && abortWith !== 'abort-request' && abortWith !== 'close') throw new InvalidArgumentError(`abortWith must be 'abort-request' or 'close'`);
   return {
-    target: parseAddress(options.address),
+    target: spans ? null : parseAddress(options.address!),
     poolSize: count('poolSize', options.poolSize, 4, 1),
     queueLimit: count('queueLimit', options.queueLimit, 1024, 0),
     connectTimeout: count('connectTimeout', options.connectTimeout, 10_000, 0),
