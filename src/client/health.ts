@@ -1,23 +1,29 @@
 // Active health checks: a FastCGI request to a ping path at an interval (php-fpm answers its `ping.path` with
-// `pong` from a worker), judged by status and body, on a connection of its own that is closed after each check.
-// A TCP connect alone would pass a php-fpm whose master accepts while every worker is stuck.
+// `pong` from a worker), judged by status and body. A TCP connect alone would pass a php-fpm whose master
+// accepts while every worker is stuck. The check goes through the upstream's own pool, like a request: on a
+// connection of its own it would wait in php-fpm's accept queue for as long as the pool's kept connections hold
+// every worker, and fail a healthy backend.
 import { Role } from '../protocol/constants';
 import { encodeParams } from '../protocol/pairs';
-import type { ConnectTarget } from './address';
 import type { ResolvedHealthCheck } from './balancer-options';
 import { EMPTY_BODY } from './body';
 import { ClientRequest, type RequestSettings, type RequestSpec } from './client-request';
 import type { ClientResponse } from './client-response';
 import type { ResolvedClientOptions } from './options';
-import { Pool } from './pool';
+import type { Pool } from './pool';
 
 /** Called after each check: null when it passed, else why it failed. */
 export type HealthReport = (failure: string | null) => void;
 
-/** HealthProbe checks one upstream now and then every `check.interval` ms until stopped. */
+/**
+ * HealthProbe checks one upstream now and then every `check.interval` ms until stopped; a check is skipped
+ * when `isEvidentlyUp()` says the upstream has just answered a request, which proves more than a ping would
+ * (and a ping would only wait behind it for a connection).
+ */
 export class HealthProbe {
   readonly #check: ResolvedHealthCheck;
   readonly #report: HealthReport;
+  readonly #isEvidentlyUp: () => boolean;
   readonly #pool: Pool;
   readonly #params: Buffer;
   readonly #settings: RequestSettings;
@@ -25,11 +31,11 @@ export class HealthProbe {
   #running = false;
   #stopped = false;
 
-  constructor(target: ConnectTarget, check: ResolvedHealthCheck, options: ResolvedClientOptions, report: HealthReport) {
+  constructor(pool: Pool, check: ResolvedHealthCheck, options: ResolvedClientOptions, report: HealthReport, isEvidentlyUp: () => boolean) {
     this.#check = check;
     this.#report = report;
-    // One connection per check, closed after it: a kept connection would hold a php-fpm worker between checks.
-    this.#pool = new Pool({ ...options, target, poolSize: 1, queueLimit: 1, keepConn: false, multiplex: false, connectRetryWindow: 0, retryStaleConnection: false });
+    this.#isEvidentlyUp = isEvidentlyUp;
+    this.#pool = pool;
     this.#params = encodeParams(0, Object.entries(checkParams(check)), { pad: options.padRecords });
     this.#settings = { requestTimeout: check.timeout, bodyTimeout: check.timeout, maxHeaderBytes: options.maxHeaderBytes, maxStderrBytes: 0, highWaterMark: options.highWaterMark };
   }
@@ -45,6 +51,7 @@ export class HealthProbe {
   /** @internal One check, unless the previous one is still running. */
   run(): void {
     if (this.#running || this.#stopped) return;
+    if (this.#isEvidentlyUp()) return this.#report(null);
     this.#running = true;
     void this.#probe().then((failure) => {
       this.#running = false;
@@ -52,12 +59,11 @@ export class HealthProbe {
     });
   }
 
-  /** Stops checking; a check under way is dropped. */
+  /** Stops checking; a check under way ends with its pool. */
   stop(): void {
     this.#stopped = true;
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
-    this.#pool.destroy();
   }
 
   async #probe(): Promise<string | null> {

@@ -111,7 +111,10 @@ export class Pool implements ConnectionOwner, RequestQueue {
   submit(request: ClientRequest): void {
     if (request.isDone) return;
     if (this.#closed) return request.fail(new ClientClosedError(), false);
-    const connection = this.#pick();
+    // Behind any request already waiting: a balancer submits from inside another request's end, before the
+    // connection that request freed has served this queue (its health probe waits here).
+    const behind = this.#queued > 0;
+    const connection = behind ? null : this.#pick();
     if (connection !== null) return connection.start(request);
     // The queue limit counts requests beyond what the pool can carry once its connections are up: requests
     // waiting for a connection that is still opening do not count against it.
@@ -125,6 +128,7 @@ export class Pool implements ConnectionOwner, RequestQueue {
       );
     }
     this.#enqueue(request, false);
+    if (behind) this.#drain();
   }
 
   // Queues `request` (first in line when `front`: a replay was admitted already) and opens what it needs.

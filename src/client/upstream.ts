@@ -81,6 +81,8 @@ export class Upstream implements Candidate, RequestTracker, PoolOwner {
   #failed = 0;
   #ejections = 0;
   #failures = 0;
+  // #served when the health probe last looked.
+  #servedAtCheck = 0;
   readonly #maxConcurrent: number | null;
   readonly #health: HealthSettings;
   readonly #events: UpstreamEvents;
@@ -100,7 +102,7 @@ export class Upstream implements Candidate, RequestTracker, PoolOwner {
     // failures go back to the balancer at once (no retry window): another upstream can take the requests.
     this.pool = new Pool({ ...options, target, poolSize: maxConcurrent ?? options.poolSize, connectRetryWindow: 0 }, this);
     if (health.healthCheck !== null) {
-      this.#probe = new HealthProbe(target, health.healthCheck, options, (failure) => this.#onProbe(failure));
+      this.#probe = new HealthProbe(this.pool, health.healthCheck, options, (failure) => this.#onProbe(failure), () => this.#answeredSinceCheck());
       this.#probe.start();
     }
   }
@@ -145,10 +147,16 @@ export class Upstream implements Candidate, RequestTracker, PoolOwner {
 
   /** @internal Connecting failed: one failure, however many requests were waiting for it. */
   onUnreached(requests: readonly ClientRequest[], error: FastCGIError): void {
-    this.#failed += requests.length;
     this.#recordFailure();
-    for (const request of requests) this.#release(request);
-    for (const request of requests) this.#events.reroute(request, this, error);
+    const sent: ClientRequest[] = [];
+    for (const request of requests) {
+      // The health probe's request is not the balancer's to send elsewhere.
+      if (request.tracker !== this) request.fail(error, false);
+      else sent.push(request);
+    }
+    this.#failed += sent.length;
+    for (const request of sent) this.#release(request);
+    for (const request of sent) this.#events.reroute(request, this, error);
     this.#afterRelease();
   }
 
@@ -197,6 +205,12 @@ export class Upstream implements Candidate, RequestTracker, PoolOwner {
     this.#ejectTimer = null;
     this.isEjected = false;
     if (!this.isDraining) this.#events.onRoom(this);
+  }
+
+  #answeredSinceCheck(): boolean {
+    const answered = this.isHealthy && this.#served !== this.#servedAtCheck;
+    this.#servedAtCheck = this.#served;
+    return answered;
   }
 
   #onProbe(failure: string | null): void {

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import type { Client } from '../../src/client/client';
+import { createClient, type Client } from '../../src/client/client';
 import { createGateway } from '../../src/client/gateway';
 import { rejectionOf, testClient, waitFor } from './helpers';
 import { ScriptedBackend, type ScriptedRequest } from './scripted-backend';
@@ -248,7 +248,8 @@ describe('a client with upstreams: active health', () => {
     });
     await waitFor(() => probes.length > 0, 2000, 'a first probe');
     expect(probes[0]!.params).toMatchObject({ SCRIPT_NAME: '/ping', REQUEST_URI: '/ping?full', QUERY_STRING: 'full', REQUEST_METHOD: 'GET', SERVER_NAME: 'probe' });
-    expect(probes[0]!.keepConn).toBe(false);
+    // Through the upstream's own pool, on its kept connections, like a request.
+    expect(probes[0]!.keepConn).toBe(true);
     for (const failing of ['Status: 503 Busy\r\n\r\npong', `${OK}pang`]) {
       ping = failing;
       await waitFor(() => !upstream(client, a.path).healthy, 2000, 'probe failure noticed');
@@ -259,6 +260,22 @@ describe('a client with upstreams: active health', () => {
       for (let i = 0; i < 4; i++) order += await ask(client);
       expect(order).toContain('a');
     }
+  });
+
+  it('does not probe an upstream that has answered a request since the last check', async () => {
+    let probes = 0;
+    const a = await ScriptedBackend.start({
+      request(request, connection) {
+        if (request.params.SCRIPT_NAME === '/ping') probes++;
+        connection.respond(request.requestId, `${OK}${request.params.SCRIPT_NAME === '/ping' ? 'pong' : 'a'}`);
+      },
+    });
+    const client = testClient({ upstreams: [{ address: a.path }], healthCheck: { path: '/ping', interval: 20 } });
+    await waitFor(() => probes === 1, 2000, 'the first probe');
+    const busyUntil = Date.now() + 300;
+    while (Date.now() < busyUntil) await ask(client);
+    expect(probes).toBe(1);
+    await waitFor(() => probes > 1, 2000, 'probes again once idle');
   });
 });
 
@@ -291,7 +308,7 @@ describe('a client with upstreams: membership', () => {
   it('follows a hostname: each address becomes an upstream, and one that leaves DNS is drained', async () => {
     const one = await named('one', { tcp: true, host: '127.0.0.1' });
     const port = Number(one.address.split(':')[1]);
-    const two = await named('two', { tcp: true, host: '127.0.0.2', port });
+    await named('two', { tcp: true, host: '127.0.0.2', port });
     let addresses: string[] | Error = ['127.0.0.1'];
     const asked: string[] = [];
     const client = testClient({
@@ -384,8 +401,7 @@ describe('a client with upstreams: stats, options and the gateway', () => {
     ['a weight of 0', { upstreams: [{ address: '/a.sock', weight: 0 }] }],
     ['a repeated upstream', { upstreams: [{ address: '/a.sock' }, { address: 'unix:/a.sock' }] }],
     ['a health path without a slash', { upstreams: [], healthCheck: { path: 'ping' } }],
-  ])('refuses %s with FCGI_ERR_INVALID_ARGUMENT', async (_what, options) => {
-    const { createClient } = await import('../../src/client/client');
+  ])('refuses %s with FCGI_ERR_INVALID_ARGUMENT', (_what, options) => {
     expect(() => createClient(options as never)).toThrow(expect.objectContaining({ code: 'FCGI_ERR_INVALID_ARGUMENT' }));
   });
 
