@@ -279,6 +279,36 @@ describe('a client with upstreams: active health', () => {
   });
 });
 
+describe('a client with upstreams: the probe and the slots', () => {
+  it('gives a probe waiting for a connection the next one freed, before the request the balancer sends next', async () => {
+    const order: string[] = [];
+    const held: (() => void)[] = [];
+    const a = await ScriptedBackend.start({
+      request(request, connection) {
+        const name = request.params.SCRIPT_NAME!;
+        order.push(name);
+        const answer = () => connection.respond(request.requestId, `${OK}${name === '/ping' ? 'pong' : name}`);
+        if (name === '/ping') answer();
+        else held.push(answer);
+      },
+    });
+    const client = testClient({ upstreams: [{ address: a.path, maxConcurrent: 1 }], healthCheck: { path: '/ping', interval: 20 }, multiplex: false });
+    await waitFor(() => order.length === 1, 2000, 'the first probe');
+    const first = client.request({ params: { SCRIPT_NAME: '/first' } });
+    await waitFor(() => held.length === 1);
+    const second = client.request({ params: { SCRIPT_NAME: '/second' } });
+    // The next probe waits in the upstream's pool for its only connection; /second waits for the only slot.
+    await waitFor(() => client.stats.upstreams![0]!.queued === 1, 2000, 'a probe waiting for the connection');
+    expect(client.stats.queued).toBe(2);
+    held.shift()!();
+    await waitFor(() => held.length === 1, 2000, '/second on the connection');
+    expect(order.slice(order.indexOf('/first'))).toEqual(['/first', '/ping', '/second']);
+    expect(await (await first).text()).toBe('/first');
+    held.shift()!();
+    expect(await (await second).text()).toBe('/second');
+  });
+});
+
 describe('a client with upstreams: membership', () => {
   it('drains a removed upstream: what it has finishes, nothing new reaches it, then its connections close', async () => {
     const a = await named('a', { hold: true });
