@@ -107,6 +107,7 @@ export class Balancer implements RequestQueue, UpstreamEvents, MembershipEvents 
     if (request.queue !== this) return;
     request.queue = null;
     this.#queued--;
+    this.#disarmIfEmpty();
   }
 
   /**
@@ -178,6 +179,7 @@ export class Balancer implements RequestQueue, UpstreamEvents, MembershipEvents 
       this.#dispatching = false;
     }
     if (this.#queued > 0 && this.#isStranded()) this.#failQueued(this.#noUpstream());
+    this.#disarmIfEmpty();
   }
 
   // No upstream to wait for: none configured (all removed), and no hostname still resolving.
@@ -210,6 +212,13 @@ export class Balancer implements RequestQueue, UpstreamEvents, MembershipEvents 
       }
       this.#queue.shift(); // removed while queued
     }
+  }
+
+  // Nothing waits: the timer must not keep the process alive.
+  #disarmIfEmpty(): void {
+    if (this.#queued > 0 || this.#queueTimer === null) return;
+    clearTimeout(this.#queueTimer);
+    this.#queueTimer = null;
   }
 
   /** @internal queueTimeout: fails the requests at the head of the queue that have waited too long. */

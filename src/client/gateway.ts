@@ -28,7 +28,7 @@ export interface BufferRequestsOptions {
 
 /** Options of createGateway. */
 export interface GatewayOptions extends ScriptMapping {
-  /** The backend: a Client (shared, not closed by the gateway), client options, or an address. */
+  /** The backend: a Client (shared, not closed by the gateway), client options (`address` or `upstreams`), or an address. */
   upstream: Client | ClientOptions | BackendAddress;
   /** Params added to (or, when undefined, removed from) those the gateway builds; a function sees the request. */
   params?: Readonly<Record<string, string | undefined>> | ((req: IncomingMessage) => Readonly<Record<string, string | undefined>>);

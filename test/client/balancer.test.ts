@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { createClient, type Client } from '../../src/client/client';
-import { createGateway } from '../../src/client/gateway';
+import { createGateway, statusFor } from '../../src/client/gateway';
 import { rejectionOf, testClient, waitFor } from './helpers';
 import { ScriptedBackend, type ScriptedRequest } from './scripted-backend';
 
@@ -133,6 +133,23 @@ describe('a client with upstreams: slots and the wait queue', () => {
     expect(client.stats.queued).toBe(0);
     a.release();
     expect(await (await first).text()).toBe('a');
+  });
+
+  it('keeps no timer running once nothing waits (the process may exit)', async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+    const a = await named('a', { hold: true });
+    const client = testClient({ upstreams: [{ address: a.address, maxConcurrent: 1 }], queueTimeout: 60_000 });
+    const first = client.request({});
+    await waitFor(() => a.held.length === 1);
+    const idle = timers();
+    const second = client.request({});
+    expect(timers()).toBe(idle + 1);
+    a.release();
+    await waitFor(() => a.held.length === 1);
+    expect(client.stats.queued).toBe(0);
+    expect(timers()).toBe(idle);
+    a.release();
+    await Promise.all([first, second]);
   });
 
   it('fails at once with FCGI_ERR_NO_UPSTREAM when it has none, and serves once one is added', async () => {
@@ -459,5 +476,9 @@ describe('a client with upstreams: stats, options and the gateway', () => {
       });
     expect([await get(), await get(), await get(), await get()]).toEqual(['a', 'b', 'a', 'b']);
     expect(gateway.client.stats.upstreams).toHaveLength(2);
+  });
+
+  it('makes the gateway answer 503 when no upstream can take a request', () => {
+    for (const code of ['FCGI_ERR_QUEUE_FULL', 'FCGI_ERR_QUEUE_TIMEOUT', 'FCGI_ERR_NO_UPSTREAM']) expect(statusFor(code)).toBe(503);
   });
 });
