@@ -111,7 +111,8 @@ export class Client {
   /**
    * request sends one request. It resolves once the response's CGI header block has arrived, with the status,
    * headers and a streaming body; it rejects with a FastCGIError whose `code` names the cause:
-   * FCGI_ERR_CONNECT, FCGI_ERR_CONNECT_TIMEOUT, FCGI_ERR_REQUEST_TIMEOUT, FCGI_ERR_QUEUE_FULL,
+   * FCGI_ERR_CONNECT, FCGI_ERR_CONNECT_TIMEOUT, FCGI_ERR_REQUEST_TIMEOUT, FCGI_ERR_QUEUE_FULL (with upstreams
+   * also FCGI_ERR_QUEUE_TIMEOUT and FCGI_ERR_NO_UPSTREAM),
    * FCGI_ERR_BACKEND_CLOSED, FCGI_ERR_OVERLOADED / CANT_MPX_CONN / UNKNOWN_ROLE (BackendError),
    * FCGI_ERR_CGI_* (malformed response), FCGI_ERR_BAD_VERSION and other ProtocolErrors (malformed records),
    * FCGI_ERR_PAIR_TOO_LARGE (a param that cannot fit one record), FCGI_ERR_BODY_* and FCGI_ERR_REQUEST_ABORTED.

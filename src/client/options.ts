@@ -12,9 +12,10 @@ export interface ClientOptions extends BalancerOptions {
   /** Where the backend listens: '/path.sock', 'unix:/path', 'host:port', 'tcp://host:port', { path } or { host, port }. */
   address?: BackendAddress;
   /**
-   * Most connections open at once (with `upstreams`: to each upstream, unless its maxConcurrent says). Default 4. With php-fpm keep this at or below `pm.max_children`: each kept
-   * connection holds one worker for as long as it stays open, so requests sent on connections beyond the
-   * worker count wait in php's accept queue until another connection closes.
+   * Most connections open at once (with `upstreams`: to each one without a maxConcurrent). Default 4. With
+   * php-fpm keep this at or below `pm.max_children`: each kept connection holds one worker for as long as it
+   * stays open, so requests sent on connections beyond the worker count wait in php's accept queue until
+   * another connection closes.
    */
   poolSize?: number;
   /** Most requests waiting for a connection (with `upstreams`: for a free slot); one more fails with FCGI_ERR_QUEUE_FULL. Default 1024. */
@@ -111,7 +112,7 @@ export function count(name: string, value: number | undefined, fallback: number,
 export function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('createClient needs an options object with an address or upstreams');
   const spans = options.upstreams !== undefined;
-  if (spans === (options.address !== undefined)) throw new InvalidArgumentError('createClient needs either an address or upstreams, not both');
+  if (spans === (options.address !== undefined)) throw new InvalidArgumentError('createClient needs an address or upstreams (one of the two)');
   const multiplex = options.multiplex ?? 'auto';
   if (multiplex !== 'auto' && typeof multiplex !== 'boolean') throw new InvalidArgumentError(`multiplex must be 'auto', true or false`);
   const buffer = options.bufferUnknownLength ?? 16 * 1024 * 1024;
