@@ -191,6 +191,22 @@ describe('a client with upstreams: passive health', () => {
     expect(upstream(client, down)).toMatchObject({ ejected: false, ejections: 2 });
   });
 
+  it.each([
+    [2, [false, true]],
+    [0, [false, false, false]],
+  ] as const)('with ejectAfter %i, ejects after that many failures in a row (0: never)', async (ejectAfter, ejectedAfterEach) => {
+    const down = deadAddress();
+    const b = await named('b');
+    const client = testClient({ upstreams: [{ address: down }, { address: b.address }], balance: 'round-robin', ejectAfter });
+    const seen: boolean[] = [];
+    // Round robin over two: every other request goes to the dead one first, and on to b.
+    for (let i = 0; i < ejectedAfterEach.length * 2; i++) {
+      expect(await ask(client)).toBe('b');
+      if (i % 2 === 0) seen.push(upstream(client, down).ejected);
+    }
+    expect(seen).toEqual(ejectedAfterEach);
+  });
+
   it('moves a request once: when the second upstream refuses too it fails with FCGI_ERR_CONNECT', async () => {
     const client = testClient({ upstreams: [{ address: deadAddress() }, { address: deadAddress() }, { address: deadAddress() }] });
     const error = await rejectionOf(client.request({}));
