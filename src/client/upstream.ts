@@ -35,6 +35,8 @@ export interface UpstreamStats {
   readonly ejected: boolean;
   /** Its last health probe passed (always true without healthCheck). */
   readonly healthy: boolean;
+  /** Why its last health probe failed, or null. */
+  readonly probeFailure: string | null;
   /** Removed, finishing the requests it has. */
   readonly draining: boolean;
 }
@@ -81,6 +83,7 @@ export class Upstream implements Candidate, RequestTracker, PoolOwner {
   #failed = 0;
   #ejections = 0;
   #failures = 0;
+  #probeFailure: string | null = null;
   // #served when the health probe last looked.
   #servedAtCheck = 0;
   readonly #maxConcurrent: number | null;
@@ -216,6 +219,7 @@ export class Upstream implements Candidate, RequestTracker, PoolOwner {
   #onProbe(failure: string | null): void {
     const wasHealthy = this.isHealthy;
     this.isHealthy = failure === null;
+    this.#probeFailure = failure;
     if (this.isHealthy && !wasHealthy && !this.isDraining) this.#events.onRoom(this);
   }
 
@@ -236,6 +240,7 @@ export class Upstream implements Candidate, RequestTracker, PoolOwner {
       ejections: this.#ejections,
       ejected: this.isEjected,
       healthy: this.isHealthy,
+      probeFailure: this.#probeFailure,
       draining: this.isDraining,
     };
   }

@@ -286,9 +286,11 @@ describe('a client with upstreams: active health', () => {
     for (const failing of ['Status: 503 Busy\r\n\r\npong', `${OK}pang`]) {
       ping = failing;
       await waitFor(() => !upstream(client, a.path).healthy, 2000, 'probe failure noticed');
+      expect(upstream(client, a.path).probeFailure).toMatch(failing.startsWith('Status') ? /answered 503, not 200/ : /answered "pang", which does not match pong/);
       for (let i = 0; i < 6; i++) expect(await ask(client)).toBe('b');
       ping = `${OK}pong`;
       await waitFor(() => upstream(client, a.path).healthy, 2000, 'probe pass noticed');
+      expect(upstream(client, a.path).probeFailure).toBeNull();
       let order = '';
       for (let i = 0; i < 4; i++) order += await ask(client);
       expect(order).toContain('a');
@@ -441,6 +443,7 @@ describe('a client with upstreams: stats, options and the gateway', () => {
           ejections: 0,
           ejected: false,
           healthy: true,
+          probeFailure: null,
           draining: false,
         },
       ],
