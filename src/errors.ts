@@ -40,6 +40,8 @@ export const ErrorCode = {
   REQUEST_TIMEOUT: 'FCGI_ERR_REQUEST_TIMEOUT',
   BODY_TIMEOUT: 'FCGI_ERR_BODY_TIMEOUT',
   QUEUE_FULL: 'FCGI_ERR_QUEUE_FULL',
+  QUEUE_TIMEOUT: 'FCGI_ERR_QUEUE_TIMEOUT',
+  NO_UPSTREAM: 'FCGI_ERR_NO_UPSTREAM',
   CLIENT_CLOSED: 'FCGI_ERR_CLIENT_CLOSED',
   BACKEND_CLOSED: 'FCGI_ERR_BACKEND_CLOSED',
   BAD_END_REQUEST: 'FCGI_ERR_BAD_END_REQUEST',
@@ -110,7 +112,7 @@ export class InvalidArgumentError extends FastCGIError {
 export type ServerTimer = 'begin' | 'params' | 'body' | 'send' | 'idle' | 'handler';
 
 /** Which client timer ran out. */
-export type ClientTimer = 'connect' | 'request' | 'body';
+export type ClientTimer = 'connect' | 'request' | 'body' | 'queue';
 
 /**
  * A timer ran out; `timer` names it and `code` the exact cause. Server: the first request's arrival (`begin`),

@@ -52,6 +52,10 @@ export {
 } from './errors';
 export { Client, createClient, type ParamValue, type ParamsInput, type RequestOptions, type RoleName } from './client/client';
 export type { ClientOptions } from './client/options';
+export type { BalancerOptions, HealthCheckOptions, LookupFunction, UpstreamOptions } from './client/balancer-options';
+export type { BalancePolicy } from './client/balance-policy';
+export type { ClientStats } from './client/balancer';
+export type { UpstreamStats } from './client/upstream';
 export type { BackendAddress } from './client/address';
 export type { RequestBody } from './client/body';
 export { ClientResponse, ResponseBody, type ClientCompletion } from './client/client-response';
@@ -65,6 +69,7 @@ export {
   ClientClosedError,
   ClientTimeoutError,
   ConnectError,
+  NoUpstreamError,
   RequestBodyError,
   type ClientTimer,
 } from './client/errors';

@@ -42,6 +42,8 @@ export interface ConnectionSettings {
   connectTimeout: number;
   idleTimeout: number;
   abortWith: 'abort-request' | 'close' | null;
+  /** Replay a lost request from a fresh connection too (ClientRequest.canReplay): a balancer sends it elsewhere. */
+  replayFromAnyConnection: boolean;
 }
 
 const enum State {
@@ -343,7 +345,7 @@ export class ClientConnection implements RequestCarrier {
     const replays: ClientRequest[] = [];
     const replay = closed && this.#owner.acceptsReplays;
     for (const request of requests) {
-      if (replay && request.canReplay()) replays.push(request);
+      if (replay && request.canReplay(this.#settings.replayFromAnyConnection)) replays.push(request);
       else request.onConnectionLost(error);
     }
     for (const request of replays) {

@@ -23,6 +23,11 @@ export interface RequestQueue {
   remove(request: ClientRequest): void;
 }
 
+/** @internal Told once when a request ends, however it ends (the balancer counts each upstream's requests). */
+export interface RequestTracker {
+  onRequestEnd(request: ClientRequest, error: Error | null): void;
+}
+
 /** @internal Per-request settings (client defaults, overridable per call). */
 export interface RequestSettings {
   requestTimeout: number;
@@ -67,6 +72,8 @@ export class ClientRequest implements ResponseSource {
   carrier: RequestCarrier | null = null;
   /** The queue holding the request while it waits. */
   queue: RequestQueue | null = null;
+  /** Told when the request ends; null unless a balancer sent it. */
+  tracker: RequestTracker | null = null;
   /** The id on its connection, once started. */
   requestId = 0;
   /** Response bytes (STDOUT and STDERR) received, for error messages. */
@@ -202,11 +209,14 @@ export class ClientRequest implements ResponseSource {
   /**
    * Whether the request can go out again after the connection it was sent on closed: nothing of its response
    * arrived, it is safe to repeat, and that connection had already carried a request (so the close is the
-   * backend retiring an idle connection, not a reaction to this request).
+   * backend retiring an idle connection, not a reaction to this request). `anyConnection` drops the last
+   * condition: a balancer sends the request to another upstream, as nginx's next upstream does.
    */
-  canReplay(): boolean {
+  canReplay(anyConnection = false): boolean {
     // Once only: a request whose every attempt kills its connection may be what kills it.
-    return this.#onReusedConnection && !this.#replayed && this.spec.replayable && this.#phase === Phase.Sent && this.received === 0;
+    return (
+      (this.#onReusedConnection || anyConnection) && !this.#replayed && this.spec.replayable && this.#phase === Phase.Sent && this.received === 0
+    );
   }
 
   /** Back to waiting for a connection, for the pool to start it again. */
@@ -407,6 +417,11 @@ export class ClientRequest implements ResponseSource {
     }
     this.#settle?.(error);
     this.#settle = null;
+    const tracker = this.tracker;
+    if (tracker !== null) {
+      this.tracker = null;
+      tracker.onRequestEnd(this, error);
+    }
   }
 }
 

@@ -3,12 +3,15 @@
 import { Role, type RoleValue } from '../protocol/constants';
 import { encodeParams, type PairInput } from '../protocol/pairs';
 import { ErrorCode, InvalidArgumentError } from '../errors';
+import type { BackendAddress } from './address';
+import { Balancer, type ClientStats } from './balancer';
+import { resolveBalancerOptions, type UpstreamOptions } from './balancer-options';
 import { EMPTY_BODY, collectBody, prepareBodySync, type PreparedBody, type RequestBody } from './body';
 import { ClientRequest, type RequestSettings, type RequestSpec } from './client-request';
 import type { ClientResponse } from './client-response';
 import { clientLimitError } from './errors';
 import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options';
-import { Pool, type PoolStats } from './pool';
+import { Pool } from './pool';
 
 /** A param value: a byte string or UTF-8 text (see PairInput), raw bytes, or a number; undefined leaves it out. */
 export type ParamValue = PairInput | number | undefined;
@@ -52,17 +55,20 @@ export interface RequestOptions {
 
 /**
  * Client sends requests to one FastCGI backend (php-fpm, fcgiwrap, a fastcgi-engine server) over a pool of
- * kept connections. Create it with createClient.
+ * kept connections, or spreads them over several (`upstreams`). Create it with createClient.
  */
 export class Client {
   /** The options in force, defaults applied. */
   readonly settings: Readonly<ResolvedClientOptions>;
-  readonly #pool: Pool;
+  // One backend: its pool. Several: the balancer over their pools.
+  readonly #pool: Pool | Balancer;
   readonly #requestSettings: RequestSettings;
 
   constructor(options: ClientOptions) {
     this.settings = resolveClientOptions(options);
-    this.#pool = new Pool(this.settings);
+    const balance = resolveBalancerOptions(options);
+    const target = this.settings.target;
+    this.#pool = target !== null ? new Pool({ ...this.settings, target }) : new Balancer(this.settings, balance!);
     this.#requestSettings = {
       requestTimeout: this.settings.requestTimeout,
       bodyTimeout: this.settings.bodyTimeout,
@@ -72,15 +78,41 @@ export class Client {
     };
   }
 
-  /** Connections, queue and in-flight counts now. */
-  get stats(): PoolStats {
+  /** Connections, queue and in-flight counts now; with `upstreams`, also a line per upstream. */
+  get stats(): ClientStats {
     return this.#pool.stats;
+  }
+
+  /**
+   * addUpstream adds a backend to a client created with `upstreams`; a hostname adds one upstream per address
+   * it resolves to. Throws InvalidArgumentError (a client with one `address`, a bad or repeated address).
+   */
+  addUpstream(upstream: UpstreamOptions): void {
+    this.#balancer('addUpstream').addUpstream(upstream);
+  }
+
+  /**
+   * removeUpstream takes a backend (as it was added) out of rotation: it gets no new requests, and those it has
+   * finish. Resolves true once its connections have closed, false when no upstream has that address.
+   */
+  removeUpstream(address: BackendAddress): Promise<boolean> {
+    try {
+      return this.#balancer('removeUpstream').removeUpstream(address);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  #balancer(method: string): Balancer {
+    if (this.#pool instanceof Balancer) return this.#pool;
+    throw new InvalidArgumentError(`${method} needs a client created with upstreams: createClient({ upstreams: [{ address }, …] })`);
   }
 
   /**
    * request sends one request. It resolves once the response's CGI header block has arrived, with the status,
    * headers and a streaming body; it rejects with a FastCGIError whose `code` names the cause:
-   * FCGI_ERR_CONNECT, FCGI_ERR_CONNECT_TIMEOUT, FCGI_ERR_REQUEST_TIMEOUT, FCGI_ERR_QUEUE_FULL,
+   * FCGI_ERR_CONNECT, FCGI_ERR_CONNECT_TIMEOUT, FCGI_ERR_REQUEST_TIMEOUT, FCGI_ERR_QUEUE_FULL (with upstreams
+   * also FCGI_ERR_QUEUE_TIMEOUT and FCGI_ERR_NO_UPSTREAM),
    * FCGI_ERR_BACKEND_CLOSED, FCGI_ERR_OVERLOADED / CANT_MPX_CONN / UNKNOWN_ROLE (BackendError),
    * FCGI_ERR_CGI_* (malformed response), FCGI_ERR_BAD_VERSION and other ProtocolErrors (malformed records),
    * FCGI_ERR_PAIR_TOO_LARGE (a param that cannot fit one record), FCGI_ERR_BODY_* and FCGI_ERR_REQUEST_ABORTED.
@@ -161,7 +193,10 @@ export class Client {
   }
 }
 
-/** createClient returns a Client for the backend at `options.address`; it connects on first use. */
+/**
+ * createClient returns a Client for the backend at `options.address`, or for the `upstreams` it balances
+ * requests over; it connects on first use.
+ */
 export function createClient(options: ClientOptions): Client {
   return new Client(options);
 }

@@ -14,8 +14,9 @@ export class ConnectError extends FastCGIError {
 }
 
 /**
- * The client's timers throw the one TimeoutError class (`timer` 'connect', 'request' or 'body'); this name
- * stays for code written against it, and `instanceof ClientTimeoutError` holds for every TimeoutError.
+ * The client's timers throw the one TimeoutError class (`timer` 'connect', 'request', 'body' or, with
+ * `upstreams`, 'queue'); this name stays for code written against it, and `instanceof ClientTimeoutError` holds
+ * for every TimeoutError.
  */
 export { TimeoutError as ClientTimeoutError, type ClientTimer } from '../errors';
 
@@ -51,6 +52,16 @@ function describeProtocolStatus(status: number): [ErrorCodeValue, string] {
 export class BackendClosedError extends FastCGIError {
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.BACKEND_CLOSED, message, options);
+  }
+}
+
+/**
+ * The client spans upstreams and has none to send the request to: none configured (or all removed), or their
+ * hostnames did not resolve.
+ */
+export class NoUpstreamError extends FastCGIError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.NO_UPSTREAM, message, options);
   }
 }
 

@@ -20,6 +20,11 @@ export class Fifo<T> {
     else this.#items.unshift(item);
   }
 
+  /** The oldest item, left in place, or undefined when empty. */
+  peek(): T | undefined {
+    return this.#head === this.#items.length ? undefined : this.#items[this.#head];
+  }
+
   /** Removes and returns the oldest item, or undefined when empty. */
   shift(): T | undefined {
     if (this.#head === this.#items.length) return undefined;

@@ -28,7 +28,7 @@ export interface BufferRequestsOptions {
 
 /** Options of createGateway. */
 export interface GatewayOptions extends ScriptMapping {
-  /** The backend: a Client (shared, not closed by the gateway), client options, or an address. */
+  /** The backend: a Client (shared, not closed by the gateway), client options (`address` or `upstreams`), or an address. */
   upstream: Client | ClientOptions | BackendAddress;
   /** Params added to (or, when undefined, removed from) those the gateway builds; a function sees the request. */
   params?: Readonly<Record<string, string | undefined>> | ((req: IncomingMessage) => Readonly<Record<string, string | undefined>>);
@@ -86,7 +86,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   let client: Client;
   if (upstream instanceof Client) client = upstream;
   else {
-    const clientOptions: ClientOptions = typeof upstream === 'object' && 'address' in upstream ? { ...upstream } : { address: upstream };
+    const clientOptions: ClientOptions = isClientOptions(upstream) ? { ...upstream } : { address: upstream };
     if (timeouts.connect !== undefined) clientOptions.connectTimeout = timeouts.connect;
     if (timeouts.request !== undefined) clientOptions.requestTimeout = timeouts.request;
     if (timeouts.body !== undefined) clientOptions.bodyTimeout = timeouts.body;
@@ -296,6 +296,8 @@ export function statusFor(code: string | undefined): number {
     case 'FCGI_ERR_BODY_TIMEOUT':
       return 504;
     case 'FCGI_ERR_QUEUE_FULL':
+    case 'FCGI_ERR_QUEUE_TIMEOUT':
+    case 'FCGI_ERR_NO_UPSTREAM':
     case 'FCGI_ERR_CLIENT_CLOSED':
       return 503;
     case 'FCGI_ERR_BODY_TOO_LARGE':
@@ -309,6 +311,10 @@ export function statusFor(code: string | undefined): number {
       // Refused, closed, malformed records or header block, OVERLOADED and the other backend refusals.
       return 502;
   }
+}
+
+function isClientOptions(upstream: ClientOptions | BackendAddress): upstream is ClientOptions {
+  return typeof upstream === 'object' && ('address' in upstream || 'upstreams' in upstream);
 }
 
 function hasBody(req: IncomingMessage): boolean {

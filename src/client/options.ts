@@ -2,22 +2,25 @@
 import { InvalidArgumentError } from '../errors';
 import { booleanOption, byteSizeOption, choiceOption, countOption, durationOption } from '../options/validate';
 import { parseAddress, type BackendAddress, type ConnectTarget } from './address';
+import type { BalancerOptions } from './balancer-options';
 import { DEFAULT_MAX_HEADER_BYTES } from './cgi-response';
 
 /**
- * Options of createClient. Every timeout is in whole milliseconds; 0 turns it off. Counts and byte sizes are
- * integers, checked by the rules createServer uses: a value out of range throws InvalidArgumentError.
+ * Options of createClient: `address` (one backend) or `upstreams` (several, see BalancerOptions). Every timeout
+ * is in whole milliseconds; 0 turns it off. Counts and byte sizes are integers, checked by the rules createServer
+ * uses: a value out of range throws InvalidArgumentError.
  */
-export interface ClientOptions {
+export interface ClientOptions extends BalancerOptions {
   /** Where the backend listens: '/path.sock', 'unix:/path', 'host:port', 'tcp://host:port', { path } or { host, port }. */
-  address: BackendAddress;
+  address?: BackendAddress;
   /**
-   * Most connections open at once. Default 4. With php-fpm keep this at or below `pm.max_children`: each kept
-   * connection holds one worker for as long as it stays open, so requests sent on connections beyond the
-   * worker count wait in php's accept queue until another connection closes.
+   * Most connections open at once (with `upstreams`: to each one without a maxConcurrent). Default 4. With
+   * php-fpm keep this at or below `pm.max_children`: each kept connection holds one worker for as long as it
+   * stays open, so requests sent on connections beyond the worker count wait in php's accept queue until
+   * another connection closes.
    */
   poolSize?: number;
-  /** Most requests waiting for a connection; one more fails with FCGI_ERR_QUEUE_FULL. Default 1024. */
+  /** Most requests waiting for a connection (with `upstreams`: for a free slot); one more fails with FCGI_ERR_QUEUE_FULL. Default 1024. */
   queueLimit?: number;
   /** Give up connecting after this long (FCGI_ERR_CONNECT_TIMEOUT). Default 10000. */
   connectTimeout?: number;
@@ -75,7 +78,8 @@ export interface ClientOptions {
 
 /** ClientOptions with defaults applied and the address parsed. */
 export interface ResolvedClientOptions {
-  target: ConnectTarget;
+  /** The backend; null when the client spans `upstreams` (each has its own). */
+  target: ConnectTarget | null;
   poolSize: number;
   queueLimit: number;
   connectTimeout: number;
@@ -99,10 +103,12 @@ export interface ResolvedClientOptions {
 
 /** resolveClientOptions applies defaults and checks each option; throws InvalidArgumentError (FCGI_ERR_INVALID_ARGUMENT). */
 export function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new InvalidArgumentError('createClient needs an options object with an address');
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new InvalidArgumentError('createClient needs an options object with an address or upstreams');
+  const spans = options.upstreams !== undefined;
+  if (spans === (options.address !== undefined)) throw new InvalidArgumentError('createClient needs an address or upstreams (one of the two)');
   const buffer = options.bufferUnknownLength === false ? false : byteSizeOption('bufferUnknownLength', options.bufferUnknownLength, 16 * 1024 * 1024);
   return {
-    target: parseAddress(options.address),
+    target: spans ? null : parseAddress(options.address!),
     poolSize: countOption('poolSize', options.poolSize, 4),
     queueLimit: countOption('queueLimit', options.queueLimit, 1024, 0),
     connectTimeout: durationOption('connectTimeout', options.connectTimeout, 10_000),

@@ -3,6 +3,7 @@
 // multiplexes), queues the rest up to queueLimit, retries connecting through a backend restart, and asks the
 // backend whether it multiplexes without ever making a request wait for the answer.
 import type { FastCGIError } from '../errors';
+import type { ConnectTarget } from './address';
 import { ClientConnection, type ConnectionOwner, type ConnectionSettings } from './client-connection';
 import type { ClientRequest, RequestQueue } from './client-request';
 import { ErrorCode } from '../errors';
@@ -29,13 +30,25 @@ export interface PoolStats {
   readonly replayed: number;
 }
 
+/** @internal What a pool hands to the balancer above it, instead of failing the requests itself. */
+export interface PoolOwner {
+  /** Connecting failed: these requests never reached the backend. */
+  onUnreached(requests: readonly ClientRequest[], error: FastCGIError): void;
+  /** A request lost with its connection that may be sent again (ClientRequest.canReplay). */
+  onReplay(request: ClientRequest): void;
+}
+
+/** @internal The settings of one pool: the client's, with the backend it connects to. */
+export type PoolOptions = ResolvedClientOptions & { readonly target: ConnectTarget };
+
 // Reconnect backoff while the backend is unreachable: from 10 ms, doubling, at most 250 ms apart.
 const RETRY_MIN_MS = 10;
 const RETRY_MAX_MS = 250;
 
 /** @internal */
 export class Pool implements ConnectionOwner, RequestQueue {
-  readonly #options: ResolvedClientOptions;
+  readonly #options: PoolOptions;
+  readonly #owner: PoolOwner | null;
   readonly #settings: ConnectionSettings;
   readonly #connections = new Set<ClientConnection>();
   // Connections that are up and not closing, in the order they came up.
@@ -56,8 +69,9 @@ export class Pool implements ConnectionOwner, RequestQueue {
   #closed = false;
   #closeWaiters: (() => void)[] = [];
 
-  constructor(options: ResolvedClientOptions) {
+  constructor(options: PoolOptions, owner: PoolOwner | null = null) {
     this.#options = options;
+    this.#owner = owner;
     this.#settings = {
       keepConn: options.keepConn,
       padRecords: options.padRecords,
@@ -65,6 +79,7 @@ export class Pool implements ConnectionOwner, RequestQueue {
       connectTimeout: options.connectTimeout,
       idleTimeout: options.idleTimeout,
       abortWith: options.abortWith,
+      replayFromAnyConnection: owner !== null,
     };
     this.#poolSize = options.poolSize;
     // Multiplexing needs kept connections: without KEEP_CONN each connection carries one request.
@@ -87,11 +102,19 @@ export class Pool implements ConnectionOwner, RequestQueue {
     };
   }
 
+  /** Requests the pool can carry at once: one per connection, or perConnection each when multiplexing. */
+  get capacity(): number {
+    return this.#poolSize * (this.#multiplex ? this.#perConnection : 1);
+  }
+
   /** Starts `request` on a connection now, or queues it (FCGI_ERR_QUEUE_FULL past queueLimit). */
   submit(request: ClientRequest): void {
     if (request.isDone) return;
     if (this.#closed) return request.fail(new ClientClosedError(), false);
-    const connection = this.#pick();
+    // Behind any request already waiting: a balancer submits from inside another request's end, before the
+    // connection that request freed has served this queue (its health probe waits here).
+    const behind = this.#queued > 0;
+    const connection = behind ? null : this.#pick();
     if (connection !== null) return connection.start(request);
     // The queue limit counts requests beyond what the pool can carry once its connections are up: requests
     // waiting for a connection that is still opening do not count against it.
@@ -105,6 +128,7 @@ export class Pool implements ConnectionOwner, RequestQueue {
       );
     }
     this.#enqueue(request, false);
+    if (behind) this.#drain();
   }
 
   // Queues `request` (first in line when `front`: a replay was admitted already) and opens what it needs.
@@ -196,13 +220,17 @@ export class Pool implements ConnectionOwner, RequestQueue {
     const waited = now - this.#failingSince;
     const window = this.#options.connectRetryWindow;
     if (waited >= window) {
-      // Unreachable for longer than the retry window: what waits fails now (a gateway answers 502).
+      // Unreachable for longer than the retry window: what waits fails now (a gateway answers 502), or goes
+      // back to the balancer, which may send it elsewhere.
+      const unreached: ClientRequest[] = [];
       for (const request of this.#queue.drain()) {
         if (request.queue !== this) continue;
         request.queue = null;
-        request.fail(error, false);
+        unreached.push(request);
       }
       this.#queued = 0;
+      if (this.#owner !== null) return this.#owner.onUnreached(unreached, error);
+      for (const request of unreached) request.fail(error, false);
       return;
     }
     this.#retryDelay = Math.min(Math.max(RETRY_MIN_MS, this.#retryDelay * 2), RETRY_MAX_MS);
@@ -244,6 +272,7 @@ export class Pool implements ConnectionOwner, RequestQueue {
    */
   onReplay(request: ClientRequest): void {
     this.#replayed++;
+    if (this.#owner !== null) return this.#owner.onReplay(request);
     const connection = this.#pick();
     if (connection !== null) return connection.start(request);
     this.#enqueue(request, true);

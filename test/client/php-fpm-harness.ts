@@ -114,10 +114,45 @@ export class PhpFpm {
     clearTimeout(timer);
   }
 
+  /**
+   * Kills the master and its workers with SIGKILL, as a crash or the OOM killer would (workers outlive a master
+   * killed alone, and would go on serving); start() brings the pool back on the same socket.
+   */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    this.#child = null;
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return;
+    const workers = childrenOf(child.pid!);
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    for (const pid of workers) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await exited;
+  }
+
   /** Stops, then removes the temp dir. */
   async dispose(): Promise<void> {
     await this.stop();
     fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The PIDs of a process's children (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  try {
+    return fs
+      .readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter((word) => word !== '')
+      .map(Number);
+  } catch {
+    return [];
   }
 }
 

@@ -172,13 +172,17 @@ export class ScriptedBackend {
     });
   }
 
-  /** `tcp`: listen on 127.0.0.1 (a reset reaches the client as ECONNRESET there, not as a FIN). */
-  static async start(hooks: Hooks, options: { tcp?: boolean } = {}): Promise<ScriptedBackend> {
+  /**
+   * `tcp`: listen on 127.0.0.1 (a reset reaches the client as ECONNRESET there, not as a FIN), or on `host` and
+   * `port` when given (another loopback address, a port shared by several backends).
+   */
+  static async start(hooks: Hooks, options: { tcp?: boolean; host?: string; port?: number } = {}): Promise<ScriptedBackend> {
     const backend = new ScriptedBackend(hooks);
-    if (options.tcp === true) backend.server.listen(0, '127.0.0.1');
+    const host = options.host ?? '127.0.0.1';
+    if (options.tcp === true) backend.server.listen(options.port ?? 0, host);
     else backend.server.listen(backend.path);
     await once(backend.server, 'listening');
-    if (options.tcp === true) backend.path = `127.0.0.1:${(backend.server.address() as { port: number }).port}`;
+    if (options.tcp === true) backend.path = `${host}:${(backend.server.address() as { port: number }).port}`;
     onTestFinished(() => backend.close());
     return backend;
   }
