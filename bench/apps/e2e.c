@@ -13,6 +13,7 @@
 #include <fcgiapp.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "FCGX_Init failed\n");
     return 1;
   }
+  /* libfcgi turns SIGTERM into a flag it reads between requests, which threads blocked in accept() never do:
+   * the benchmark stops its backends with SIGTERM, so let it end the process. */
+  signal(SIGTERM, SIG_DFL);
   if (strchr(argv[1], ':') == NULL) remove(argv[1]); /* a stale socket file from an earlier run */
   listen_fd = FCGX_OpenSocket(argv[1], 1024);
   if (listen_fd < 0) {
