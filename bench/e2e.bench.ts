@@ -166,9 +166,10 @@ async function runBench(setup: Setup, root: string, tools: Tools, dir: string): 
 }
 
 async function main(): Promise<void> {
-  if (relaunchCompiled(__filename)) return;
   const root = sourceRoot(__filename);
+  // Flags first, so that --help and a bad flag answer before the compile step (the compiled twin reads them again).
   const setup = readSetup(root);
+  if (relaunchCompiled(__filename)) return;
   const nginx = findBinary(['nginx']);
   const wrk = findBinary(['wrk']);
   const time = findBinary(['time']);

@@ -1,5 +1,5 @@
-// Flags of the bench scripts (dos, fuzz-live, soak, e2e): node:util's parseArgs, with --help and a usage line on a bad
-// flag, so each script states only its flags and defaults.
+// Flags of the bench scripts (dos, fuzz-live, soak, e2e): node:util's parseArgs, with --help and a usage line on
+// a bad flag, so each script states only its flags and defaults.
 import { parseArgs } from 'node:util';
 
 /**

@@ -15,7 +15,8 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { nodeHandler } from './e2e-handlers';
-// The engine is required lazily, in the engine branch only: the other servers' processes never load it.
+// The engine is required lazily, in the engine and drop-in branches only: the other servers' processes never
+// load it.
 type EngineServer = typeof import('../../src/server/server');
 type EngineCodec = typeof import('../../src/codec/load');
 type EngineDropIn = typeof import('../../src/node-fastcgi');
