@@ -21,14 +21,15 @@
 // Knobs (env): BENCH_CONNECTIONS (16), BENCH_DURATION_MS (5000), BENCH_ROUNDS (2), BENCH_TSX=1 (not for
 // numbers). Needs nginx (apt-get install nginx-light) and wrk (apt-get install wrk). About 1 min.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { BenchReport } from '../src/cli/bench';
 import { treeCpuSeconds } from './_util/proc-cpu';
-import { canConnect, cleanUpOnExit, findBinary, killAll, startNginx, stop, track, waitUntil } from './_util/processes';
-import { environment, environmentLine, envNumber, isCompiled, relaunchCompiled } from './_util/report';
+import { startNginx } from './_util/nginx';
+import { canConnect, cleanUpOnExit, findBinary, killAll, stop, track, waitUntil } from './_util/processes';
+import { environment, environmentLine, envNumber, isCompiled, relaunchCompiled, sourceRoot } from './_util/report';
+import { runWrk, timed } from './_util/wrk';
 
 const SETUP = {
   connections: Math.max(1, Math.floor(envNumber('BENCH_CONNECTIONS', 16))),
@@ -38,7 +39,7 @@ const SETUP = {
 const KNOBS = ['BENCH_CONNECTIONS', 'BENCH_DURATION_MS', 'BENCH_ROUNDS', 'BENCH_TSX'];
 
 // The source tree: apps/hello.mjs is not compiled, and the CLI runs from wherever this file runs.
-const ROOT = resolve(__dirname, isCompiled(__filename) ? '../../../..' : '..');
+const ROOT = sourceRoot(__filename);
 const HELLO = join(ROOT, 'bench/apps/hello.mjs');
 
 /** `node … fastcgi-engine` argv prefix: the compiled twin next to this file, or the TypeScript under tsx. */
@@ -63,20 +64,6 @@ interface Row {
   readonly samples: Sample[];
 }
 
-/** Runs `argv` under /usr/bin/time; resolves with stdout and the user+system CPU seconds it used. */
-async function timed(time: string, argv: string[], dir: string): Promise<{ stdout: string; cpuSeconds: number }> {
-  const out = join(dir, 'time.txt');
-  const child = track(spawn(time, ['-f', '%U %S', '-o', out, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }));
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`${argv[0]} exited with ${code}: ${stderr.slice(-2000)}`);
-  const [user, system] = readFileSync(out, 'utf8').trim().split(/\s+/).slice(-2).map(Number);
-  return { stdout, cpuSeconds: user! + system! };
-}
-
 async function ourBench(time: string, socket: string, server: ChildProcess, dir: string): Promise<Sample> {
   const server0 = treeCpuSeconds(server.pid!);
   const { stdout, cpuSeconds } = await timed(
@@ -99,36 +86,22 @@ async function ourBench(time: string, socket: string, server: ChildProcess, dir:
   };
 }
 
-/** wrk's latency figures: "50%  123.45us" (us, ms or s). */
-function wrkPercentile(output: string, percent: number): number {
-  const match = new RegExp(`^\\s*${percent}%\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(output);
-  if (match === null) throw new Error(`no ${percent}% line in wrk's output:\n${output}`);
-  const value = Number(match[1]);
-  return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value;
-}
-
 async function wrkThroughNginx(time: string, wrk: string, port: number, server: ChildProcess, nginx: ChildProcess, dir: string): Promise<Sample> {
   const server0 = treeCpuSeconds(server.pid!);
   const nginx0 = treeCpuSeconds(nginx.pid!);
   const seconds = Math.max(1, Math.round(SETUP.durationMs / 1000));
-  const { stdout, cpuSeconds } = await timed(time, [wrk, '-t1', `-c${SETUP.connections}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/hello.fcgi`], dir);
+  const report = await runWrk({ wrk, time, url: `http://127.0.0.1:${port}/hello.fcgi`, threads: 1, connections: SETUP.connections, seconds, dir });
   const serverSeconds = treeCpuSeconds(server.pid!) - server0;
   const nginxSeconds = treeCpuSeconds(nginx.pid!) - nginx0;
-  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
-  const rate = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
-  if (!(requests > 0) || !(rate > 0)) throw new Error(`cannot read wrk's output:\n${stdout}`);
-  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0);
-  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
-  const errors = non2xx + (socketErrors === null ? 0 : socketErrors.slice(1).reduce((a, n) => a + Number(n), 0));
   return {
-    reqPerSec: rate,
-    p50Ms: wrkPercentile(stdout, 50),
-    p99Ms: wrkPercentile(stdout, 99),
-    requests,
-    errors,
-    generatorUs: (cpuSeconds * 1e6) / requests,
-    serverUs: (serverSeconds * 1e6) / requests,
-    nginxUs: (nginxSeconds * 1e6) / requests,
+    reqPerSec: report.reqPerSec,
+    p50Ms: report.p50Ms,
+    p99Ms: report.p99Ms,
+    requests: report.requests,
+    errors: report.non2xx + report.socketErrors,
+    generatorUs: (report.cpuSeconds * 1e6) / report.requests,
+    serverUs: (serverSeconds * 1e6) / report.requests,
+    nginxUs: (nginxSeconds * 1e6) / report.requests,
   };
 }
 

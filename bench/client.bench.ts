@@ -37,7 +37,8 @@ import { createGateway } from '../src/client/gateway';
 import { LoadDriver } from '../src/cli/load-driver';
 import { HttpReplyParser, pooledSorted, quantile, runLoad, type LoadResult } from './_util/fcgi-load';
 import { treeCpuSeconds } from './_util/proc-cpu';
-import { canConnect, cleanUpOnExit, findBinary, killAll, startNginx, stop, track, waitUntil } from './_util/processes';
+import { startNginx } from './_util/nginx';
+import { canConnect, cleanUpOnExit, findBinary, killAll, stop, track, waitUntil } from './_util/processes';
 import { environment, envNumber, formatTime, isCompiled, relaunchCompiled } from './_util/report';
 
 // --- knobs ------------------------------------------------------------------------------------------------

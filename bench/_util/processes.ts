@@ -1,9 +1,8 @@
-// Child processes for the end-to-end benchmarks: finding the programs (php-fpm, nginx, wrk), starting them in
-// temp dirs in the foreground, waiting until they answer, and stopping every one of them on any exit path.
+// Child processes for the end-to-end benchmarks: finding the programs (php-fpm, nginx, wrk), waiting until they
+// answer, and stopping every one of them on any exit path. The web servers' configs: ./nginx.ts, ./haproxy.ts.
 import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, rmSync } from 'node:fs';
 import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -89,65 +88,4 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
-}
-
-/** How nginx passes requests on: to a FastCGI backend on a unix socket, keeping `keepalive` idle connections. */
-export interface NginxUpstream {
-  readonly socket: string;
-  readonly keepalive: number;
-  /** Document root (SCRIPT_FILENAME = root + script name, for php-fpm). */
-  readonly root: string;
-  /** nginx location regex for what goes to the backend. */
-  readonly location: string;
-}
-
-/** nginx (one worker, no access log, keep-alive both ways) in the foreground, from a config written to `dir`. */
-export async function startNginx(binary: string, dir: string, upstream: NginxUpstream): Promise<{ child: ChildProcess; port: number }> {
-  const port = await freePort();
-  const temp = join(dir, 'nginx-temp');
-  mkdirSync(temp, { recursive: true });
-  const conf = join(dir, 'nginx.conf');
-  const asRoot = process.getuid?.() === 0;
-  writeFileSync(
-    conf,
-    `${asRoot ? 'user root;\n' : ''}worker_processes 1;
-daemon off;
-pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'nginx-error.log')} warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${temp}/body;
-  fastcgi_temp_path ${temp}/fastcgi;
-  proxy_temp_path ${temp}/proxy;
-  scgi_temp_path ${temp}/scgi;
-  uwsgi_temp_path ${temp}/uwsgi;
-  keepalive_requests 1000000;
-  upstream backend { server unix:${upstream.socket}; keepalive ${upstream.keepalive}; keepalive_timeout 1s; }
-  server {
-    listen 127.0.0.1:${port};
-    root ${upstream.root};
-    location ~ ${upstream.location} {
-      include /etc/nginx/fastcgi_params;
-      fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
-      fastcgi_keep_conn on;
-      fastcgi_pass backend;
-    }
-  }
-}
-`,
-  );
-  const child = track(spawn(binary, ['-c', conf, '-p', dir], { stdio: ['ignore', 'ignore', 'pipe'] }));
-  let log = '';
-  child.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()));
-  await waitUntil('nginx', () => canConnect({ port, host: '127.0.0.1' }), child, () => {
-    let file = '';
-    try {
-      file = readFileSync(join(dir, 'nginx-error.log'), 'utf8');
-    } catch {
-      // none yet
-    }
-    return log + file;
-  });
-  return { child, port };
 }

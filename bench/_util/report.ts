@@ -19,7 +19,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Task } from 'tinybench' with { 'resolution-mode': 'import' };
 
@@ -206,10 +206,23 @@ export function relaunchCompiled(entryFile: string): boolean {
   }
   const entry = join(outRoot, relative(root, entryFile)).replace(/\.ts$/, '.js');
   process.stderr.write(`compiled src/ and bench/ (TypeScript CommonJS emit) to ${relative(root, outRoot)}; running ${relative(root, entry)} with node\n`);
-  const child = spawnSync(process.execPath, [entry, ...process.argv.slice(2)], { stdio: 'inherit' });
+  // node runs the twin by its real path, and node_modules may be a symlink into another checkout: the twin
+  // learns the source tree it came from here (see sourceRoot).
+  const child = spawnSync(process.execPath, [entry, ...process.argv.slice(2)], { stdio: 'inherit', env: { ...process.env, BENCH_SOURCE_ROOT: root } });
   if (child.error !== undefined) throw child.error;
   process.exitCode = child.status ?? 1;
   return true;
+}
+
+/**
+ * The source tree of the running benchmark, where its non-TypeScript files are (bench/apps/*.mjs, *.go, *.c):
+ * the package root above `entryFile`, or, for a compiled twin, the tree relaunchCompiled compiled it from.
+ */
+export function sourceRoot(entryFile: string): string {
+  const fromParent = process.env['BENCH_SOURCE_ROOT'];
+  if (fromParent !== undefined && fromParent !== '') return fromParent;
+  const cache = entryFile.lastIndexOf(`${sep}node_modules${sep}`);
+  return isCompiled(entryFile) && cache >= 0 ? entryFile.slice(0, cache) : packageRootOf(entryFile);
 }
 
 /** Node, CPU, tinybench and git facts for the report header. */

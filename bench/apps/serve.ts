@@ -1,9 +1,11 @@
-// One benchmark server, run as its own process by bench/server.bench.ts (forked with an IPC channel, so the
-// load generator and the server never share a thread). Every server kind runs the very same handlers.
+// One benchmark server, run as its own process by bench/server.bench.ts and bench/e2e.bench.ts (forked with an
+// IPC channel, so the load generator and the server never share a thread). Every server kind runs the very same
+// handlers.
 //
 //   node bench/apps/serve.js <kind> <workload> <address>
-//     kind      node-fastcgi | engine | http   (engine honours FASTCGI_NO_NATIVE from the environment)
-//     workload  hello | params
+//     kind      node-fastcgi | engine | drop-in | http   (engine and drop-in honour FASTCGI_NO_NATIVE from the
+//               environment; drop-in is fastcgi-engine/node-fastcgi)
+//     workload  hello | params | e2e   (e2e: the routes of ./e2e-handlers)
 //     address   a unix socket path, or `tcp` for 127.0.0.1 on a free port
 //
 // Messages to the parent (process.send): { type: 'ready', ... } once listening; { type: 'cpu', ... } in reply
@@ -12,12 +14,15 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
-// The engine is required lazily, in the engine branch only: the other servers' processes never load it.
+import { nodeHandler } from './e2e-handlers';
+// The engine is required lazily, in the engine and drop-in branches only: the other servers' processes never
+// load it.
 type EngineServer = typeof import('../../src/server/server');
 type EngineCodec = typeof import('../../src/codec/load');
+type EngineDropIn = typeof import('../../src/node-fastcgi');
 
-export type ServerKind = 'node-fastcgi' | 'engine' | 'http';
-export type WorkloadName = 'hello' | 'params';
+export type ServerKind = 'node-fastcgi' | 'engine' | 'drop-in' | 'http';
+export type WorkloadName = 'hello' | 'params' | 'e2e';
 
 /** What the parent learns once the server listens. */
 export interface ReadyMessage {
@@ -63,6 +68,7 @@ const HANDLERS: Record<WorkloadName, Handler> = {
     const method = req.method ?? '';
     res.end(paramsBody(method, host, url));
   },
+  e2e: nodeHandler,
 };
 
 interface NodeFastcgiModule {
@@ -102,6 +108,10 @@ function main(): void {
       server = createServer({ logger }, handler);
       break;
     }
+    case 'drop-in':
+      server = (require('../../src/node-fastcgi') as EngineDropIn).createServer(handler);
+      codec = (require('../../src/codec/load') as EngineCodec).codec;
+      break;
     case 'http':
       server = createHttpServer(handler);
       break;
