@@ -1,14 +1,17 @@
-// serve(): the fetch-style API, `(Request) => Response`, on top of the http-compatible server. Bodies stream
-// both ways with backpressure, and request.signal aborts when the web server goes away.
-import { once } from 'node:events';
-import { Readable } from 'node:stream';
-import { STATUS_CODES } from 'node:http';
+// serve(): the fetch-style API, `(Request) => Response`, served straight from the FastCGI request: no
+// http.IncomingMessage or ServerResponse in between. The Request is light (src/server/fetch/light-request.ts)
+// and a light Response's body is written at once (src/server/fetch/response-writer.ts). Bodies stream both ways
+// with backpressure, and request.signal aborts when the web server goes away.
 import type { Params } from '../stream/params';
-import { Server } from './server';
 import { ErrorCode, FastCGIError } from '../errors';
-import type { FastCGIIncomingMessage, FastCGIServerResponse } from './http-message';
+import { Server } from './server';
 import type { ServerOptions } from './options';
 import type { RequestSocket } from './request-socket';
+import { GlobalRequest, LightRequest, NativeRequest, realRequest, requestOrigin } from './fetch/light-request';
+import { LightResponse, NativeResponse } from './fetch/light-response';
+import { headWritten, writeFetchResponse } from './fetch/response-writer';
+
+export { requestOrigin };
 
 /** What a fetch handler gets besides the Request. */
 export interface FetchContext {
@@ -23,69 +26,29 @@ export type FetchHandler =
   | ((request: Request, context: FetchContext) => Response | Promise<Response>)
   | { fetch(request: Request, context: FetchContext): Response | Promise<Response> };
 
-/** requestOrigin rebuilds the client-facing origin from CGI params (REQUEST_SCHEME or HTTPS, then Host). */
-export function requestOrigin(params: Params): string {
-  const https = params.get('HTTPS');
-  const scheme = params.get('REQUEST_SCHEME') ?? (https !== undefined && https !== '' && https.toLowerCase() !== 'off' ? 'https' : 'http');
-  let host = params.get('HTTP_HOST');
-  if (host === undefined || host === '') {
-    const name = params.get('SERVER_NAME') ?? 'localhost';
-    const port = params.get('SERVER_PORT');
-    host = port === undefined || port === '' || (scheme === 'https' ? port === '443' : port === '80') ? name : `${name}:${port}`;
-  }
-  return `${scheme}://${host}`;
+/** serve()'s options: the server's, and whether the light Request and Response become the globals. */
+export interface ServeOptions extends ServerOptions {
+  /**
+   * Install the light Response and a Request that accepts light requests as `globalThis.Response` and
+   * `globalThis.Request` (default true), so a handler's `new Response('text')` costs almost nothing and is
+   * written in one piece. With false the globals stay as they are and the handler gets a native Request.
+   */
+  overrideGlobalObjects?: boolean;
 }
 
-function toRequest(req: FastCGIIncomingMessage): Request {
-  const headers = new Headers();
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    try {
-      headers.append(raw[i]!, raw[i + 1]!);
-    } catch {
-      // A header value fetch refuses (control bytes): the web server let it through; skip it, keep the request.
-    }
-  }
-  const method = req.method ?? 'GET';
-  const hasBody = method !== 'GET' && method !== 'HEAD';
-  const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: req.fastcgi.signal };
-  if (hasBody) {
-    init.body = Readable.toWeb(req) as ReadableStream<Uint8Array>;
-    init.duplex = 'half';
-  }
-  return new Request(new URL(req.url ?? '/', requestOrigin(req.fastcgi.rawParams)), init);
+/**
+ * installLightFetch makes `Response` and `Request` the light ones (idempotent). Both keep `instanceof`, the
+ * static methods and every member of the native classes; what differs is when the native object is made.
+ */
+export function installLightFetch(): void {
+  globalThis.Response = LightResponse as unknown as typeof Response;
+  globalThis.Request = GlobalRequest as unknown as typeof Request;
 }
 
-async function writeResponse(response: Response, res: FastCGIServerResponse, signal: AbortSignal): Promise<void> {
-  res.statusCode = response.status;
-  res.statusMessage = response.statusText !== '' ? response.statusText : (STATUS_CODES[response.status] ?? 'Unknown');
-  const cookies = response.headers.getSetCookie();
-  for (const [name, value] of response.headers) if (name !== 'set-cookie') res.setHeader(name, value);
-  if (cookies.length > 0) res.setHeader('Set-Cookie', cookies);
-  if (response.body === null) {
-    res.end();
-    return;
-  }
-  const reader = response.body.getReader();
-  try {
-    // A body that fits one chunk goes out as one write with an exact Content-Length.
-    const first = await reader.read();
-    if (first.done) return void res.end();
-    const second = await reader.read();
-    if (second.done) return void res.end(first.value);
-    res.write(first.value);
-    let chunk: Uint8Array | undefined = second.value;
-    while (chunk !== undefined) {
-      if (signal.aborted) throw signal.reason;
-      if (!res.write(chunk)) await once(res, 'drain', { signal });
-      const next = await reader.read();
-      chunk = next.done ? undefined : (next.value as Uint8Array);
-    }
-    res.end();
-  } catch (error) {
-    await reader.cancel(error).catch(() => {});
-    if (!signal.aborted) throw error;
-  }
+/** @internal Puts back the native Response and Request (tests). */
+export function uninstallLightFetch(): void {
+  globalThis.Response = NativeResponse;
+  globalThis.Request = NativeRequest;
 }
 
 // What a fetch handler returned instead of a Response, for the error message ("a plain object", "a Buffer").
@@ -96,17 +59,76 @@ function describeResult(value: unknown): string {
   return typeof name === 'string' && name !== '' && name !== 'Object' ? `a ${name}` : 'a plain object';
 }
 
+const SERVER_ERROR = 'Status: 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 22\r\n\r\nInternal Server Error\n';
+const TIMED_OUT = 'Status: 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 47\r\n\r\nService Unavailable: the application timed out\n';
+
+/** A Server whose requests go to a fetch handler. */
+export class FetchServer extends Server {
+  readonly #fetch: (request: Request, context: FetchContext) => Response | Promise<Response>;
+  readonly #light: boolean;
+
+  constructor(handler: FetchHandler, options: ServeOptions) {
+    super(options);
+    this.#fetch = typeof handler === 'function' ? handler : handler.fetch.bind(handler);
+    this.#light = options.overrideGlobalObjects !== false;
+    if (this.#light) installLightFetch();
+  }
+
+  /** @internal */
+  override dispatch(request: RequestSocket): void {
+    request.once('timeout', () => this.#answerOnce(request, TIMED_OUT));
+    let result: Response | Promise<Response>;
+    const light = new LightRequest(request);
+    try {
+      result = this.#fetch(this.#light ? (light as unknown as Request) : realRequest(light), { params: request.rawParams, fastcgi: request });
+    } catch (error) {
+      this.fetchFailed(error, request);
+      return;
+    }
+    const head = light.method === 'HEAD';
+    if (result instanceof Response) this.#write(result, request, head);
+    else
+      Promise.resolve(result).then(
+        (response) => this.#write(response, request, head),
+        (error: unknown) => this.fetchFailed(error, request),
+      );
+  }
+
+  #write(response: unknown, request: RequestSocket, head: boolean): void {
+    if (request.isEnded || request.writableEnded) return;
+    if (!(response instanceof Response)) return this.fetchFailed(new FastCGIError(ErrorCode.HANDLER_RESULT, `the fetch handler must return a Response, got ${describeResult(response)}`), request);
+    const signal = request.signal;
+    writeFetchResponse(response, request, head, signal).catch((error: unknown) => {
+      if (!signal.aborted) this.fetchFailed(error, request);
+    });
+  }
+
+  // A handler that throws or rejects: the stack goes to STDERR (the web server's error log) and the logger;
+  // the client gets a 500 if nothing was sent yet, else the response is cut off with a non-zero appStatus.
+  /** @internal */
+  fetchFailed(error: unknown, request: RequestSocket): void {
+    const stack = error instanceof Error ? (error.stack ?? String(error)) : String(error);
+    const params = request.rawParams;
+    this.settings.logger.error(`handler failed for ${params.get('REQUEST_METHOD') ?? 'GET'} ${params.get('REQUEST_URI') ?? ''}: ${stack}`);
+    if (!request.isEnded) request.stderr.write(`${stack}\n`);
+    this.#answerOnce(request, SERVER_ERROR);
+  }
+
+  #answerOnce(request: RequestSocket, block: string): void {
+    if (request.isEnded || request.writableEnded) return;
+    if (!headWritten(request)) request.end(block, 'latin1');
+    else {
+      request.appStatus = 1;
+      request.destroy();
+    }
+  }
+}
+
 /**
  * serve returns a FastCGI server whose requests go to a fetch handler. The handler's Request streams the
  * body (STDIN) and its signal aborts when the web server aborts or the connection closes; the Response body
  * streams to STDOUT with backpressure. A handler that throws or rejects gets a 500, as with createServer.
  */
-export function serve(handler: FetchHandler, options: ServerOptions = {}): Server {
-  const fetch = typeof handler === 'function' ? handler : handler.fetch.bind(handler);
-  return new Server(options, async (req, res) => {
-    const fastcgi = req.fastcgi;
-    const response = await fetch(toRequest(req), { params: fastcgi.rawParams, fastcgi });
-    if (!(response instanceof Response)) throw new FastCGIError(ErrorCode.HANDLER_RESULT, `the fetch handler must return a Response, got ${describeResult(response)}`);
-    await writeResponse(response, res, fastcgi.signal);
-  });
+export function serve(handler: FetchHandler, options: ServeOptions = {}): FetchServer {
+  return new FetchServer(handler, options);
 }

@@ -42,7 +42,7 @@ export class Server extends NetServer {
     // own limit would drop the new connection before we could.
     if (listener !== undefined) this.on('request', listener);
     this.#events = {
-      onRequest: (request) => this.#dispatch(request),
+      onRequest: (request) => this.dispatch(request),
       onClientError: (error, connection) => this.reportClientError(error, connection.socket),
       onClose: (connection) => this.#connectionClosed(connection),
     };
@@ -88,7 +88,8 @@ export class Server extends NetServer {
     return this.#budget.used;
   }
 
-  #dispatch(request: RequestSocket): void {
+  /** @internal Hands a request whose params are complete to the handlers (the fetch server overrides it). */
+  dispatch(request: RequestSocket): void {
     const req = new FastCGIIncomingMessage(request, this.settings.mount);
     const res = new FastCGIServerResponse(req);
     this.decorate(req, res);

@@ -100,10 +100,10 @@ describe('serve (fetch handlers)', () => {
   it('fails a handler that returns something other than a Response with FCGI_ERR_HANDLER_RESULT', async () => {
     const server = serve(() => ({ status: 200 }) as unknown as Response, { logger: { warn() {}, error() {} } });
     const failures: unknown[] = [];
-    const handlerError = server.handlerError.bind(server);
-    server.handlerError = (error, req, res) => {
+    const fetchFailed = server.fetchFailed.bind(server);
+    server.fetchFailed = (error, request) => {
       failures.push(error);
-      handlerError(error, req, res);
+      fetchFailed(error, request);
     };
     const { peer } = await start(server);
     expect(parseCgiResponse((await (await peer()).request({ params: { REQUEST_URI: '/' } })).stdout).status).toBe(500);

@@ -1,0 +1,220 @@
+// The Request a fetch handler gets: method, url, headers and signal come straight from the CGI params and the
+// FastCGI request, made when first read; the real undici Request (its own AbortSignal, WebIDL conversions, a
+// web stream over the body) is made only when the handler asks for something else. text(), json(),
+// arrayBuffer() and bytes() read the body stream directly. Its prototype chain runs to the global Request, so
+// `instanceof Request` holds; `new Request(lightRequest, init)` works where the global Request is the one
+// installLightFetch installs (the `serve` command does).
+import { Readable } from 'node:stream';
+import type { Params } from '../../stream/params';
+import type { RequestSocket } from '../request-socket';
+import { headersFromParams, requestUrl } from '../http-message';
+import { NativeHeaders } from './light-response';
+
+const NativeRequest = globalThis.Request;
+
+const kSource = Symbol('fastcgi.lightRequest.source');
+const kReal = Symbol('fastcgi.lightRequest.real');
+
+interface Source {
+  request: RequestSocket;
+  method: string;
+  url: string | null;
+  origin: string;
+  headers: Headers | null;
+  /** The body was read by text()/json()/arrayBuffer()/bytes(), or handed to the real Request. */
+  bodyUsed: boolean;
+}
+
+interface LightFields {
+  [kSource]: Source;
+  [kReal]: Request | null;
+}
+
+/** requestOrigin rebuilds the client-facing origin from CGI params (REQUEST_SCHEME or HTTPS, then Host). */
+export function requestOrigin(params: Params): string {
+  const https = params.get('HTTPS');
+  const scheme = params.get('REQUEST_SCHEME') ?? (https !== undefined && https !== '' && https.toLowerCase() !== 'off' ? 'https' : 'http');
+  let host = params.get('HTTP_HOST');
+  if (host === undefined || host === '') {
+    const name = params.get('SERVER_NAME') ?? 'localhost';
+    const port = params.get('SERVER_PORT');
+    host = port === undefined || port === '' || (scheme === 'https' ? port === '443' : port === '80') ? name : `${name}:${port}`;
+  }
+  return `${scheme}://${host}`;
+}
+
+// A path and query made only of characters a URL keeps as they are, with no dot segment and no backslash: the
+// URL parser would return origin + path unchanged, so the string is the href. Anything else goes through URL.
+const PLAIN_PATH = /^\/(?:[A-Za-z0-9\-_~!$&'()*+,;=:@%/?]|\.(?![./?]|$))*$/;
+const PLAIN_ORIGIN = /^https?:\/\/[a-z0-9.-]+(?::\d{1,5})?$/;
+
+function hasBody(method: string): boolean {
+  return method !== 'GET' && method !== 'HEAD';
+}
+
+/** The Request-like object handed to a fetch handler for `request`. */
+export class LightRequest {
+  declare [kSource]: Source;
+  declare [kReal]: Request | null;
+
+  constructor(request: RequestSocket) {
+    const params = request.rawParams;
+    const fields = this as unknown as LightFields;
+    fields[kSource] = { request, method: params.get('REQUEST_METHOD') ?? 'GET', url: null, origin: requestOrigin(params), headers: null, bodyUsed: false };
+    fields[kReal] = null;
+  }
+
+  get method(): string {
+    const real = (this as unknown as LightFields)[kReal];
+    return real !== null ? real.method : (this as unknown as LightFields)[kSource].method;
+  }
+
+  get url(): string {
+    const source = (this as unknown as LightFields)[kSource];
+    if (source.url === null) {
+      const path = requestUrl(source.request.rawParams);
+      source.url = PLAIN_PATH.test(path) && PLAIN_ORIGIN.test(source.origin) ? source.origin + path : new URL(path, source.origin).href;
+    }
+    return source.url;
+  }
+
+  get headers(): Headers {
+    const real = (this as unknown as LightFields)[kReal];
+    if (real !== null) return real.headers;
+    const source = (this as unknown as LightFields)[kSource];
+    if (source.headers === null) {
+      const headers = new NativeHeaders();
+      const raw = headersFromParams(source.request.rawParams).rawHeaders;
+      for (let i = 0; i < raw.length; i += 2) {
+        try {
+          headers.append(raw[i]!, raw[i + 1]!);
+        } catch {
+          // A value fetch refuses (control bytes): the web server let it through; skip it, keep the request.
+        }
+      }
+      source.headers = headers;
+    }
+    return source.headers;
+  }
+
+  get signal(): AbortSignal {
+    const real = (this as unknown as LightFields)[kReal];
+    return real !== null ? real.signal : (this as unknown as LightFields)[kSource].request.signal;
+  }
+
+  get bodyUsed(): boolean {
+    const real = (this as unknown as LightFields)[kReal];
+    return real !== null ? real.bodyUsed : (this as unknown as LightFields)[kSource].bodyUsed;
+  }
+
+  text(): Promise<string> {
+    return readBody(this).then((bytes) => bytes.toString('utf8'));
+  }
+
+  json(): Promise<unknown> {
+    return this.text().then((text) => JSON.parse(text) as unknown);
+  }
+
+  arrayBuffer(): Promise<ArrayBuffer> {
+    return readBody(this).then((bytes) => {
+      if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes.buffer as ArrayBuffer;
+      return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    });
+  }
+
+  bytes(): Promise<Uint8Array> {
+    return readBody(this).then((bytes) => new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  }
+}
+
+// Reads the whole body from the FastCGI request's stream (no web stream in between).
+function readBody(light: LightRequest): Promise<Buffer> {
+  const fields = light as unknown as LightFields;
+  const real = fields[kReal];
+  if (real !== null) return real.arrayBuffer().then((buffer) => Buffer.from(buffer));
+  const source = fields[kSource];
+  if (source.bodyUsed) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
+  source.bodyUsed = true;
+  if (!hasBody(source.method)) return Promise.resolve(Buffer.alloc(0));
+  const stream = source.request.body;
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    stream.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      length += chunk.length;
+    });
+    stream.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)));
+    stream.once('error', reject);
+  });
+}
+
+/** The real Request behind a light one, made on first need. */
+export function realRequest(light: LightRequest): Request {
+  const fields = light as unknown as LightFields;
+  let real = fields[kReal];
+  if (real === null) {
+    const source = fields[kSource];
+    const init: RequestInit & { duplex?: 'half' } = { method: source.method, headers: light.headers, signal: source.request.signal };
+    if (hasBody(source.method)) {
+      if (source.bodyUsed) {
+        // Read already: the real Request gets an empty, used body, as a Request whose body was consumed.
+        init.body = new ReadableStream({ start: (controller) => controller.close() });
+      } else init.body = Readable.toWeb(source.request.body) as ReadableStream<Uint8Array>;
+      init.duplex = 'half';
+    }
+    real = new NativeRequest(light.url, init);
+    if (source.bodyUsed && init.body !== undefined) void real.arrayBuffer().catch(() => {});
+    source.bodyUsed = true;
+    fields[kReal] = real;
+  }
+  return real;
+}
+
+/** Whether `value` is a light request. */
+export function isLightRequest(value: unknown): value is LightRequest {
+  return typeof value === 'object' && value !== null && kSource in value;
+}
+
+// Everything else a Request has goes to the real one.
+const DELEGATED_GETTERS = ['body', 'cache', 'credentials', 'destination', 'duplex', 'integrity', 'isHistoryNavigation', 'isReloadNavigation', 'keepalive', 'mode', 'redirect', 'referrer', 'referrerPolicy'];
+for (const name of DELEGATED_GETTERS) {
+  Object.defineProperty(LightRequest.prototype, name, {
+    get(this: LightRequest) {
+      return (realRequest(this) as unknown as Record<string, unknown>)[name];
+    },
+    configurable: true,
+  });
+}
+for (const name of ['blob', 'clone', 'formData']) {
+  Object.defineProperty(LightRequest.prototype, name, {
+    value: function (this: LightRequest, ...args: unknown[]) {
+      const real = realRequest(this) as unknown as Record<string, (...a: unknown[]) => unknown>;
+      return real[name]!(...args);
+    },
+    writable: true,
+    configurable: true,
+  });
+}
+Object.defineProperty(LightRequest.prototype, Symbol.for('nodejs.util.inspect.custom'), {
+  value(this: LightRequest) {
+    return realRequest(this);
+  },
+});
+Object.setPrototypeOf(LightRequest.prototype, NativeRequest.prototype);
+
+/**
+ * The global Request the `serve` command installs: the native one, except that a light request given as the
+ * input is replaced by its real Request first (undici checks the brand), and instanceof answers for every
+ * Request, native or light.
+ */
+export class GlobalRequest extends NativeRequest {
+  constructor(input: ConstructorParameters<typeof Request>[0], init?: RequestInit) {
+    super(isLightRequest(input) ? realRequest(input) : input, init);
+  }
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return value instanceof NativeRequest;
+  }
+}
+
+export { NativeRequest };
