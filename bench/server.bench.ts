@@ -25,9 +25,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { encodeParams } from '../src/protocol/pairs';
-import { encodeBeginRequest, encodeRecord } from '../src/protocol/records';
-import { Flag, RecordType, Role } from '../src/protocol/constants';
+import { encodeParams } from '../src/wire/pairs';
+import { encodeBeginRequest, encodeRecord } from '../src/wire/records';
+import { Flag, RecordType, Role } from '../src/wire/constants';
 import { nginxParams } from './_util/workloads';
 import { environment, envNumber, formatTime, isCompiled, relaunchCompiled, table } from './_util/report';
 import {

@@ -9,10 +9,10 @@
 import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { Flag, RecordType, Role } from '../../src/protocol/constants';
-import { encodeParams } from '../../src/protocol/pairs';
-import { encodeBeginRequest, encodeStream } from '../../src/protocol/records';
-import { Decoder } from '../../src/stream/decoder';
+import { Flag, RecordType, Role } from '../../src/wire/constants';
+import { encodeParams } from '../../src/wire/pairs';
+import { encodeBeginRequest, encodeStream } from '../../src/wire/records';
+import { Decoder } from '../../src/wire/decoder';
 import { liveBytes } from '../../test/fixtures/apps/live-app';
 
 /** mulberry32: small and seedable; a run is reproduced from its printed seed. */

@@ -8,7 +8,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { once } from 'node:events';
 import * as hdr from 'hdr-histogram-js';
-import { ProtocolStatus } from '../protocol/constants';
+import { ProtocolStatus } from '../wire/constants';
 import { UsageError, describeAddress, parseAddress, parseCount, parseDuration } from './args';
 import { percentileDistribution, renderLatencyPlot } from './latency-plot';
 import { LoadDriver, type LoadSink } from './load-driver';

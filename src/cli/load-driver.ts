@@ -6,11 +6,11 @@
 // from the CGI header block (read by the client's own parser), body bytes, END_REQUEST's statuses.
 import { connect, type NetConnectOpts, type Socket } from 'node:net';
 import { ErrorCode, type FastCGIError } from '../errors';
-import { Flag, ProtocolStatus, RecordType, Role } from '../protocol/constants';
-import type { PairInput } from '../protocol/pairs';
-import { encodeParams } from '../protocol/pairs';
-import { encodeBeginRequest, encodeStream } from '../protocol/records';
-import { Decoder } from '../stream/decoder';
+import { Flag, ProtocolStatus, RecordType, Role } from '../wire/constants';
+import type { PairInput } from '../wire/pairs';
+import { encodeParams } from '../wire/pairs';
+import { encodeBeginRequest, encodeStream } from '../wire/records';
+import { Decoder } from '../wire/decoder';
 import { CgiHeaderParser } from '../client/cgi-response';
 
 /** Where the backend listens. */

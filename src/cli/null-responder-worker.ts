@@ -3,9 +3,9 @@
 // generator, the kernel and the socket, not an application. Records are read with the engine's Decoder.
 import { createServer, type Socket } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
-import { Flag, ProtocolStatus, RecordType } from '../protocol/constants';
-import { encodeEndRequest, encodeStream } from '../protocol/records';
-import { Decoder } from '../stream/decoder';
+import { Flag, ProtocolStatus, RecordType } from '../wire/constants';
+import { encodeEndRequest, encodeStream } from '../wire/records';
+import { Decoder } from '../wire/decoder';
 
 const BODY = Buffer.from('Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nhello world\n', 'latin1');
 const replies = new Map<number, Buffer>();

@@ -2,10 +2,10 @@
 // the engine's RecordWriter, reads replies with its Decoder, routes records to requests by id, reuses ids, and
 // applies both directions of backpressure; the pool decides which requests it carries.
 import { connect, type Socket } from 'node:net';
-import { Decoder } from '../stream/decoder';
-import { RecordWriter } from '../stream/record-writer';
-import { Flag, ProtocolStatus, RecordType } from '../protocol/constants';
-import { encodeAbortRequest, encodeBeginRequest } from '../protocol/records';
+import { Decoder } from '../wire/decoder';
+import { RecordWriter } from '../wire/record-writer';
+import { Flag, ProtocolStatus, RecordType } from '../wire/constants';
+import { encodeAbortRequest, encodeBeginRequest } from '../wire/records';
 import type { FastCGIError } from '../errors';
 import type { ConnectTarget } from './address';
 import type { PreparedBody } from './body';

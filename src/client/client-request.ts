@@ -1,7 +1,7 @@
 // ClientRequest: one request from client.request() to END_REQUEST. It owns the request's timers, abort
 // signal, CGI header parsing and response streams; the connection carrying it feeds it records and the pool
 // queues it. It never touches a socket.
-import { ProtocolStatus } from '../protocol/constants';
+import { ProtocolStatus } from '../wire/constants';
 import { ErrorCode, RequestAbortedError } from '../errors';
 import { CgiHeaderParser } from './cgi-response';
 import { ClientResponse, ResponseBody, type ClientCompletion, type ResponseSource } from './client-response';

@@ -1,7 +1,7 @@
 // Client: the public face of the FastCGI client. It checks and encodes a request (params never split across
 // PARAMS records, CONTENT_LENGTH always exact), prepares its body, and hands it to the pool.
-import { Role, type RoleValue } from '../protocol/constants';
-import { encodeParams, type PairInput } from '../protocol/pairs';
+import { Role, type RoleValue } from '../wire/constants';
+import { encodeParams, type PairInput } from '../wire/pairs';
 import { ErrorCode, InvalidArgumentError } from '../errors';
 import { EMPTY_BODY, collectBody, prepareBodySync, type PreparedBody, type RequestBody } from './body';
 import { ClientRequest, type RequestSettings, type RequestSpec } from './client-request';

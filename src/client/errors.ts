@@ -1,6 +1,6 @@
 // Errors of the client side (pool, connections, CGI response parsing, gateway), each with a stable `code`.
 import { ErrorCode, FastCGIError, LimitError, ProtocolError, type ErrorCodeValue } from '../errors';
-import { ProtocolStatus } from '../protocol/constants';
+import { ProtocolStatus } from '../wire/constants';
 
 /** Connecting to the backend failed (refused, no such socket file, permission denied, …); `cause` is the errno error. */
 export class ConnectError extends FastCGIError {

@@ -2,9 +2,9 @@
 // FCGI_MPXS_CONNS=0; fcgiwrap answers only once a BEGIN_REQUEST arrives (protocol.md §5), so the pool never
 // waits on this: requests go out unmultiplexed until (and unless) the answer says otherwise.
 import { connect } from 'node:net';
-import { Decoder } from '../stream/decoder';
-import { ManagementVariable, RecordType } from '../protocol/constants';
-import { encodeGetValues } from '../protocol/records';
+import { Decoder } from '../wire/decoder';
+import { ManagementVariable, RecordType } from '../wire/constants';
+import { encodeGetValues } from '../wire/records';
 import type { ConnectTarget } from './address';
 import { readPairs } from './records';
 

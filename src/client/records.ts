@@ -1,5 +1,5 @@
 // Small record helpers the client needs beyond src/protocol: re-addressing encoded records, reading replies.
-import { HEADER_LENGTH } from '../protocol/constants';
+import { HEADER_LENGTH } from '../wire/constants';
 import { scanner } from '../codec/load';
 import {
   ERR_NONE,

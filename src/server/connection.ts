@@ -3,11 +3,11 @@
 // timeouts, and both directions of backpressure; it knows nothing of http objects (adapters build on the
 // RequestSocket it hands out).
 import type { Socket } from 'node:net';
-import { Decoder } from '../stream/decoder';
-import { RecordWriter } from '../stream/record-writer';
-import type { Params } from '../stream/params';
-import { ManagementVariable, ProtocolStatus, RecordType, Role, type ProtocolStatusValue, type RoleValue } from '../protocol/constants';
-import { encodeGetValuesResult, encodeUnknownType } from '../protocol/records';
+import { Decoder } from '../wire/decoder';
+import { RecordWriter } from '../wire/record-writer';
+import type { Params } from '../wire/params';
+import { ManagementVariable, ProtocolStatus, RecordType, Role, type ProtocolStatusValue, type RoleValue } from '../wire/constants';
+import { encodeGetValuesResult, encodeUnknownType } from '../wire/records';
 import { scanner as defaultScanner } from '../codec/load';
 import { OUT_HEADER_SLOTS, OUT_CONSUMED, OUT_ERROR, ERR_NONE, PAIR_STRIDE, PAIR_NAME_OFFSET, PAIR_NAME_LENGTH } from '../codec/layout';
 import { ErrorCode, FastCGIError, LimitError, ProtocolError, TimeoutError } from '../errors';

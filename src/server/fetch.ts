@@ -3,7 +3,7 @@
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
-import type { Params } from '../stream/params';
+import type { Params } from '../wire/params';
 import { Server } from './server';
 import type { FastCGIIncomingMessage, FastCGIServerResponse } from './http-message';
 import type { ServerOptions } from './options';

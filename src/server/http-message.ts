@@ -5,8 +5,8 @@ import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { Params } from '../stream/params';
-import { KNOWN_NAMES } from '../protocol/known-names';
+import type { Params } from '../wire/params';
+import { KNOWN_NAMES } from '../codec/known-names';
 import { NAME_UNKNOWN } from '../codec/layout';
 import type { RequestSocket } from './request-socket';
 

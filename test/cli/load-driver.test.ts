@@ -5,9 +5,9 @@ import * as path from 'node:path';
 import * as os from 'node:os';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { LoadDriver, type LoadDriverOptions } from '../../src/cli/load-driver';
-import { ProtocolStatus } from '../../src/protocol/constants';
-import { encodeStream } from '../../src/protocol/records';
-import { RecordType } from '../../src/protocol/constants';
+import { ProtocolStatus } from '../../src/wire/constants';
+import { encodeStream } from '../../src/wire/records';
+import { RecordType } from '../../src/wire/constants';
 import { ScriptedBackend, type Hooks } from '../client/scripted-backend';
 
 interface Outcome {

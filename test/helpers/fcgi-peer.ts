@@ -1,9 +1,9 @@
 // Test peer playing the web-server side of FastCGI: sends exact bytes (optionally split) and records every reply.
 import * as net from 'node:net';
 import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
-import { RecordType, Role, Flag, RECORD_TYPE_NAMES } from '../../src/protocol/constants';
-import { encodeAbortRequest, encodeBeginRequest, encodeGetValues, encodeStream } from '../../src/protocol/records';
-import { encodeParams } from '../../src/protocol/pairs';
+import { RecordType, Role, Flag, RECORD_TYPE_NAMES } from '../../src/wire/constants';
+import { encodeAbortRequest, encodeBeginRequest, encodeGetValues, encodeStream } from '../../src/wire/records';
+import { encodeParams } from '../../src/wire/pairs';
 import { typescriptScanner } from '../../src/codec/scanner-ts';
 import * as L from '../../src/codec/layout';
 import { splitAt } from './records';

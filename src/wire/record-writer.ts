@@ -4,10 +4,10 @@
 // header + zero-copy body slices once large. `whenWritable` gives per-socket backpressure to the streams
 // that feed it.
 import type { Socket } from 'node:net';
-import { HEADER_LENGTH, MAX_CONTENT_LENGTH, RecordType } from '../protocol/constants';
-import { paddingFor, writeHeader } from '../protocol/header';
-import { END_REQUEST_LENGTH, writeEndRequest } from '../protocol/records';
-import type { ProtocolStatusValue } from '../protocol/constants';
+import { HEADER_LENGTH, MAX_CONTENT_LENGTH, RecordType } from './constants';
+import { paddingFor, writeHeader } from './header';
+import { END_REQUEST_LENGTH, writeEndRequest } from './records';
+import type { ProtocolStatusValue } from './constants';
 
 /** Below this many queued bytes a flush copies everything into one buffer; above, it writes corked pieces. */
 export const COALESCE_LIMIT = 16 * 1024;

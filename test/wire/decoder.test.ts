@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { Decoder } from '../../src/stream/decoder';
+import { Decoder } from '../../src/wire/decoder';
 import { ErrorCode, LimitError, ProtocolError, type FastCGIError } from '../../src/errors';
-import { KNOWN_NAMES } from '../../src/protocol/known-names';
+import { KNOWN_NAMES } from '../../src/codec/known-names';
 import { codecs } from '../helpers/codecs';
 import { beginRequest, pair, record, splitAt } from '../helpers/records';
 import { traceDecode } from '../helpers/trace';

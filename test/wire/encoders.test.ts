@@ -10,8 +10,8 @@ import {
   encodeUnknownType,
   paddingFor,
   streamRecordChunks,
-} from '../../src/protocol/records';
-import { encodePairs, encodeParams } from '../../src/protocol/pairs';
+} from '../../src/wire/records';
+import { encodePairs, encodeParams } from '../../src/wire/pairs';
 import { ErrorCode, InvalidArgumentError, LimitError } from '../../src/errors';
 import * as L from '../../src/codec/layout';
 import { codecs } from '../helpers/codecs';

@@ -21,7 +21,7 @@ import {
 } from '../codec/layout';
 import type { Scanner } from '../codec/scanner';
 import { scanner as defaultScanner } from '../codec/load';
-import { HEADER_LENGTH, RecordType } from '../protocol/constants';
+import { HEADER_LENGTH, RecordType } from './constants';
 import { ErrorCode, LimitError, scanErrorToProtocolError, type FastCGIError } from '../errors';
 import { Params } from './params';
 
