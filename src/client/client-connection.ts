@@ -12,7 +12,7 @@ import type { PreparedBody } from './body';
 import type { ClientRequest, RequestCarrier } from './client-request';
 import { ErrorCode } from '../errors';
 import { BackendClosedError, ClientTimeoutError, ConnectError, RequestBodyError, clientProtocolError } from './errors';
-import { setRequestId } from './records';
+import { setRequestId } from '../wire/header';
 
 /** What a connection reports to its pool. */
 export interface ConnectionOwner {

@@ -16,11 +16,6 @@ export const RecordType = {
 } as const;
 export type RecordTypeValue = (typeof RecordType)[keyof typeof RecordType];
 
-/** Spec names by record type value, for messages and traces. */
-export const RECORD_TYPE_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
-  Object.entries(RecordType).map(([name, value]) => [value, name]),
-);
-
 /** Roles carried by BEGIN_REQUEST (FastCGI 1.0 §5.1). */
 export const Role = {
   RESPONDER: 1,

@@ -12,6 +12,7 @@ import {
   PAIR_STRIDE,
   REC_CONTENT_LENGTH,
   REC_CONTENT_OFFSET,
+  REC_PADDING_LENGTH,
   REC_REQUEST_ID,
   REC_STRIDE,
   REC_TYPE,
@@ -23,6 +24,7 @@ import type { Scanner } from '../codec/scanner';
 import { scanner as defaultScanner } from '../codec/load';
 import { HEADER_LENGTH, RecordType } from './constants';
 import { ErrorCode, LimitError, scanErrorToProtocolError, type FastCGIError } from '../errors';
+import { scanPairBlock } from './pair-block';
 import { Params } from './params';
 
 /** What the decoder calls; all calls happen synchronously inside `push`. */
@@ -55,7 +57,16 @@ export interface DecoderOptions {
    * charged: the handler's `onParams` takes them over (`Params.retainedBytes`) and releases them itself.
    */
   budget?: ParamsBudget;
+  /**
+   * Called once per record, before the record is handled, with its header fields and content: the whole
+   * content, except for a stream record cut by a chunk boundary, which is observed with its first piece (the
+   * rest passes through `onRecord` unobserved). For traces and diagnostics; costs nothing when absent.
+   */
+  observer?: RecordObserver;
 }
+
+/** Sees each record as the decoder reads it (see DecoderOptions.observer). */
+export type RecordObserver = (type: number, requestId: number, contentLength: number, paddingLength: number, content: Buffer) => void;
 
 /** A byte budget the decoder charges for the PARAMS it holds. */
 export interface ParamsBudget {
@@ -66,15 +77,12 @@ export interface ParamsBudget {
 
 const EMPTY = Buffer.alloc(0);
 const RECORDS_PER_SCAN = 256;
-const INITIAL_PAIRS = 64;
 
-// Scan outputs are read before push() returns, so one scratch array per kind serves every decoder instead of
-// ~6 KB allocated per connection (a connection per request is nginx's default). A push() nested inside
-// another decoder's handler finds the scratch busy and uses its own array.
+// Scan outputs are read before push() returns, so one scratch array serves every decoder instead of ~6 KB
+// allocated per connection (a connection per request is nginx's default). A push() nested inside another
+// decoder's handler finds the scratch busy and uses its own array.
 const recordsScratch = new Uint32Array(OUT_HEADER_SLOTS + REC_STRIDE * RECORDS_PER_SCAN);
 let recordsScratchBusy = false;
-let pairsScratch = new Uint32Array(OUT_HEADER_SLOTS + PAIR_STRIDE * INITIAL_PAIRS);
-let pairsScratchBusy = false;
 
 // Where the decoder is between chunks.
 const enum Carry {
@@ -118,6 +126,7 @@ export class Decoder {
   readonly #maxParamsBytes: number;
   readonly #maxParamsCount: number;
   readonly #budget: ParamsBudget | null;
+  readonly #observer: RecordObserver | null;
   readonly #collectors = new Map<number, ParamsCollector>();
   // Stream offset of the current chunk's first byte, for error messages.
   #base = 0;
@@ -131,6 +140,8 @@ export class Decoder {
   #requestId = 0;
   #contentRemaining = 0;
   #paddingRemaining = 0;
+  // A cut stream record not observed yet: it is, with its first content piece.
+  #observePending = false;
   // Discrete records are copied whole; stream records pass through in pieces (#record stays null).
   #record: Buffer | null = null;
   #recordFilled = 0;
@@ -142,6 +153,7 @@ export class Decoder {
     this.#maxParamsBytes = options.maxParamsBytes ?? 1024 * 1024;
     this.#maxParamsCount = options.maxParamsCount ?? 4096;
     this.#budget = options.budget ?? null;
+    this.#observer = options.observer ?? null;
   }
 
   /** Whether the decoder stopped (malformed input, a limit, or `stop()`). */
@@ -152,6 +164,11 @@ export class Decoder {
   /** Whether a record is cut by the end of the input so far (at socket EOF this means a truncated stream). */
   get midRecord(): boolean {
     return this.#carry !== Carry.None;
+  }
+
+  /** Bytes of the record cut by the end of the input so far (header included), 0 when no record is cut. */
+  get partialRecordBytes(): number {
+    return this.#carry === Carry.None ? 0 : this.#base - this.#recordStart;
   }
 
   /** Stops decoding: the rest of the current chunk and every later one are ignored. */
@@ -191,7 +208,10 @@ export class Decoder {
       const count = this.#scanner.scanRecords(chunk, p, end, out);
       for (let i = 0, slot = OUT_HEADER_SLOTS; i < count && !this.#stopped; i++, slot += REC_STRIDE) {
         const offset = out[slot + REC_CONTENT_OFFSET]!;
-        this.#dispatch(out[slot + REC_TYPE]!, out[slot + REC_REQUEST_ID]!, chunk.subarray(offset, offset + out[slot + REC_CONTENT_LENGTH]!));
+        const length = out[slot + REC_CONTENT_LENGTH]!;
+        const content = chunk.subarray(offset, offset + length);
+        this.#observer?.(out[slot + REC_TYPE]!, out[slot + REC_REQUEST_ID]!, length, out[slot + REC_PADDING_LENGTH]!, content);
+        this.#dispatch(out[slot + REC_TYPE]!, out[slot + REC_REQUEST_ID]!, content);
       }
       if (this.#stopped) return end;
       if (out[OUT_ERROR] !== ERR_NONE) {
@@ -229,11 +249,15 @@ export class Decoder {
       this.#paddingRemaining = h[6]!;
       this.#carry = Carry.Content;
       this.#record = null;
+      this.#observePending = false;
       if (this.#contentRemaining === 0) {
+        this.#observer?.(this.#type, this.#requestId, 0, this.#paddingRemaining, EMPTY);
         this.#dispatch(this.#type, this.#requestId, EMPTY);
       } else if (!isStreamType(this.#type)) {
         this.#record = Buffer.allocUnsafe(this.#contentRemaining);
         this.#recordFilled = 0;
+      } else {
+        this.#observePending = this.#observer !== null;
       }
     }
     // Carry.Content: content (piece by piece or into #record), then padding.
@@ -241,13 +265,19 @@ export class Decoder {
       const n = Math.min(this.#contentRemaining, end - p);
       this.#contentRemaining -= n;
       if (this.#record === null) {
-        this.#dispatch(this.#type, this.#requestId, chunk.subarray(p, p + n));
+        const piece = chunk.subarray(p, p + n);
+        if (this.#observePending) {
+          this.#observePending = false;
+          this.#observer!(this.#type, this.#requestId, (this.#header![4]! << 8) | this.#header![5]!, this.#header![6]!, piece);
+        }
+        this.#dispatch(this.#type, this.#requestId, piece);
       } else {
         chunk.copy(this.#record, this.#recordFilled, p, p + n);
         this.#recordFilled += n;
         if (this.#contentRemaining === 0) {
           const record = this.#record;
           this.#record = null;
+          this.#observer?.(this.#type, this.#requestId, record.length, this.#header![6]!, record);
           this.#dispatch(this.#type, this.#requestId, record);
         }
       }
@@ -345,46 +375,26 @@ export class Decoder {
     this.#handler.onParams(requestId, params);
   }
 
-  // Scans a whole params block; returns its descriptors, exactly sized, or null after reporting an error.
-  // The scratch array grows (doubling, then rescanning) until one call covers the block or the count limit.
+  // Scans a whole params block; returns its descriptors, or null after reporting an error.
   #scanPairs(block: Buffer, requestId: number): Uint32Array | null {
-    const shared = !pairsScratchBusy;
-    pairsScratchBusy = true;
-    try {
-      return this.#scanPairsInto(block, requestId, shared);
-    } finally {
-      if (shared) pairsScratchBusy = false;
+    const { pairs, failure } = scanPairBlock(block, this.#scanner, this.#maxParamsCount);
+    const count = pairs.length / PAIR_STRIDE;
+    if (count > this.#maxParamsCount) {
+      this.#fail(
+        new LimitError(
+          ErrorCode.PARAMS_TOO_LARGE,
+          `request ${requestId} sent more than ${this.#maxParamsCount} params (maxParamsCount)`,
+          this.#maxParamsCount,
+          count,
+        ),
+      );
+      return null;
     }
-  }
-
-  #scanPairsInto(block: Buffer, requestId: number, shared: boolean): Uint32Array | null {
-    let out = shared ? pairsScratch : new Uint32Array(OUT_HEADER_SLOTS + PAIR_STRIDE * INITIAL_PAIRS);
-    for (;;) {
-      const capacity = (out.length - OUT_HEADER_SLOTS) / PAIR_STRIDE;
-      const count = this.#scanner.scanPairs(block, 0, block.length, out);
-      if (count > this.#maxParamsCount) {
-        this.#fail(
-          new LimitError(
-            ErrorCode.PARAMS_TOO_LARGE,
-            `request ${requestId} sent more than ${this.#maxParamsCount} params (maxParamsCount)`,
-            this.#maxParamsCount,
-            count,
-          ),
-        );
-        return null;
-      }
-      if (out[OUT_ERROR] !== ERR_NONE) {
-        const failure = { error: out[OUT_ERROR]!, offset: out[OUT_ERROR_OFFSET]!, value: out[OUT_ERROR_VALUE]! };
-        this.#fail(scanErrorToProtocolError(failure, 0, { requestId, recordType: RecordType.PARAMS }));
-        return null;
-      }
-      if (count < capacity || out[OUT_CONSUMED] === block.length) {
-        return out.slice(OUT_HEADER_SLOTS, OUT_HEADER_SLOTS + count * PAIR_STRIDE);
-      }
-      // The scratch grows (doubling, then rescanning) until one call covers the block or the count limit.
-      out = new Uint32Array(OUT_HEADER_SLOTS + PAIR_STRIDE * Math.min(capacity * 2, this.#maxParamsCount + 1));
-      if (shared && out.length > pairsScratch.length) pairsScratch = out;
+    if (failure !== null) {
+      this.#fail(scanErrorToProtocolError(failure, 0, { requestId, recordType: RecordType.PARAMS }));
+      return null;
     }
+    return pairs;
   }
 
   #fail(error: FastCGIError): void {

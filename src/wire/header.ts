@@ -42,3 +42,16 @@ export function checkRequestId(requestId: number): void {
     throw new InvalidArgumentError(`request id must be an integer from 0 to 65535, got ${requestId}`);
   }
 }
+
+/**
+ * setRequestId rewrites the request id of every record in `records` (a whole encoded stream, such as
+ * encodeParams' output), walking the headers by their lengths. A client encodes a request's PARAMS once,
+ * before it knows the id its connection will give it, and stamps the id when the request starts.
+ */
+export function setRequestId(records: Uint8Array, requestId: number): void {
+  for (let offset = 0; offset + HEADER_LENGTH <= records.length; ) {
+    records[offset + 2] = requestId >>> 8;
+    records[offset + 3] = requestId & 0xff;
+    offset += HEADER_LENGTH + ((records[offset + 4]! << 8) | records[offset + 5]!) + records[offset + 6]!;
+  }
+}

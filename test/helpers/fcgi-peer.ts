@@ -1,7 +1,8 @@
 // Test peer playing the web-server side of FastCGI: sends exact bytes (optionally split) and records every reply.
 import * as net from 'node:net';
 import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
-import { RecordType, Role, Flag, RECORD_TYPE_NAMES } from '../../src/wire/constants';
+import { RecordType, Role, Flag } from '../../src/wire/constants';
+import { recordTypeName } from '../../src/wire/names';
 import { encodeAbortRequest, encodeBeginRequest, encodeGetValues, encodeStream } from '../../src/wire/records';
 import { encodeParams } from '../../src/wire/pairs';
 import { typescriptScanner } from '../../src/codec/scanner-ts';
@@ -151,10 +152,6 @@ function preview(bytes: Buffer): string {
   return bytes.length > PREVIEW_BYTES ? `${shown}… (${bytes.length} bytes)` : `${shown} (${bytes.length} bytes)`;
 }
 
-function typeName(type: number): string {
-  return RECORD_TYPE_NAMES[type] ?? `type ${type}`;
-}
-
 interface Waiter<T> {
   resolve(value: T): void;
   reject(error: Error): void;
@@ -170,7 +167,7 @@ class InProgress {
   records: PeerRecord[] = [];
 
   describe(): string {
-    const types = this.records.map((r) => `${typeName(r.type)}(${r.contentLength})`).join(' ') || 'none';
+    const types = this.records.map((r) => `${recordTypeName(r.type)}(${r.contentLength})`).join(' ') || 'none';
     return (
       `records: ${types}; stdout ${preview(Buffer.concat(this.stdout))}${this.stdoutEnded ? ' ended' : ''}; ` +
       `stderr ${preview(Buffer.concat(this.stderr))}${this.stderrEnded ? ' ended' : ''}`
