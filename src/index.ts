@@ -52,13 +52,13 @@ export {
 } from './errors';
 export { Client, createClient, type ParamValue, type ParamsInput, type RequestOptions, type RoleName } from './client/client';
 export type { ClientOptions } from './client/options';
-export type { BackendAddress } from './client/address';
+export type { BackendAddress } from './wire/address';
 export type { RequestBody } from './client/body';
 export { ClientResponse, ResponseBody, type ClientCompletion } from './client/client-response';
-export type { CgiHead, CgiHeaders } from './client/cgi-response';
+export type { CgiHead, CgiHeaders } from './cgi/response';
 export type { PoolStats } from './client/pool';
-export { createGateway, statusFor, type BufferRequestsOptions, type Gateway, type GatewayLogger, type GatewayOptions } from './client/gateway';
-export type { ScriptMapping } from './client/cgi-params';
+export { createGateway, statusFor, type BufferRequestsOptions, type Gateway, type GatewayLogger, type GatewayOptions } from './gateway/gateway';
+export type { ScriptMapping } from './cgi/params';
 export {
   BackendClosedError,
   BackendError,

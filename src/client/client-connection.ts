@@ -7,7 +7,7 @@ import { RecordWriter } from '../wire/record-writer';
 import { Flag, ProtocolStatus, RecordType } from '../wire/constants';
 import { encodeAbortRequest, encodeBeginRequest } from '../wire/records';
 import type { FastCGIError } from '../errors';
-import type { ConnectTarget } from './address';
+import type { ConnectTarget } from '../wire/address';
 import type { PreparedBody } from './body';
 import type { ClientRequest, RequestCarrier } from './client-request';
 import { ErrorCode } from '../errors';

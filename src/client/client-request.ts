@@ -3,7 +3,7 @@
 // queues it. It never touches a socket.
 import { ProtocolStatus } from '../wire/constants';
 import { ErrorCode, RequestAbortedError } from '../errors';
-import { CgiHeaderParser } from './cgi-response';
+import { CgiHeaderParser } from '../cgi/response';
 import { ClientResponse, ResponseBody, type ClientCompletion, type ResponseSource } from './client-response';
 import { BackendClosedError, BackendError, ClientTimeoutError } from './errors';
 import type { PreparedBody } from './body';

@@ -1,7 +1,7 @@
 // Client settings: the documented options, their defaults, and the resolved form the pool and connections read.
 import { InvalidArgumentError } from '../errors';
-import { parseAddress, type BackendAddress, type ConnectTarget } from './address';
-import { DEFAULT_MAX_HEADER_BYTES } from './cgi-response';
+import { parseAddress, type BackendAddress, type ConnectTarget } from '../wire/address';
+import { DEFAULT_MAX_HEADER_BYTES } from '../cgi/response';
 
 /** Options of createClient. Every timeout is in milliseconds; 0 turns it off. */
 export interface ClientOptions {

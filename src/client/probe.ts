@@ -6,7 +6,7 @@ import { Decoder } from '../wire/decoder';
 import { ManagementVariable, RecordType } from '../wire/constants';
 import { readPairBlock } from '../wire/pair-block';
 import { encodeGetValues } from '../wire/records';
-import type { ConnectTarget } from './address';
+import type { ConnectTarget } from '../wire/address';
 
 /** What the probe learned: the answers by name, or why there are none. */
 export type ProbeOutcome = { readonly kind: 'values'; readonly values: Record<string, string> } | { readonly kind: 'timeout' } | { readonly kind: 'unreachable' };

@@ -58,9 +58,10 @@ export interface DecoderOptions {
    */
   budget?: ParamsBudget;
   /**
-   * Called once per record, before the record is handled, with its header fields and content: the whole
-   * content, except for a stream record cut by a chunk boundary, which is observed with its first piece (the
-   * rest passes through `onRecord` unobserved). For traces and diagnostics; costs nothing when absent.
+   * Called once per record when its content is complete, before its content (or, for a stream record cut by
+   * chunk boundaries, its last piece) is handed to `onRecord`, with the header fields and the content: for a
+   * cut stream record, its first piece only, as its pieces are not kept. A record the input ends inside is
+   * never observed. For traces and diagnostics; costs nothing when absent.
    */
   observer?: RecordObserver;
 }
@@ -140,8 +141,9 @@ export class Decoder {
   #requestId = 0;
   #contentRemaining = 0;
   #paddingRemaining = 0;
-  // A cut stream record not observed yet: it is, with its first content piece.
-  #observePending = false;
+  // A cut stream record being observed: its first content piece, shown to the observer when the record ends.
+  #observing = false;
+  #firstPiece: Buffer | null = null;
   // Discrete records are copied whole; stream records pass through in pieces (#record stays null).
   #record: Buffer | null = null;
   #recordFilled = 0;
@@ -249,7 +251,8 @@ export class Decoder {
       this.#paddingRemaining = h[6]!;
       this.#carry = Carry.Content;
       this.#record = null;
-      this.#observePending = false;
+      this.#observing = false;
+      this.#firstPiece = null;
       if (this.#contentRemaining === 0) {
         this.#observer?.(this.#type, this.#requestId, 0, this.#paddingRemaining, EMPTY);
         this.#dispatch(this.#type, this.#requestId, EMPTY);
@@ -257,7 +260,7 @@ export class Decoder {
         this.#record = Buffer.allocUnsafe(this.#contentRemaining);
         this.#recordFilled = 0;
       } else {
-        this.#observePending = this.#observer !== null;
+        this.#observing = this.#observer !== null;
       }
     }
     // Carry.Content: content (piece by piece or into #record), then padding.
@@ -266,9 +269,13 @@ export class Decoder {
       this.#contentRemaining -= n;
       if (this.#record === null) {
         const piece = chunk.subarray(p, p + n);
-        if (this.#observePending) {
-          this.#observePending = false;
-          this.#observer!(this.#type, this.#requestId, (this.#header![4]! << 8) | this.#header![5]!, this.#header![6]!, piece);
+        if (this.#observing) {
+          this.#firstPiece ??= piece;
+          if (this.#contentRemaining === 0) {
+            this.#observing = false;
+            this.#observer!(this.#type, this.#requestId, (this.#header![4]! << 8) | this.#header![5]!, this.#header![6]!, this.#firstPiece);
+            this.#firstPiece = null;
+          }
         }
         this.#dispatch(this.#type, this.#requestId, piece);
       } else {

@@ -1,8 +1,7 @@
 // CGI response header block parser (RFC 3875 §6): fed STDOUT pieces as they arrive, it finds the blank line
 // that ends the headers, turns `Status:` and `Location:` into a status, and says where the body starts.
 import { STATUS_CODES } from 'node:http';
-import { ErrorCode } from '../errors';
-import { clientLimitError, clientProtocolError } from './errors';
+import { ErrorCode, LimitError, ProtocolError } from '../errors';
 
 /** Response headers by lower-case name; a name sent more than once (and Set-Cookie always) maps to an array. */
 export type CgiHeaders = Record<string, string | string[] | undefined>;
@@ -43,6 +42,7 @@ export class CgiHeaderParser {
   // Bytes of a header block not complete yet (null while nothing is pending).
   #pending: Buffer | null = null;
   #head: CgiHead | null = null;
+  #reason: string | null = null;
 
   constructor(maxBytes = DEFAULT_MAX_HEADER_BYTES) {
     this.#maxBytes = maxBytes;
@@ -51,6 +51,11 @@ export class CgiHeaderParser {
   /** The parsed head once the blank line arrived, else null. */
   get head(): CgiHead | null {
     return this.#head;
+  }
+
+  /** The reason phrase as the Status header sent it: null when there was none (`statusText` then fills one in). */
+  get sentReason(): string | null {
+    return this.#reason;
   }
 
   /**
@@ -69,7 +74,9 @@ export class CgiHeaderParser {
     }
     if (end > this.#maxBytes) throw tooLarge(this.#maxBytes, end);
     this.#pending = null;
-    this.#head = parseBlock(buffer, end);
+    const parsed = parseBlock(buffer, end);
+    this.#head = parsed.head;
+    this.#reason = parsed.reason;
     return end - (pending === null ? 0 : pending.length);
   }
 
@@ -77,15 +84,24 @@ export class CgiHeaderParser {
   end(): void {
     if (this.#head !== null) return;
     const got = this.#pending === null ? 0 : this.#pending.length;
-    throw clientProtocolError(
+    throw new ProtocolError(
       ErrorCode.CGI_HEADER_INCOMPLETE,
       got === 0 ? 'the response ended without a CGI header block (no output)' : `the response ended inside its CGI header block (${got} bytes, no blank line)`,
     );
   }
 }
 
-function tooLarge(limit: number, got: number) {
-  return clientLimitError(ErrorCode.CGI_HEADER_TOO_LARGE, `the CGI header block exceeds ${limit} bytes (maxHeaderBytes)`, limit, got);
+function tooLarge(limit: number, got: number): LimitError {
+  return new LimitError(ErrorCode.CGI_HEADER_TOO_LARGE, `the CGI header block exceeds ${limit} bytes (maxHeaderBytes)`, limit, got);
+}
+
+/**
+ * isHeaderLine tells whether a line of CGI output starts like a header (`Name:` with a token name): the first
+ * line of a response that does not was output written before the headers.
+ */
+export function isHeaderLine(line: string): boolean {
+  const colon = line.indexOf(':');
+  return colon > 0 && TOKEN.test(line.slice(0, colon));
 }
 
 // Returns the offset just past the blank line that ends the block, or -1. `from` lets a rescan after more bytes
@@ -107,7 +123,8 @@ function findBlockEnd(buffer: Buffer, from: number): number {
   }
 }
 
-function parseBlock(buffer: Buffer, end: number): CgiHead {
+// The head, and the reason phrase as sent (null without one), which only `fastcgi-engine request` prints.
+function parseBlock(buffer: Buffer, end: number): { head: CgiHead; reason: string | null } {
   const headers = Object.create(null) as CgiHeaders;
   const rawHeaders: string[] = [];
   let statusValue: string | null = null;
@@ -117,16 +134,17 @@ function parseBlock(buffer: Buffer, end: number): CgiHead {
     const newline = buffer.indexOf(LF, at);
     const lineEnd = newline > at && buffer[newline - 1] === CR ? newline - 1 : newline;
     const line = buffer.toString('latin1', at, lineEnd);
+    const lineStart = at;
     at = newline + 1;
     if (line === '') break;
     const colon = line.indexOf(':');
     const name = colon === -1 ? '' : line.slice(0, colon);
     if (!TOKEN.test(name)) {
-      throw clientProtocolError(ErrorCode.CGI_HEADER_MALFORMED, `malformed CGI header line ${JSON.stringify(preview(line))}: expected "Name: value"`);
+      throw new ProtocolError(ErrorCode.CGI_HEADER_MALFORMED, `malformed CGI header line ${JSON.stringify(preview(line))}: expected "Name: value"`, { offset: lineStart });
     }
     const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
     if (CONTROL.test(value)) {
-      throw clientProtocolError(ErrorCode.CGI_HEADER_MALFORMED, `CGI header ${name} holds a control character`);
+      throw new ProtocolError(ErrorCode.CGI_HEADER_MALFORMED, `CGI header ${name} holds a control character`, { offset: lineStart });
     }
     const key = name.toLowerCase();
     if (key === 'status') {
@@ -142,13 +160,14 @@ function parseBlock(buffer: Buffer, end: number): CgiHead {
   }
   if (statusValue !== null) {
     const match = STATUS.exec(statusValue);
-    if (match === null) throw clientProtocolError(ErrorCode.CGI_STATUS_INVALID, `invalid CGI Status ${JSON.stringify(preview(statusValue))}: expected "NNN reason"`);
+    if (match === null) throw new ProtocolError(ErrorCode.CGI_STATUS_INVALID, `invalid CGI Status ${JSON.stringify(preview(statusValue))}: expected "NNN reason"`);
     const status = Number(match[1]);
-    return { status, statusText: match[2] || (STATUS_CODES[status] ?? ''), headers, rawHeaders };
+    const reason = match[2] ?? null;
+    return { head: { status, statusText: reason || (STATUS_CODES[status] ?? ''), headers, rawHeaders }, reason };
   }
   // RFC 3875 §6.2.3-4: a Location without Status is a redirect; web servers answer 302 (nginx, lighttpd).
-  if (hasLocation) return { status: 302, statusText: 'Found', headers, rawHeaders };
-  return { status: 200, statusText: 'OK', headers, rawHeaders };
+  if (hasLocation) return { head: { status: 302, statusText: 'Found', headers, rawHeaders }, reason: 'Found' };
+  return { head: { status: 200, statusText: 'OK', headers, rawHeaders }, reason: 'OK' };
 }
 
 function preview(text: string): string {

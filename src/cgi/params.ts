@@ -1,8 +1,10 @@
 // CGI params for an HTTP request (RFC 3875 §4.1 plus the PHP conventions nginx's fastcgi_params and
 // snippets/fastcgi-php.conf set up): where the script is, what was asked, who asked, and the HTTP_* headers.
+// The gateway builds them from a node:http request; the command-line tools from a method, a URI and headers.
 import type { IncomingMessage } from 'node:http';
 import { posix } from 'node:path';
 import type { TLSSocket } from 'node:tls';
+import { paramNameOf } from './http-names';
 
 /** How a request path maps to a script under the document root. */
 export interface ScriptMapping {
@@ -44,9 +46,7 @@ export function cgiParamsFor(req: IncomingMessage, mapping: ScriptMapping): Reco
   const url = req.url ?? '/';
   const requestUri = typeof mounted.originalUrl === 'string' ? mounted.originalUrl : url;
   const baseUrl = typeof mounted.baseUrl === 'string' ? byteString(percentDecode(mounted.baseUrl)) : '';
-  const queryAt = url.indexOf('?');
-  const query = queryAt === -1 ? '' : url.slice(queryAt + 1);
-  const rawPath = queryAt === -1 ? url : url.slice(0, queryAt);
+  const { path: rawPath, query } = splitUri(url);
   const decoded = byteString(percentDecode(rawPath));
   if (decoded.includes('\0')) throw new BadPathError('the request path holds a NUL byte');
   // Resolves `.` and `..` and never climbs above '/': a path cannot leave the document root.
@@ -104,7 +104,7 @@ function addHeaders(params: Record<string, string>, req: IncomingMessage): void 
     if (DROPPED.has(name) || name === 'content-type' || name === 'content-length' || name.includes('_') || listed.has(name)) continue;
     const value = req.headers[name];
     if (value === undefined) continue;
-    params[`HTTP_${name.toUpperCase().replace(/-/g, '_')}`] = Array.isArray(value) ? value.join(', ') : value;
+    params[paramNameOf(name)] = Array.isArray(value) ? value.join(', ') : value;
   }
 }
 
@@ -114,6 +114,57 @@ function connectionTokens(value: string | undefined): Set<string> {
   return new Set(value.split(',').map((token) => token.trim().toLowerCase()));
 }
 const EMPTY_SET = new Set<string>();
+
+/** splitUri splits a request-target at its first '?': the path, and the query string without the '?'. */
+export function splitUri(uri: string): { path: string; query: string } {
+  const at = uri.indexOf('?');
+  return at === -1 ? { path: uri, query: '' } : { path: uri.slice(0, at), query: uri.slice(at + 1) };
+}
+
+/** A request a command-line tool makes up: no client, no socket, no document root. */
+export interface ToolRequest {
+  /** SERVER_SOFTWARE: the tool's name. */
+  readonly software: string;
+  readonly method: string;
+  /** The request-target, path and query. */
+  readonly uri: string;
+  /** Header names and values, in order; Content-Type becomes CONTENT_TYPE, the others HTTP_*. */
+  readonly headers?: Iterable<readonly [string, string]>;
+  /** CONTENT_LENGTH, when the tool knows it here (a load generator sets it from the body it sends). */
+  readonly contentLength?: number;
+  /** CONTENT_TYPE of the body, unless a Content-Type header says otherwise. */
+  readonly contentType?: string;
+}
+
+/**
+ * toolParams builds the params of a made-up request the way nginx's fastcgi_params would for a request to
+ * localhost:80 from 127.0.0.1: SCRIPT_NAME and DOCUMENT_URI are the path, QUERY_STRING what follows '?'.
+ * Callers add SCRIPT_FILENAME and their own overrides to the map.
+ */
+export function toolParams(request: ToolRequest): Map<string, string> {
+  const { path, query } = splitUri(request.uri);
+  const params = new Map<string, string>([
+    ['GATEWAY_INTERFACE', 'CGI/1.1'],
+    ['SERVER_PROTOCOL', 'HTTP/1.1'],
+    ['SERVER_SOFTWARE', request.software],
+    ['SERVER_NAME', 'localhost'],
+    ['SERVER_PORT', '80'],
+    ['REMOTE_ADDR', '127.0.0.1'],
+    ['REQUEST_SCHEME', 'http'],
+    ['REQUEST_METHOD', request.method],
+    ['REQUEST_URI', request.uri],
+    ['SCRIPT_NAME', path],
+    ['DOCUMENT_URI', path],
+    ['QUERY_STRING', query],
+    ['HTTP_HOST', 'localhost'],
+  ]);
+  if (request.contentLength !== undefined) params.set('CONTENT_LENGTH', String(request.contentLength));
+  if (request.contentType !== undefined) params.set('CONTENT_TYPE', request.contentType);
+  for (const [name, value] of request.headers ?? []) {
+    params.set(name.toLowerCase() === 'content-type' ? 'CONTENT_TYPE' : paramNameOf(name), value);
+  }
+  return params;
+}
 
 function hostName(host: string | undefined): string | null {
   if (host === undefined || host === '') return null;

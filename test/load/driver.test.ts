@@ -4,7 +4,7 @@
 import * as path from 'node:path';
 import * as os from 'node:os';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { LoadDriver, type LoadDriverOptions } from '../../src/cli/load-driver';
+import { LoadDriver, type LoadDriverOptions } from '../../src/load/driver';
 import { ProtocolStatus } from '../../src/wire/constants';
 import { encodeStream } from '../../src/wire/records';
 import { RecordType } from '../../src/wire/constants';

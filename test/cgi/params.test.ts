@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { BadPathError, cgiParamsFor, type ScriptMapping } from '../../src/client/cgi-params';
+import { BadPathError, cgiParamsFor, type ScriptMapping } from '../../src/cgi/params';
 
 type Outcome = { params: Record<string, string>; port: number; remotePort: number } | { error: Error };
 

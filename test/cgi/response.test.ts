@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CgiHeaderParser } from '../../src/client/cgi-response';
+import { CgiHeaderParser } from '../../src/cgi/response';
 import { FastCGIError, LimitError, ProtocolError } from '../../src/errors';
 
 // Feeds `input` cut at `cuts`; returns the head and the body bytes that followed the header block.

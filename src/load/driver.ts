@@ -1,23 +1,25 @@
-// The load generator's wire side: C connections, K request ids on each, carrying one pre-encoded request over
-// and over, and replies read with the engine's Decoder. It exists because a load generator must cost less
+// The load generator's FastCGI target: C connections, K request ids on each, carrying one pre-encoded request
+// over and over, and replies read with the engine's Decoder. It exists because a load generator must cost less
 // than what it loads: the public client's per-request promise, response object and body stream cost about
 // twice the CPU of the engine server answering a hello world, so `bench` through it measured itself. Here a
 // request is one socket write of bytes encoded at start-up, and a reply is counted from its records: status
 // from the CGI header block (read by the client's own parser), body bytes, END_REQUEST's statuses.
-import { connect, type NetConnectOpts, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
+import { CgiHeaderParser } from '../cgi/response';
 import { ErrorCode, type FastCGIError } from '../errors';
-import { Flag, ProtocolStatus, RecordType, Role } from '../wire/constants';
-import type { PairInput } from '../wire/pairs';
-import { encodeParams } from '../wire/pairs';
-import { encodeBeginRequest, encodeStream } from '../wire/records';
+import { parseAddress, type BackendAddress, type ConnectTarget } from '../wire/address';
+import { ProtocolStatus, RecordType } from '../wire/constants';
 import { Decoder } from '../wire/decoder';
-import { CgiHeaderParser } from '../client/cgi-response';
+import { refusalOf } from '../wire/names';
+import type { PairInput } from '../wire/pairs';
+import { encodeRequest } from '../wire/request-records';
+import type { LoadSink, LoadTarget } from './target';
 
-/** Where the backend listens. */
-export type LoadAddress = { path: string } | { host: string; port: number };
+export type { LoadSink } from './target';
 
 export interface LoadDriverOptions {
-  readonly address: LoadAddress;
+  /** Where the backend listens, in any spelling parseAddress reads. */
+  readonly address: BackendAddress;
   readonly connections: number;
   /** Requests in flight per connection (request ids 1..K); 1 without keepConn. */
   readonly perConnection: number;
@@ -32,22 +34,11 @@ export interface LoadDriverOptions {
    * taken for the next request on its id). Connecting is given min(timeoutMs, 10 s).
    */
   readonly timeoutMs: number;
+  /** Keep the body of the first answered request (`firstReply`), to check what the backend runs. Default false. */
+  readonly sampleFirstReply?: boolean;
 }
 
-/** Where outcomes go. `startedAt` is what submit() was given: µs on performance.now()'s clock (× 1000). */
-export interface LoadSink {
-  /** END_REQUEST with REQUEST_COMPLETE: the CGI status (200 when absent, 302 for a bare Location) and body bytes. */
-  completed(startedAt: number, status: number, bodyBytes: number): void;
-  /** Anything else: an error code, and the protocolStatus when the backend refused the request. */
-  failed(startedAt: number, code: string, protocolStatus: number | null): void;
-}
-
-// FastCGI 1.0 §5.5: END_REQUEST's protocolStatus values that refuse a request, as the client names them.
-const REFUSED: Record<number, string> = {
-  [ProtocolStatus.CANT_MPX_CONN]: ErrorCode.CANT_MPX_CONN,
-  [ProtocolStatus.OVERLOADED]: ErrorCode.OVERLOADED,
-  [ProtocolStatus.UNKNOWN_ROLE]: ErrorCode.UNKNOWN_ROLE,
-};
+const EMPTY = Buffer.alloc(0);
 
 // After a failed connection, wait before the next one so a dead backend is not hammered in a tight loop.
 const RECONNECT_DELAY_MS = 10;
@@ -65,6 +56,8 @@ class Slot {
   bodyBytes = 0;
   /** Why the response is unusable (a malformed header block): reported at END_REQUEST. */
   error: string | null = null;
+  /** The body so far, while this request is the one sampled (LoadDriverOptions.sampleFirstReply). */
+  sample: Buffer[] | null = null;
 
   constructor(readonly id: number) {}
 
@@ -76,6 +69,7 @@ class Slot {
     this.status = 0;
     this.bodyBytes = 0;
     this.error = null;
+    this.sample = null;
   }
 }
 
@@ -104,8 +98,10 @@ class LoadConnection {
   }
 
   open(): void {
-    const socket = connect(this.#driver.address as NetConnectOpts);
-    if ('port' in this.#driver.address) socket.setNoDelay(true);
+    const target = this.#driver.target;
+    const socket = 'path' in target ? connect({ path: target.path }) : connect({ host: target.host, port: target.port });
+    if ('port' in target) socket.setNoDelay(true);
+    this.#driver.onOpened();
     this.socket = socket;
     this.decoder = new Decoder(this, { collectParams: false });
     this.ready = false;
@@ -131,6 +127,7 @@ class LoadConnection {
   send(startedAt: number): void {
     const slot = this.#free.pop()!;
     slot.reset(startedAt, performance.now() * 1000);
+    if (this.#driver.takeSampleTurn()) slot.sample = [];
     this.socket!.write(this.#driver.requestBytes[slot.id - 1]!);
   }
 
@@ -146,7 +143,10 @@ class LoadConnection {
     this.decoder?.stop();
     socket?.destroy();
     const lost = this.slots.filter((s) => s.busy);
-    for (const slot of lost) this.#release(slot);
+    for (const slot of lost) {
+      if (slot.sample !== null) this.#driver.onSampleLost();
+      this.#release(slot);
+    }
     this.#driver.onDropped(this, lost, code, connecting, timedOut);
   }
 
@@ -175,9 +175,11 @@ class LoadConnection {
       this.decoder?.stop();
       socket?.destroy();
     }
+    const answered = protocolStatus === ProtocolStatus.REQUEST_COMPLETE && slot.error === null && slot.parser === null;
+    if (slot.sample !== null) driver.onSampled(answered ? Buffer.concat(slot.sample) : null);
     if (protocolStatus !== ProtocolStatus.REQUEST_COMPLETE) {
-      driver.sink.failed(slot.startedAt, REFUSED[protocolStatus] ?? ErrorCode.UNKNOWN_PROTOCOL_STATUS, protocolStatus);
-    } else if (slot.error !== null || slot.parser !== null) {
+      driver.sink.failed(slot.startedAt, refusalOf(protocolStatus).code, protocolStatus);
+    } else if (!answered) {
       driver.sink.failed(slot.startedAt, slot.error ?? ErrorCode.CGI_HEADER_INCOMPLETE, null);
     } else {
       driver.sink.completed(slot.startedAt, slot.status, slot.bodyBytes);
@@ -189,6 +191,7 @@ class LoadConnection {
     const parser = slot.parser;
     if (parser === null) {
       slot.bodyBytes += content.length;
+      slot.sample?.push(Buffer.from(content));
       return;
     }
     if (slot.error !== null) return; // the rest of a response already counted as failed
@@ -204,6 +207,7 @@ class LoadConnection {
     slot.parser = null;
     slot.status = parser.head!.status;
     slot.bodyBytes = content.length - bodyStart;
+    slot.sample?.push(Buffer.from(content.subarray(bodyStart)));
   }
 
   onParams(): void {}
@@ -217,8 +221,9 @@ class LoadConnection {
  * LoadDriver keeps `connections` connections and starts each submitted request on a free request id, or queues
  * it until one frees up (the open loop's backlog: its wait counts in the latency, measured from `startedAt`).
  */
-export class LoadDriver {
-  readonly address: LoadAddress;
+export class LoadDriver implements LoadTarget {
+  /** Where the connections go. */
+  readonly target: ConnectTarget;
   readonly keepConn: boolean;
   readonly sink: LoadSink;
   /** The whole request for id i + 1: BEGIN_REQUEST, PARAMS, STDIN, each stream ended. */
@@ -233,9 +238,14 @@ export class LoadDriver {
   readonly #watchdog: NodeJS.Timeout;
   readonly #reopen = new Set<LoadConnection>();
   #reopenTimer: NodeJS.Timeout | null = null;
+  #opened = 0;
+  // Sampling the first reply: 'wanted' until a request carries the sample, 'pending' while it does, then done.
+  #sampling: 'off' | 'wanted' | 'pending' | 'done';
+  #firstReply: Buffer | null = null;
 
   constructor(options: LoadDriverOptions, sink: LoadSink) {
-    this.address = options.address;
+    this.target = parseAddress(options.address);
+    this.#sampling = options.sampleFirstReply === true ? 'wanted' : 'off';
     this.keepConn = options.keepConn;
     this.sink = sink;
     this.#timeoutMs = options.timeoutMs;
@@ -243,15 +253,44 @@ export class LoadDriver {
     const perConnection = options.keepConn ? options.perConnection : 1;
     const pairs = options.body === null ? options.params : [...options.params, ['CONTENT_LENGTH', String(options.body.length)] as const];
     this.requestBytes = Array.from({ length: perConnection }, (_, i) =>
-      Buffer.concat([
-        encodeBeginRequest(i + 1, Role.RESPONDER, options.keepConn ? Flag.KEEP_CONN : 0),
-        encodeParams(i + 1, pairs),
-        encodeStream(RecordType.STDIN, i + 1, options.body ?? Buffer.alloc(0), { end: true }),
-      ]),
+      encodeRequest({ requestId: i + 1, keepConn: options.keepConn, params: pairs, stdin: options.body ?? EMPTY }),
     );
     this.#connections = Array.from({ length: options.connections }, () => new LoadConnection(this, perConnection));
     // One timer for every request: a timer per request would cost more than the request.
     this.#watchdog = setInterval(() => this.#checkTimeouts(), Math.max(10, Math.min(250, options.timeoutMs / 4)));
+  }
+
+  /** Connections opened so far. */
+  get connectionsOpened(): number {
+    return this.#opened;
+  }
+
+  /** The body of the first answered request, with sampleFirstReply; else null. */
+  get firstReply(): Buffer | null {
+    return this.#firstReply;
+  }
+
+  /** @internal */
+  onOpened(): void {
+    this.#opened++;
+  }
+
+  /** @internal Whether the request being sent should carry the sample. */
+  takeSampleTurn(): boolean {
+    if (this.#sampling !== 'wanted') return false;
+    this.#sampling = 'pending';
+    return true;
+  }
+
+  /** @internal The sampled request ended: its body, or null when it was not answered (the next one tries). */
+  onSampled(body: Buffer | null): void {
+    this.#firstReply = body;
+    this.#sampling = body === null ? 'wanted' : 'done';
+  }
+
+  /** @internal The sampled request went down with its connection. */
+  onSampleLost(): void {
+    this.#sampling = 'wanted';
   }
 
   /** Requests waiting for a free request id. */

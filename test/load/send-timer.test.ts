@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { codec } from '../../src/index';
 import { nativePreciseTimer } from '../../src/codec/load';
-import { clock, createSendTimer } from '../../src/cli/send-timer';
+import { clock, createSendTimer } from '../../src/load/send-timer';
 
 const native = nativePreciseTimer() !== null;
 

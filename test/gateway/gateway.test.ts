@@ -11,12 +11,12 @@ import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import express from 'express';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { createGateway, type Gateway, type GatewayOptions } from '../../src/client/gateway';
+import { createGateway, type Gateway, type GatewayOptions } from '../../src/gateway/gateway';
 import { createServer } from '../../src/server/server';
 import type { FastCGIIncomingMessage, FastCGIServerResponse } from '../../src/server/http-message';
-import { waitFor } from './helpers';
-import { PhpFpm, PHP_FIXTURES, phpFpmBinary } from './php-fpm-harness';
-import { ScriptedBackend } from './scripted-backend';
+import { waitFor } from '../client/helpers';
+import { PhpFpm, PHP_FIXTURES, phpFpmBinary } from '../client/php-fpm-harness';
+import { ScriptedBackend } from '../client/scripted-backend';
 
 function logger() {
   const warnings: string[] = [];

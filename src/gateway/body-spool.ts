@@ -6,7 +6,7 @@ import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ErrorCode } from '../errors';
-import { RequestBodyError, clientLimitError } from './errors';
+import { RequestBodyError, clientLimitError } from '../client/errors';
 
 /** Where a spooled body lives and how big it may get. */
 export interface SpoolOptions {

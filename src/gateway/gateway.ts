@@ -3,12 +3,12 @@
 // and backend failures answered 502 / 504 with the reason logged.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
-import type { BackendAddress } from './address';
+import { BadPathError, cgiParamsFor, type ScriptMapping } from '../cgi/params';
+import { Client, type RequestOptions, type RequestOwner } from '../client/client';
+import type { ClientResponse } from '../client/client-response';
+import type { ClientOptions } from '../client/options';
+import type { BackendAddress } from '../wire/address';
 import { spoolBody, type SpooledBody } from './body-spool';
-import { BadPathError, cgiParamsFor, type ScriptMapping } from './cgi-params';
-import { Client, type RequestOptions, type RequestOwner } from './client';
-import type { ClientResponse } from './client-response';
-import type { ClientOptions } from './options';
 
 /** Where the gateway reports failures and the backend's STDERR. */
 export interface GatewayLogger {
@@ -250,7 +250,7 @@ function onBodyError(this: ClientResponse['body'], error: Error): void {
  * Writes the backend's status and headers. With nothing set on `res` yet, the flat list goes to writeHead as it
  * is. Once middleware has set a header (Express's X-Powered-By, helmet, cors), Node 20's writeHead merges a flat
  * list through setHeader one pair at a time, and every repeated name but the last is lost: a PHP session's
- * second Set-Cookie with it. So each name is set once, with all its values (test/client/gateway.test.ts).
+ * second Set-Cookie with it. So each name is set once, with all its values (test/gateway/gateway.test.ts).
  */
 function writeHead(res: ServerResponse, status: number, statusText: string, headers: string[]): void {
   if (res.getHeaderNames().length === 0) {

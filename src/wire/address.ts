@@ -1,14 +1,21 @@
-// Backend addresses: the spellings users write (nginx's `unix:/path`, `host:port`, URLs) → net.connect options.
+// Backend addresses: the one grammar for every spelling users write (nginx's `unix:/path`, `host:port`, URLs,
+// a bare port, a socket file name) → net.connect options. The client, the gateway and the command line read
+// addresses here.
 import { InvalidArgumentError } from '../errors';
 
 /**
- * Where a FastCGI backend listens: a unix socket path ('/run/php/php8.2-fpm.sock', 'unix:/path',
- * 'unix:///path', { path }) or TCP ('127.0.0.1:9000', 'tcp://127.0.0.1:9000', '[::1]:9000', { host, port }).
+ * Where a FastCGI backend listens: a unix socket path ('/run/php/php8.2-fpm.sock', './app.sock', 'app.sock',
+ * 'unix:/path', 'unix:///path', { path }) or TCP ('127.0.0.1:9000', 'tcp://127.0.0.1:9000', '[::1]:9000',
+ * ':9000' or '9000' on 127.0.0.1, { host, port }).
  */
 export type BackendAddress = string | { readonly path: string } | { readonly host?: string; readonly port: number };
 
 /** A parsed address: exactly what net.connect takes, plus a label for messages. */
 export type ConnectTarget = { readonly path: string; readonly label: string } | { readonly host: string; readonly port: number; readonly label: string };
+
+const DEFAULT_HOST = '127.0.0.1';
+// host:port, [v6]:port, :port (the default host) or a bare port; a host holds no '/' (that is a path).
+const TCP = /^(?:(?:\[([^\]]+)\]|([^:/[\]]*)):)?(\d+)$/;
 
 /** parseAddress turns a BackendAddress into net.connect options; throws InvalidArgumentError when it cannot. */
 export function parseAddress(address: BackendAddress): ConnectTarget {
@@ -16,7 +23,7 @@ export function parseAddress(address: BackendAddress): ConnectTarget {
     if ('path' in address && typeof address.path === 'string' && address.path !== '') {
       return { path: address.path, label: `unix:${address.path}` };
     }
-    if ('port' in address) return tcp(address.host ?? '127.0.0.1', address.port, JSON.stringify(address));
+    if ('port' in address) return tcp(address.host ?? DEFAULT_HOST, address.port, JSON.stringify(address));
     throw new InvalidArgumentError(`address must have a path or a port, got ${JSON.stringify(address)}`);
   }
   if (typeof address !== 'string' || address === '') throw new InvalidArgumentError('address must be a non-empty string or object');
@@ -27,10 +34,12 @@ export function parseAddress(address: BackendAddress): ConnectTarget {
     return { path, label: `unix:${path}` };
   }
   if (address.startsWith('/') || address.startsWith('./') || address.startsWith('../')) return { path: address, label: `unix:${address}` };
-  const rest = address.startsWith('tcp://') ? address.slice(6).replace(/\/$/, '') : address;
-  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(rest);
-  if (match === null) throw new InvalidArgumentError(`cannot read address ${JSON.stringify(address)}: use /path.sock, unix:/path, host:port or tcp://host:port`);
-  return tcp(match[1] ?? match[2]!, Number(match[3]), address);
+  const url = address.startsWith('tcp://');
+  const rest = url ? address.slice(6).replace(/\/$/, '') : address;
+  const match = TCP.exec(rest);
+  if (match !== null) return tcp(match[1] ?? (match[2] || DEFAULT_HOST), Number(match[3]), address);
+  if (!url && address.endsWith('.sock')) return { path: address, label: `unix:${address}` };
+  throw new InvalidArgumentError(`cannot read address ${JSON.stringify(address)}: use /path.sock, unix:/path, host:port, tcp://host:port or a port`);
 }
 
 function tcp(host: string, port: number, original: string): ConnectTarget {
