@@ -9,7 +9,6 @@ import {
   OUT_ERROR_OFFSET,
   OUT_ERROR_VALUE,
   OUT_HEADER_SLOTS,
-  PAIR_STRIDE,
   REC_CONTENT_LENGTH,
   REC_CONTENT_OFFSET,
   REC_PADDING_LENGTH,
@@ -384,8 +383,7 @@ export class Decoder {
 
   // Scans a whole params block; returns its descriptors, or null after reporting an error.
   #scanPairs(block: Buffer, requestId: number): Uint32Array | null {
-    const { pairs, failure } = scanPairBlock(block, this.#scanner, this.#maxParamsCount);
-    const count = pairs.length / PAIR_STRIDE;
+    const { pairs, count, failure } = scanPairBlock(block, this.#scanner, this.#maxParamsCount);
     if (count > this.#maxParamsCount) {
       this.#fail(
         new LimitError(

@@ -8,8 +8,10 @@ import { Params } from './params';
 
 /** The pairs of a block: their descriptors and, when the block is malformed, what the scanner reported. */
 export interface PairBlock {
-  /** count * PAIR_STRIDE descriptors (exactly sized): the pairs before any malformed one, at most maxCount + 1. */
+  /** count * PAIR_STRIDE descriptors (exactly sized): the pairs before any malformed one. */
   readonly pairs: Uint32Array;
+  /** How many pairs were read: at most maxCount + 1, which says the block holds too many. */
+  readonly count: number;
   /** The scan error, with offsets into the block; null when every pair was whole. */
   readonly failure: ScanFailure | null;
 }
@@ -39,12 +41,14 @@ export function scanPairBlock(block: Uint8Array, scanner: Scanner = defaultScann
 function scanInto(block: Uint8Array, scanner: Scanner, maxCount: number, shared: boolean): PairBlock {
   let out = shared ? scratch : new Uint32Array(OUT_HEADER_SLOTS + PAIR_STRIDE * INITIAL_PAIRS);
   for (;;) {
+    // A scratch grown by an earlier, larger block is cut down to maxCount + 1 pairs.
+    if ((out.length - OUT_HEADER_SLOTS) / PAIR_STRIDE > maxCount + 1) out = out.subarray(0, OUT_HEADER_SLOTS + PAIR_STRIDE * (maxCount + 1));
     const capacity = (out.length - OUT_HEADER_SLOTS) / PAIR_STRIDE;
     const count = scanner.scanPairs(block, 0, block.length, out);
     const failed = out[OUT_ERROR] !== ERR_NONE;
     if (failed || count > maxCount || count < capacity || out[OUT_CONSUMED] === block.length) {
       const failure = failed ? { error: out[OUT_ERROR]!, offset: out[OUT_ERROR_OFFSET]!, value: out[OUT_ERROR_VALUE]! } : null;
-      return { pairs: out.slice(OUT_HEADER_SLOTS, OUT_HEADER_SLOTS + count * PAIR_STRIDE), failure };
+      return { pairs: out.slice(OUT_HEADER_SLOTS, OUT_HEADER_SLOTS + count * PAIR_STRIDE), count, failure };
     }
     out = new Uint32Array(OUT_HEADER_SLOTS + PAIR_STRIDE * Math.min(capacity * 2, maxCount + 1));
     if (shared && out.length > scratch.length) scratch = out;

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { BadPathError, cgiParamsFor, type ScriptMapping } from '../../src/cgi/params';
+import { BadPathError, cgiParamsFor, splitUri, toolParams, type ScriptMapping } from '../../src/cgi/params';
 
 type Outcome = { params: Record<string, string>; port: number; remotePort: number } | { error: Error };
 
@@ -140,5 +140,42 @@ describe('cgiParamsFor', () => {
 
   it('reads an IPv6 Host and keeps the brackets in SERVER_NAME', async () => {
     expect(ok(await paramsFor('GET / HTTP/1.1\nHost: [::1]:8080\n')).SERVER_NAME).toBe('[::1]');
+  });
+});
+
+describe('toolParams', () => {
+  it('builds what nginx would send for a request to localhost from 127.0.0.1, headers as HTTP_*', () => {
+    const params = toolParams({
+      software: 'tool',
+      method: 'POST',
+      uri: '/a/b.php?x=1&y',
+      contentLength: 3,
+      contentType: 'application/octet-stream',
+      headers: [['X-Trace', 'abc'], ['content-type', 'text/csv']],
+    });
+    expect(Object.fromEntries(params)).toEqual({
+      GATEWAY_INTERFACE: 'CGI/1.1',
+      SERVER_PROTOCOL: 'HTTP/1.1',
+      SERVER_SOFTWARE: 'tool',
+      SERVER_NAME: 'localhost',
+      SERVER_PORT: '80',
+      REMOTE_ADDR: '127.0.0.1',
+      REQUEST_SCHEME: 'http',
+      REQUEST_METHOD: 'POST',
+      REQUEST_URI: '/a/b.php?x=1&y',
+      SCRIPT_NAME: '/a/b.php',
+      DOCUMENT_URI: '/a/b.php',
+      QUERY_STRING: 'x=1&y',
+      HTTP_HOST: 'localhost',
+      CONTENT_LENGTH: '3',
+      CONTENT_TYPE: 'text/csv',
+      HTTP_X_TRACE: 'abc',
+    });
+    expect(toolParams({ software: 'tool', method: 'GET', uri: '/' }).has('CONTENT_LENGTH')).toBe(false);
+  });
+
+  it('splits a request-target at its first ?', () => {
+    expect(splitUri('/a?b?c')).toEqual({ path: '/a', query: 'b?c' });
+    expect(splitUri('/a')).toEqual({ path: '/a', query: '' });
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CgiHeaderParser } from '../../src/cgi/response';
+import { CgiHeaderParser, isHeaderLine } from '../../src/cgi/response';
 import { FastCGIError, LimitError, ProtocolError } from '../../src/errors';
 
 // Feeds `input` cut at `cuts`; returns the head and the body bytes that followed the header block.
@@ -140,4 +140,35 @@ describe('CgiHeaderParser', () => {
     expect(parser.push(Buffer.from('\r\nrest'))).toBe(2);
     expect(parser.head!.headers['x-a']).toBe('1');
   });
+
+  it('keeps the reason phrase as sent apart from the one it fills in, for a tool that prints what came', () => {
+    const reasonOf = (text: string): [string, string | null] => {
+      const parser = new CgiHeaderParser();
+      parser.push(Buffer.from(text, 'latin1'));
+      return [parser.head!.statusText, parser.sentReason];
+    };
+    expect(reasonOf('Status: 404\r\n\r\n')).toEqual(['Not Found', null]);
+    expect(reasonOf('Status: 404 Gone Fishing\r\n\r\n')).toEqual(['Gone Fishing', 'Gone Fishing']);
+    expect(reasonOf('Location: /x\r\n\r\n')).toEqual(['Found', 'Found']);
+    expect(reasonOf('X: 1\r\n\r\n')).toEqual(['OK', 'OK']);
+  });
+
+  it('says where a malformed line starts in the header block', () => {
+    try {
+      parse('X-A: 1\r\nnot a header\r\n\r\n');
+      throw new Error('did not throw');
+    } catch (error) {
+      expect(error).toBeInstanceOf(ProtocolError);
+      expect((error as ProtocolError).offset).toBe(8);
+    }
+  });
+
+  it('tells a header line from output written before the headers', () => {
+    expect(isHeaderLine('Content-Type: text/plain')).toBe(true);
+    expect(isHeaderLine('X-Empty:')).toBe(true);
+    expect(isHeaderLine('hello world')).toBe(false);
+    expect(isHeaderLine('Bad Name: x')).toBe(false);
+    expect(isHeaderLine(': x')).toBe(false);
+  });
 });
+

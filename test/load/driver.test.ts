@@ -210,4 +210,33 @@ describe('load driver', () => {
       { ok: false, code: 'FCGI_ERR_CONNECT', protocolStatus: null },
     ]);
   });
+
+  it('keeps the first answered reply\'s body when asked, and counts the connections it opened', async () => {
+    let n = 0;
+    const b = await backend({
+      request(request, c) {
+        // The first request is refused: the sample moves on to the next one that is answered.
+        if (n++ === 0) c.end(request.requestId, 0, ProtocolStatus.OVERLOADED);
+        else c.respond(request.requestId, `Content-Type: a/b\r\n\r\nreply ${n}`);
+      },
+    });
+    const { driver, wait, now } = driverFor({ address: { path: b.path }, keepConn: false, sampleFirstReply: true });
+    expect(driver.firstReply).toBeNull();
+    for (let i = 0; i < 3; i++) {
+      driver.submit(now());
+      await wait(i + 1);
+    }
+    expect(driver.firstReply?.toString()).toBe('reply 2');
+    expect(driver.connectionsOpened).toBe(3);
+  });
+
+  it('takes an address in any spelling the one grammar reads', async () => {
+    const b = await backend({ request: (request, c) => c.respond(request.requestId, 'A: b\r\n\r\nok') });
+    const { driver, outcomes, wait, now } = driverFor({ address: `unix:${b.path}` });
+    driver.submit(now());
+    await wait(1);
+    expect(outcomes).toEqual([{ ok: true, status: 200, bytes: 2 }]);
+    expect(driver.target).toEqual({ path: b.path, label: `unix:${b.path}` });
+  });
 });
+

@@ -174,4 +174,47 @@ describe.each(codecs)('Decoder with the $label scanner', (scanner) => {
     expect(traceDecode([beginRequest(1).subarray(0, 5)], scanner)).toEqual(['partial']);
     expect(traceDecode([record(8, 1, 'abc').subarray(0, 9)], scanner)).toEqual(['record type=8 id=1 hex=61', 'partial']);
   });
+
+  it('shows the observer each record once, whole, in order, whatever the chunking', () => {
+    const stream = Buffer.concat([request, record(6, 1, 'x'.repeat(40), 0), record(3, 1, Buffer.alloc(8), 0)]);
+    const observe = (chunks: Buffer[]): string[] => {
+      const seen: string[] = [];
+      const decoder = new Decoder(
+        { onRecord() {}, onParams() {}, onError: (e) => { throw e; } },
+        {
+          scanner,
+          observer: (type, id, contentLength, paddingLength, content) =>
+            seen.push(`${type} id=${id} len=${contentLength} pad=${paddingLength} ${content.toString('latin1', 0, 4)}`),
+        },
+      );
+      for (const chunk of chunks) decoder.push(chunk);
+      return seen;
+    };
+    const whole = observe([stream]);
+    expect(whole).toEqual([
+      '1 id=1 len=8 pad=0 \x00\x01\x01\x00',
+      `4 id=1 len=${params.length} pad=${8 - (params.length % 8)} ${params.toString('latin1', 0, 4)}`,
+      '4 id=1 len=0 pad=0 ',
+      '5 id=1 len=11 pad=5 hell',
+      '5 id=1 len=0 pad=0 ',
+      '6 id=1 len=40 pad=0 xxxx',
+      '3 id=1 len=8 pad=0 \x00\x00\x00\x00',
+    ]);
+    // A stream record cut by chunk boundaries is observed when it ends, with its first piece (4 bytes here).
+    for (const chunks of everySplit(stream)) {
+      const seen = observe(chunks);
+      expect(seen.map((line) => line.split(' ').slice(0, 4).join(' '))).toEqual(whole.map((line) => line.split(' ').slice(0, 4).join(' ')));
+    }
+  });
+
+  it('never shows the observer a record the input ends inside, and counts its bytes', () => {
+    const seen: number[] = [];
+    const decoder = new Decoder({ onRecord() {}, onParams() {}, onError() {} }, { scanner, collectParams: false, observer: (type) => seen.push(type) });
+    decoder.push(Buffer.concat([record(6, 1, 'ab'), record(6, 1, 'x'.repeat(100)).subarray(0, 18)]));
+    expect(seen).toEqual([6]);
+    expect(decoder.partialRecordBytes).toBe(18);
+    decoder.push(Buffer.from('y'.repeat(90)));
+    expect(seen).toEqual([6, 6]);
+    expect(decoder.partialRecordBytes).toBe(0);
+  });
 });
