@@ -18,16 +18,16 @@ export interface BenchLoadOptions {
 
 /** What one run measured. */
 export interface LoadResult {
-  /** Requests answered after the warmup. */
+  /** Requests answered inside the measured window. */
   readonly requests: number;
-  /** From the end of the warmup to the last outcome, ms. */
+  /** The measured window, ms. */
   readonly elapsedMs: number;
   readonly reqPerSec: number;
-  /** Latency of each answered or failed request after the warmup, µs. */
+  /** Latency of each request answered or failed inside the window, µs. */
   readonly latency: Histogram;
-  /** Failed requests (timeouts apart) and answers with status >= 400, after the warmup. */
+  /** Failed requests (timeouts apart) and answers with status >= 400, inside the window. */
   readonly errors: number;
-  /** Requests that timed out, after the warmup. */
+  /** Requests that timed out inside the window. */
   readonly timeouts: number;
   /** Error codes with their counts, and a wrong first reply. */
   readonly errorSamples: readonly string[];
@@ -35,7 +35,7 @@ export interface LoadResult {
   readonly verified: boolean;
   /** Connections opened over the run. */
   readonly connectionsOpened: number;
-  /** This process's CPU time over the measured span, % of one core. */
+  /** This process's CPU time over the window, % of one core. */
   readonly clientCpuPercent: number;
 }
 
@@ -45,6 +45,7 @@ export async function benchLoad(createTarget: (sink: LoadSink) => LoadTarget, op
     concurrency: options.concurrency,
     warmupMs: options.warmupMs,
     durationMs: options.durationMs,
+    record: 'window',
     onMeasureStart: options.onMeasureStart,
     onMeasureEnd: options.onMeasureEnd,
   });

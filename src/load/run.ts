@@ -18,9 +18,16 @@ export interface LoadPlan {
   readonly requests?: number | undefined;
   /** Load before recording starts, ms. Default 0. */
   readonly warmupMs?: number;
+  /**
+   * 'all' (default): every request started after the warmup is recorded, and the measured time runs until the
+   * last one settled. 'window': only what settles inside the measured window (warmup end to durationMs later)
+   * is recorded and the window is the measured time; requests still in flight then get STOP_GRACE_MS to end,
+   * unrecorded, before the target is closed. A benchmark compares windows; the `bench` command counts all.
+   */
+  readonly record?: 'all' | 'window';
   /** Called once a second while the run lasts (progress lines). */
   readonly onProgress?: (stats: LoadStats, elapsedUs: number) => void;
-  /** Called when recording starts and when the last outcome settled (to sample a server's CPU). */
+  /** Called when recording starts and when the measured time ends (to sample a server's CPU). */
   readonly onMeasureStart?: () => void;
   readonly onMeasureEnd?: () => void;
 }
@@ -28,11 +35,11 @@ export interface LoadPlan {
 /** What one run measured. */
 export interface LoadRun {
   readonly stats: LoadStats;
-  /** From the end of the warmup to the last outcome, µs. */
+  /** The measured time (see LoadPlan.record), µs. */
   readonly elapsedUs: number;
   /** Open loop: what timed the sends ('timerfd': to the µs, with the addon; 'setTimeout': ~1 ms); else null. */
   readonly scheduler: SendTimer['kind'] | null;
-  /** This process's CPU time over the same span, as a percentage of one core. */
+  /** This process's CPU time over the measured time, as a percentage of one core. */
   readonly clientCpuPercent: number;
   /** Connections the target opened. */
   readonly connectionsOpened: number;
@@ -40,28 +47,46 @@ export interface LoadRun {
   readonly firstReply: Buffer | null;
 }
 
+/** With record: 'window', how long requests in flight at the window's end may take to finish. */
+export const STOP_GRACE_MS = 1000;
+
 /**
- * runLoad builds the target on a fresh LoadStats, loads it as `plan` says, waits for every started request to
- * settle (targets time their requests out, so each one does), closes the target and returns the figures.
+ * runLoad builds the target on a fresh LoadStats, loads it as `plan` says, waits for the requests it started
+ * to settle (targets time their requests out, so each one does; with record: 'window', for STOP_GRACE_MS at
+ * most), closes the target and returns the figures.
  */
 export async function runLoad(createTarget: (sink: LoadSink) => LoadTarget, plan: LoadPlan): Promise<LoadRun> {
   const stats = new LoadStats();
   const target = createTarget(stats);
   const warmupMs = plan.warmupMs ?? 0;
-  stats.recording = warmupMs <= 0;
+  const windowed = plan.record === 'window';
   const start = clock();
+  const deadline = plan.durationMs === undefined ? Infinity : start + (warmupMs + plan.durationMs) * 1000;
+  const limit = plan.requests ?? Infinity;
+  const timers: NodeJS.Timeout[] = [];
+
+  // The measured time: from the warmup's end to the last outcome ('all') or to the deadline ('window').
   let measuredFrom = start;
+  let measuredTo = -1;
   let cpu = process.cpuUsage();
+  let cpuUsed = 0;
   const startMeasuring = (): void => {
     stats.recording = true;
     measuredFrom = clock();
     cpu = process.cpuUsage();
     plan.onMeasureStart?.();
   };
-  if (warmupMs <= 0) plan.onMeasureStart?.();
-  const warmup = warmupMs > 0 ? setTimeout(startMeasuring, warmupMs) : null;
-  const deadline = plan.durationMs === undefined ? Infinity : start + (warmupMs + plan.durationMs) * 1000;
-  const limit = plan.requests ?? Infinity;
+  const stopMeasuring = (): void => {
+    if (measuredTo >= 0) return;
+    measuredTo = clock();
+    const used = process.cpuUsage(cpu);
+    cpuUsed = used.user + used.system;
+    if (windowed) stats.recording = false;
+    plan.onMeasureEnd?.();
+  };
+  stats.recording = false;
+  if (warmupMs > 0) timers.push(setTimeout(startMeasuring, warmupMs));
+  else startMeasuring();
   const progress = plan.onProgress === undefined ? null : setInterval(() => plan.onProgress!(stats, clock() - measuredFrom), 1000);
 
   let issued = 0;
@@ -72,16 +97,27 @@ export async function runLoad(createTarget: (sink: LoadSink) => LoadTarget, plan
     const settledAll = (): void => {
       if (!scheduling && settled === issued) resolve();
     };
+    const stopScheduling = (): void => {
+      if (!scheduling) return;
+      scheduling = false;
+      if (windowed) {
+        stopMeasuring();
+        timers.push(setTimeout(resolve, STOP_GRACE_MS));
+      }
+      settledAll();
+    };
+    // The window closes on time even when nothing settles to notice it.
+    if (windowed && deadline !== Infinity) timers.push(setTimeout(stopScheduling, (deadline - clock()) / 1000));
     if (plan.rate === undefined) {
       // Closed loop: every outcome starts the next request, until the deadline or the limit.
       const next = (): void => {
+        if (!scheduling) return settledAll();
         const now = clock();
         if (issued < limit && now < deadline) {
           issued++;
           target.submit(now);
         } else {
-          scheduling = false;
-          settledAll();
+          stopScheduling();
         }
       };
       stats.onSettled = () => {
@@ -97,26 +133,23 @@ export async function runLoad(createTarget: (sink: LoadSink) => LoadTarget, plan
       const timer = createSendTimer();
       scheduler = timer.kind;
       void openLoop(start, deadline, limit, plan.rate, (startedAt) => {
+        if (!scheduling) return false;
         issued++;
         target.submit(startedAt);
-      }, stats, timer).then(() => {
-        scheduling = false;
-        settledAll();
-      });
+        return true;
+      }, stats, timer).then(stopScheduling);
     }
   });
-  const end = clock();
-  const used = process.cpuUsage(cpu);
-  if (warmup !== null) clearTimeout(warmup);
+  stopMeasuring();
+  for (const timer of timers.splice(0)) clearTimeout(timer);
   if (progress !== null) clearInterval(progress);
-  plan.onMeasureEnd?.();
   target.close();
-  const elapsedUs = end - measuredFrom;
+  const elapsedUs = measuredTo - measuredFrom;
   return {
     stats,
     elapsedUs,
     scheduler,
-    clientCpuPercent: elapsedUs > 0 ? ((used.user + used.system) / elapsedUs) * 100 : 0,
+    clientCpuPercent: elapsedUs > 0 ? (cpuUsed / elapsedUs) * 100 : 0,
     connectionsOpened: target.connectionsOpened,
     firstReply: target.firstReply,
   };
@@ -132,7 +165,7 @@ export async function runLoad(createTarget: (sink: LoadSink) => LoadTarget, plan
  * was less punctual than a timer, since the spinning process gets descheduled.) Resolves when the last request
  * is started.
  */
-function openLoop(start: number, deadline: number, limit: number, rate: number, send: (startedAt: number) => void, stats: LoadStats, timer: SendTimer): Promise<number> {
+function openLoop(start: number, deadline: number, limit: number, rate: number, send: (startedAt: number) => boolean, stats: LoadStats, timer: SendTimer): Promise<number> {
   const interval = 1e6 / rate;
   let issued = 0;
   return new Promise<number>((resolve) => {
@@ -141,9 +174,12 @@ function openLoop(start: number, deadline: number, limit: number, rate: number, 
       while (issued < limit) {
         const intended = start + issued * interval;
         if (intended > now + EARLY_US || intended >= deadline) break;
+        if (!send(Math.max(intended, now))) {
+          timer.close();
+          return resolve(issued);
+        }
         issued++;
         if (stats.recording) stats.senderLag.recordValue(Math.max(0, Math.round(now - intended)));
-        send(Math.max(intended, now));
         now = clock();
       }
       const next = start + issued * interval;

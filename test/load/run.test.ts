@@ -78,4 +78,27 @@ describe('runLoad', () => {
     expect(run.stats.senderLag.totalCount).toBe(20);
     expect(run.scheduler === 'timerfd' || run.scheduler === 'setTimeout').toBe(true);
   });
+
+  it("record: 'window' counts what settles inside the window, and a request that never answers neither stretches it nor hangs the run", async () => {
+    let target: FakeTarget | null = null;
+    const started = performance.now();
+    const run = await runLoad(
+      (sink) => {
+        target = new FakeTarget(sink, 5);
+        const submit = target.submit.bind(target);
+        // The third request is swallowed: no outcome, ever.
+        target.submit = (startedAt) => (target!.submitted === 2 ? void target!.submitted++ : submit(startedAt));
+        return target;
+      },
+      { concurrency: 2, durationMs: 100, record: 'window' },
+    );
+    const took = performance.now() - started;
+    expect(run.elapsedUs / 1000).toBeGreaterThanOrEqual(95);
+    expect(run.elapsedUs / 1000).toBeLessThan(160);
+    expect(took).toBeLessThan(100 + 1000 + 500);
+    expect(run.stats.total).toBeGreaterThan(0);
+    expect(run.stats.total).toBeLessThan(target!.submitted);
+    expect(target!.closed).toBe(true);
+  });
 });
+
