@@ -30,6 +30,7 @@ import { dirname, join } from 'node:path';
 import { LoadDriver } from '../src/load/driver';
 import { mergeLatencies } from '../src/load/latency';
 import type { LoadSink, LoadTarget } from '../src/load/target';
+import { parseAddress, type ConnectTarget } from '../src/wire/address';
 import { HttpTarget } from './_util/http-target';
 import { benchLoad, type LoadResult } from './_util/load-run';
 import { nginxParams } from './_util/workloads';
@@ -108,9 +109,6 @@ const WORKLOADS: readonly Workload[] = [
 
 type Transport = 'unix' | 'tcp';
 
-/** Where a server listens. */
-type Address = { readonly path: string } | { readonly host: string; readonly port: number };
-
 function httpRequest(keepConn: boolean): Buffer {
   return Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\n${keepConn ? '' : 'Connection: close\r\n'}\r\n`, 'latin1');
 }
@@ -165,7 +163,7 @@ interface Running {
   readonly spec: ServerSpec;
   readonly child: ChildProcess;
   readonly ready: ReadyMessage;
-  readonly address: Address;
+  readonly address: ConnectTarget;
   /** Whether its connections are reused across requests (see KeepConnMode). */
   keepConn: boolean;
   /** Asks the server for its CPU time; resolves with the reply. */
@@ -200,7 +198,7 @@ function startServer(spec: ServerSpec, workload: WorkloadName, transport: Transp
       }
       clearTimeout(timer);
       child.off('exit', onExit);
-      const address: Address = typeof message.address === 'number' ? { port: message.address, host: '127.0.0.1' } : { path: message.address };
+      const address = parseAddress(typeof message.address === 'number' ? { port: message.address } : { path: message.address });
       resolve({
         spec,
         child,

@@ -5,9 +5,11 @@
 import { connect, type Socket } from 'node:net';
 import { ErrorCode } from '../../src/errors';
 import type { LoadSink, LoadTarget } from '../../src/load/target';
+import { parseAddress, type BackendAddress, type ConnectTarget } from '../../src/wire/address';
 
 export interface HttpTargetOptions {
-  readonly address: { readonly path: string } | { readonly host: string; readonly port: number };
+  /** Where the server listens, in any spelling parseAddress reads. */
+  readonly address: BackendAddress;
   /** The whole request, written once per request. */
   readonly request: Buffer;
   readonly connections: number;
@@ -90,7 +92,7 @@ class HttpConnection {
   constructor(readonly target: HttpTarget) {}
 
   open(): void {
-    const { address } = this.target.options;
+    const address = this.target.address;
     const socket = 'path' in address ? connect({ path: address.path }) : connect({ host: address.host, port: address.port });
     if ('port' in address) socket.setNoDelay(true);
     this.socket = socket;
@@ -137,6 +139,7 @@ class HttpConnection {
 
 /** HttpTarget: a LoadTarget speaking HTTP/1.1 (see the file comment). */
 export class HttpTarget implements LoadTarget {
+  readonly address: ConnectTarget;
   connectionsOpened = 0;
   #firstReply: Buffer | null = null;
   #sampling: boolean;
@@ -149,6 +152,7 @@ export class HttpTarget implements LoadTarget {
     readonly options: HttpTargetOptions,
     readonly sink: LoadSink,
   ) {
+    this.address = parseAddress(options.address);
     this.#sampling = options.sampleFirstReply === true;
     this.#connections = Array.from({ length: options.connections }, () => new HttpConnection(this));
     this.#watchdog = setInterval(() => {

@@ -4,6 +4,7 @@
 import type { IncomingMessage } from 'node:http';
 import { posix } from 'node:path';
 import type { TLSSocket } from 'node:tls';
+import { unmapIPv4 } from '../wire/address';
 import { paramNameOf } from './http-names';
 
 /** How a request path maps to a script under the document root. */
@@ -55,7 +56,7 @@ export function cgiParamsFor(req: IncomingMessage, mapping: ScriptMapping): Reco
   const root = byteString(Buffer.from(mapping.documentRoot.replace(/\/+$/, ''), 'utf8'));
   const socket = req.socket;
   const encrypted = (socket as TLSSocket | undefined)?.encrypted === true;
-  const serverAddr = normalizeAddress(socket?.localAddress ?? '');
+  const serverAddr = unmapIPv4(socket?.localAddress ?? '');
   const params: Record<string, string> = {
     GATEWAY_INTERFACE: 'CGI/1.1',
     SERVER_SOFTWARE: 'fastcgi-engine',
@@ -67,7 +68,7 @@ export function cgiParamsFor(req: IncomingMessage, mapping: ScriptMapping): Reco
     DOCUMENT_URI: baseUrl + path,
     SCRIPT_NAME: baseUrl + script,
     SCRIPT_FILENAME: root + script,
-    REMOTE_ADDR: normalizeAddress(socket?.remoteAddress ?? ''),
+    REMOTE_ADDR: unmapIPv4(socket?.remoteAddress ?? ''),
     REMOTE_PORT: String(socket?.remotePort ?? ''),
     SERVER_ADDR: serverAddr,
     SERVER_PORT: String(socket?.localPort ?? ''),
@@ -174,10 +175,6 @@ function hostName(host: string | undefined): string | null {
   }
   const colon = host.indexOf(':');
   return colon === -1 ? host : host.slice(0, colon);
-}
-
-function normalizeAddress(address: string): string {
-  return address.toLowerCase().startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
 // %XX escapes to their bytes; other characters keep the byte node:http read for them (latin1). Malformed escapes

@@ -46,3 +46,11 @@ function tcp(host: string, port: number, original: string): ConnectTarget {
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError(`address ${original} has an invalid port`);
   return { host, port, label: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}` };
 }
+
+/**
+ * unmapIPv4 folds an IPv4-mapped IPv6 address (::ffff:127.0.0.1, in any case) to its IPv4 form, which is how
+ * web servers write REMOTE_ADDR and how operators write allow lists; anything else comes back unchanged.
+ */
+export function unmapIPv4(address: string): string {
+  return address.length > 7 && address.slice(0, 7).toLowerCase() === '::ffff:' && address.includes('.') ? address.slice(7) : address;
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseAddress } from '../../src/wire/address';
+import { parseAddress, unmapIPv4 } from '../../src/wire/address';
 import { InvalidArgumentError } from '../../src/errors';
 
 describe('parseAddress', () => {
@@ -37,3 +37,12 @@ describe('parseAddress', () => {
   });
 });
 
+describe('unmapIPv4', () => {
+  it('folds an IPv4-mapped IPv6 address to IPv4, in any case, and leaves the rest alone', () => {
+    expect(unmapIPv4('::ffff:127.0.0.1')).toBe('127.0.0.1');
+    expect(unmapIPv4('::FFFF:10.0.0.1')).toBe('10.0.0.1');
+    expect(unmapIPv4('::ffff:abcd')).toBe('::ffff:abcd');
+    expect(unmapIPv4('FE80::1')).toBe('FE80::1');
+    expect(unmapIPv4('')).toBe('');
+  });
+});
