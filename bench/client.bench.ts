@@ -3,7 +3,8 @@
 //
 //   1. HTTP gateways: nginx (nginx-light, the baseline row) vs createGateway on node:http, both keeping
 //      connections to php-fpm open (nginx: `fastcgi_keep_conn on` + upstream `keepalive`), one nginx worker vs
-//      one Node process. Driven over HTTP/1.1 keep-alive by the closed-loop generator of ./_util/fcgi-load.ts.
+//      one Node process. Driven over HTTP/1.1 keep-alive by the load generator's closed loop (src/load/run.ts)
+//      with the HTTP target of ./_util/http-target.ts.
 //   2. FastCGI clients in this process: fastcgi-client 0.2.0 (the npm package, the baseline row) vs
 //      createClient (kept connections, the default) and createClient with keepConn: false (a connection per
 //      request, as fastcgi-client does against php-fpm), C requests in flight in a closed loop.
@@ -30,12 +31,14 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createClient as createEngineClient } from '../src/client/client';
-import { createGateway } from '../src/client/gateway';
-import { LoadDriver } from '../src/cli/load-driver';
-import { HttpReplyParser, pooledSorted, quantile, runLoad, type LoadResult } from './_util/fcgi-load';
+import { createGateway } from '../src/gateway/gateway';
+import { LoadDriver } from '../src/load/driver';
+import { mergeLatencies, type Histogram } from '../src/load/latency';
+import { CallTarget, type RequestFn } from './_util/call-target';
+import { HttpTarget } from './_util/http-target';
+import { benchLoad, type LoadResult } from './_util/load-run';
 import { treeCpuSeconds } from './_util/proc-cpu';
 import { startNginx } from './_util/nginx';
 import { canConnect, cleanUpOnExit, findBinary, killAll, stop, track, waitUntil } from './_util/processes';
@@ -140,7 +143,7 @@ function runGatewayChild(phpSocket: string | null, docroot: string, poolSize: nu
 interface Row {
   readonly label: string;
   readonly baseline: boolean;
-  readonly runs: { reqPerSec: number; latencyUs: Float64Array; errors: number; timeouts: number; samples: readonly string[]; cpu: CpuPerRequest | null }[];
+  readonly runs: { reqPerSec: number; latency: Histogram; errors: number; timeouts: number; samples: readonly string[]; cpu: CpuPerRequest | null }[];
 }
 
 /** CPU µs per completed request over the measured window, by process (tree). */
@@ -165,25 +168,24 @@ async function gatewayRun(port: number, workload: Workload, probe: CpuProbe): Pr
   let php0 = 0;
   let front = 0;
   let php = 0;
-  const result = await runLoad({
-    onMeasureStart: () => {
-      front0 = treeCpuSeconds(probe.frontPid);
-      php0 = treeCpuSeconds(probe.phpPid);
+  const request = httpRequestBytes(workload.path);
+  const result = await benchLoad(
+    (sink) => new HttpTarget({ address: { port, host: '127.0.0.1' }, request, connections: SETUP.connections, keepConn: true, timeoutMs: SETUP.timeoutMs, sampleFirstReply: true }, sink),
+    {
+      concurrency: SETUP.connections,
+      warmupMs: SETUP.warmupMs,
+      durationMs: SETUP.durationMs,
+      expectBody: workload.expect,
+      onMeasureStart: () => {
+        front0 = treeCpuSeconds(probe.frontPid);
+        php0 = treeCpuSeconds(probe.phpPid);
+      },
+      onMeasureEnd: () => {
+        front = treeCpuSeconds(probe.frontPid) - front0;
+        php = treeCpuSeconds(probe.phpPid) - php0;
+      },
     },
-    onMeasureEnd: () => {
-      front = treeCpuSeconds(probe.frontPid) - front0;
-      php = treeCpuSeconds(probe.phpPid) - php0;
-    },
-    address: { port, host: '127.0.0.1' },
-    request: httpRequestBytes(workload.path),
-    newParser: () => new HttpReplyParser(),
-    connections: SETUP.connections,
-    warmupMs: SETUP.warmupMs,
-    durationMs: SETUP.durationMs,
-    keepConn: true,
-    expectBody: workload.expect,
-    timeoutMs: SETUP.timeoutMs,
-  });
+  );
   const perRequest = (seconds: number): number => (result.requests > 0 ? (seconds * 1e6) / result.requests : Number.NaN);
   const generator = (result.clientCpuPercent / 100) * (result.elapsedMs / 1000);
   return { ...result, cpu: { front: perRequest(front), php: perRequest(php), generator: perRequest(generator) } };
@@ -196,71 +198,33 @@ async function gatewayRun(port: number, workload: Workload, probe: CpuProbe): Pr
  */
 async function driverRun(phpSocket: string, docroot: string, phpPid: number): Promise<LoadResult & { cpu: CpuPerRequest }> {
   const params = Object.entries(phpParams(docroot, HELLO));
-  const latencies: number[] = [];
-  let measuring = false;
-  let stopping = false;
-  let inFlight = 0;
-  let errors = 0;
-  let verified = false;
-  const now = (): number => performance.now() * 1000;
-  const next = (): void => {
-    inFlight--;
-    if (stopping) return;
-    inFlight++;
-    driver.submit(now());
-  };
-  const driver = new LoadDriver(
-    { address: { path: phpSocket }, connections: SETUP.phpChildren, perConnection: 1, keepConn: true, params, body: null, timeoutMs: SETUP.timeoutMs },
+  let php0 = 0;
+  let php = 0;
+  const result = await benchLoad(
+    (sink) =>
+      new LoadDriver(
+        { address: { path: phpSocket }, connections: SETUP.phpChildren, perConnection: 1, keepConn: true, params, body: null, timeoutMs: SETUP.timeoutMs, sampleFirstReply: true },
+        sink,
+      ),
     {
-      completed(startedAt, status) {
-        if (status === 200) verified = true;
-        if (measuring) latencies.push(now() - startedAt);
-        next();
+      concurrency: SETUP.phpChildren,
+      warmupMs: SETUP.warmupMs,
+      durationMs: SETUP.durationMs,
+      expectBody: HELLO.expect,
+      onMeasureStart: () => {
+        php0 = treeCpuSeconds(phpPid);
       },
-      failed() {
-        errors++;
-        next();
+      onMeasureEnd: () => {
+        php = treeCpuSeconds(phpPid) - php0;
       },
     },
   );
-  for (let i = 0; i < SETUP.phpChildren; i++) {
-    inFlight++;
-    driver.submit(now());
-  }
-  await delay(SETUP.warmupMs);
-  measuring = true;
-  const cpu0 = process.cpuUsage();
-  const php0 = treeCpuSeconds(phpPid);
-  const t0 = performance.now();
-  await delay(SETUP.durationMs);
-  measuring = false;
-  const elapsedMs = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
-  const php = treeCpuSeconds(phpPid) - php0;
-  stopping = true;
-  for (const deadline = Date.now() + SETUP.timeoutMs; inFlight > 0 && Date.now() < deadline; ) await delay(10);
-  driver.close();
-  const count = latencies.length;
-  const perRequest = (seconds: number): number => (count > 0 ? (seconds * 1e6) / count : Number.NaN);
-  return {
-    requests: count,
-    elapsedMs,
-    reqPerSec: (count * 1000) / elapsedMs,
-    latencyUs: Float64Array.from(latencies),
-    errors,
-    timeouts: inFlight,
-    errorSamples: [],
-    verified,
-    connectionsOpened: SETUP.phpChildren,
-    clientCpuPercent: ((cpu.user + cpu.system) / 1000 / elapsedMs) * 100,
-    cpu: { front: Number.NaN, php: perRequest(php), generator: perRequest((cpu.user + cpu.system) / 1e6) },
-  };
+  const perRequest = (seconds: number): number => (result.requests > 0 ? (seconds * 1e6) / result.requests : Number.NaN);
+  const generator = (result.clientCpuPercent / 100) * (result.elapsedMs / 1000);
+  return { ...result, cpu: { front: Number.NaN, php: perRequest(php), generator: perRequest(generator) } };
 }
 
 // --- table 2: clients in this process -------------------------------------------------------------------
-
-/** One request, resolved once the whole body arrived with `expect` at its start; rejects on any failure. */
-type RequestFn = () => Promise<void>;
 
 function phpParams(docroot: string, workload: Workload): Record<string, string> {
   const [path, query = ''] = workload.path.split('?');
@@ -321,64 +285,14 @@ function fastcgiClientRequest(client: FastcgiClient, params: Record<string, stri
     });
 }
 
-/**
- * C requests in flight, each followed by the next as soon as it completes; warmup, then a measured window.
- * Requests still unfinished BENCH_TIMEOUT_MS after the window closes count as timeouts.
- */
-async function closedLoop(request: RequestFn): Promise<LoadResult> {
-  let measuring = false;
-  let stop = false;
-  let latencies = new Float64Array(1 << 16);
-  let count = 0;
-  let errors = 0;
-  let finished = 0;
-  const samples: string[] = [];
-  let verified = false;
-  const worker = async (): Promise<void> => {
-    while (!stop) {
-      const started = performance.now();
-      try {
-        await request();
-        verified = true;
-        if (measuring) {
-          if (count === latencies.length) {
-            const bigger = new Float64Array(count * 2);
-            bigger.set(latencies);
-            latencies = bigger;
-          }
-          latencies[count++] = (performance.now() - started) * 1000;
-        }
-      } catch (error) {
-        errors++;
-        if (samples.length < 5) samples.push((error as Error).message);
-        await delay(10);
-      }
-    }
-    finished++;
-  };
-  const workers = Array.from({ length: SETUP.connections }, worker);
-  await delay(SETUP.warmupMs);
-  measuring = true;
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  await delay(SETUP.durationMs);
-  measuring = false;
-  const elapsedMs = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
-  stop = true;
-  await Promise.race([Promise.all(workers), delay(SETUP.timeoutMs)]);
-  return {
-    requests: count,
-    elapsedMs,
-    reqPerSec: (count * 1000) / elapsedMs,
-    latencyUs: latencies.slice(0, count),
-    errors,
-    timeouts: SETUP.connections - finished,
-    errorSamples: samples,
-    verified,
-    connectionsOpened: 0,
-    clientCpuPercent: ((cpu.user + cpu.system) / 1000 / elapsedMs) * 100,
-  };
+/** C requests in flight, each followed by the next as soon as it completes; warmup, then a measured window. */
+function closedLoop(request: RequestFn): Promise<LoadResult> {
+  return benchLoad((sink) => new CallTarget(request, sink, SETUP.timeoutMs), {
+    concurrency: SETUP.connections,
+    warmupMs: SETUP.warmupMs,
+    durationMs: SETUP.durationMs,
+    expectBody: '',
+  });
 }
 
 // --- report -------------------------------------------------------------------------------------------------
@@ -413,15 +327,15 @@ function meanCpu(runs: readonly (CpuPerRequest | null)[]): CpuPerRequest | null 
 function summarize(title: string, description: string, rows: readonly Row[]): TableOut {
   const summarized = rows.map((row) => {
     const rates = row.runs.map((r) => r.reqPerSec);
-    const sorted = pooledSorted(row.runs.map((r) => r.latencyUs));
+    const latency = mergeLatencies(row.runs.map((r) => r.latency));
     return {
       label: row.label,
       baseline: row.baseline,
       reqPerSec: rates.reduce((a, b) => a + b, 0) / rates.length,
       reqPerSecMin: Math.min(...rates),
       reqPerSecMax: Math.max(...rates),
-      p50Us: quantile(sorted, 0.5),
-      p99Us: quantile(sorted, 0.99),
+      p50Us: latency.getValueAtPercentile(50),
+      p99Us: latency.getValueAtPercentile(99),
       errors: row.runs.reduce((a, r) => a + r.errors, 0),
       timeouts: row.runs.reduce((a, r) => a + r.timeouts, 0),
       ratio: Number.NaN,
@@ -481,7 +395,7 @@ async function alternate(rows: { row: Row; run: () => Promise<LoadResult & { cpu
       const result = await run();
       await delay(SETTLE_MS);
       if (!result.verified) throw new Error(`${row.label}: the first reply was not the expected one (${result.errorSamples.join('; ')})`);
-      row.runs.push({ reqPerSec: result.reqPerSec, latencyUs: result.latencyUs, errors: result.errors, timeouts: result.timeouts, samples: result.errorSamples, cpu: result.cpu ?? null });
+      row.runs.push({ reqPerSec: result.reqPerSec, latency: result.latency, errors: result.errors, timeouts: result.timeouts, samples: result.errorSamples, cpu: result.cpu ?? null });
       progress(`${what} round ${round + 1}/${SETUP.rounds} · ${row.label}: ${int(result.reqPerSec)} req/s, errors ${result.errors}, timeouts ${result.timeouts}`);
     }
   }
@@ -589,7 +503,7 @@ async function main(): Promise<void> {
   const out = [
     `Node ${env.node} (V8 ${env.v8}, ${env.platform}) · CPU: ${env.cpu} × ${env.cores} cores · commit ${env.commit}${env.dirty ? ' (uncommitted changes)' : ''} · ${env.date}`,
     `Command: \`${env.command}\` · ${SETUP.warmupMs} ms warmup + ${SETUP.durationMs} ms measured per run · ${SETUP.rounds} round(s), rows alternating in order · ` +
-      'req/s: mean of the runs (min–max); p50/p99: latency to the last body byte, pooled; errors include warmup. php-fpm, nginx and the gateway share the machine with the load generator.',
+      'req/s: mean of the runs (min–max); p50/p99: latency to the last body byte, pooled; errors after the warmup. php-fpm, nginx and the gateway share the machine with the load generator.',
   ];
   for (const table of tables) out.push('', markdownTable(table));
   process.stdout.write(`${out.join('\n')}\n`);

@@ -30,9 +30,9 @@ import {
   REC_STRIDE,
   REC_TYPE,
 } from '../src/codec/layout';
-import { RecordType } from '../src/protocol/constants';
-import { Decoder, type DecoderHandler } from '../src/stream/decoder';
-import type { Params } from '../src/stream/params';
+import { RecordType } from '../src/wire/constants';
+import { Decoder, type DecoderHandler } from '../src/wire/decoder';
+import type { Params } from '../src/wire/params';
 import type { FastCGIError } from '../src/errors';
 import { BODY_LENGTH, bodyChunk, formatBytes, paramsBlock, paramsBlockOf, requestsChunk } from './_util/workloads';
 import {

@@ -24,9 +24,9 @@
 // Exits 1 when any attack crashes the server, fails a legitimate request, leaves anything in the tables, goes
 // over the bound, or never makes the server report the defence it tests (e.g. FCGI_ERR_BEGIN_TIMEOUT).
 import type { Socket } from 'node:net';
-import { Flag, RecordType, Role } from '../src/protocol/constants';
-import { encodePairs, encodeParams } from '../src/protocol/pairs';
-import { encodeBeginRequest, encodeRecord, encodeStream, streamRecordChunks } from '../src/protocol/records';
+import { Flag, RecordType, Role } from '../src/wire/constants';
+import { encodePairs, encodeParams } from '../src/wire/pairs';
+import { encodeBeginRequest, encodeRecord, encodeStream, streamRecordChunks } from '../src/wire/records';
 import { benchFlags, numberFlag } from './_util/args';
 import { closedWithin, oneByteRecords, rawConnection, sleep, writeAll } from './_util/attack-wire';
 import { LegitTraffic } from './_util/legit';

@@ -19,10 +19,10 @@
 // under RSS after warm-up + maxBufferBytes + 128 MiB (as bench/dos.ts); after the run the server comes back
 // to 0 connections, 0 buffered bytes, 0 requests. Exits 1 otherwise.
 import type { Socket } from 'node:net';
-import { Flag, RecordType, Role } from '../src/protocol/constants';
-import { encodePairs, encodeParams } from '../src/protocol/pairs';
-import { encodeBeginRequest, encodeRecord, encodeStream } from '../src/protocol/records';
-import { Decoder } from '../src/stream/decoder';
+import { Flag, RecordType, Role } from '../src/wire/constants';
+import { encodePairs, encodeParams } from '../src/wire/pairs';
+import { encodeBeginRequest, encodeRecord, encodeStream } from '../src/wire/records';
+import { Decoder } from '../src/wire/decoder';
 import { benchFlags, numberFlag } from './_util/args';
 import { rawConnection, sleep } from './_util/attack-wire';
 import { LegitTraffic, prng } from './_util/legit';

@@ -1,19 +1,21 @@
 // Loopback server benchmark: node-fastcgi 2.0.0 (the incumbent, pure JS: the baseline row) against
 // fastcgi-engine with the native scanner and with FASTCGI_NO_NATIVE=1, all running the same handlers, each in
-// its own process, driven over a unix socket by the closed-loop FastCGI client in ./_util/fcgi-load.ts. A
-// node:http row, driven by an HTTP/1.1 keep-alive loop, is a reference point only (another protocol, another
-// client parser).
+// its own process, driven over a unix socket by the load generator's FastCGI driver (src/load/) in a closed
+// loop. A node:http row, driven by the same loop over HTTP/1.1 keep-alive (./_util/http-target.ts), is a
+// reference point only (another protocol, another client parser).
 //
 //   npm run bench:server                 markdown tables
 //   npm run -s bench:server -- --json    JSON (-s keeps npm's banner off stdout)
 //
 // Method. Each request is what nginx sends with `fastcgi_keep_conn on`: BEGIN_REQUEST (responder, KEEP_CONN,
 // request id 1), one PARAMS record with the 30 params of ./_util/workloads.ts (~1 KB), the empty PARAMS record
-// and the empty STDIN record, pre-encoded once. C connections each keep one request in flight (closed loop).
+// and the empty STDIN record, pre-encoded once by the driver. C connections each keep one request in flight
+// (closed loop).
 // A run is a warmup then a measured window; the servers take turns in the order A,B,C,D then D,C,B,A (one
 // round each way), so drift (thermal, boost clocks, noisy neighbours) hits every row alike. Every server
 // process is started once per table and stays up (and JIT-warm) across its runs. The first reply of every
-// run is checked against the handler's expected body. Latency is send to END_REQUEST, pooled over runs.
+// run is checked against the handler's expected body. Latency is send to END_REQUEST, its HDR histograms
+// pooled over runs (src/load/latency.ts).
 // Server CPU is the server process's user+system time over the measured window (100 % = one core); client CPU
 // the same for this process: on a 2-core machine a row whose client or server sits near 100 % is bound by it.
 //
@@ -25,21 +27,14 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { encodeParams } from '../src/protocol/pairs';
-import { encodeBeginRequest, encodeRecord } from '../src/protocol/records';
-import { Flag, RecordType, Role } from '../src/protocol/constants';
+import { LoadDriver } from '../src/load/driver';
+import { mergeLatencies } from '../src/load/latency';
+import type { LoadSink, LoadTarget } from '../src/load/target';
+import { parseAddress, type ConnectTarget } from '../src/wire/address';
+import { HttpTarget } from './_util/http-target';
+import { benchLoad, type LoadResult } from './_util/load-run';
 import { nginxParams } from './_util/workloads';
 import { environment, envNumber, formatTime, isCompiled, relaunchCompiled, table } from './_util/report';
-import {
-  FastCGIReplyParser,
-  HttpReplyParser,
-  pooledSorted,
-  quantile,
-  runLoad,
-  type Address,
-  type LoadResult,
-  type ReplyParser,
-} from './_util/fcgi-load';
 import { paramsBody, type CpuMessage, type ReadyMessage, type ServerKind, type WorkloadName } from './apps/serve';
 
 // --- what runs -------------------------------------------------------------------------------------------
@@ -114,15 +109,6 @@ const WORKLOADS: readonly Workload[] = [
 
 type Transport = 'unix' | 'tcp';
 
-/** nginx's request: BEGIN_REQUEST (KEEP_CONN unless asked otherwise), 30 params, empty PARAMS, empty STDIN; id 1. */
-function fastcgiRequest(keepConn: boolean): Buffer {
-  return Buffer.concat([
-    encodeBeginRequest(1, Role.RESPONDER, keepConn ? Flag.KEEP_CONN : 0),
-    encodeParams(1, nginxParams(1)),
-    encodeRecord(RecordType.STDIN, 1),
-  ]);
-}
-
 function httpRequest(keepConn: boolean): Buffer {
   return Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\n${keepConn ? '' : 'Connection: close\r\n'}\r\n`, 'latin1');
 }
@@ -177,7 +163,7 @@ interface Running {
   readonly spec: ServerSpec;
   readonly child: ChildProcess;
   readonly ready: ReadyMessage;
-  readonly address: Address;
+  readonly address: ConnectTarget;
   /** Whether its connections are reused across requests (see KeepConnMode). */
   keepConn: boolean;
   /** Asks the server for its CPU time; resolves with the reply. */
@@ -212,7 +198,7 @@ function startServer(spec: ServerSpec, workload: WorkloadName, transport: Transp
       }
       clearTimeout(timer);
       child.off('exit', onExit);
-      const address: Address = typeof message.address === 'number' ? { port: message.address, host: '127.0.0.1' } : { path: message.address };
+      const address = parseAddress(typeof message.address === 'number' ? { port: message.address } : { path: message.address });
       resolve({
         spec,
         child,
@@ -254,20 +240,22 @@ interface RunRecord {
 }
 
 async function runOne(server: Running, workload: Workload, setup: Setup, durationMs: number, warmupMs: number): Promise<RunRecord> {
+  const { address, keepConn } = server;
   const protocol = server.spec.protocol;
-  const keepConn = server.keepConn;
+  const { connections, timeoutMs } = setup;
   let cpuStart: Promise<CpuMessage> | null = null;
   let cpuEnd: Promise<CpuMessage> | null = null;
-  const result = await runLoad({
-    address: server.address,
-    request: protocol === 'fastcgi' ? fastcgiRequest(keepConn) : httpRequest(keepConn),
-    newParser: (): ReplyParser => (protocol === 'fastcgi' ? new FastCGIReplyParser() : new HttpReplyParser()),
-    connections: setup.connections,
+  // FastCGI: nginx's request, BEGIN_REQUEST (KEEP_CONN unless asked otherwise), 30 params, empty PARAMS, empty
+  // STDIN, id 1. HTTP: a keep-alive GET (or Connection: close).
+  const target = (sink: LoadSink): LoadTarget =>
+    protocol === 'fastcgi'
+      ? new LoadDriver({ address, connections, perConnection: 1, keepConn, params: nginxParams(1), body: null, timeoutMs, sampleFirstReply: true }, sink)
+      : new HttpTarget({ address, request: httpRequest(keepConn), connections, keepConn, timeoutMs, sampleFirstReply: true }, sink);
+  const result = await benchLoad(target, {
+    concurrency: connections,
     warmupMs,
     durationMs,
-    keepConn,
     expectBody: workload.expect[protocol],
-    timeoutMs: setup.timeoutMs,
     onMeasureStart: () => {
       cpuStart = server.cpu();
     },
@@ -356,7 +344,7 @@ function summarize(servers: readonly Running[], runs: Map<ServerSpec, RunRecord[
   const rows = servers.map((server) => {
     const records = runs.get(server.spec) ?? [];
     const rates = records.map((r) => r.result.reqPerSec);
-    const sorted = pooledSorted(records.map((r) => r.result.latencyUs));
+    const latency = mergeLatencies(records.map((r) => r.result.latency));
     return {
       server: server.spec.id,
       label: server.spec.label,
@@ -367,8 +355,8 @@ function summarize(servers: readonly Running[], runs: Map<ServerSpec, RunRecord[
       reqPerSec: mean(rates),
       reqPerSecMin: Math.min(...rates),
       reqPerSecMax: Math.max(...rates),
-      p50Us: quantile(sorted, 0.5),
-      p99Us: quantile(sorted, 0.99),
+      p50Us: latency.getValueAtPercentile(50),
+      p99Us: latency.getValueAtPercentile(99),
       requests: records.reduce((sum, r) => sum + r.result.requests, 0),
       errors: records.reduce((sum, r) => sum + r.result.errors, 0),
       timeouts: records.reduce((sum, r) => sum + r.result.timeouts, 0),
@@ -458,7 +446,7 @@ function formatMarkdown(report: Report): string {
     `Command: \`${env.command}\` · servers run as ${env.runner}, each in its own process; the client runs in the parent process · ` +
       `closed loop: ${setup.connections} connections, one request in flight each, ${setup.connectionMode} · ` +
       `${setup.warmupMs} ms warmup + ${setup.durationMs} ms measured per run · ${setup.rounds} round(s), servers in the order ${setup.order} · ` +
-      `req/s: mean of the runs (min–max); p50/p99: latency to the whole reply (END_REQUEST) pooled over the runs; errors include warmup; CPU: % of one core over the measured window.`,
+      `req/s: mean of the runs (min–max); p50/p99: latency to the whole reply (END_REQUEST) pooled over the runs; errors after the warmup; CPU: % of one core over the measured window.`,
   );
   for (const note of report.notes) out.push(`Note: ${note}`);
   for (const t of report.tables) {
@@ -599,7 +587,7 @@ async function main(): Promise<void> {
             const r = record.result;
             progress(
               `${workload.name} (${transport}) round ${round + 1}/${setup.rounds} · ${server.spec.label}: ${int(r.reqPerSec)} req/s, ` +
-                `p50 ${formatTime(quantile(r.latencyUs.slice().sort(), 0.5) * 1000)}, errors ${r.errors}, timeouts ${r.timeouts}, ` +
+                `p50 ${formatTime(r.latency.getValueAtPercentile(50) * 1000)}, errors ${r.errors}, timeouts ${r.timeouts}, ` +
                 `server CPU ${percent(record.serverCpuPercent)}, client CPU ${percent(r.clientCpuPercent)}`,
             );
           }

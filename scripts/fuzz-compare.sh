@@ -24,9 +24,9 @@ if [ $# -ge 2 ]; then
   new=$tmp/new
 else
   # Only what the fuzz build reads, so a busy working tree is not copied whole.
-  mkdir -p "$tmp/new/src/protocol"
+  mkdir -p "$tmp/new/src/codec"
   cp -r native scripts "$tmp/new/"
-  cp src/protocol/known-names.json "$tmp/new/src/protocol/"
+  cp src/codec/known-names.json "$tmp/new/src/codec/"
   new=$tmp/new
 fi
 rm -rf "$tmp/old/.fuzz" "$new/.fuzz"

@@ -53,7 +53,7 @@ function emitDecision(group, indent) {
 }
 
 function knownNamesHeader() {
-  const names = JSON.parse(readFileSync(join(root, 'src/protocol/known-names.json'), 'utf8'));
+  const names = JSON.parse(readFileSync(join(root, 'src/codec/known-names.json'), 'utf8'));
   for (const n of names) {
     if (!/^[A-Z0-9_]+$/.test(n)) throw new Error(`known-names.json: ${n} is not an upper-case CGI name`);
   }
@@ -78,7 +78,7 @@ function knownNamesHeader() {
 
 namespace fcgi {
 
-// Ids are indexes into src/protocol/known-names.json.
+// Ids are indexes into src/codec/known-names.json.
 constexpr uint32_t kKnownNameCount = ${names.length}u;
 inline const char* const* known_names() {
   static const char* const names[] = {

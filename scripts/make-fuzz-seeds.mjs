@@ -95,7 +95,7 @@ const padded = Buffer.concat(
 // Every known name, and each one again with its last letter lower-cased, so the lookup's every branch and every
 // failed final compare are in the corpus from the start.
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const knownNames = JSON.parse(readFileSync(join(root, 'src/protocol/known-names.json'), 'utf8'));
+const knownNames = JSON.parse(readFileSync(join(root, 'src/codec/known-names.json'), 'utf8'));
 const knownPairs = pairs(knownNames.flatMap((n) => [[n, '1'], [n.slice(0, -1) + n.slice(-1).toLowerCase(), '']]));
 
 const cfg = (capacity, start, slack) => Buffer.from([capacity - 1, start, slack]);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the N-API addon (binding.gyp's sources: native/binding.cc, scanner.cc, precise-timer.cc) with ASan +
 # UBSan into build/sanitized/ (the normal build in build/Release is left alone) and runs the codec,
-# differential, stream and send-timer suites on it.
+# differential, wire and send-timer suites on it.
 # Exits non-zero on a test failure or on any sanitizer report.
 #
 #   bash scripts/sanitize-addon.sh            build, then run the suites
@@ -91,7 +91,7 @@ console.log('sanitize-addon: loader uses ' + process.env.FASTCGI_NATIVE_ADDON);
 
 status=0
 # shellcheck disable=SC2086
-npx vitest run ${SANITIZE_SUITES:-test/codec test/differential test/stream test/cli/send-timer.test.ts} || status=1
+npx vitest run ${SANITIZE_SUITES:-test/codec test/differential test/wire test/load/send-timer.test.ts} || status=1
 if compgen -G "$logs/*" >/dev/null; then
   cat "$logs"/* >&2
   echo "sanitize-addon: FAILED, sanitizer reports above (also in $out/reports/)" >&2

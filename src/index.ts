@@ -10,8 +10,8 @@ export {
   type ProtocolStatusValue,
   type RecordTypeValue,
   type RoleValue,
-} from './protocol/constants';
-export { KNOWN_NAMES } from './protocol/known-names';
+} from './wire/constants';
+export { KNOWN_NAMES } from './codec/known-names';
 export {
   END_REQUEST_LENGTH,
   encodeAbortRequest,
@@ -28,10 +28,10 @@ export {
   writeHeader,
   type RecordOptions,
   type StreamOptions,
-} from './protocol/records';
-export { encodePairs, encodeParams, encodedPairLength, type PairInput, type ParamsOptions } from './protocol/pairs';
-export { Decoder, type DecoderHandler, type DecoderOptions } from './stream/decoder';
-export { Params } from './stream/params';
+} from './wire/records';
+export { encodePairs, encodeParams, encodedPairLength, type PairInput, type ParamsOptions } from './wire/pairs';
+export { Decoder, type DecoderHandler, type DecoderOptions } from './wire/decoder';
+export { Params } from './wire/params';
 export { Server, createServer, type RequestListener } from './server/server';
 export { serve, requestOrigin, type FetchContext, type FetchHandler } from './server/fetch';
 export { FastCGIIncomingMessage, FastCGIServerResponse } from './server/http-message';
@@ -56,13 +56,13 @@ export type { BalancerOptions, HealthCheckOptions, LookupFunction, UpstreamOptio
 export type { BalancePolicy } from './client/balance-policy';
 export type { ClientStats } from './client/balancer';
 export type { UpstreamStats } from './client/upstream';
-export type { BackendAddress } from './client/address';
+export type { BackendAddress } from './wire/address';
 export type { RequestBody } from './client/body';
 export { ClientResponse, ResponseBody, type ClientCompletion } from './client/client-response';
-export type { CgiHead, CgiHeaders } from './client/cgi-response';
+export type { CgiHead, CgiHeaders } from './cgi/response';
 export type { PoolStats } from './client/pool';
-export { createGateway, statusFor, type BufferRequestsOptions, type Gateway, type GatewayLogger, type GatewayOptions } from './client/gateway';
-export type { ScriptMapping } from './client/cgi-params';
+export { createGateway, statusFor, type BufferRequestsOptions, type Gateway, type GatewayLogger, type GatewayOptions } from './gateway/gateway';
+export type { ScriptMapping } from './cgi/params';
 export {
   BackendClosedError,
   BackendError,

@@ -1,8 +1,8 @@
 // Raw connections and hostile byte layouts for bench/dos.ts and bench/fuzz-live.ts. Records are framed with
 // the package's writeHeader and encoders; only their cutting (1-byte records, endless streams) is hostile.
 import { connect, type Socket } from 'node:net';
-import { HEADER_LENGTH } from '../../src/protocol/constants';
-import { paddingFor, writeHeader } from '../../src/protocol/header';
+import { HEADER_LENGTH } from '../../src/wire/constants';
+import { paddingFor, writeHeader } from '../../src/wire/header';
 
 /** `content` as 1-byte records of `type`, each padded to 8 bytes as a well-behaved peer pads; chunks of 1 MiB. */
 export function oneByteRecords(type: number, requestId: number, content: Uint8Array): Buffer[] {

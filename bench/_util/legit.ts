@@ -2,17 +2,19 @@
 // many of these fail while the server is under abuse (the answer must be 0).
 //
 // Each request is what nginx sends (BEGIN_REQUEST, PARAMS, STDIN, built with the package's encoders); replies
-// are framed with the package's Decoder. A "fresh" loop opens a connection per request (nginx's default); a
+// are framed with the package's Decoder and their CGI head read with the client's parser. A "fresh" loop opens a connection per request (nginx's default); a
 // "kept" loop keeps one (fastcgi_keep_conn), and when the server closed it while idle (idleTimeout, or to make
 // room at maxConnections) opens a new one before the next request, as nginx's upstream keepalive does: that is
 // not a failure. A request that the server answers wrongly, late, or not at all is.
 import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { Flag, RecordType, Role } from '../../src/protocol/constants';
-import { encodeParams } from '../../src/protocol/pairs';
-import { encodeBeginRequest, encodeStream } from '../../src/protocol/records';
-import { Decoder } from '../../src/stream/decoder';
+import { toolParams } from '../../src/cgi/params';
+import { CgiHeaderParser } from '../../src/cgi/response';
+import { RecordType } from '../../src/wire/constants';
+import { Decoder } from '../../src/wire/decoder';
+import { encodeRequest } from '../../src/wire/request-records';
+import { createLatencyHistogram, percentileMs, recordLatency } from '../../src/load/latency';
 import { liveBytes } from '../../test/fixtures/apps/live-app';
 
 /** mulberry32: small and seedable; a run is reproduced from its printed seed. */
@@ -53,36 +55,25 @@ function spec(kind: LegitKind, random: () => number): Spec {
   return { kind, method: 'POST', uri: '/echo', body: echo.body, expected: echo.expected };
 }
 
-function encodeRequest(spec: Spec, keepConn: boolean): Buffer {
-  const query = spec.uri.includes('?') ? spec.uri.slice(spec.uri.indexOf('?') + 1) : '';
-  const params: Array<[string, string]> = [
-    ['REQUEST_METHOD', spec.method],
-    ['REQUEST_URI', spec.uri],
-    ['SCRIPT_NAME', spec.uri.split('?')[0]!],
-    ['QUERY_STRING', query],
-    ['SERVER_PROTOCOL', 'HTTP/1.1'],
-    ['GATEWAY_INTERFACE', 'CGI/1.1'],
-    ['REMOTE_ADDR', '127.0.0.1'],
-    ['SERVER_NAME', 'localhost'],
-    ['HTTP_HOST', 'localhost'],
-    ['CONTENT_LENGTH', spec.method === 'POST' ? String(spec.body.length) : ''],
-  ];
-  return Buffer.concat([
-    encodeBeginRequest(1, Role.RESPONDER, keepConn ? Flag.KEEP_CONN : 0),
-    encodeParams(1, params),
-    encodeStream(RecordType.STDIN, 1, spec.body, { end: true }),
-  ]);
+function requestBytes(spec: Spec, keepConn: boolean): Buffer {
+  const params = toolParams({ software: 'fastcgi-engine-legit', method: spec.method, uri: spec.uri, contentLength: spec.method === 'POST' ? spec.body.length : undefined });
+  return encodeRequest({ keepConn, params, stdin: spec.body });
 }
 
 /** What was wrong with a reply, or null when it is the expected one. */
 function check(spec: Spec, stdout: Buffer, appStatus: number, protocolStatus: number): string | null {
   if (protocolStatus !== 0) return `protocolStatus ${protocolStatus}`;
   if (appStatus !== 0) return `appStatus ${appStatus}`;
-  const end = stdout.indexOf('\r\n\r\n');
-  if (end < 0) return `no CGI header block in ${stdout.length} bytes`;
-  const status = /^Status: (\d{3})/im.exec(stdout.subarray(0, end).toString('latin1'))?.[1];
-  if (status !== '200') return `status ${status ?? 'missing'}`;
-  const body = stdout.subarray(end + 4);
+  const parser = new CgiHeaderParser(Number.POSITIVE_INFINITY);
+  let bodyStart: number;
+  try {
+    bodyStart = parser.push(stdout);
+  } catch (error) {
+    return `malformed CGI header block: ${(error as Error).message}`;
+  }
+  if (bodyStart === -1) return `no CGI header block in ${stdout.length} bytes`;
+  if (parser.head!.status !== 200) return `status ${parser.head!.status}`;
+  const body = stdout.subarray(bodyStart);
   if (!body.equals(spec.expected)) return `body of ${body.length} bytes differs from the ${spec.expected.length} expected`;
   return null;
 }
@@ -133,7 +124,7 @@ class Connection {
       this.#onEnd = (appStatus, protocolStatus) => finish(check(spec, Buffer.concat(this.#stdout), appStatus, protocolStatus));
       this.#onFail = (reason) => finish(reason);
       if (this.closed) finish('connection closed before the request was sent');
-      else this.socket.write(encodeRequest(spec, keepConn));
+      else this.socket.write(requestBytes(spec, keepConn));
     });
   }
 }
@@ -157,8 +148,8 @@ export class LegitTraffic {
   reconnects = 0;
   /** The first few failures, with what was asked. */
   readonly failures: string[] = [];
-  /** Latency of each answered request, ms (the first 200,000). */
-  readonly latencies: number[] = [];
+  /** Latency of each request, µs. */
+  readonly latency = createLatencyHistogram();
   readonly startedAt = Date.now();
   stoppedAt = 0;
   #running = true;
@@ -183,7 +174,7 @@ export class LegitTraffic {
       connection ??= new Connection(options.path);
       const sent = performance.now();
       const failure = await connection.run(request, keep, options.timeoutMs);
-      if (this.latencies.length < 200_000) this.latencies.push(performance.now() - sent);
+      recordLatency(this.latency, (performance.now() - sent) * 1000);
       if (failure === null) this.ok++;
       else {
         this.failed++;
@@ -208,9 +199,8 @@ export class LegitTraffic {
 
   /** `ok` req/s, p50 / p99 / max latency in ms. */
   summary(): string {
-    const sorted = [...this.latencies].sort((a, b) => a - b);
-    const at = (q: number): string => (sorted.length === 0 ? '-' : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!.toFixed(1));
+    const at = (p: number): string => (this.latency.totalCount === 0 ? '-' : percentileMs(this.latency, p).toFixed(1));
     const seconds = ((this.stoppedAt || Date.now()) - this.startedAt) / 1000;
-    return `${(this.ok / seconds).toFixed(0)} req/s, latency p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, max ${at(1)} ms`;
+    return `${(this.ok / seconds).toFixed(0)} req/s, latency p50 ${at(50)} ms, p99 ${at(99)} ms, max ${at(100)} ms`;
   }
 }

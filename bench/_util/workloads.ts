@@ -4,9 +4,9 @@
 // and machines measure the same input. The request is shaped like nginx's default `fastcgi_params` plus a
 // browser's headers (what nginx sent in the interop suite's env answers): 30 params, about 1 KB of pair bytes, 28 known names
 // and 2 unknown HTTP_X_* names.
-import { encodePairs, encodeParams } from '../../src/protocol/pairs';
-import { encodeBeginRequest, encodeRecord, encodeStream } from '../../src/protocol/records';
-import { Flag, RecordType, Role } from '../../src/protocol/constants';
+import { encodePairs, encodeParams } from '../../src/wire/pairs';
+import { encodeBeginRequest, encodeRecord, encodeStream } from '../../src/wire/records';
+import { Flag, RecordType, Role } from '../../src/wire/constants';
 
 /** One name-value pair. */
 export type Pair = readonly [name: string, value: string];

@@ -8,7 +8,7 @@
 
 namespace fcgi {
 
-// Ids are indexes into src/protocol/known-names.json.
+// Ids are indexes into src/codec/known-names.json.
 constexpr uint32_t kKnownNameCount = 60u;
 inline const char* const* known_names() {
   static const char* const names[] = {

@@ -1,4 +1,7 @@
 // Shared command-line plumbing: a usage error type (exit code 2) and small value parsers.
+import { InvalidArgumentError } from '../errors';
+import { parseAddress as parseBackendAddress, type ConnectTarget } from '../wire/address';
+
 export class UsageError extends Error {
   override name = 'UsageError';
 }
@@ -22,18 +25,22 @@ export function parseDuration(name: string, value: string | undefined): number |
   return match[2] === 'ms' ? n : match[2] === 'm' ? n * 60_000 : n * 1000;
 }
 
-/** parseAddress reads '/path.sock', 'unix:/path', 'host:port', 'tcp://host:port' or a bare port. */
-export function parseAddress(value: string | undefined): { path: string } | { host: string; port: number } {
+/** parseAddress reads an address in the one grammar (src/wire/address.ts), or throws a UsageError saying why not. */
+export function parseAddress(value: string | undefined): ConnectTarget {
   if (value === undefined || value === '') throw new UsageError('an address is required: /path/to.sock, unix:/path, host:port or a port');
-  if (value.startsWith('unix:')) return { path: value.slice(5) };
-  const tcp = value.startsWith('tcp://') ? value.slice(6) : value;
-  if (/^\d+$/.test(tcp)) return { host: '127.0.0.1', port: Number(tcp) };
-  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(tcp);
-  if (m !== null && !tcp.includes('/')) return { host: m[1] === '' ? '127.0.0.1' : m[1]!, port: Number(m[2]) };
-  if (value.includes('/') || value.endsWith('.sock')) return { path: value };
-  throw new UsageError(`cannot read address '${value}': use /path/to.sock, unix:/path, host:port or a port`);
+  try {
+    return parseBackendAddress(value);
+  } catch (error) {
+    if (error instanceof InvalidArgumentError) throw new UsageError(error.message);
+    throw error;
+  }
 }
 
-export function describeAddress(address: { path: string } | { host: string; port: number }): string {
-  return 'path' in address ? `unix:${address.path}` : `${address.host}:${address.port}`;
+/** parseHeaderOptions reads repeated --header 'Name: value' options into names and trimmed values. */
+export function parseHeaderOptions(headers: readonly string[]): Array<[string, string]> {
+  return headers.map((header) => {
+    const colon = header.indexOf(':');
+    if (colon <= 0) throw new UsageError(`--header expects 'Name: value', got '${header}'`);
+    return [header.slice(0, colon).trim(), header.slice(colon + 1).trim()];
+  });
 }

@@ -1,20 +1,22 @@
-// `fastcgi-engine bench <address>`: a FastCGI load generator (the wire side is ./load-driver.ts). Closed loop (N connections ×
-// K in flight, as fast as answers come) or open loop (--rate: requests start on a schedule whether or not the
-// backend keeps up, and latency counts from the intended start, so queueing is not hidden: coordinated
-// omission corrected). Latency goes into an HDR histogram (hdr-histogram-js), in microseconds; the open loop
-// also measures its own lateness (sender lag) in a second one. --plot writes the percentile chart as SVG.
+// `fastcgi-engine bench <address>`: the command line of the load generator in src/load/ (FastCGI driver, closed
+// and open loops, HDR latency histograms). Closed loop (N connections × K in flight, as fast as answers come)
+// or open loop (--rate: requests start on a schedule and latency counts from the intended start: coordinated
+// omission corrected; the open loop also measures its own lateness, the sender lag). --threads spreads the
+// load over worker threads; --plot writes the percentile chart as SVG; --calibrate measures the generator.
 import { accessSync, constants as fsConstants, readFileSync, statSync, writeFileSync, type Stats as FileStats } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { once } from 'node:events';
-import * as hdr from 'hdr-histogram-js';
-import { ProtocolStatus } from '../protocol/constants';
-import { UsageError, describeAddress, parseAddress, parseCount, parseDuration } from './args';
+import { toolParams } from '../cgi/params';
+import { parseAddress as parseBackendAddress } from '../wire/address';
+import { LoadDriver } from '../load/driver';
+import { decodeLatencies, encodeLatencies, ms, percentileMs } from '../load/latency';
+import { startModuleWorker } from '../load/module-worker';
+import { startNullResponder } from '../load/null-responder';
+import { runLoad, type LoadRun } from '../load/run';
+import { LoadStats } from '../load/stats';
+import { UsageError, parseAddress, parseCount, parseDuration, parseHeaderOptions } from './args';
 import { percentileDistribution, renderLatencyPlot } from './latency-plot';
-import { LoadDriver, type LoadSink } from './load-driver';
-import { clock, createSendTimer, type SendTimer } from './send-timer';
-import { startNullResponder } from './null-responder';
-import { startModuleWorker } from './module-worker';
 
 const HELP = `Usage: fastcgi-engine bench <address> [options]
 
@@ -53,8 +55,6 @@ Report: req/s, bytes/s (response bodies), latency p50/p90/p99/p99.9/max, counts 
 protocolStatus (REQUEST_COMPLETE for every answered request) and by error code. total = Σ status + Σ errors.
 With --rate also the sender lag (actual − intended send time, p50/p99/max), and a warning on stderr when the
 generator could not keep its schedule: that delay is then part of the latency figures.`;
-
-const PROTOCOL_STATUS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(ProtocolStatus).map(([k, v]) => [v, k]));
 
 export interface BenchSettings {
   address: ReturnType<typeof parseAddress>;
@@ -164,26 +164,16 @@ function parseBenchArgs(argv: string[]): BenchSettings | null {
   if (!path.startsWith('/')) throw new UsageError(`--path must start with '/', got '${path}'`);
   const method = (values.method ?? 'GET').toUpperCase();
   const bodySize = parseCount('body-size', values['body-size'], 0) ?? 0;
-  const q = path.indexOf('?');
-  const params: Record<string, string> = {
-    GATEWAY_INTERFACE: 'CGI/1.1',
-    SERVER_PROTOCOL: 'HTTP/1.1',
-    SERVER_NAME: 'localhost',
-    SERVER_PORT: '80',
-    REMOTE_ADDR: '127.0.0.1',
-    REQUEST_METHOD: method,
-    REQUEST_URI: path,
-    SCRIPT_NAME: q === -1 ? path : path.slice(0, q),
-    QUERY_STRING: q === -1 ? '' : path.slice(q + 1),
-    HTTP_HOST: 'localhost',
-  };
-  if (bodySize > 0) params.CONTENT_TYPE = 'application/octet-stream';
-  for (const header of values.header ?? []) {
-    const colon = header.indexOf(':');
-    if (colon <= 0) throw new UsageError(`--header expects 'Name: value', got '${header}'`);
-    const name = header.slice(0, colon).trim();
-    params[name.toLowerCase() === 'content-type' ? 'CONTENT_TYPE' : `HTTP_${name.toUpperCase().replace(/-/g, '_')}`] = header.slice(colon + 1).trim();
-  }
+  // CONTENT_LENGTH is the driver's to set, from the body it sends.
+  const params = Object.fromEntries(
+    toolParams({
+      software: 'fastcgi-engine-bench',
+      method,
+      uri: path,
+      contentType: bodySize > 0 ? 'application/octet-stream' : undefined,
+      headers: parseHeaderOptions(values.header ?? []),
+    }),
+  );
   if (values['params-file'] !== undefined) Object.assign(params, parseParamsFile(values['params-file']));
   const requests = parseCount('requests', values.requests, 1);
   const durationMs = parseDuration('duration', values.duration) ?? (requests === undefined ? 10_000 : undefined);
@@ -249,70 +239,15 @@ function statOrNull(path: string): FileStats | null {
   }
 }
 
-/** Microseconds on a monotonic clock (performance.now(): a double, cheaper than hrtime.bigint() and a division). */
-function buildHistogram(): hdr.Histogram {
-  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
-}
-
-class Stats implements LoadSink {
-  readonly histogram = buildHistogram();
-  /** Open loop only: how late each request was sent (µs). */
-  readonly senderLag = buildHistogram();
-  /** Answered requests by HTTP status (numbers: no string per request). */
-  readonly status = new Map<number, number>();
-  /** Failed requests whose backend refused them with a protocolStatus. */
-  readonly protocolStatus = new Map<string, number>();
-  readonly errorCodes = new Map<string, number>();
-  total = 0;
-  answered = 0;
-  errors = 0;
-  bytes = 0;
-  /** Since the last progress line. */
-  windowCount = 0;
-  /** Called after each outcome is recorded (the loops start the next request from it). */
-  onSettled: () => void = () => {};
-
-  static bump<K>(map: Map<K, number>, key: K): void {
-    map.set(key, (map.get(key) ?? 0) + 1);
-  }
-
-  /** LoadSink: latency runs from `startedAt` (µs clock) to END_REQUEST. */
-  completed(startedAt: number, status: number, bodyBytes: number): void {
-    this.answered++;
-    this.bytes += bodyBytes;
-    Stats.bump(this.status, status);
-    this.#record(startedAt);
-  }
-
-  /** LoadSink */
-  failed(startedAt: number, code: string, protocolStatus: number | null): void {
-    this.errors++;
-    if (protocolStatus !== null) Stats.bump(this.protocolStatus, PROTOCOL_STATUS_NAMES[protocolStatus] ?? String(protocolStatus));
-    Stats.bump(this.errorCodes, code);
-    this.#record(startedAt);
-  }
-
-  #record(startedAt: number): void {
-    this.histogram.recordValue(Math.max(1, Math.round(clock() - startedAt)));
-    this.total++;
-    this.windowCount++;
-    this.onSettled();
-  }
-}
-
 /** The params, encoded once by the driver; CONTENT_LENGTH is the driver's to set from the body. */
 function paramPairs(settings: BenchSettings): [string, string][] {
   return Object.entries(settings.params).filter(([name]) => name !== 'CONTENT_LENGTH');
 }
 
-function ms(us: number): number {
-  return Math.round(us) / 1000;
-}
-
 /** Open loop: above this sender lag at p99 (µs) the report warns that the schedule was not kept. */
 const LAG_WARN_US = 2000;
 
-function report(settings: BenchSettings, stats: Stats, elapsedUs: number, plot: string | null, scheduler: BenchReport['scheduler'] = null): BenchReport {
+function report(settings: BenchSettings, stats: LoadStats, elapsedUs: number, plot: string | null, scheduler: BenchReport['scheduler'] = null): BenchReport {
   const seconds = elapsedUs / 1e6;
   const h = stats.histogram;
   const empty = h.totalCount === 0;
@@ -321,7 +256,7 @@ function report(settings: BenchSettings, stats: Stats, elapsedUs: number, plot: 
   if (stats.answered > 0) protocolStatus.REQUEST_COMPLETE = stats.answered;
   for (const [name, n] of stats.protocolStatus) protocolStatus[name] = (protocolStatus[name] ?? 0) + n;
   return {
-    address: describeAddress(settings.address),
+    address: settings.address.label,
     mode: settings.rate === undefined ? 'closed' : 'open',
     connections: settings.connections,
     threads: settings.threads,
@@ -338,13 +273,13 @@ function report(settings: BenchSettings, stats: Stats, elapsedUs: number, plot: 
     latencyMs: {
       min: empty ? 0 : ms(h.minNonZeroValue),
       mean: empty ? 0 : ms(h.mean),
-      p50: ms(h.getValueAtPercentile(50)),
-      p90: ms(h.getValueAtPercentile(90)),
-      p99: ms(h.getValueAtPercentile(99)),
-      p999: ms(h.getValueAtPercentile(99.9)),
+      p50: percentileMs(h, 50),
+      p90: percentileMs(h, 90),
+      p99: percentileMs(h, 99),
+      p999: percentileMs(h, 99.9),
       max: ms(h.maxValue),
     },
-    senderLagMs: settings.rate === undefined ? null : { p50: ms(lag.getValueAtPercentile(50)), p99: ms(lag.getValueAtPercentile(99)), max: ms(lag.maxValue) },
+    senderLagMs: settings.rate === undefined ? null : { p50: percentileMs(lag, 50), p99: percentileMs(lag, 99), max: ms(lag.maxValue) },
     scheduler: settings.rate === undefined ? null : scheduler,
     floorMs: null,
     plot,
@@ -378,7 +313,7 @@ function formatReport(r: BenchReport): string {
   return lines.join('\n');
 }
 
-function plotSvg(r: BenchReport, stats: Stats): string {
+function plotSvg(r: BenchReport, stats: LoadStats): string {
   const l = r.latencyMs;
   const lag = r.senderLagMs === null ? '' : ` (from the intended start; sender lag p99 ${r.senderLagMs.p99} ms)`;
   return renderLatencyPlot({
@@ -393,125 +328,48 @@ function plotSvg(r: BenchReport, stats: Stats): string {
   });
 }
 
-/**
- * Starts requests on the schedule start + i × interval until the deadline or the request limit, each timed from
- * its intended start (or from its actual send, when the timer woke a little early and it left before its time).
- * Between sends it sleeps on the send timer (send-timer.ts): a timerfd to the microsecond with the addon, else
- * setTimeout, whose ~1 ms granularity sends in bursts up to a millisecond late. Requests due within EARLY_US go
- * out in the same wake-up rather than costing another one. Each send's lateness goes into stats.senderLag.
- * (Spinning on setImmediate was tried and rejected: it kept a core busy at 1000 req/s and, on a shared machine,
- * was less punctual than a timer, since the spinning process gets descheduled.) Resolves when the last request
- * is started.
- */
-function openLoop(start: number, deadline: number, limit: number, rate: number, send: (startedAt: number) => void, stats: Stats, timer: SendTimer): Promise<number> {
-  const interval = 1e6 / rate;
-  let issued = 0;
-  return new Promise<number>((resolve) => {
-    const tick = (): void => {
-      let now = clock();
-      while (issued < limit) {
-        const intended = start + issued * interval;
-        if (intended > now + EARLY_US || intended >= deadline) break;
-        issued++;
-        stats.senderLag.recordValue(Math.max(0, Math.round(now - intended)));
-        send(Math.max(intended, now));
-        now = clock();
-      }
-      const next = start + issued * interval;
-      if (issued >= limit || next >= deadline) {
-        timer.close();
-        return resolve(issued);
-      }
-      timer.at(next);
-    };
-    timer.setCallback(tick);
-    tick();
-  });
-}
-
-/**
- * A request due this soon leaves in the current wake-up (µs), timed from its actual send: the timer wakes around
- * the due time by the spread of this machine's wake-up delay (tens of µs on a virtual machine), and waiting for
- * another wake-up would make it late by the whole delay again.
- */
-const EARLY_US = 50;
-
 /** One load run: the outcomes, how long it took (µs) and what timed open-loop sends. */
 interface Measured {
-  stats: Stats;
+  stats: LoadStats;
   elapsed: number;
   scheduler: BenchReport['scheduler'];
 }
 
 async function measure(settings: BenchSettings, progressLines: boolean): Promise<Measured> {
-  const stats = new Stats();
-  const driver = new LoadDriver(
-    {
-      address: settings.address,
-      connections: settings.connections,
-      perConnection: settings.multiplex,
-      keepConn: settings.keepConn,
-      params: paramPairs(settings),
-      body: settings.body,
-      timeoutMs: settings.timeout,
-    },
-    stats,
-  );
-  const start = clock();
-  const deadline = settings.durationMs === undefined ? Infinity : start + settings.durationMs * 1000;
-  const limit = settings.requests ?? Infinity;
-
   const tty = process.stderr.isTTY === true;
-  let lastTick = start;
-  const progress = setInterval(() => {
-    if (!progressLines) return;
-    const now = clock();
-    const rate = stats.windowCount / ((now - lastTick) / 1e6);
-    stats.windowCount = 0;
-    lastTick = now;
-    const line = `${((now - start) / 1e6).toFixed(1)} s: ${stats.total} done, ${Math.round(rate)} req/s, p99 ${ms(stats.histogram.getValueAtPercentile(99))} ms, errors ${stats.errors}`;
-    process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
-  }, 1000);
-
-  let issued = 0;
-  let scheduling = true;
-  let scheduler: BenchReport['scheduler'] = null;
-  await new Promise<void>((resolve) => {
-    const settledAll = (): void => {
-      if (!scheduling && stats.total === issued) resolve();
-    };
-    if (settings.rate === undefined) {
-      // Closed loop: every outcome starts the next request, until the deadline or the limit.
-      const next = (): void => {
-        const now = clock();
-        if (issued < limit && now < deadline) {
-          issued++;
-          driver.submit(now);
-        } else {
-          scheduling = false;
-          settledAll();
-        }
-      };
-      stats.onSettled = next;
-      const concurrency = settings.connections * (settings.keepConn ? settings.multiplex : 1);
-      for (let i = 0; i < concurrency && scheduling; i++) next();
-    } else {
-      stats.onSettled = settledAll;
-      const timer = createSendTimer();
-      scheduler = timer.kind;
-      void openLoop(start, deadline, limit, settings.rate, (startedAt) => {
-        issued++;
-        driver.submit(startedAt);
-      }, stats, timer).then(() => {
-        scheduling = false;
-        settledAll();
-      });
-    }
-  });
-  driver.close();
-  clearInterval(progress);
+  let last = 0;
+  const run: LoadRun = await runLoad(
+    (sink) =>
+      new LoadDriver(
+        {
+          address: settings.address,
+          connections: settings.connections,
+          perConnection: settings.multiplex,
+          keepConn: settings.keepConn,
+          params: paramPairs(settings),
+          body: settings.body,
+          timeoutMs: settings.timeout,
+        },
+        sink,
+      ),
+    {
+      concurrency: settings.connections * (settings.keepConn ? settings.multiplex : 1),
+      rate: settings.rate,
+      durationMs: settings.durationMs,
+      requests: settings.requests,
+      onProgress: progressLines
+        ? (stats, elapsedUs) => {
+            const rate = stats.windowCount / ((elapsedUs - last) / 1e6);
+            stats.windowCount = 0;
+            last = elapsedUs;
+            const line = `${(elapsedUs / 1e6).toFixed(1)} s: ${stats.total} done, ${Math.round(rate)} req/s, p99 ${percentileMs(stats.histogram, 99)} ms, errors ${stats.errors}`;
+            process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
+          }
+        : undefined,
+    },
+  );
   if (tty && progressLines) process.stderr.write('\r\x1b[K');
-  return { stats, elapsed: clock() - start, scheduler };
+  return { stats: run.stats, elapsed: run.elapsedUs, scheduler: run.scheduler };
 }
 
 /** What a thread sends back: its outcomes, histograms encoded (hdr's compressed base64). */
@@ -534,8 +392,8 @@ export async function measureShare(settings: BenchSettings): Promise<ShareResult
   const share = { ...settings, body: settings.body === null ? null : Buffer.from(settings.body) };
   const { stats, elapsed, scheduler } = await measure(share, false);
   return {
-    histogram: hdr.encodeIntoCompressedBase64(stats.histogram),
-    senderLag: hdr.encodeIntoCompressedBase64(stats.senderLag),
+    histogram: encodeLatencies(stats.histogram),
+    senderLag: encodeLatencies(stats.senderLag),
     status: [...stats.status],
     protocolStatus: [...stats.protocolStatus],
     errorCodes: [...stats.errorCodes],
@@ -574,11 +432,11 @@ async function measureThreaded(settings: BenchSettings): Promise<Measured> {
       return result;
     }),
   );
-  const stats = new Stats();
+  const stats = new LoadStats();
   let elapsed = 0;
   for (const r of results) {
-    stats.histogram.add(hdr.decodeFromCompressedBase64(r.histogram));
-    stats.senderLag.add(hdr.decodeFromCompressedBase64(r.senderLag));
+    stats.histogram.add(decodeLatencies(r.histogram));
+    stats.senderLag.add(decodeLatencies(r.senderLag));
     for (const [k, v] of r.status) stats.status.set(k, (stats.status.get(k) ?? 0) + v);
     for (const [k, v] of r.protocolStatus) stats.protocolStatus.set(k, (stats.protocolStatus.get(k) ?? 0) + v);
     for (const [k, v] of r.errorCodes) stats.errorCodes.set(k, (stats.errorCodes.get(k) ?? 0) + v);
@@ -601,9 +459,9 @@ async function calibrate(settings: BenchSettings): Promise<NonNullable<BenchRepo
   try {
     const durationMs = settings.durationMs === undefined ? undefined : Math.min(settings.durationMs, CALIBRATE_MAX_MS);
     const requests = settings.requests === undefined ? undefined : Math.min(settings.requests, CALIBRATE_MAX_REQUESTS);
-    const { stats, elapsed } = await measure({ ...settings, address: { path: responder.path }, durationMs, requests, params: { ...settings.params } }, false);
+    const { stats, elapsed } = await measure({ ...settings, address: parseBackendAddress({ path: responder.path }), durationMs, requests, params: { ...settings.params } }, false);
     const h = stats.histogram;
-    return { p50: ms(h.getValueAtPercentile(50)), p99: ms(h.getValueAtPercentile(99)), p999: ms(h.getValueAtPercentile(99.9)), requestsPerSecond: Math.round(stats.total / (elapsed / 1e6)) };
+    return { p50: percentileMs(h, 50), p99: percentileMs(h, 99), p999: percentileMs(h, 99.9), requestsPerSecond: Math.round(stats.total / (elapsed / 1e6)) };
   } finally {
     await responder.close();
   }

@@ -1,11 +1,18 @@
-// `fastcgi-engine request <address>`: one FastCGI request over a raw socket, built with the public encoders,
-// its records read by a small header walker so --trace can show each one (type, id, lengths, a dump) and the
-// classic deployment failures can be named in plain words.
+// `fastcgi-engine request <address>`: one FastCGI request over a raw socket, built with the wire encoders, its
+// records read by the engine's Decoder, whose observer lets --trace show each one (type, id, lengths, a dump),
+// and the classic deployment failures named in plain words. The CGI head is read by the client's parser.
 import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { parseArgs } from 'node:util';
-import { ProtocolStatus, RecordType, Role, encodeBeginRequest, encodeParams, encodeStream } from '../index';
-import { EXIT_USAGE, UsageError, describeAddress, parseAddress, parseCount } from './args';
+import { toolParams } from '../cgi/params';
+import { CgiHeaderParser, isHeaderLine } from '../cgi/response';
+import { ErrorCode, FastCGIError, ProtocolError } from '../errors';
+import type { ConnectTarget } from '../wire/address';
+import { ProtocolStatus, RecordType } from '../wire/constants';
+import { Decoder, type RecordObserver } from '../wire/decoder';
+import { protocolStatusName, recordTypeName } from '../wire/names';
+import { encodeRequest } from '../wire/request-records';
+import { EXIT_USAGE, UsageError, parseAddress, parseCount, parseHeaderOptions } from './args';
 
 /** Exit codes of `request` (documented in --help and the README). */
 export const RequestExit = {
@@ -41,34 +48,25 @@ Exit codes: 0 2xx/3xx · 2 bad arguments · 3 could not connect (nothing listeni
 4 status 4xx · 5 status 5xx · 6 protocol error (peer speaks HTTP, malformed record or CGI head, closed before
 END_REQUEST) · 7 request rejected (protocolStatus not REQUEST_COMPLETE) · 8 timed out.`;
 
-const TYPE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(RecordType).map(([k, v]) => [v, k]));
-const PROTOCOL_STATUS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(ProtocolStatus).map(([k, v]) => [v, k]));
-
-/** A short hex + ascii dump of the first bytes of a record's content. */
-export function dump(content: Buffer, max = 32): string {
-  if (content.length === 0) return '';
+/** A short hex + ascii dump of the first bytes of a record's content (`length`: the record's whole content). */
+export function dump(content: Buffer, max = 32, length = content.length): string {
+  if (length === 0) return '';
   const shown = content.subarray(0, max);
   const hex = [...shown].map((b) => b.toString(16).padStart(2, '0')).join(' ');
   const ascii = [...shown].map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.')).join('');
-  return ` | ${hex}${content.length > max ? ' …' : ''} | ${ascii}`;
+  return ` | ${hex}${length > shown.length ? ' …' : ''} | ${ascii}`;
 }
 
-/** Walks the record headers of `bytes` (complete records only) and traces each one. */
-function traceRecords(direction: string, bytes: Buffer): void {
-  let offset = 0;
-  while (offset + 8 <= bytes.length) {
-    const type = bytes[offset + 1]!;
-    const id = bytes.readUInt16BE(offset + 2);
-    const length = bytes.readUInt16BE(offset + 4);
-    const padding = bytes[offset + 6]!;
-    traceLine(direction, type, id, length, padding, bytes.subarray(offset + 8, offset + 8 + length));
-    offset += 8 + length + padding;
-  }
+/** Prints a record as --trace shows it: direction, type, id, lengths and the start of its content. */
+function traceRecord(direction: string, type: number, requestId: number, contentLength: number, paddingLength: number, content: Buffer): void {
+  process.stderr.write(`${direction} ${recordTypeName(type).padEnd(17)} id=${requestId} len=${contentLength} pad=${paddingLength}${dump(content, 32, contentLength)}\n`);
 }
 
-function traceLine(direction: string, type: number, id: number, length: number, padding: number, content: Buffer): void {
-  const name = TYPE_NAMES[type] ?? `type ${type}`;
-  process.stderr.write(`${direction} ${name.padEnd(17)} id=${id} len=${length} pad=${padding}${dump(content)}\n`);
+/** --trace for what we send: the request's own bytes read back through a Decoder, so nothing frames them twice. */
+function traceSent(request: Buffer): void {
+  const ignore = (): void => {};
+  const observer: RecordObserver = (...record) => traceRecord('>', ...record);
+  new Decoder({ onRecord: ignore, onParams: ignore, onError: ignore }, { collectParams: false, observer }).push(request);
 }
 
 interface Outcome {
@@ -106,149 +104,137 @@ function connectDiagnosis(error: NodeJS.ErrnoException, where: string): Diagnosi
   }
 }
 
-/** exchange sends `request` and reads records until END_REQUEST for id 1. */
-function exchange(address: { path: string } | { host: string; port: number }, request: Buffer[], trace: boolean, timeoutMs: number): Promise<Outcome> {
-  const where = describeAddress(address);
+/** What a record with a bad version byte says about the peer, from the bytes at the record's start. */
+function versionDiagnosis(where: string, start: Buffer): Diagnosis {
+  const text = start.toString('latin1');
+  if (text.startsWith('HTTP/')) {
+    return new Diagnosis(`${where} speaks HTTP, not FastCGI (it answered ${JSON.stringify(text.split('\r\n')[0])}): point this at the FastCGI socket or port, not the web server's HTTP one`, RequestExit.PROTOCOL);
+  }
+  return new Diagnosis(`${where} sent a record with version ${start[0]} (expected 1): not a FastCGI peer, or the stream is corrupt; first bytes${dump(start, 16)}`, RequestExit.PROTOCOL);
+}
+
+/** exchange sends `request` and reads records (with the engine's Decoder) until END_REQUEST for id 1. */
+function exchange(address: ConnectTarget, request: Buffer, trace: boolean, timeoutMs: number): Promise<Outcome> {
+  const where = address.label;
   return new Promise<Outcome>((resolve, reject) => {
     const socket = 'path' in address ? net.connect(address.path) : net.connect(address.port, address.host);
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
-    let pending: Buffer = Buffer.alloc(0);
+    // Output of whole records, for the message when the peer closes early.
+    let wholeOutput = false;
+    let wholeStdoutBytes = 0;
+    // The chunk being decoded and the stream offset of its first byte, to show the bytes of a bad record.
+    let chunk: Buffer = Buffer.alloc(0);
+    let base = 0;
     let done = false;
     const finish = (error: Diagnosis | null, outcome?: Outcome): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      decoder.stop();
       socket.destroy();
       if (error !== null) reject(error);
       else resolve(outcome!);
     };
+    const decoder = new Decoder(
+      {
+        onRecord(type, requestId, content) {
+          if (requestId !== 1 && requestId !== 0) return;
+          if (type === RecordType.STDOUT) {
+            stdout.push(content);
+          } else if (type === RecordType.STDERR) {
+            stderr.push(content);
+          } else if (type === RecordType.END_REQUEST) {
+            if (content.length < 8) return finish(new Diagnosis(`END_REQUEST with ${content.length} content bytes (expected 8)`, RequestExit.PROTOCOL));
+            finish(null, { stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr), appStatus: content.readUInt32BE(0), protocolStatus: content[4]! });
+          } else if (type === RecordType.UNKNOWN_TYPE) {
+            finish(new Diagnosis(`${where} answered UNKNOWN_TYPE for record type ${content[0]}`, RequestExit.PROTOCOL));
+          }
+        },
+        onParams() {},
+        onError(error) {
+          const at = Math.max(0, (error instanceof ProtocolError ? (error.offset ?? base) : base) - base);
+          finish(error.code === ErrorCode.BAD_VERSION ? versionDiagnosis(where, chunk.subarray(at, at + 16)) : new Diagnosis(`${where} sent malformed records: ${error.message}`, RequestExit.PROTOCOL));
+        },
+      },
+      {
+        collectParams: false,
+        observer(type, requestId, contentLength, paddingLength, content) {
+          if (trace) traceRecord('<', type, requestId, contentLength, paddingLength, content);
+          if ((requestId === 1 || requestId === 0) && (type === RecordType.STDOUT || type === RecordType.STDERR)) {
+            wholeOutput = true;
+            if (type === RecordType.STDOUT) wholeStdoutBytes += contentLength;
+          }
+        },
+      },
+    );
     const timer = setTimeout(() => finish(new Diagnosis(`no END_REQUEST from ${where} after ${timeoutMs} ms`, RequestExit.TIMEOUT)), timeoutMs);
     socket.on('connect', () => {
-      if (trace) for (const piece of request) traceRecords('>', piece);
-      for (const piece of request) socket.write(piece);
+      if (trace) traceSent(request);
+      socket.write(request);
     });
-    socket.on('data', (chunk: Buffer) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      while (!done && pending.length >= 8) {
-        const version = pending[0]!;
-        if (version !== 1) {
-          const start = pending.subarray(0, 16).toString('latin1');
-          if (start.startsWith('HTTP/')) {
-            finish(new Diagnosis(`${where} speaks HTTP, not FastCGI (it answered ${JSON.stringify(start.split('\r\n')[0])}): point this at the FastCGI socket or port, not the web server's HTTP one`, RequestExit.PROTOCOL));
-          } else {
-            finish(new Diagnosis(`${where} sent a record with version ${version} (expected 1): not a FastCGI peer, or the stream is corrupt; first bytes${dump(pending.subarray(0, 16), 16)}`, RequestExit.PROTOCOL));
-          }
-          return;
-        }
-        const type = pending[1]!;
-        const id = pending.readUInt16BE(2);
-        const length = pending.readUInt16BE(4);
-        const padding = pending[6]!;
-        if (pending.length < 8 + length + padding) return;
-        const content = Buffer.from(pending.subarray(8, 8 + length));
-        pending = pending.subarray(8 + length + padding);
-        if (trace) traceLine('<', type, id, length, padding, content);
-        if (id !== 1 && id !== 0) continue;
-        if (type === RecordType.STDOUT) stdout.push(content);
-        else if (type === RecordType.STDERR) {
-          stderr.push(content);
-        } else if (type === RecordType.END_REQUEST) {
-          if (length < 8) return finish(new Diagnosis(`END_REQUEST with ${length} content bytes (expected 8)`, RequestExit.PROTOCOL));
-          return finish(null, { stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr), appStatus: content.readUInt32BE(0), protocolStatus: content[4]! });
-        } else if (type === RecordType.UNKNOWN_TYPE) {
-          return finish(new Diagnosis(`${where} answered UNKNOWN_TYPE for record type ${content[0]}`, RequestExit.PROTOCOL));
-        }
-      }
+    socket.on('data', (data: Buffer) => {
+      chunk = data;
+      decoder.push(data);
+      base += data.length;
     });
     socket.on('error', (error: NodeJS.ErrnoException) => finish(connectDiagnosis(error, where)));
     socket.on('close', () => {
-      const partial = pending.length > 0 ? ` (${pending.length} bytes of an incomplete record left)` : '';
-      const got = stdout.length > 0 || stderr.length > 0 ? `after ${Buffer.concat(stdout).length} bytes of STDOUT` : 'before sending anything';
+      const left = decoder.partialRecordBytes;
+      const partial = left > 0 ? ` (${left} bytes of an incomplete record left)` : '';
+      const got = wholeOutput ? `after ${wholeStdoutBytes} bytes of STDOUT` : 'before sending anything';
       finish(new Diagnosis(`${where} closed the connection ${got}, before END_REQUEST${partial}: the application crashed, timed out, or does not speak FastCGI`, RequestExit.PROTOCOL));
     });
   });
 }
 
-export interface CgiHead {
+export interface CgiOutput {
   status: number;
+  /** The reason phrase as sent ('' for none; OK or Found when the status was implied). */
   reason: string;
-  headers: Array<[string, string]>;
+  /** Names and values as sent, flattened, Status removed. */
+  rawHeaders: string[];
   body: Buffer;
 }
 
-/** parseCgi splits CGI output into status, headers and body, or throws a Diagnosis naming what is wrong. */
-export function parseCgi(stdout: Buffer): CgiHead {
+/**
+ * parseCgi splits CGI output into status, headers and body with the client's header parser (the same rules a
+ * web server applies), or throws a Diagnosis naming what is wrong in an operator's words.
+ */
+export function parseCgi(stdout: Buffer): CgiOutput {
   if (stdout.length === 0) throw new Diagnosis('the application sent no output at all (empty STDOUT): no status, no headers', RequestExit.PROTOCOL);
-  const text = stdout.toString('latin1');
-  const crlf = text.indexOf('\r\n\r\n');
-  const lf = text.indexOf('\n\n');
-  let end: number;
-  let sep: number;
-  if (crlf !== -1 && (lf === -1 || crlf < lf)) [end, sep] = [crlf, 4];
-  else if (lf !== -1) [end, sep] = [lf, 2];
-  else [end, sep] = [-1, 0];
-  const firstLine = text.split(/\r?\n/, 1)[0]!;
-  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+:/.test(firstLine)) {
+  const newline = stdout.indexOf(0x0a);
+  const firstLine = stdout.toString('latin1', 0, newline === -1 ? stdout.length : newline).replace(/\r$/, '');
+  if (!isHeaderLine(firstLine)) {
     throw new Diagnosis(`the application wrote output before its headers: the response starts with ${JSON.stringify(firstLine.slice(0, 60))}, not 'Name: value' (a web server reports this as "malformed header" or "premature end of script headers")`, RequestExit.PROTOCOL);
   }
-  if (end === -1) {
-    throw new Diagnosis(`the application's headers never end: no blank line after them in ${stdout.length} bytes of output (a web server reports "premature end of script headers")`, RequestExit.PROTOCOL);
-  }
-  const headers: Array<[string, string]> = [];
-  let status = 200;
-  let reason = 'OK';
-  let location = false;
-  for (const line of text.slice(0, end).split(/\r?\n/)) {
-    const colon = line.indexOf(':');
-    if (colon <= 0) throw new Diagnosis(`malformed header line in the application's output: ${JSON.stringify(line.slice(0, 60))}`, RequestExit.PROTOCOL);
-    const name = line.slice(0, colon).trim();
-    const value = line.slice(colon + 1).trim();
-    if (name.toLowerCase() === 'status') {
-      const m = /^(\d{3})\s*(.*)$/.exec(value);
-      if (m === null) throw new Diagnosis(`malformed Status header: ${JSON.stringify(value)}`, RequestExit.PROTOCOL);
-      status = Number(m[1]);
-      reason = m[2] ?? '';
-      continue;
+  const parser = new CgiHeaderParser(Number.POSITIVE_INFINITY);
+  let bodyStart: number;
+  try {
+    bodyStart = parser.push(stdout);
+    if (bodyStart === -1) parser.end();
+  } catch (error) {
+    if (!(error instanceof FastCGIError)) throw error;
+    if (error.code === ErrorCode.CGI_HEADER_INCOMPLETE) {
+      throw new Diagnosis(`the application's headers never end: no blank line after them in ${stdout.length} bytes of output (a web server reports "premature end of script headers")`, RequestExit.PROTOCOL);
     }
-    if (name.toLowerCase() === 'location') location = true;
-    headers.push([name, value]);
+    throw new Diagnosis(`the application's header block is malformed: ${error.message}`, RequestExit.PROTOCOL);
   }
-  if (location && !headers.some(([n]) => n.toLowerCase() === 'status') && status === 200) [status, reason] = [302, 'Found'];
-  return { status, reason, headers, body: stdout.subarray(end + sep) };
+  const head = parser.head!;
+  return { status: head.status, reason: parser.sentReason ?? '', rawHeaders: head.rawHeaders, body: stdout.subarray(bodyStart) };
 }
 
+/** The params of the request: the tool's defaults, --script-filename, then --param overrides. */
 function buildParams(values: NonNullable<ReturnType<typeof parseRequestArgs>>): Array<[string, string]> {
-  const uri = values.uri;
-  const q = uri.indexOf('?');
-  const path = q === -1 ? uri : uri.slice(0, q);
-  const params = new Map<string, string>([
-    ['GATEWAY_INTERFACE', 'CGI/1.1'],
-    ['SERVER_PROTOCOL', 'HTTP/1.1'],
-    ['SERVER_SOFTWARE', 'fastcgi-engine-request'],
-    ['SERVER_NAME', 'localhost'],
-    ['SERVER_PORT', '80'],
-    ['REMOTE_ADDR', '127.0.0.1'],
-    ['REQUEST_SCHEME', 'http'],
-    ['REQUEST_METHOD', values.method],
-    ['REQUEST_URI', uri],
-    ['SCRIPT_NAME', path],
-    ['DOCUMENT_URI', path],
-    ['QUERY_STRING', q === -1 ? '' : uri.slice(q + 1)],
-    ['HTTP_HOST', 'localhost'],
-    ['CONTENT_LENGTH', String(values.body.length)],
-  ]);
-  if (values.body.length > 0) params.set('CONTENT_TYPE', 'application/octet-stream');
+  const params = toolParams({
+    software: 'fastcgi-engine-request',
+    method: values.method,
+    uri: values.uri,
+    contentLength: values.body.length,
+    contentType: values.body.length > 0 ? 'application/octet-stream' : undefined,
+    headers: parseHeaderOptions(values.headers),
+  });
   if (values.scriptFilename !== undefined) params.set('SCRIPT_FILENAME', values.scriptFilename);
-  for (const header of values.headers) {
-    const colon = header.indexOf(':');
-    if (colon <= 0) throw new UsageError(`--header expects 'Name: value', got '${header}'`);
-    const name = header.slice(0, colon).trim();
-    const value = header.slice(colon + 1).trim();
-    const lower = name.toLowerCase();
-    if (lower === 'content-type') params.set('CONTENT_TYPE', value);
-    else params.set(`HTTP_${name.toUpperCase().replace(/-/g, '_')}`, value);
-  }
   for (const pair of values.params) {
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new UsageError(`--param expects K=V, got '${pair}'`);
@@ -306,12 +292,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
-  const params = buildParams(values);
-  const request = [
-    encodeBeginRequest(1, Role.RESPONDER, 0),
-    encodeParams(1, params),
-    encodeStream(RecordType.STDIN, 1, values.body, { end: true }),
-  ];
+  const request = encodeRequest({ params: buildParams(values), stdin: values.body });
   let outcome: Outcome;
   try {
     outcome = await exchange(values.address, request, values.trace, values.timeout);
@@ -324,11 +305,10 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (outcome.stderr.length > 0) process.stderr.write(outcome.stderr);
   if (outcome.protocolStatus !== ProtocolStatus.REQUEST_COMPLETE) {
-    const name = PROTOCOL_STATUS_NAMES[outcome.protocolStatus] ?? String(outcome.protocolStatus);
-    process.stderr.write(`fastcgi-engine request: the application rejected the request: protocolStatus ${name}\n`);
+    process.stderr.write(`fastcgi-engine request: the application rejected the request: protocolStatus ${protocolStatusName(outcome.protocolStatus)}\n`);
     return RequestExit.REJECTED;
   }
-  let head: CgiHead;
+  let head: CgiOutput;
   try {
     head = parseCgi(outcome.stdout);
   } catch (error) {
@@ -337,7 +317,8 @@ export async function run(argv: string[]): Promise<number> {
     if (outcome.stdout.length > 0) process.stdout.write(outcome.stdout);
     return error.exitCode;
   }
-  const lines = [`Status: ${head.status}${head.reason === '' ? '' : ` ${head.reason}`}`, ...head.headers.map(([n, v]) => `${n}: ${v}`)];
+  const lines = [`Status: ${head.status}${head.reason === '' ? '' : ` ${head.reason}`}`];
+  for (let i = 0; i < head.rawHeaders.length; i += 2) lines.push(`${head.rawHeaders[i]}: ${head.rawHeaders[i + 1]}`);
   process.stdout.write(`${lines.join('\r\n')}\r\n\r\n`);
   process.stdout.write(head.body);
   if (outcome.appStatus !== 0) process.stderr.write(`fastcgi-engine request: appStatus ${outcome.appStatus}\n`);

@@ -1,7 +1,7 @@
 // The options of a client that spans several upstreams, their defaults, and the checked form the balancer reads.
 import { isIP } from 'node:net';
 import { InvalidArgumentError } from '../errors';
-import { parseAddress, type BackendAddress, type ConnectTarget } from './address';
+import { parseAddress, type BackendAddress, type ConnectTarget } from '../wire/address';
 import type { BalancePolicy } from './balance-policy';
 import { countOption, durationOption } from '../options/validate';
 

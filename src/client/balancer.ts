@@ -3,7 +3,7 @@
 // queue (queueLimit, queueTimeout) for the first slot on any of them. A request that never reached its upstream
 // (connect failure), or was lost with its connection while safe to repeat, goes to another upstream once.
 import { ErrorCode, type FastCGIError } from '../errors';
-import type { BackendAddress, ConnectTarget } from './address';
+import type { BackendAddress, ConnectTarget } from '../wire/address';
 import { createPicker, type Picker } from './balance-policy';
 import { resolveUpstream, upstreamKey, type ResolvedBalancerOptions, type UpstreamOptions, type UpstreamSpec } from './balancer-options';
 import type { ClientRequest, RequestQueue } from './client-request';

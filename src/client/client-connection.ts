@@ -2,17 +2,17 @@
 // the engine's RecordWriter, reads replies with its Decoder, routes records to requests by id, reuses ids, and
 // applies both directions of backpressure; the pool decides which requests it carries.
 import { connect, type Socket } from 'node:net';
-import { Decoder } from '../stream/decoder';
-import { RecordWriter } from '../stream/record-writer';
-import { Flag, ProtocolStatus, RecordType } from '../protocol/constants';
-import { encodeAbortRequest, encodeBeginRequest } from '../protocol/records';
+import { Decoder } from '../wire/decoder';
+import { RecordWriter } from '../wire/record-writer';
+import { Flag, ProtocolStatus, RecordType } from '../wire/constants';
+import { encodeAbortRequest, encodeBeginRequest } from '../wire/records';
 import type { FastCGIError } from '../errors';
-import type { ConnectTarget } from './address';
+import type { ConnectTarget } from '../wire/address';
 import type { PreparedBody } from './body';
 import type { ClientRequest, RequestCarrier } from './client-request';
 import { ErrorCode, TimeoutError } from '../errors';
 import { BackendClosedError, ConnectError, RequestBodyError, clientProtocolError } from './errors';
-import { setRequestId } from './records';
+import { setRequestId } from '../wire/header';
 
 /** What a connection reports to its pool. */
 export interface ConnectionOwner {

@@ -1,9 +1,9 @@
 // ClientRequest: one request from client.request() to END_REQUEST. It owns the request's timers, abort
 // signal, CGI header parsing and response streams; the connection carrying it feeds it records and the pool
 // queues it. It never touches a socket.
-import { ProtocolStatus } from '../protocol/constants';
+import { ProtocolStatus } from '../wire/constants';
 import { ErrorCode, RequestAbortedError, TimeoutError } from '../errors';
-import { CgiHeaderParser } from './cgi-response';
+import { CgiHeaderParser } from '../cgi/response';
 import { ClientResponse, ResponseBody, type ClientCompletion, type ResponseSource } from './client-response';
 import { BackendClosedError, BackendError } from './errors';
 import type { PreparedBody } from './body';

@@ -1,6 +1,6 @@
 // ClientResponse: what client.request() resolves to once the CGI header block is parsed; the body streams after.
 import { Readable } from 'node:stream';
-import type { CgiHead, CgiHeaders } from './cgi-response';
+import type { CgiHead, CgiHeaders } from '../cgi/response';
 
 /** How a request ended, known at END_REQUEST. */
 export interface ClientCompletion {

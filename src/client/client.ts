@@ -1,9 +1,9 @@
 // Client: the public face of the FastCGI client. It checks and encodes a request (params never split across
 // PARAMS records, CONTENT_LENGTH always exact), prepares its body, and hands it to the pool.
-import { Role, type RoleValue } from '../protocol/constants';
-import { encodeParams, type PairInput } from '../protocol/pairs';
+import { Role, type RoleValue } from '../wire/constants';
+import { encodeParams, type PairInput } from '../wire/pairs';
 import { ErrorCode, InvalidArgumentError } from '../errors';
-import type { BackendAddress } from './address';
+import type { BackendAddress } from '../wire/address';
 import { Balancer, type ClientStats } from './balancer';
 import { resolveBalancerOptions, type UpstreamOptions } from './balancer-options';
 import { EMPTY_BODY, collectBody, prepareBodySync, type PreparedBody, type RequestBody } from './body';

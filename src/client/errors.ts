@@ -1,6 +1,6 @@
 // Errors of the client side (pool, connections, CGI response parsing, gateway), each with a stable `code`.
 import { ErrorCode, FastCGIError, LimitError, ProtocolError, type ErrorCodeValue } from '../errors';
-import { ProtocolStatus } from '../protocol/constants';
+import { refusalOf } from '../wire/names';
 
 /** Connecting to the backend failed (refused, no such socket file, permission denied, …); `cause` is the errno error. */
 export class ConnectError extends FastCGIError {
@@ -28,23 +28,10 @@ export class BackendError extends FastCGIError {
   readonly protocolStatus: number;
   readonly appStatus: number;
   constructor(protocolStatus: number, appStatus: number, requestId: number) {
-    const [value, what] = describeProtocolStatus(protocolStatus);
-    super(value, `the backend refused request ${requestId}: ${what} (protocolStatus ${protocolStatus}, appStatus ${appStatus})`);
+    const refusal = refusalOf(protocolStatus);
+    super(refusal.code, `the backend refused request ${requestId}: ${refusal.reason} (protocolStatus ${protocolStatus}, appStatus ${appStatus})`);
     this.protocolStatus = protocolStatus;
     this.appStatus = appStatus;
-  }
-}
-
-function describeProtocolStatus(status: number): [ErrorCodeValue, string] {
-  switch (status) {
-    case ProtocolStatus.CANT_MPX_CONN:
-      return [ErrorCode.CANT_MPX_CONN, 'it cannot multiplex requests on one connection (CANT_MPX_CONN)'];
-    case ProtocolStatus.OVERLOADED:
-      return [ErrorCode.OVERLOADED, 'it is overloaded (OVERLOADED)'];
-    case ProtocolStatus.UNKNOWN_ROLE:
-      return [ErrorCode.UNKNOWN_ROLE, 'it does not play the requested role (UNKNOWN_ROLE)'];
-    default:
-      return [ErrorCode.UNKNOWN_PROTOCOL_STATUS, 'unknown protocol status'];
   }
 }
 

@@ -3,8 +3,8 @@
 // accepts while every worker is stuck. The check goes through the upstream's own pool, like a request: on a
 // connection of its own it would wait in php-fpm's accept queue for as long as the pool's kept connections hold
 // every worker, and fail a healthy backend.
-import { Role } from '../protocol/constants';
-import { encodeParams } from '../protocol/pairs';
+import { Role } from '../wire/constants';
+import { encodeParams } from '../wire/pairs';
 import type { ResolvedHealthCheck } from './balancer-options';
 import { EMPTY_BODY } from './body';
 import { ClientRequest, type RequestSettings, type RequestSpec } from './client-request';

@@ -1,9 +1,9 @@
 // Client settings: the documented options, their defaults, and the resolved form the pool and connections read.
 import { InvalidArgumentError } from '../errors';
 import { booleanOption, byteSizeOption, choiceOption, countOption, durationOption } from '../options/validate';
-import { parseAddress, type BackendAddress, type ConnectTarget } from './address';
+import { parseAddress, type BackendAddress, type ConnectTarget } from '../wire/address';
 import type { BalancerOptions } from './balancer-options';
-import { DEFAULT_MAX_HEADER_BYTES } from './cgi-response';
+import { DEFAULT_MAX_HEADER_BYTES } from '../cgi/response';
 
 /**
  * Options of createClient: `address` (one backend) or `upstreams` (several, see BalancerOptions). Every timeout

@@ -3,7 +3,7 @@
 // multiplexes), queues the rest up to queueLimit, retries connecting through a backend restart, and asks the
 // backend whether it multiplexes without ever making a request wait for the answer.
 import type { FastCGIError } from '../errors';
-import type { ConnectTarget } from './address';
+import type { ConnectTarget } from '../wire/address';
 import { ClientConnection, type ConnectionOwner, type ConnectionSettings } from './client-connection';
 import type { ClientRequest, RequestQueue } from './client-request';
 import { ErrorCode } from '../errors';

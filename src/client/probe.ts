@@ -2,11 +2,11 @@
 // FCGI_MPXS_CONNS=0; fcgiwrap answers only once a BEGIN_REQUEST arrives (protocol.md §5), so the pool never
 // waits on this: requests go out unmultiplexed until (and unless) the answer says otherwise.
 import { connect } from 'node:net';
-import { Decoder } from '../stream/decoder';
-import { ManagementVariable, RecordType } from '../protocol/constants';
-import { encodeGetValues } from '../protocol/records';
-import type { ConnectTarget } from './address';
-import { readPairs } from './records';
+import { Decoder } from '../wire/decoder';
+import { ManagementVariable, RecordType } from '../wire/constants';
+import { readPairBlock } from '../wire/pair-block';
+import { encodeGetValues } from '../wire/records';
+import type { ConnectTarget } from '../wire/address';
 
 /** What the probe learned: the answers by name, or why there are none. */
 export type ProbeOutcome = { readonly kind: 'values'; readonly values: Record<string, string> } | { readonly kind: 'timeout' } | { readonly kind: 'unreachable' };
@@ -28,7 +28,7 @@ export function probeValues(target: ConnectTarget, timeoutMs: number, callback: 
   const decoder = new Decoder(
     {
       onRecord(type, requestId, content) {
-        if (requestId === 0 && type === RecordType.GET_VALUES_RESULT) finish({ kind: 'values', values: readPairs(content) });
+        if (requestId === 0 && type === RecordType.GET_VALUES_RESULT) finish({ kind: 'values', values: readPairBlock(content).params.toObject() });
       },
       onParams() {},
       onError() {

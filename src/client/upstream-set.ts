@@ -5,7 +5,7 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { InvalidArgumentError } from '../errors';
-import type { ConnectTarget } from './address';
+import type { ConnectTarget } from '../wire/address';
 import type { LookupFunction, UpstreamSpec } from './balancer-options';
 import type { Upstream } from './upstream';
 

@@ -2,7 +2,7 @@
 // sent to it (its slots), and keeps its health: ejected for a cooldown after failures in a row (passive), and
 // out of rotation while its health probe fails (active).
 import { ErrorCode, type FastCGIError } from '../errors';
-import type { ConnectTarget } from './address';
+import type { ConnectTarget } from '../wire/address';
 import type { Candidate } from './balance-policy';
 import type { ResolvedHealthCheck } from './balancer-options';
 import type { ClientRequest, RequestTracker } from './client-request';

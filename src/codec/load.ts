@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as layout from './layout';
 import type { CodecImplementation, Scanner } from './scanner';
 import { typescriptScanner } from './scanner-ts';
-import { KNOWN_NAMES_HASH } from '../protocol/known-names';
+import { KNOWN_NAMES_HASH } from './known-names';
 import { NativeLoadError } from '../errors';
 
 /**
@@ -77,7 +77,7 @@ function checkBinding(binding: NativeBinding): void {
     }
   }
   if (binding.knownNamesHash !== KNOWN_NAMES_HASH) {
-    throw new NativeLoadError('addon known-name table differs from src/protocol/known-names.json: rebuild the addon (npm run build:native)');
+    throw new NativeLoadError('addon known-name table differs from src/codec/known-names.json: rebuild the addon (npm run build:native)');
   }
 }
 

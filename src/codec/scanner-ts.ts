@@ -27,7 +27,7 @@ import {
   REC_STRIDE,
   REC_TYPE,
 } from './layout';
-import { KNOWN_NAMES, KNOWN_NAMES_HASH } from '../protocol/known-names';
+import { KNOWN_NAMES, KNOWN_NAMES_HASH } from './known-names';
 import type { Scanner } from './scanner';
 
 // Known-name lookup without strings: names are bucketed by length, then by the byte at the position that best

@@ -3,13 +3,12 @@
 // timeouts, and both directions of backpressure; it knows nothing of http objects (adapters build on the
 // RequestSocket it hands out).
 import type { Socket } from 'node:net';
-import { Decoder } from '../stream/decoder';
-import { RecordWriter } from '../stream/record-writer';
-import type { Params } from '../stream/params';
-import { ManagementVariable, ProtocolStatus, RecordType, Role, type ProtocolStatusValue, type RoleValue } from '../protocol/constants';
-import { encodeGetValuesResult, encodeUnknownType } from '../protocol/records';
-import { scanner as defaultScanner } from '../codec/load';
-import { OUT_HEADER_SLOTS, OUT_CONSUMED, OUT_ERROR, ERR_NONE, PAIR_STRIDE, PAIR_NAME_OFFSET, PAIR_NAME_LENGTH } from '../codec/layout';
+import { Decoder } from '../wire/decoder';
+import { RecordWriter } from '../wire/record-writer';
+import type { Params } from '../wire/params';
+import { ManagementVariable, ProtocolStatus, RecordType, Role, type ProtocolStatusValue, type RoleValue } from '../wire/constants';
+import { encodeGetValuesResult, encodeUnknownType } from '../wire/records';
+import { readPairBlock } from '../wire/pair-block';
 import { ErrorCode, FastCGIError, LimitError, ProtocolError, TimeoutError } from '../errors';
 import { RequestSocket, type RequestOwner } from './request-socket';
 import { BufferBudget, type BudgetOwner } from './buffer-budget';
@@ -241,23 +240,15 @@ export class Connection implements RequestOwner, BudgetOwner {
       this.#writer.raw(encodeUnknownType(type));
       return;
     }
-    const scanner = this.#options.scanner ?? defaultScanner;
-    const out = new Uint32Array(OUT_HEADER_SLOTS + PAIR_STRIDE * 64);
+    const { params: query, failure } = readPairBlock(content, this.#options.scanner);
+    if (failure !== null) {
+      return this.#fail(new ProtocolError(ErrorCode.PAIR_DATA_TRUNCATED, 'malformed GET_VALUES query', { recordType: type, requestId: 0 }));
+    }
     const answers: [string, string | number][] = [];
-    // A query may name more variables than one scan holds: scan on from where the previous scan stopped.
-    for (let start = 0; start < content.length; ) {
-      const count = scanner.scanPairs(content, start, content.length, out);
-      if (out[OUT_ERROR] !== ERR_NONE) {
-        return this.#fail(new ProtocolError(ErrorCode.PAIR_DATA_TRUNCATED, 'malformed GET_VALUES query', { recordType: type, requestId: 0 }));
-      }
-      for (let i = 0; i < count; i++) {
-        const offset = out[OUT_HEADER_SLOTS + i * PAIR_STRIDE + PAIR_NAME_OFFSET]!;
-        const name = content.toString('latin1', offset, offset + out[OUT_HEADER_SLOTS + i * PAIR_STRIDE + PAIR_NAME_LENGTH]!);
-        const value = this.#managementValue(name);
-        if (value !== undefined) answers.push([name, value]); // FastCGI 1.0 §4.1: unknown names are omitted.
-      }
-      if (count === 0) break;
-      start = out[OUT_CONSUMED]!;
+    for (let i = 0; i < query.size; i++) {
+      const name = query.nameAt(i);
+      const value = this.#managementValue(name);
+      if (value !== undefined) answers.push([name, value]); // FastCGI 1.0 §4.1: unknown names are omitted.
     }
     this.#writer.raw(encodeGetValuesResult(answers));
   }

@@ -2,7 +2,7 @@
 // http.IncomingMessage or ServerResponse in between. The Request is light (src/server/fetch/light-request.ts)
 // and a light Response's body is written at once (src/server/fetch/response-writer.ts). Bodies stream both ways
 // with backpressure, and request.signal aborts when the web server goes away.
-import type { Params } from '../stream/params';
+import type { Params } from '../wire/params';
 import { ErrorCode, FastCGIError } from '../errors';
 import { Server } from './server';
 import type { ServerOptions } from './options';

@@ -5,9 +5,10 @@ import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { Params } from '../stream/params';
-import { KNOWN_NAMES } from '../protocol/known-names';
+import type { Params } from '../wire/params';
+import { KNOWN_NAMES } from '../codec/known-names';
 import { NAME_UNKNOWN } from '../codec/layout';
+import { headerNameOf } from '../cgi/http-names';
 import type { RequestSocket } from './request-socket';
 import { ErrorCode, FastCGIError } from '../errors';
 
@@ -77,21 +78,6 @@ export function resolveRequestPath(params: Params, mount: string | null): Reques
   return { url: `${rest === '' ? '/' : rest}${query}`, baseUrl: scriptName, originalUrl };
 }
 
-// HTTP_ACCEPT_LANGUAGE → Accept-Language, cached: the same few names arrive on every request.
-const rawNames = new Map<string, string>();
-function rawHeaderName(param: string): string {
-  let name = rawNames.get(param);
-  if (name === undefined) {
-    // Every '_' was a '-' (HTTP_X_PART_2 is X-Part-2, not X-Part_2), whatever character follows it.
-    name = param
-      .slice(5)
-      .toLowerCase()
-      .replace(/(^|_)([^_]?)/g, (_m, sep: string, c: string) => (sep === '' ? '' : '-') + c.toUpperCase());
-    if (rawNames.size < 1024) rawNames.set(param, name);
-  }
-  return name;
-}
-
 const HTTP_CONTENT_TYPE = KNOWN_NAMES.indexOf('HTTP_CONTENT_TYPE');
 const HTTP_CONTENT_LENGTH = KNOWN_NAMES.indexOf('HTTP_CONTENT_LENGTH');
 const CONTENT_TYPE = KNOWN_NAMES.indexOf('CONTENT_TYPE');
@@ -114,7 +100,7 @@ export function headersFromParams(params: Params): { headers: Record<string, str
     else {
       const name = id === NAME_UNKNOWN ? params.nameAt(i) : KNOWN_NAMES[id]!;
       if (!name.startsWith('HTTP_') || name.length === 5) continue;
-      raw = rawHeaderName(name);
+      raw = headerNameOf(name);
       // HTTP_CONTENT-LENGTH and other spellings some clients send beside CONTENT_LENGTH: CONTENT_* counts.
       if (id === NAME_UNKNOWN && /^content-(length|type)$/i.test(raw)) continue;
     }

@@ -5,7 +5,7 @@ import cluster from 'node:cluster';
 import { connect } from 'node:net';
 import { closeSync, fstatSync, lstatSync, unlinkSync } from 'node:fs';
 import { ErrorCode, ListenError } from '../errors';
-import { LISTENSOCK_FILENO } from '../protocol/constants';
+import { LISTENSOCK_FILENO } from '../wire/constants';
 
 /** The first fd systemd passes (sd_listen_fds(3): SD_LISTEN_FDS_START). */
 const SD_LISTEN_FDS_START = 3;

@@ -7,7 +7,7 @@ import { FastCGIIncomingMessage, FastCGIServerResponse, installAccessors } from 
 import { isSocketFd } from './listen';
 import type { ServerOptions } from './options';
 import { TimeoutError, type FastCGIError } from '../errors';
-import { LISTENSOCK_FILENO } from '../protocol/constants';
+import { LISTENSOCK_FILENO } from '../wire/constants';
 
 /** node-fastcgi's config object. */
 export interface NodeFastCGIConfig {

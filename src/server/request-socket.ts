@@ -3,10 +3,10 @@
 // whatever body stream the adapter attaches, and exposes STDERR, the Filter role's DATA stream and an
 // AbortSignal. The Connection drives it; adapters (http, node-fastcgi, fetch) build their objects on it.
 import { Readable, Writable } from 'node:stream';
-import { RecordType, Role, type RoleValue } from '../protocol/constants';
-import type { Params } from '../stream/params';
+import { RecordType, Role, type RoleValue } from '../wire/constants';
+import type { Params } from '../wire/params';
 import { ErrorCode, FastCGIError, RequestAbortedError, TimeoutError } from '../errors';
-import { isCompactView } from '../stream/decoder';
+import { isCompactView } from '../wire/decoder';
 
 /** What a RequestSocket needs from its connection. */
 export interface RequestOwner {

@@ -9,7 +9,7 @@ import { FastCGIIncomingMessage, FastCGIServerResponse } from './http-message';
 import { checksStaleSocket, connectedFdError, inheritedListenFd, prepareSocketPath, releaseAtExit } from './listen';
 import { normalizeAddress, resolveOptions, type ResolvedOptions, type ServerOptions } from './options';
 import type { RequestSocket } from './request-socket';
-import { Role } from '../protocol/constants';
+import { Role } from '../wire/constants';
 import { ErrorCode, FastCGIError, ProtocolError } from '../errors';
 
 /** A request handler, as for http.createServer; it may return a promise (a rejection becomes a 500). */

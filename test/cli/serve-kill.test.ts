@@ -8,9 +8,9 @@ import * as net from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { RecordType, Role } from '../../src/protocol/constants';
-import { encodeParams } from '../../src/protocol/pairs';
-import { encodeBeginRequest, encodeStream } from '../../src/protocol/records';
+import { RecordType, Role } from '../../src/wire/constants';
+import { encodeParams } from '../../src/wire/pairs';
+import { encodeBeginRequest, encodeStream } from '../../src/wire/records';
 import { APPS, MAIN, ROOT, tempDir, waitFor, type Running } from './helpers';
 
 /** Longer than any answer takes here even on a busy machine (they take milliseconds); a hung one never comes. */

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { createClient, type Client } from '../../src/client/client';
-import { createGateway, statusFor } from '../../src/client/gateway';
+import { createGateway, statusFor } from '../../src/gateway/gateway';
 import { rejectionOf, testClient, waitFor } from './helpers';
 import { ScriptedBackend, type ScriptedRequest } from './scripted-backend';
 

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGateway } from '../../src/client/gateway';
+import { createGateway } from '../../src/gateway/gateway';
 import { findBinary, requireBinary } from '../helpers/binaries';
 import { testClient, waitFor } from './helpers';
 

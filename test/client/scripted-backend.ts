@@ -6,10 +6,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { once } from 'node:events';
 import { onTestFinished } from 'vitest';
-import { Decoder } from '../../src/stream/decoder';
-import type { Params } from '../../src/stream/params';
-import { RecordType } from '../../src/protocol/constants';
-import { encodeEndRequest, encodeStream } from '../../src/protocol/records';
+import { Decoder } from '../../src/wire/decoder';
+import type { Params } from '../../src/wire/params';
+import { RecordType } from '../../src/wire/constants';
+import { encodeEndRequest, encodeStream } from '../../src/wire/records';
 import type { FastCGIError } from '../../src/errors';
 
 /** One request as the backend received it. */

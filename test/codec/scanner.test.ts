@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as L from '../../src/codec/layout';
-import { KNOWN_NAMES, KNOWN_NAMES_HASH } from '../../src/protocol/known-names';
+import { KNOWN_NAMES, KNOWN_NAMES_HASH } from '../../src/codec/known-names';
 import { codecs } from '../helpers/codecs';
 import { beginRequest, length, pair, record } from '../helpers/records';
 

@@ -1,7 +1,7 @@
 // fast-check generators of valid FastCGI streams, with the trace a correct decoder must produce.
 import fc from 'fast-check';
 import { NAME_UNKNOWN } from '../../src/codec/layout';
-import { KNOWN_NAMES } from '../../src/protocol/known-names';
+import { KNOWN_NAMES } from '../../src/codec/known-names';
 import { length, record } from '../helpers/records';
 import { Trace } from '../helpers/trace';
 

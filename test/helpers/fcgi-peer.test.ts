@@ -10,8 +10,8 @@ import {
   encodeGetValuesResult,
   encodeStream,
   encodeUnknownType,
-} from '../../src/protocol/records';
-import { ProtocolStatus, RecordType, Role } from '../../src/protocol/constants';
+} from '../../src/wire/records';
+import { ProtocolStatus, RecordType, Role } from '../../src/wire/constants';
 import { TestPeer, buildRequest, parseCgiResponse, randomCuts } from './fcgi-peer';
 import { beginRequest, pair, record } from './records';
 

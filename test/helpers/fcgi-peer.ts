@@ -1,9 +1,11 @@
 // Test peer playing the web-server side of FastCGI: sends exact bytes (optionally split) and records every reply.
 import * as net from 'node:net';
 import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
-import { RecordType, Role, Flag, RECORD_TYPE_NAMES } from '../../src/protocol/constants';
-import { encodeAbortRequest, encodeBeginRequest, encodeGetValues, encodeStream } from '../../src/protocol/records';
-import { encodeParams } from '../../src/protocol/pairs';
+import { RecordType, Role } from '../../src/wire/constants';
+import { recordTypeName } from '../../src/wire/names';
+import { encodeAbortRequest, encodeGetValues } from '../../src/wire/records';
+import { readPairBlock } from '../../src/wire/pair-block';
+import { encodeRequest } from '../../src/wire/request-records';
 import { typescriptScanner } from '../../src/codec/scanner-ts';
 import * as L from '../../src/codec/layout';
 import { splitAt } from './records';
@@ -105,19 +107,17 @@ const RECORD_CAPACITY = 64;
 
 /** buildRequest returns the bytes of a whole request: BEGIN_REQUEST, PARAMS, STDIN and (for filters) DATA. */
 export function buildRequest(opts: BuildRequestOptions = {}): Buffer {
-  const requestId = opts.requestId ?? 1;
   const role = opts.role ?? Role.RESPONDER;
-  const pad = opts.pad ?? true;
-  const chunks: Buffer[] = [encodeBeginRequest(requestId, role, opts.keepConn === true ? Flag.KEEP_CONN : 0)];
-  const params = opts.params === undefined ? [] : Array.isArray(opts.params) ? opts.params : Object.entries(opts.params);
-  chunks.push(encodeParams(requestId, params, { pad }));
-  const stdin = opts.stdin === undefined ? [] : Array.isArray(opts.stdin) ? opts.stdin : [toBytes(opts.stdin)];
-  for (const piece of stdin) chunks.push(encodeStream(RecordType.STDIN, requestId, piece, { pad }));
-  if (opts.noStdinEnd !== true) chunks.push(encodeStream(RecordType.STDIN, requestId, Buffer.alloc(0), { pad, end: true }));
-  if (opts.data !== undefined || role === Role.FILTER) {
-    chunks.push(encodeStream(RecordType.DATA, requestId, toBytes(opts.data ?? Buffer.alloc(0)), { pad, end: true }));
-  }
-  return Buffer.concat(chunks);
+  return encodeRequest({
+    requestId: opts.requestId,
+    role,
+    keepConn: opts.keepConn,
+    params: opts.params === undefined ? [] : Array.isArray(opts.params) ? opts.params : Object.entries(opts.params),
+    stdin: opts.stdin === undefined ? [] : Array.isArray(opts.stdin) ? opts.stdin : toBytes(opts.stdin),
+    endStdin: opts.noStdinEnd !== true,
+    data: opts.data !== undefined || role === Role.FILTER ? toBytes(opts.data ?? Buffer.alloc(0)) : undefined,
+    pad: opts.pad,
+  });
 }
 
 function toBytes(input: Buffer | string): Buffer {
@@ -151,10 +151,6 @@ function preview(bytes: Buffer): string {
   return bytes.length > PREVIEW_BYTES ? `${shown}… (${bytes.length} bytes)` : `${shown} (${bytes.length} bytes)`;
 }
 
-function typeName(type: number): string {
-  return RECORD_TYPE_NAMES[type] ?? `type ${type}`;
-}
-
 interface Waiter<T> {
   resolve(value: T): void;
   reject(error: Error): void;
@@ -170,7 +166,7 @@ class InProgress {
   records: PeerRecord[] = [];
 
   describe(): string {
-    const types = this.records.map((r) => `${typeName(r.type)}(${r.contentLength})`).join(' ') || 'none';
+    const types = this.records.map((r) => `${recordTypeName(r.type)}(${r.contentLength})`).join(' ') || 'none';
     return (
       `records: ${types}; stdout ${preview(Buffer.concat(this.stdout))}${this.stdoutEnded ? ' ended' : ''}; ` +
       `stderr ${preview(Buffer.concat(this.stderr))}${this.stderrEnded ? ' ended' : ''}`
@@ -558,27 +554,11 @@ function remove<T>(list: T[], item: T): void {
   if (index !== -1) list.splice(index, 1);
 }
 
+// With the TS scanner, whatever the loader picked: the peer judges the server with the reference implementation.
 function parsePairs(content: Buffer): Map<string, string> | Error {
-  const out = new Uint32Array(L.OUT_HEADER_SLOTS + 64 * L.PAIR_STRIDE);
-  const values = new Map<string, string>();
-  let start = 0;
-  while (start < content.length) {
-    const count = typescriptScanner.scanPairs(content, start, content.length, out);
-    if (out[L.OUT_ERROR] !== L.ERR_NONE) {
-      return new Error(`TestPeer: malformed GET_VALUES_RESULT pairs (scanner error ${out[L.OUT_ERROR]} at ${out[L.OUT_ERROR_OFFSET]}): ${preview(content)}`);
-    }
-    for (let i = 0; i < count; i++) {
-      const slot = L.OUT_HEADER_SLOTS + i * L.PAIR_STRIDE;
-      const nameOffset = out[slot + L.PAIR_NAME_OFFSET]!;
-      const valueOffset = out[slot + L.PAIR_VALUE_OFFSET]!;
-      values.set(
-        content.toString('latin1', nameOffset, nameOffset + out[slot + L.PAIR_NAME_LENGTH]!),
-        content.toString('latin1', valueOffset, valueOffset + out[slot + L.PAIR_VALUE_LENGTH]!),
-      );
-    }
-    start = out[L.OUT_CONSUMED]!;
-  }
-  return values;
+  const { params, failure } = readPairBlock(content, typescriptScanner);
+  if (failure !== null) return new Error(`TestPeer: malformed GET_VALUES_RESULT pairs (scanner error ${failure.error} at ${failure.offset}): ${preview(content)}`);
+  return new Map(params);
 }
 
 /**

@@ -1,9 +1,9 @@
 // Decoder events as comparable lines. Adjacent non-empty pieces of the same stream are merged (as
 // llparse-test-fixture merges spans), so one expected trace holds for any chunking of the input.
-import { Decoder, type DecoderOptions } from '../../src/stream/decoder';
+import { Decoder, type DecoderOptions } from '../../src/wire/decoder';
 import { ProtocolError, type FastCGIError } from '../../src/errors';
 import type { Scanner } from '../../src/codec/scanner';
-import type { Params } from '../../src/stream/params';
+import type { Params } from '../../src/wire/params';
 
 const STREAM_TYPES = new Set([4, 5, 6, 7, 8]);
 

@@ -5,11 +5,11 @@
 import * as net from 'node:net';
 import { once } from 'node:events';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { Decoder } from '../../src/stream/decoder';
-import type { Params } from '../../src/stream/params';
-import { encodeBeginRequest, encodeStream } from '../../src/protocol/records';
-import { encodeParams } from '../../src/protocol/pairs';
-import { Flag, RecordType, Role } from '../../src/protocol/constants';
+import { Decoder } from '../../src/wire/decoder';
+import type { Params } from '../../src/wire/params';
+import { encodeBeginRequest, encodeStream } from '../../src/wire/records';
+import { encodeParams } from '../../src/wire/pairs';
+import { Flag, RecordType, Role } from '../../src/wire/constants';
 import { headersFromParams, resolveRequestPath } from '../../src/server/http-message';
 import { resolveMount } from '../../src/server/options';
 import { createServer } from '../../src/server/server';

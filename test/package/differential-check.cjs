@@ -14,7 +14,7 @@ const engine = require('fastcgi-engine');
 const load = require(join(pkg, 'dist', 'codec', 'load.js'));
 const L = require(join(pkg, 'dist', 'codec', 'layout.js'));
 const { typescriptScanner } = require(join(pkg, 'dist', 'codec', 'scanner-ts.js'));
-const { KNOWN_NAMES } = require(join(pkg, 'dist', 'protocol', 'known-names.js'));
+const { KNOWN_NAMES } = require(join(pkg, 'dist', 'codec', 'known-names.js'));
 const addon = require(require.resolve('node-gyp-build', { paths: [pkg] })).path(pkg);
 
 const streams = Number(process.argv[2] || 3000);

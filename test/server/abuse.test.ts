@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
-import { encodeBeginRequest, encodeRecord } from '../../src/protocol/records';
-import { Flag, RecordType } from '../../src/protocol/constants';
+import { encodeBeginRequest, encodeRecord } from '../../src/wire/records';
+import { Flag, RecordType } from '../../src/wire/constants';
 import { TestPeer, buildRequest, parseCgiResponse } from '../helpers/fcgi-peer';
 
 const MiB = 1024 * 1024;

@@ -10,7 +10,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { createServer, type Server } from '../../src/server/server';
 import type { FastCGIIncomingMessage, FastCGIServerResponse } from '../../src/server/http-message';
 import type { ServerOptions } from '../../src/server/options';
-import { RecordType } from '../../src/protocol/constants';
+import { RecordType } from '../../src/wire/constants';
 import { settlesWithin, within } from '../helpers/async';
 import { TestPeer, parseCgiResponse, type PeerResponse } from '../helpers/fcgi-peer';
 

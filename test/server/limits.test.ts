@@ -3,13 +3,13 @@
 import type * as net from 'node:net';
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { COALESCE_LIMIT } from '../../src/stream/record-writer';
+import { COALESCE_LIMIT } from '../../src/wire/record-writer';
 import { describe, expect, it } from 'vitest';
 import { createServer, type RequestListener, type Server } from '../../src/server/server';
 import type { FastCGIIncomingMessage } from '../../src/server/http-message';
 import type { ServerOptions } from '../../src/server/options';
 import { ErrorCode, type FastCGIError } from '../../src/errors';
-import { ProtocolStatus, RecordType } from '../../src/protocol/constants';
+import { ProtocolStatus, RecordType } from '../../src/wire/constants';
 import { deferred, within } from '../helpers/async';
 import { TestPeer, buildRequest, parseCgiResponse } from '../helpers/fcgi-peer';
 import { beginRequest, pair, record } from '../helpers/records';

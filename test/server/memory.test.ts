@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { encodeRecord } from '../../src/protocol/records';
+import { encodeRecord } from '../../src/wire/records';
 import { buildRequest } from '../helpers/fcgi-peer';
 
 const MiB = 1024 * 1024;

@@ -9,9 +9,9 @@ import { createServer, type RequestListener, type Server } from '../../src/serve
 import type { FastCGIIncomingMessage, FastCGIServerResponse } from '../../src/server/http-message';
 import type { ServerOptions } from '../../src/server/options';
 import { ErrorCode, type FastCGIError } from '../../src/errors';
-import { Flag, MAX_CONTENT_LENGTH, ProtocolStatus, RecordType, Role } from '../../src/protocol/constants';
-import { encodeBeginRequest, encodeStream } from '../../src/protocol/records';
-import { encodeParams } from '../../src/protocol/pairs';
+import { Flag, MAX_CONTENT_LENGTH, ProtocolStatus, RecordType, Role } from '../../src/wire/constants';
+import { encodeBeginRequest, encodeStream } from '../../src/wire/records';
+import { encodeParams } from '../../src/wire/pairs';
 import { deferred, within } from '../helpers/async';
 import { TestPeer, buildRequest, parseCgiResponse, type PeerRecord, type PeerResponse } from '../helpers/fcgi-peer';
 import { beginRequest, pair, record, splitAt } from '../helpers/records';

@@ -5,7 +5,7 @@
 // `instanceof Request` holds; `new Request(lightRequest, init)` works where the global Request is the one
 // installLightFetch installs (the `serve` command does).
 import { Readable } from 'node:stream';
-import type { Params } from '../../stream/params';
+import type { Params } from '../../wire/params';
 import type { RequestSocket } from '../request-socket';
 import { headersFromParams, requestUrl } from '../http-message';
 import { NativeHeaders } from './light-response';

@@ -1,0 +1,179 @@
+// RecordWriter: frames outgoing streams into records and writes them to one socket with as few syscalls as
+// possible. Records queued in the same event-loop turn go out together at setImmediate: copied into one
+// buffer while small (a whole small response, END_REQUEST included, in one write), written corked as
+// header + zero-copy body slices once large. `whenWritable` gives per-socket backpressure to the streams
+// that feed it.
+import type { Socket } from 'node:net';
+import { HEADER_LENGTH, MAX_CONTENT_LENGTH, RecordType } from './constants';
+import { paddingFor, writeHeader } from './header';
+import { END_REQUEST_LENGTH, writeEndRequest } from './records';
+import type { ProtocolStatusValue } from './constants';
+
+/** Below this many queued bytes a flush copies everything into one buffer; above, it writes corked pieces. */
+export const COALESCE_LIMIT = 16 * 1024;
+
+const ZEROS = Buffer.alloc(255);
+
+/** RecordWriter options. */
+export interface RecordWriterOptions {
+  /** Pad records to 8 bytes (FastCGI 1.0 §3.3 recommends it). Default true. */
+  pad?: boolean;
+  /** Queued + socket-buffered bytes above which `whenWritable` callers wait for 'drain'. Default 256 KiB. */
+  highWaterMark?: number;
+  /** ms a `whenWritable` caller may wait with no 'drain' before `onSendTimeout` runs (0: forever). Default 0. */
+  sendTimeout?: number;
+  /** Called when `sendTimeout` passes: the peer is not reading. */
+  onSendTimeout?: () => void;
+}
+
+/** Frames and writes records for one connection. */
+export class RecordWriter {
+  readonly #socket: Socket;
+  readonly #pad: boolean;
+  readonly #highWaterMark: number;
+  #pieces: Uint8Array[] = [];
+  #bytes = 0;
+  #scheduled = false;
+  #waiters: (() => void)[] = [];
+  readonly #sendTimeout: number;
+  readonly #onSendTimeout: (() => void) | null;
+  #sendTimer: NodeJS.Timeout | null = null;
+
+  constructor(socket: Socket, options: RecordWriterOptions = {}) {
+    this.#socket = socket;
+    this.#pad = options.pad ?? true;
+    this.#highWaterMark = options.highWaterMark ?? 256 * 1024;
+    this.#sendTimeout = options.sendTimeout ?? 0;
+    this.#onSendTimeout = options.onSendTimeout ?? null;
+    socket.on('drain', () => {
+      // The peer read something: its send timer starts over.
+      if (this.#sendTimer !== null) this.#sendTimer.refresh();
+      this.#release();
+    });
+  }
+
+  /** Bytes not yet handed to the kernel: queued here plus buffered in the socket. */
+  get bufferedBytes(): number {
+    return this.#bytes + this.#socket.writableLength;
+  }
+
+  /** Queues `data` as records of `type` (STDOUT, STDERR): split at 65535 bytes, no copy of the payload. */
+  stream(type: number, requestId: number, data: Uint8Array): void {
+    for (let offset = 0; offset < data.length; offset += MAX_CONTENT_LENGTH) {
+      const piece = offset === 0 && data.length <= MAX_CONTENT_LENGTH ? data : data.subarray(offset, Math.min(data.length, offset + MAX_CONTENT_LENGTH));
+      const padding = this.#pad ? paddingFor(piece.length) : 0;
+      const header = Buffer.allocUnsafe(HEADER_LENGTH);
+      writeHeader(header, 0, type, requestId, piece.length, padding);
+      this.#push(header);
+      this.#push(piece);
+      if (padding > 0) this.#push(ZEROS.subarray(0, padding));
+    }
+  }
+
+  /** Queues the empty record that ends a stream. */
+  endStream(type: number, requestId: number): void {
+    const header = Buffer.allocUnsafe(HEADER_LENGTH);
+    writeHeader(header, 0, type, requestId, 0, 0);
+    this.#push(header);
+  }
+
+  /** Queues the end of a request: the empty STDOUT record (FastCGI 1.0 §6.1 requires it) and END_REQUEST. */
+  endRequest(requestId: number, appStatus: number, protocolStatus: ProtocolStatusValue, endStdout = true): void {
+    const record = Buffer.allocUnsafe((endStdout ? HEADER_LENGTH : 0) + END_REQUEST_LENGTH);
+    let offset = 0;
+    if (endStdout) offset = writeHeader(record, 0, RecordType.STDOUT, requestId, 0, 0);
+    writeEndRequest(record, offset, requestId, appStatus, protocolStatus);
+    this.#push(record);
+  }
+
+  /** Queues a pre-built record (GET_VALUES_RESULT, UNKNOWN_TYPE). */
+  raw(record: Uint8Array): void {
+    this.#push(record);
+  }
+
+  /** Calls `callback` once the connection has room (now, or after the socket drains). */
+  whenWritable(callback: () => void): void {
+    if (this.bufferedBytes < this.#highWaterMark) return callback();
+    this.#waiters.push(callback);
+    if (this.#sendTimer === null && this.#sendTimeout > 0 && this.#onSendTimeout !== null) {
+      this.#sendTimer = setTimeout(onSendTimer, this.#sendTimeout, this);
+      this.#sendTimer.unref();
+    }
+  }
+
+  /** @internal */
+  onSendTimer(): void {
+    this.#sendTimer = null;
+    if (this.#waiters.length > 0) this.#onSendTimeout?.();
+  }
+
+  /** Writes everything queued now; `end` then half-closes the socket after it (FIN, never RST). */
+  flush(end = false): void {
+    const socket = this.#socket;
+    const pieces = this.#pieces;
+    const bytes = this.#bytes;
+    this.#pieces = [];
+    this.#bytes = 0;
+    if (socket.destroyed || !socket.writable) return;
+    if (pieces.length === 1) {
+      socket.write(pieces[0]!);
+    } else if (bytes <= COALESCE_LIMIT && pieces.length > 0) {
+      const one = Buffer.allocUnsafe(bytes);
+      let offset = 0;
+      for (const piece of pieces) {
+        one.set(piece, offset);
+        offset += piece.length;
+      }
+      socket.write(one);
+    } else if (pieces.length > 0) {
+      socket.cork();
+      for (const piece of pieces) socket.write(piece);
+      socket.uncork();
+    }
+    if (end) socket.end();
+    else this.#release();
+  }
+
+  /** Drops whatever is queued and every waiter (the socket is gone). */
+  discard(): void {
+    this.#pieces = [];
+    this.#bytes = 0;
+    this.#waiters = [];
+    this.#clearSendTimer();
+  }
+
+  #clearSendTimer(): void {
+    if (this.#sendTimer !== null) clearTimeout(this.#sendTimer);
+    this.#sendTimer = null;
+  }
+
+  #push(piece: Uint8Array): void {
+    this.#pieces.push(piece);
+    this.#bytes += piece.length;
+    if (this.#bytes >= COALESCE_LIMIT) {
+      this.flush();
+    } else if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(flushScheduled, this);
+    }
+  }
+
+  /** @internal */
+  onScheduledFlush(): void {
+    this.#scheduled = false;
+    if (this.#bytes > 0) this.flush();
+  }
+
+  #release(): void {
+    while (this.#waiters.length > 0 && this.bufferedBytes < this.#highWaterMark) this.#waiters.shift()!();
+    if (this.#waiters.length === 0) this.#clearSendTimer();
+  }
+}
+
+function flushScheduled(writer: RecordWriter): void {
+  writer.onScheduledFlush();
+}
+
+function onSendTimer(writer: RecordWriter): void {
+  writer.onSendTimer();
+}
