@@ -7,6 +7,18 @@ import { Flag, ProtocolStatus, RecordType } from '../wire/constants';
 import { encodeEndRequest, encodeStream } from '../wire/records';
 import { Decoder } from '../wire/decoder';
 
+const { path, serviceTimeUs } = workerData as { path: string; serviceTimeUs: number };
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+// Holds this thread for `us` µs: a futex sleep for all but the last 200 µs (the kernel wakes it up to ~100 µs
+// late on a VM), then a spin on the monotonic clock, so the service time is exact without spinning through it.
+function serviceTime(us: number): void {
+  const until = process.hrtime.bigint() + BigInt(Math.round(us * 1000));
+  const sleepMs = (us - 200) / 1000;
+  if (sleepMs > 0) Atomics.wait(sleeper, 0, 0, sleepMs);
+  while (process.hrtime.bigint() < until);
+}
+
 const BODY = Buffer.from('Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nhello world\n', 'latin1');
 const replies = new Map<number, Buffer>();
 
@@ -29,6 +41,7 @@ function serve(socket: Socket): void {
           if (((content[2] ?? 0) & Flag.KEEP_CONN) !== 0) keep.add(requestId);
           else keep.delete(requestId);
         } else if (type === RecordType.STDIN && content.length === 0) {
+          if (serviceTimeUs > 0) serviceTime(serviceTimeUs);
           socket.write(replyFor(requestId));
           if (!keep.has(requestId)) socket.end();
         }
@@ -45,7 +58,7 @@ function serve(socket: Socket): void {
 }
 
 const server = createServer(serve);
-server.listen((workerData as { path: string }).path, () => parentPort!.postMessage('listening'));
+server.listen(path, () => parentPort!.postMessage('listening'));
 parentPort!.on('message', (message: unknown) => {
   if (message === 'close') server.close(() => process.exit(0));
 });

@@ -12,10 +12,19 @@ export interface NullResponder {
   close(): Promise<void>;
 }
 
-export async function startNullResponder(): Promise<NullResponder> {
+export interface NullResponderOptions {
+  /**
+   * A fixed service time: each answer is sent this many µs after its request's STDIN ended, timed on the
+   * responder's own thread (a futex sleep, then a spin for the last 200 µs), one request at a time. 0 answers at
+   * once. The open-loop accuracy test measures the generator against this known figure.
+   */
+  serviceTimeUs?: number;
+}
+
+export async function startNullResponder(options: NullResponderOptions = {}): Promise<NullResponder> {
   const dir = mkdtempSync(join(tmpdir(), 'fcgi-null-'));
   const path = join(dir, 'null.sock');
-  const worker = startModuleWorker(join(__dirname, `null-responder-worker${extname(__filename)}`), { path });
+  const worker = startModuleWorker(join(__dirname, `null-responder-worker${extname(__filename)}`), { path, serviceTimeUs: options.serviceTimeUs ?? 0 });
   const [message] = (await once(worker, 'message')) as [unknown];
   if (message !== 'listening') throw new Error(`null responder: unexpected message ${String(message)}`);
   return {
