@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { once } from 'node:events';
+import { ErrorCode, FastCGIError } from '../errors';
 import { startModuleWorker } from './module-worker';
 
 export interface NullResponder {
@@ -26,7 +27,7 @@ export async function startNullResponder(options: NullResponderOptions = {}): Pr
   const path = join(dir, 'null.sock');
   const worker = startModuleWorker(join(__dirname, `null-responder-worker${extname(__filename)}`), { path, serviceTimeUs: options.serviceTimeUs ?? 0 });
   const [message] = (await once(worker, 'message')) as [unknown];
-  if (message !== 'listening') throw new Error(`null responder: unexpected message ${String(message)}`);
+  if (message !== 'listening') throw new FastCGIError(ErrorCode.INVALID_STATE, `null responder: unexpected message ${String(message)}`);
   return {
     path,
     async close() {

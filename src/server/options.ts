@@ -1,4 +1,5 @@
 // Server settings: the documented options, their defaults, and the resolved form the connection reads.
+import { unmapIPv4 } from '../wire/address';
 import type { Scanner } from '../codec/scanner';
 import { InvalidArgumentError } from '../errors';
 import { booleanOption, byteSizeOption, choiceOption, countOption, durationOption, modeOption, objectOption, optionsObject } from '../options/validate';
@@ -141,10 +142,9 @@ export function parseWebServerAddrs(value: string[] | string | null | undefined)
   return addresses.length === 0 ? null : new Set(addresses);
 }
 
-/** normalizeAddress folds IPv4-mapped IPv6 (::ffff:127.0.0.1) to IPv4 so both spellings match. */
+/** normalizeAddress folds IPv4-mapped IPv6 (::ffff:127.0.0.1) to IPv4 and lower-cases, so spellings match. */
 export function normalizeAddress(address: string): string {
-  const lower = address.toLowerCase();
-  return lower.startsWith('::ffff:') && lower.includes('.') ? lower.slice(7) : lower;
+  return unmapIPv4(address).toLowerCase();
 }
 
 /** resolveMount checks the `mount` option: 'cgi', or a path starting with '/' (trailing slashes dropped). */
