@@ -103,7 +103,8 @@ describe('bench', () => {
     expect(lag.p99).toBeLessThanOrEqual(lag.max + 0.01);
     // At 100 req/s the timer sleeps ~8 ms and the spin sends on time: the median send is well under a millisecond
     // late even on a busy machine (bound loose for shared CI). Exactly the 100 scheduled sends in the second.
-    expect(lag.p50).toBeLessThan(1);
+    // setTimeout (the fallback) fires on ~1 ms ticks: its median lag sits near that, so it gets twice the room.
+    expect(lag.p50).toBeLessThan(report.scheduler === 'timerfd' ? 1 : 2);
     expect(report.total).toBe(100);
     expect(report.durationSeconds).toBeLessThan(2);
   });
