@@ -5,10 +5,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+// PATH_INFO: nginx's usual block always sends one, empty without a path after the script; the front end sends
+// none then (RFC 3875 §4.1.5 makes them the same): printed as '' either way.
 const SHOW = `<?php
 header('Content-Type: application/json');
 echo json_encode(['script' => basename(__FILE__), 'REQUEST_URI' => $_SERVER['REQUEST_URI'], 'SCRIPT_NAME' => $_SERVER['SCRIPT_NAME'],
-  'PATH_INFO' => $_SERVER['PATH_INFO'] ?? null, 'QUERY_STRING' => $_SERVER['QUERY_STRING'], 'REQUEST_METHOD' => $_SERVER['REQUEST_METHOD'],
+  'PATH_INFO' => $_SERVER['PATH_INFO'] ?? '', 'QUERY_STRING' => $_SERVER['QUERY_STRING'], 'REQUEST_METHOD' => $_SERVER['REQUEST_METHOD'],
   'get' => $_GET, 'post' => $_POST]);
 `;
 
