@@ -63,6 +63,8 @@ export type { CgiHead, CgiHeaders } from './cgi/response';
 export type { PoolStats } from './client/pool';
 export { createGateway, statusFor, type BufferRequestsOptions, type Gateway, type GatewayLogger, type GatewayOptions } from './gateway/gateway';
 export type { ScriptMapping } from './cgi/params';
+export { createPhpFrontEnd, type PhpFrontEnd, type PhpFrontEndOptions, type StaticOptions } from './php/front-end';
+export type { SendfileRoots } from './php/sendfile';
 export {
   BackendClosedError,
   BackendError,

@@ -41,6 +41,11 @@ export interface GatewayOptions extends ScriptMapping {
   timeouts?: { connect?: number; request?: number; body?: number };
   /** Default: console, prefixed `fastcgi-engine gateway:`. */
   logger?: GatewayLogger;
+  /**
+   * Sees the backend's response before its head is written; returning true takes the answer over (the body is
+   * then read and dropped by the gateway). For X-Accel-Redirect / X-Sendfile in createPhpFrontEnd.
+   */
+  interceptResponse?: (response: ClientResponse, req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 /** A request handler for node:http and Express, with the client it uses. */
@@ -70,6 +75,7 @@ interface GatewaySettings {
   readonly requestTimeout: number | undefined;
   readonly bodyTimeout: number | undefined;
   readonly logger: GatewayLogger;
+  readonly intercept: GatewayOptions['interceptResponse'];
 }
 
 /**
@@ -101,6 +107,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     requestTimeout: owned ? undefined : timeouts.request,
     bodyTimeout: owned ? undefined : timeouts.body,
     logger: options.logger ?? consoleLogger,
+    intercept: options.interceptResponse,
   };
   const handler = ((req: IncomingMessage, res: ServerResponse) => {
     void serve(settings, req, res);
@@ -194,6 +201,12 @@ class Exchange implements RequestOwner {
 
   respond(response: ClientResponse): void {
     const { req, res } = this;
+    if (this.#settings.intercept?.(response, req, res) === true) {
+      // Drained, not destroyed: the request ends normally and its backend connection is kept.
+      this.#request = null;
+      response.body.resume();
+      return;
+    }
     const raw = response.rawHeaders;
     const headers: string[] = [];
     for (let i = 0; i < raw.length; i += 2) {
