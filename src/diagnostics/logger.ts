@@ -24,10 +24,13 @@ export interface StructuredLogger {
 /** Fields a log line carries (request id, REQUEST_URI, upstream...). */
 export type LogFields = Readonly<Record<string, string | number | undefined>>;
 
-/** @internal What the engine logs through: text, with optional fields. */
+/**
+ * @internal What the engine logs through: text, with optional fields. `inText` false: the message already
+ * says what the fields say, so a plain logger gets the message alone.
+ */
 export interface LogSink {
-  warn(message: string, fields?: LogFields): void;
-  error(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields, inText?: boolean): void;
+  error(message: string, fields?: LogFields, inText?: boolean): void;
 }
 
 /** Whether `logger` takes fields first (pino, or a logger of its shape). */
@@ -45,8 +48,8 @@ export function toLogSink(logger: Logger | StructuredLogger): LogSink {
     };
   }
   return {
-    warn: (message, fields) => logger.warn(fields === undefined ? message : `${message} ${formatFields(fields)}`),
-    error: (message, fields) => logger.error(fields === undefined ? message : `${message} ${formatFields(fields)}`),
+    warn: (message, fields, inText = true) => logger.warn(fields === undefined || !inText ? message : `${message} ${formatFields(fields)}`),
+    error: (message, fields, inText = true) => logger.error(fields === undefined || !inText ? message : `${message} ${formatFields(fields)}`),
   };
 }
 

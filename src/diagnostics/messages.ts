@@ -68,7 +68,7 @@ interface ClientRequestLike {
   readonly received: number;
   readonly appStatus: number | null;
   readonly protocolStatus: number | null;
-  readonly spec: { readonly role: number; readonly input: ParamsInput | undefined };
+  readonly spec: { readonly role: number; readonly input?: ParamsInput | undefined };
 }
 
 function clientInfo(request: ClientRequestLike): ClientRequestInfo {
