@@ -2,7 +2,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { setTimeout as delay } from 'node:timers/promises';
-import { createServer, type ServerOptions } from '../../src/server/server';
+import { createServer } from '../../src/server/server';
+import type { ServerOptions } from '../../src/server/options';
 import { createClient } from '../../src/client/client';
 import { channels, tracingChannels } from '../../src/diagnostics/channels';
 import { build } from '../../src/diagnostics/messages';
