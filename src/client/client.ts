@@ -186,16 +186,18 @@ export class Client {
             requestTimeout: options.requestTimeout ?? this.#requestSettings.requestTimeout,
             bodyTimeout: options.bodyTimeout ?? this.#requestSettings.bodyTimeout,
           };
-    const submit = (): Promise<ClientResponse> =>
-      new Promise<ClientResponse>((resolve, reject) => {
-        const request = new ClientRequest(spec, settings, resolve, reject);
-        if (channels.clientRequestCreate.hasSubscribers) channels.clientRequestCreate.publish(build.clientRequestCreate(request));
-        owner?.attach(request);
-        this.#pool.submit(request);
-      });
-    if (!tracingActive(tracingChannels.clientRequest)) return submit();
+    if (!tracingActive(tracingChannels.clientRequest)) return this.#submit(spec, settings, owner);
     const context: ClientRequestContext = { role: roleLabel(role), params: options.params };
-    return tracingChannels.clientRequest.tracePromise(submit, context);
+    return tracingChannels.clientRequest.tracePromise(() => this.#submit(spec, settings, owner), context);
+  }
+
+  #submit(spec: RequestSpec, settings: RequestSettings, owner: RequestOwner | null): Promise<ClientResponse> {
+    return new Promise<ClientResponse>((resolve, reject) => {
+      const request = new ClientRequest(spec, settings, resolve, reject);
+      if (channels.clientRequestCreate.hasSubscribers) channels.clientRequestCreate.publish(build.clientRequestCreate(request));
+      owner?.attach(request);
+      this.#pool.submit(request);
+    });
   }
 
   /** close refuses new requests, fails queued ones, waits for those in flight, then closes every connection. */
