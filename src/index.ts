@@ -36,7 +36,32 @@ export { Server, createServer, type RequestListener } from './server/server';
 export { serve, requestOrigin, type FetchContext, type FetchHandler } from './server/fetch';
 export { FastCGIIncomingMessage, FastCGIServerResponse } from './server/http-message';
 export { RequestSocket, type AbortReason, type BodySink } from './server/request-socket';
-export type { Logger, ServerOptions } from './server/options';
+export type { Logger, ServerOptions, StructuredLogger } from './server/options';
+export type { LatencyHistogram, ServerStats } from './server/stats';
+export {
+  channels,
+  tracingChannels,
+  type ClientConnectErrorMessage,
+  type ClientConnectMessage,
+  type ClientConnectedMessage,
+  type ClientRequestContext,
+  type ClientRequestCreateMessage,
+  type ClientRequestErrorMessage,
+  type ClientRequestFinishMessage,
+  type ClientRequestHeadersMessage,
+  type ClientRequestInfo,
+  type RoleLabel,
+  type ServerConnectionCloseMessage,
+  type ServerConnectionErrorMessage,
+  type ServerConnectionOpenMessage,
+  type ServerHandlerContext,
+  type ServerRequestAbortMessage,
+  type ServerRequestErrorMessage,
+  type ServerRequestFinishMessage,
+  type ServerRequestInfo,
+  type ServerRequestRejectMessage,
+  type ServerRequestStartMessage,
+} from './diagnostics/channels';
 export {
   ErrorCode,
   FastCGIError,

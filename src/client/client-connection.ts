@@ -1,6 +1,8 @@
 // ClientConnection: one connection to a backend. It writes requests (BEGIN_REQUEST, PARAMS, STDIN, DATA) with
 // the engine's RecordWriter, reads replies with its Decoder, routes records to requests by id, reuses ids, and
 // applies both directions of backpressure; the pool decides which requests it carries.
+import { channels } from '../diagnostics/channels';
+import { build } from '../diagnostics/messages';
 import { connect, type Socket } from 'node:net';
 import { Decoder } from '../wire/decoder';
 import { RecordWriter } from '../wire/record-writer';
@@ -97,6 +99,7 @@ export class ClientConnection implements RequestCarrier {
     this.socket.on('close', onSocketClose);
     this.socket.on('timeout', onSocketTimeout);
     if (settings.connectTimeout > 0) this.#timer = setTimeout(onConnectTimer, settings.connectTimeout, this);
+    if (channels.clientConnect.hasSubscribers) channels.clientConnect.publish(build.clientConnect(target.label, this.socket));
   }
 
   /** Requests in flight (aborted ones included until their END_REQUEST). */
@@ -359,6 +362,7 @@ export class ClientConnection implements RequestCarrier {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
     if (this.#state !== State.Connecting) return;
+    if (channels.clientConnected.hasSubscribers) channels.clientConnected.publish(build.clientConnect(this.target.label, this.socket));
     this.#state = State.Ready;
     // Reading with no request in flight times the connection out (requests in flight keep it open).
     if (this.#settings.idleTimeout > 0) this.socket.setTimeout(this.#settings.idleTimeout);
@@ -411,6 +415,7 @@ export class ClientConnection implements RequestCarrier {
     for (const done of [...this.#drainWaiters]) done();
     if (wasConnecting) {
       const error = this.#connectError ?? new ConnectError(this.target.label, this.#socketError ?? new Error('connection closed while connecting'));
+      if (channels.clientConnectError.hasSubscribers) channels.clientConnectError.publish(build.clientConnectError(this.target.label, this.socket, error));
       return this.#owner.onConnectFailed(this, error);
     }
     // Out of the pool's ready list before anything is replayed onto it (a reset brings no 'end' first).

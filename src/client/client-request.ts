@@ -1,6 +1,9 @@
 // ClientRequest: one request from client.request() to END_REQUEST. It owns the request's timers, abort
 // signal, CGI header parsing and response streams; the connection carrying it feeds it records and the pool
 // queues it. It never touches a socket.
+import { channels } from '../diagnostics/channels';
+import { build } from '../diagnostics/messages';
+import type { ParamsInput } from './client';
 import { ProtocolStatus } from '../wire/constants';
 import { ErrorCode, RequestAbortedError, TimeoutError } from '../errors';
 import { CgiHeaderParser } from '../cgi/response';
@@ -16,6 +19,8 @@ export interface RequestCarrier {
   pauseFor(request: ClientRequest): void;
   /** The response body has room again (or is gone). */
   resumeFor(request: ClientRequest): void;
+  /** The backend it is connected to (a connection has one; for log lines). */
+  readonly target?: { readonly label: string };
 }
 
 /** @internal What a request needs from the queue holding it. */
@@ -49,6 +54,10 @@ export interface RequestSpec {
   onStderr: ((chunk: Buffer) => void) | null;
   /** Safe to send again when a reused connection closes before answering (see retryStaleConnection). */
   replayable: boolean;
+  /** The params as given to client.request(), for diagnostics messages; absent for the client's own probes, which publish none. */
+  input?: ParamsInput | undefined;
+  /** Whether the request publishes on the fastcgi:client:request:* channels (not health probes). */
+  observed?: boolean;
 }
 
 const enum Phase {
@@ -114,6 +123,11 @@ export class ClientRequest implements ResponseSource {
     if (spec.signal?.aborted === true) this.handleEvent();
   }
 
+  /** The backend the request was sent to (`host:port`, `unix:path`), once it is on a connection. */
+  get upstream(): string | undefined {
+    return this.carrier?.target?.label;
+  }
+
   /** Whether the request is over for its caller (its id may still be held until END_REQUEST). */
   get isDone(): boolean {
     return this.#phase === Phase.Done;
@@ -158,7 +172,9 @@ export class ClientRequest implements ResponseSource {
       this.#timer = setTimeout(onBodyTimer, this.#settings.bodyTimeout, this);
       this.#timer.unref();
     }
-    this.#resolve(new ClientResponse(parser.head!, this));
+    const response = new ClientResponse(parser.head!, this);
+    if (channels.clientRequestHeaders.hasSubscribers && this.spec.observed === true) channels.clientRequestHeaders.publish(build.clientRequestHeaders(this, response));
+    this.#resolve(response);
     if (bodyStart < chunk.length) this.#push(chunk.subarray(bodyStart));
   }
 
@@ -417,6 +433,11 @@ export class ClientRequest implements ResponseSource {
     }
     this.#settle?.(error);
     this.#settle = null;
+    if (this.spec.observed === true) {
+      if (error === null) {
+        if (channels.clientRequestFinish.hasSubscribers) channels.clientRequestFinish.publish(build.clientRequestFinish(this));
+      } else if (channels.clientRequestError.hasSubscribers) channels.clientRequestError.publish(build.clientRequestError(this, error));
+    }
     const tracker = this.tracker;
     if (tracker !== null) {
       this.tracker = null;

@@ -12,6 +12,8 @@ import type { ClientResponse } from './client-response';
 import { clientLimitError } from './errors';
 import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options';
 import { Pool } from './pool';
+import { channels, roleLabel, tracingActive, tracingChannels, type ClientRequestContext } from '../diagnostics/channels';
+import { build } from '../diagnostics/messages';
 
 /** A param value: a byte string or UTF-8 text (see PairInput), raw bytes, or a number; undefined leaves it out. */
 export type ParamValue = PairInput | number | undefined;
@@ -21,7 +23,14 @@ export type ParamsInput = Readonly<Record<string, ParamValue>> | Iterable<readon
 
 /** @internal Who started a request through requestFor(), and may abort it. */
 export interface RequestOwner {
-  attach(request: { abort(message?: string): void }): void;
+  attach(request: AttachedRequest): void;
+}
+
+/** @internal The request handed to RequestOwner.attach. */
+export interface AttachedRequest {
+  abort(message?: string): void;
+  /** The backend it went to, once it is on a connection. */
+  readonly upstream: string | undefined;
 }
 
 /** The role a request asks the application to play (FastCGI 1.0 §6). */
@@ -166,6 +175,8 @@ export class Client {
       signal: options.signal ?? null,
       onStderr: options.onStderr ?? null,
       replayable: this.settings.retryStaleConnection && isReplayable(method, body, data),
+      input: options.params,
+      observed: true,
     };
     const settings =
       options.requestTimeout === undefined && options.bodyTimeout === undefined
@@ -175,8 +186,15 @@ export class Client {
             requestTimeout: options.requestTimeout ?? this.#requestSettings.requestTimeout,
             bodyTimeout: options.bodyTimeout ?? this.#requestSettings.bodyTimeout,
           };
+    if (!tracingActive(tracingChannels.clientRequest)) return this.#submit(spec, settings, owner);
+    const context: ClientRequestContext = { role: roleLabel(role), params: options.params };
+    return tracingChannels.clientRequest.tracePromise(() => this.#submit(spec, settings, owner), context);
+  }
+
+  #submit(spec: RequestSpec, settings: RequestSettings, owner: RequestOwner | null): Promise<ClientResponse> {
     return new Promise<ClientResponse>((resolve, reject) => {
       const request = new ClientRequest(spec, settings, resolve, reject);
+      if (channels.clientRequestCreate.hasSubscribers) channels.clientRequestCreate.publish(build.clientRequestCreate(request));
       owner?.attach(request);
       this.#pool.submit(request);
     });

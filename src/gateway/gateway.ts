@@ -4,7 +4,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { BadPathError, cgiParamsFor, type ScriptMapping } from '../cgi/params';
-import { Client, type RequestOptions, type RequestOwner } from '../client/client';
+import { Client, type AttachedRequest, type RequestOptions, type RequestOwner } from '../client/client';
+import { toLogSink, type LogSink } from '../diagnostics/logger';
 import type { ClientResponse } from '../client/client-response';
 import type { ClientOptions } from '../client/options';
 import type { BackendAddress } from '../wire/address';
@@ -74,7 +75,7 @@ interface GatewaySettings {
   readonly buffer: { memoryLimit: number; maxBytes: number; tmpDir: string } | null;
   readonly requestTimeout: number | undefined;
   readonly bodyTimeout: number | undefined;
-  readonly logger: GatewayLogger;
+  readonly logger: LogSink;
   readonly intercept: GatewayOptions['interceptResponse'];
 }
 
@@ -106,7 +107,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     buffer: buffer === null ? null : { memoryLimit: buffer.memory ?? 1024 * 1024, maxBytes: buffer.maxBytes ?? 100 * 1024 * 1024, tmpDir: buffer.tmpDir ?? tmpdir() },
     requestTimeout: owned ? undefined : timeouts.request,
     bodyTimeout: owned ? undefined : timeouts.body,
-    logger: options.logger ?? consoleLogger,
+    logger: toLogSink(options.logger ?? consoleLogger),
     intercept: options.interceptResponse,
   };
   const handler = ((req: IncomingMessage, res: ServerResponse) => {
@@ -127,7 +128,7 @@ async function serve(settings: GatewaySettings, req: IncomingMessage, res: Serve
   }
   applyExtra(params, settings.extra, req);
   const exchange = new Exchange(settings, req, res);
-  const request: RequestOptions = { params, onStderr: (chunk) => logStderr(settings, params, chunk) };
+  const request: RequestOptions = { params, onStderr: (chunk) => logStderr(settings, exchange, params, chunk) };
   if (settings.requestTimeout !== undefined) request.requestTimeout = settings.requestTimeout;
   if (settings.bodyTimeout !== undefined) request.bodyTimeout = settings.bodyTimeout;
   try {
@@ -171,7 +172,9 @@ class Exchange implements RequestOwner {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   spooled: SpooledBody | null = null;
-  #request: { abort(message?: string): void } | null = null;
+  #request: AttachedRequest | null = null;
+  // The request as attached, kept after #request is let go: STDERR may still arrive and names its upstream.
+  #sent: AttachedRequest | null = null;
   #body: ClientResponse['body'] | null = null;
   isAborted = false;
 
@@ -184,9 +187,15 @@ class Exchange implements RequestOwner {
   }
 
   /** @internal RequestOwner */
-  attach(request: { abort(message?: string): void }): void {
+  attach(request: AttachedRequest): void {
     this.#request = request;
+    this.#sent = request;
     if (this.isAborted) request.abort('the HTTP client went away');
+  }
+
+  /** The backend the request went to, once it is on a connection. */
+  get upstream(): string | undefined {
+    return this.#sent?.upstream;
   }
 
   /** The HTTP client went away (or the response ended: then nothing is left to do). */
@@ -239,7 +248,12 @@ class Exchange implements RequestOwner {
   /** The body failed after the head went out: the only signal left is a cut-off response. */
   onBodyError(error: Error & { code?: string }): void {
     if (!this.isAborted && error.code !== 'FCGI_ERR_REQUEST_ABORTED') {
-      this.#settings.logger.error(`${this.req.method} ${this.req.url}: response cut off after the headers: ${error.message} [${error.code ?? 'unknown'}]`);
+      this.#settings.logger.error(`${this.req.method} ${this.req.url}: response cut off after the headers: ${error.message} [${error.code ?? 'unknown'}]`, {
+        method: this.req.method,
+        uri: this.req.url,
+        upstream: this.upstream,
+        code: error.code,
+      }, false);
     }
     this.res.destroy();
   }
@@ -283,7 +297,7 @@ function writeHead(res: ServerResponse, status: number, statusText: string, head
 }
 
 function fail(settings: GatewaySettings, req: IncomingMessage, res: ServerResponse, status: number, reason: string, code: string): void {
-  settings.logger.error(`${status} for ${req.method} ${req.url}: ${reason} [${code}]`);
+  settings.logger.error(`${status} for ${req.method} ${req.url}: ${reason} [${code}]`, { method: req.method, uri: req.url, status, code }, false);
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
@@ -346,7 +360,9 @@ function applyExtra(params: Record<string, string>, extra: GatewayOptions['param
   }
 }
 
-function logStderr(settings: GatewaySettings, params: Record<string, string>, chunk: Buffer): void {
+// The backend's STDERR, at warn, with the request it belongs to (fields for pino, appended text otherwise).
+function logStderr(settings: GatewaySettings, exchange: Exchange, params: Record<string, string>, chunk: Buffer): void {
   const text = chunk.toString('utf8').trimEnd();
-  if (text !== '') settings.logger.warn(`stderr from ${params.SCRIPT_FILENAME}: ${text}`);
+  if (text === '') return;
+  settings.logger.warn(`stderr from ${params.SCRIPT_FILENAME}: ${text}`, { method: exchange.req.method, uri: exchange.req.url, upstream: exchange.upstream ?? settings.client.settings.target?.label });
 }

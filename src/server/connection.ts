@@ -10,9 +10,12 @@ import { ManagementVariable, ProtocolStatus, RecordType, Role, type ProtocolStat
 import { encodeGetValuesResult, encodeUnknownType } from '../wire/records';
 import { readPairBlock } from '../wire/pair-block';
 import { ErrorCode, FastCGIError, LimitError, ProtocolError, TimeoutError } from '../errors';
-import { RequestSocket, type RequestOwner } from './request-socket';
+import { RequestSocket, type AbortReason, type RequestOwner } from './request-socket';
 import { BufferBudget, type BudgetOwner } from './buffer-budget';
 import type { ResolvedOptions } from './options';
+import { StatsRecorder } from './stats';
+import { channels } from '../diagnostics/channels';
+import { build } from '../diagnostics/messages';
 
 /** What a Connection reports to its server. */
 export interface ConnectionEvents {
@@ -75,17 +78,20 @@ export class Connection implements RequestOwner, BudgetOwner {
   #peerEnded = false;
   #closed = false;
   #handled = 0;
+  readonly #stats: StatsRecorder;
 
-  constructor(socket: Socket, events: ConnectionEvents, options: ResolvedOptions, serverBudget: BufferBudget | null = null) {
+  constructor(socket: Socket, events: ConnectionEvents, options: ResolvedOptions, serverBudget: BufferBudget | null = null, stats: StatsRecorder | null = null) {
     this.socket = socket;
     this.#options = options;
     this.#events = events;
+    this.#stats = stats ?? new StatsRecorder(options.slowRequestThreshold);
     this.#budget = new BufferBudget(options.maxConnectionBufferBytes, serverBudget, this);
     this.#writer = new RecordWriter(socket, {
       pad: options.padRecords,
       highWaterMark: options.connectionHighWaterMark,
       sendTimeout: options.sendTimeout,
       onSendTimeout: () => this.#sendTimedOut(),
+      counter: this.#stats,
     });
     this.#decoder = new Decoder(this, {
       scanner: options.scanner,
@@ -175,12 +181,13 @@ export class Connection implements RequestOwner, BudgetOwner {
 
   #start(request: RequestSocket): void {
     this.#handled++;
-    if (this.#options.handlerTimeout > 0) startHandlerTimer(request, this.#options.handlerTimeout);
+    if (this.#options.handlerTimeout > 0) startHandlerTimer(request, this.#options.handlerTimeout, this);
+    if (channels.serverRequestStart.hasSubscribers) channels.serverRequestStart.publish(build.serverRequest(request));
     try {
       this.#events.onRequest(request, this);
     } catch (error) {
       // Adapters catch handler errors themselves; this is the last line that keeps the connection alive.
-      this.#options.logger.error(`request handler failed outside its adapter: ${(error as Error)?.stack ?? String(error)}`);
+      this.#options.logger.error(`request handler failed outside its adapter: ${(error as Error)?.stack ?? String(error)}`, requestFields(request));
       request.appStatus = 1;
       if (!request.writableEnded) request.end();
     }
@@ -212,12 +219,15 @@ export class Connection implements RequestOwner, BudgetOwner {
     if (refusal !== null) {
       this.#decoder.discardParams(requestId);
       this.#writer.endRequest(requestId, 0, refusal, false);
+      this.#stats.protocolStatus(refusal);
+      if (channels.serverRequestReject.hasSubscribers) channels.serverRequestReject.publish(build.serverRequestReject(this.socket, requestId, role, refusal));
       if (!keepConn) this.#closeWhenIdle = true;
       this.#maybeClose();
       return;
     }
     const request = new RequestSocket(this, requestId, role as RoleValue, keepConn, this.#options);
     this.#active.set(requestId, request);
+    this.#stats.requestBegan();
     this.#awaitingParams.set(request, Date.now());
     if (this.#receiveTimer === null) {
       const first = this.#options.paramsTimeout > 0 ? this.#options.paramsTimeout : this.#options.bodyTimeout;
@@ -230,7 +240,7 @@ export class Connection implements RequestOwner, BudgetOwner {
     if (request === undefined) return;
     // FastCGI 1.0 §5.4: answer ABORT_REQUEST with END_REQUEST (the same terminators as a finished response);
     // the application then sees the abort, and its later output is dropped.
-    this.complete(request, request.appStatus);
+    this.#complete(request, request.appStatus, 'abort-request');
     request.abortFromPeer('abort-request');
   }
 
@@ -287,10 +297,16 @@ export class Connection implements RequestOwner, BudgetOwner {
 
   /** @internal The response ended: terminators and END_REQUEST, then the KEEP_CONN rule. */
   complete(request: RequestSocket, appStatus: number): void {
+    this.#complete(request, appStatus, null);
+  }
+
+  #complete(request: RequestSocket, appStatus: number, aborted: AbortReason | null): void {
     if (this.#active.get(request.requestId) !== request) return;
     this.#release(request);
     if (request.stderrWritten) this.#writer.endStream(RecordType.STDERR, request.requestId);
     this.#writer.endRequest(request.requestId, appStatus, ProtocolStatus.REQUEST_COMPLETE);
+    this.#stats.protocolStatus(ProtocolStatus.REQUEST_COMPLETE);
+    this.#ended(request, ProtocolStatus.REQUEST_COMPLETE, aborted);
     // FastCGI 1.0 §5.1: without FCGI_KEEP_CONN the application closes the connection after END_REQUEST.
     if (!request.keepConn) this.#closeWhenIdle = true;
     this.#maybeClose();
@@ -406,6 +422,26 @@ export class Connection implements RequestOwner, BudgetOwner {
     clearHandlerTimer(request);
     this.resumeInput(request);
     if (this.#active.size === 0) this.#idleSince = Date.now();
+  }
+
+  // A request the server took is over: stats, the slow-request warning, and the finish (and abort) messages.
+  // `protocolStatus` is null when no END_REQUEST went out (the connection closed first).
+  #ended(request: RequestSocket, protocolStatus: number | null, aborted: AbortReason | null): void {
+    const duration = performance.now() - request.startTime;
+    if (aborted !== null) this.#stats.aborted++;
+    if (this.#stats.requestEnded(request.status, duration)) {
+      this.#options.logger.warn(`slow request: ${Math.round(duration)} ms (slowRequestThreshold ${this.#options.slowRequestThreshold} ms)`, requestFields(request));
+    }
+    if (aborted !== null && channels.serverRequestAbort.hasSubscribers) channels.serverRequestAbort.publish(build.serverRequestAbort(request, aborted));
+    if (channels.serverRequestFinish.hasSubscribers) channels.serverRequestFinish.publish(build.serverRequestFinish(request, protocolStatus, duration, aborted));
+  }
+
+  /** @internal The handler ran past handlerTimeout. */
+  handlerTimedOut(request: RequestSocket): void {
+    this.#stats.timedOut++;
+    if (channels.serverRequestError.hasSubscribers) {
+      channels.serverRequestError.publish(build.serverRequestError(request, new TimeoutError(ErrorCode.HANDLER_TIMEOUT, `the request handler did not finish within ${this.#options.handlerTimeout} ms (handlerTimeout)`, 'handler')));
+    }
   }
 
   // ---- Lifecycle ---------------------------------------------------------------------------------------------
@@ -573,6 +609,7 @@ export class Connection implements RequestOwner, BudgetOwner {
 
   /** @internal */
   onSocketData(chunk: Buffer): void {
+    this.#stats.bytesIn += chunk.length;
     this.#decoder.push(chunk);
     this.#checkOutput();
   }
@@ -588,6 +625,7 @@ export class Connection implements RequestOwner, BudgetOwner {
     }
     for (const request of [...this.#active.values()]) {
       this.#release(request);
+      this.#ended(request, null, 'connection-closed');
       request.abortFromPeer('connection-closed');
     }
     this.#maybeClose();
@@ -609,6 +647,7 @@ export class Connection implements RequestOwner, BudgetOwner {
     for (const request of requests) {
       request.markEnded();
       clearHandlerTimer(request);
+      this.#ended(request, null, 'connection-closed');
       request.abortFromPeer('connection-closed');
     }
     this.#budgetClosed = true;
@@ -650,8 +689,8 @@ const kHandlerTimer = Symbol('fastcgi.handlerTimer');
 interface TimedRequest extends RequestSocket {
   [kHandlerTimer]?: NodeJS.Timeout;
 }
-function startHandlerTimer(request: RequestSocket, ms: number): void {
-  const timer = setTimeout(onHandlerTimeout, ms, request);
+function startHandlerTimer(request: RequestSocket, ms: number, connection: Connection): void {
+  const timer = setTimeout(onHandlerTimeout, ms, request, connection);
   timer.unref();
   (request as TimedRequest)[kHandlerTimer] = timer;
 }
@@ -659,8 +698,16 @@ function clearHandlerTimer(request: RequestSocket): void {
   const timer = (request as TimedRequest)[kHandlerTimer];
   if (timer !== undefined) clearTimeout(timer);
 }
-function onHandlerTimeout(request: RequestSocket): void {
+function onHandlerTimeout(request: RequestSocket, connection: Connection): void {
+  connection.handlerTimedOut(request);
   // Adapters answer 'timeout' (503 if nothing was sent); the signal tells the handler to stop.
   request.abortFromPeer('timeout');
   request.emit('timeout');
+}
+
+/** @internal The fields a log line about a request carries: its id and REQUEST_URI (and method, when known). */
+export function requestFields(request: RequestSocket): { requestId: number; method?: string; uri?: string } {
+  if (!request.hasParams) return { requestId: request.requestId };
+  const params = request.rawParams;
+  return { requestId: request.requestId, method: params.get('REQUEST_METHOD'), uri: params.get('REQUEST_URI') };
 }

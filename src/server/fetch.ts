@@ -2,6 +2,9 @@
 // http.IncomingMessage or ServerResponse in between. The Request is light (src/server/fetch/light-request.ts)
 // and a light Response's body is written at once (src/server/fetch/response-writer.ts). Bodies stream both ways
 // with backpressure, and request.signal aborts when the web server goes away.
+import { requestFields } from './connection';
+import { channels } from '../diagnostics/channels';
+import { build } from '../diagnostics/messages';
 import type { Params } from '../wire/params';
 import { ErrorCode, FastCGIError } from '../errors';
 import { Server } from './server';
@@ -109,14 +112,19 @@ export class FetchServer extends Server {
   fetchFailed(error: unknown, request: RequestSocket): void {
     const stack = error instanceof Error ? (error.stack ?? String(error)) : String(error);
     const params = request.rawParams;
-    this.settings.logger.error(`handler failed for ${params.get('REQUEST_METHOD') ?? 'GET'} ${params.get('REQUEST_URI') ?? ''}: ${stack}`);
+    this.settings.logger.error(`handler failed for ${params.get('REQUEST_METHOD') ?? 'GET'} ${params.get('REQUEST_URI') ?? ''}: ${stack}`, requestFields(request));
+    if (channels.serverRequestError.hasSubscribers) channels.serverRequestError.publish(build.serverRequestError(request, error));
     if (!request.isEnded) request.stderr.write(`${stack}\n`);
     this.#answerOnce(request, SERVER_ERROR);
   }
 
   #answerOnce(request: RequestSocket, block: string): void {
     if (request.isEnded || request.writableEnded) return;
-    if (!headWritten(request)) request.end(block, 'latin1');
+    if (!headWritten(request)) {
+      // A Response whose body failed before anything went out set its status; the block's own counts.
+      request.status = 0;
+      request.end(block, 'latin1');
+    }
     else {
       request.appStatus = 1;
       request.destroy();

@@ -219,6 +219,7 @@ export class FastCGIServerResponse extends ServerResponse<FastCGIIncomingMessage
     const internals = this as unknown as OutgoingInternals;
     // Node's line is `HTTP/1.1 404 Not Found\r\n`: the 9-byte version prefix becomes `Status: `.
     const status = firstLine.startsWith('HTTP/') ? `Status: ${firstLine.slice(9)}` : firstLine;
+    this.req.fastcgi.status = this.statusCode;
     Object.getPrototypeOf(FastCGIServerResponse.prototype)._storeHeader.call(this, status, headers);
     // A handler-set Transfer-Encoding would make Node chunk the body; behind FastCGI that is the web server's job.
     if (internals.chunkedEncoding || HAS_TRANSFER_ENCODING.test(internals._header ?? '')) {

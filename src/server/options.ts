@@ -3,12 +3,10 @@ import { unmapIPv4 } from '../wire/address';
 import type { Scanner } from '../codec/scanner';
 import { InvalidArgumentError } from '../errors';
 import { booleanOption, byteSizeOption, choiceOption, countOption, durationOption, modeOption, objectOption, optionsObject } from '../options/validate';
+import { toLogSink, type LogSink, type Logger, type StructuredLogger } from '../diagnostics/logger';
 
 /** Where the server reports what it does not throw: protocol errors, handler failures, refused peers. */
-export interface Logger {
-  warn(message: string): void;
-  error(message: string): void;
-}
+export type { Logger, StructuredLogger } from '../diagnostics/logger';
 
 /**
  * Options of createServer / serve / the node-fastcgi drop-in. Every limit has a default that suits nginx.
@@ -87,8 +85,18 @@ export interface ServerOptions {
    * a prefix without trailing slash or fix-root-scriptname, Apache with proxy-fcgi-pathinfo, mod_fcgid).
    */
   mount?: string;
-  /** Where warnings and errors go. Default: console, prefixed `fastcgi-engine:`. */
+  /**
+   * Where warnings and errors go: `{ warn(message), error(message) }`, or a pino logger as it is (pino's
+   * methods also take a message alone, so it fits this type; at run time its `level` / `child` mark it, and it
+   * is called fields first). Lines about a request carry its requestId and REQUEST_URI (as fields
+   * for pino, in the text otherwise). Default: console, prefixed `fastcgi-engine:`.
+   */
   logger?: Logger;
+  /**
+   * Requests taking at least this many ms (BEGIN_REQUEST to END_REQUEST) count as slow in `server.stats()`
+   * and are logged as a warning (php-fpm's request_slowlog_timeout). 0 (default): off.
+   */
+  slowRequestThreshold?: number;
   /** @internal Scanner override for tests. */
   scanner?: Scanner;
   /** @internal How params decode: 'latin1' (bytes, as node:http) or 'utf8' (node-fastcgi's drop-in). */
@@ -121,12 +129,13 @@ export interface ResolvedOptions {
   closeTimeout: number;
   /** null (REQUEST_URI), 'cgi', or a prefix without trailing slash ('' for the root). */
   mount: string | null;
-  logger: Logger;
+  logger: LogSink;
+  slowRequestThreshold: number;
   scanner: Scanner | undefined;
   paramsEncoding: 'latin1' | 'utf8';
 }
 
-export const consoleLogger: Logger = {
+export const consoleLogger: LogSink = {
   warn: (message) => console.warn(`fastcgi-engine: ${message}`),
   error: (message) => console.error(`fastcgi-engine: ${message}`),
 };
@@ -157,11 +166,12 @@ export function resolveMount(mount: string | undefined): string | null {
   return mount.replace(/\/+$/, '');
 }
 
-function resolveLogger(logger: unknown): Logger {
+/** resolveLogger checks a `logger` option (either shape) and wraps it; undefined gives `fallback`. */
+export function resolveLogger(logger: unknown, fallback: LogSink = consoleLogger): LogSink {
   const given = objectOption<Partial<Logger>>('logger', logger);
-  if (given === undefined) return consoleLogger;
+  if (given === undefined) return fallback;
   if (typeof given.warn !== 'function' || typeof given.error !== 'function') throw new InvalidArgumentError('logger must have warn(message) and error(message) methods');
-  return given as Logger;
+  return toLogSink(given as Logger | StructuredLogger);
 }
 
 function checkWebServerAddrs(value: unknown): string[] | string | null | undefined {
@@ -198,6 +208,7 @@ export function resolveOptions(given?: ServerOptions): ResolvedOptions {
     closeTimeout: durationOption('closeTimeout', options.closeTimeout, 30_000),
     mount: resolveMount(options.mount),
     logger: resolveLogger(options.logger),
+    slowRequestThreshold: durationOption('slowRequestThreshold', options.slowRequestThreshold, 0),
     scanner: options.scanner,
     paramsEncoding: choiceOption('paramsEncoding', options.paramsEncoding, ['latin1', 'utf8'] as const, 'latin1'),
   };

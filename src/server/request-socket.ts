@@ -179,6 +179,17 @@ export class RequestSocket extends Writable {
   #ended = false;
   /** @internal Whether any STDERR was written (its stream then needs the empty terminator record). */
   stderrWritten = false;
+  /**
+   * The response status the application sent (its CGI Status; 200 for a header block without one), 0 until
+   * it sent headers. Adapters set it; for raw STDOUT writes it is read from the first chunk.
+   */
+  status = 0;
+  /** Body bytes received (STDIN and DATA). */
+  bytesIn = 0;
+  /** Response bytes written to STDOUT. */
+  bytesOut = 0;
+  /** `performance.now()` when its BEGIN_REQUEST arrived. */
+  readonly startTime = performance.now();
 
   /** @internal Made by the Connection at BEGIN_REQUEST. */
   constructor(owner: RequestOwner, requestId: number, role: RoleValue, keepConn: boolean, options: RequestSocketOptions) {
@@ -344,6 +355,7 @@ export class RequestSocket extends Writable {
   /** @internal STDIN from the connection; an empty chunk ends the body. */
   onStdin(chunk: Buffer): void {
     if (this.#stdin.ended) return;
+    this.bytesIn += chunk.length;
     this.#owner.bodyProgress(this, chunk.length, chunk.length === 0);
     this.#receive(this.#stdin, chunk);
   }
@@ -351,6 +363,7 @@ export class RequestSocket extends Writable {
   /** @internal DATA from the connection (Filter role). */
   onData(chunk: Buffer): void {
     const input = this.#dataInput();
+    this.bytesIn += chunk.length;
     if (!input.done && !input.ended) this.#receive(input, chunk);
   }
 
@@ -405,13 +418,22 @@ export class RequestSocket extends Writable {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.#ended) return callback();
-    if (chunk.length > 0) this.#owner.writeStream(this, RecordType.STDOUT, chunk);
+    if (chunk.length > 0) {
+      if (this.status === 0) this.status = statusOf(chunk);
+      this.bytesOut += chunk.length;
+      this.#owner.writeStream(this, RecordType.STDOUT, chunk);
+    }
     this.#owner.whenWritable(callback);
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
     if (this.#ended) return callback();
-    for (const { chunk } of chunks) if (chunk.length > 0) this.#owner.writeStream(this, RecordType.STDOUT, chunk);
+    for (const { chunk } of chunks) {
+      if (chunk.length === 0) continue;
+      if (this.status === 0) this.status = statusOf(chunk);
+      this.bytesOut += chunk.length;
+      this.#owner.writeStream(this, RecordType.STDOUT, chunk);
+    }
     this.#owner.whenWritable(callback);
   }
 
@@ -534,3 +556,28 @@ class BodyInput {
 }
 
 const EMPTY_CHUNK = Buffer.alloc(0);
+
+const STATUS_HEADER = Buffer.from('\nStatus:', 'latin1');
+
+/**
+ * The status of a CGI header block written straight to STDOUT (RFC 3875 §6.3.3: `Status: NNN`, 200 without
+ * one), read from its first chunk; adapters that know the status set it before writing, so this runs only
+ * for raw writers, once per request.
+ */
+export function statusOf(chunk: Uint8Array): number {
+  const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  let at: number;
+  if (buffer.length >= 7 && buffer.toString('latin1', 0, 7).toLowerCase() === 'status:') at = 7;
+  else {
+    const found = buffer.indexOf(STATUS_HEADER);
+    // The header block ends at the first empty line (CRLF CRLF, or LF LF from a lax writer).
+    const crlf = buffer.indexOf('\r\n\r\n');
+    const lf = buffer.indexOf('\n\n');
+    const headerEnd = crlf === -1 ? lf : lf === -1 ? crlf : Math.min(crlf, lf);
+    if (found === -1 || (headerEnd !== -1 && found > headerEnd)) return 200;
+    at = found + STATUS_HEADER.length;
+  }
+  while (buffer[at] === 0x20 || buffer[at] === 0x09) at++;
+  const code = Number(buffer.toString('latin1', at, at + 3));
+  return Number.isInteger(code) && code >= 100 && code <= 999 ? code : 200;
+}

@@ -3,7 +3,11 @@
 // ('authorize' and 'filter' for those roles when listened to), so existing Node handlers run unchanged.
 import { Server as NetServer, type Socket } from 'node:net';
 import { chmodSync } from 'node:fs';
-import { Connection, type ConnectionEvents } from './connection';
+import { Connection, requestFields, type ConnectionEvents } from './connection';
+import { StatsRecorder, refusalCause, type ServerStats } from './stats';
+import { channels, tracingActive, tracingChannels } from '../diagnostics/channels';
+import { build } from '../diagnostics/messages';
+import { traceHandler } from '../diagnostics/trace-handler';
 import { BufferBudget } from './buffer-budget';
 import { FastCGIIncomingMessage, FastCGIServerResponse } from './http-message';
 import { checksStaleSocket, connectedFdError, inheritedListenFd, prepareSocketPath, releaseAtExit } from './listen';
@@ -28,6 +32,7 @@ export class Server extends NetServer {
   readonly #connections = new Set<Connection>();
   readonly #budget: BufferBudget;
   readonly #events: ConnectionEvents;
+  readonly #stats: StatsRecorder;
   #listeningOnFd: number | null = null;
   #closeTimer: NodeJS.Timeout | null = null;
   // Counts close() calls: a listen(path) still checking for a stale socket file must not bind after one.
@@ -38,6 +43,8 @@ export class Server extends NetServer {
     super({ allowHalfOpen: true });
     this.settings = resolveOptions(options);
     this.#budget = new BufferBudget(this.settings.maxBufferBytes);
+    this.#stats = new StatsRecorder(this.settings.slowRequestThreshold);
+    this.on('listening', () => (this.#stats.startTime = Date.now()));
     // maxConnections is enforced in #accept, which first makes room by closing idle connections; net.Server's
     // own limit would drop the new connection before we could.
     if (listener !== undefined) this.on('request', listener);
@@ -66,8 +73,19 @@ export class Server extends NetServer {
       this.reportClientError(new ProtocolError(ErrorCode.CONNECTION_LIMIT, `refused a connection: ${this.#connections.size} are open, every one with a request in flight (maxConnections)`), socket);
       return;
     }
-    this.#connections.add(new Connection(socket, this.#events, this.settings, this.#budget));
+    this.#connections.add(new Connection(socket, this.#events, this.settings, this.#budget, this.#stats));
+    this.#stats.connectionOpened();
+    if (channels.serverConnectionOpen.hasSubscribers) channels.serverConnectionOpen.publish(build.serverConnectionOpen(socket));
   };
+
+  /**
+   * A snapshot of the server's counters: connections (open, accepted, refused by cause), requests (in flight,
+   * by status class and protocol status, aborted, timed out, slow), bytes and a latency histogram. The counters
+   * are bumped as things happen; this only copies them.
+   */
+  stats(): ServerStats {
+    return this.#stats.snapshot();
+  }
 
   // At maxConnections: closes the oldest connection with nothing in flight, as a web server that pools
   // connections reconnects when it needs one; returns false when every connection is busy.
@@ -103,16 +121,26 @@ export class Server extends NetServer {
       res.end();
       return;
     }
+    if (tracingActive(tracingChannels.serverHandler)) {
+      traceHandler(request, () => this.#callListeners(listeners as RequestListener[], req, res));
+      return;
+    }
+    this.#callListeners(listeners as RequestListener[], req, res);
+  }
+
+  #callListeners(listeners: RequestListener[], req: FastCGIIncomingMessage, res: FastCGIServerResponse): unknown {
+    let last: unknown;
     for (const listener of listeners) {
       try {
-        const result: unknown = (listener as RequestListener).call(this, req, res);
+        const result: unknown = listener.call(this, req, res);
         if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
-          (result as Promise<unknown>).then(undefined, (error: unknown) => this.handlerError(error, req, res));
+          last = (result as Promise<unknown>).then(undefined, (error: unknown) => this.handlerError(error, req, res));
         }
       } catch (error) {
         this.handlerError(error, req, res);
       }
     }
+    return last;
   }
 
   /** @internal A hook for subclasses to add to each request/response pair before handlers see it. */
@@ -125,8 +153,9 @@ export class Server extends NetServer {
    */
   handlerError(error: unknown, req: FastCGIIncomingMessage, res: FastCGIServerResponse): void {
     const stack = error instanceof Error ? (error.stack ?? String(error)) : String(error);
-    this.settings.logger.error(`handler failed for ${req.method} ${req.url}: ${stack}`);
     const request = req.fastcgi;
+    this.settings.logger.error(`handler failed for ${req.method} ${req.url}: ${stack}`, requestFields(request));
+    if (channels.serverRequestError.hasSubscribers) channels.serverRequestError.publish(build.serverRequestError(request, error));
     if (!request.isEnded) request.stderr.write(`${stack}\n`);
     if (res.writableEnded || request.isEnded) return;
     if (!res.headersSent) {
@@ -153,12 +182,17 @@ export class Server extends NetServer {
 
   /** @internal Emits 'clientError' or, with no listener, logs the reason the connection was closed. */
   reportClientError(error: FastCGIError, socket: Socket): void {
+    const cause = refusalCause(error);
+    this.#stats.refusedBy(cause);
+    if (channels.serverConnectionError.hasSubscribers) channels.serverConnectionError.publish(build.serverConnectionError(socket, error, cause));
     if (this.listenerCount('clientError') > 0) this.emit('clientError', error, socket);
     else this.settings.logger.warn(`closed a connection: ${error.message} [${error.code}]`);
   }
 
   #connectionClosed(connection: Connection): void {
     this.#connections.delete(connection);
+    this.#stats.connectionClosed();
+    if (channels.serverConnectionClose.hasSubscribers) channels.serverConnectionClose.publish(build.serverConnectionClose(connection.socket, connection.handledRequests, connection.acceptedAt));
     if (this.#connections.size === 0 && this.#closeTimer !== null) {
       clearTimeout(this.#closeTimer);
       this.#closeTimer = null;

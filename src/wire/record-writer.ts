@@ -24,6 +24,8 @@ export interface RecordWriterOptions {
   sendTimeout?: number;
   /** Called when `sendTimeout` passes: the peer is not reading. */
   onSendTimeout?: () => void;
+  /** Bytes handed to the socket are added to its `bytesOut` (the server's stats). */
+  counter?: { bytesOut: number };
 }
 
 /** Frames and writes records for one connection. */
@@ -37,6 +39,7 @@ export class RecordWriter {
   #waiters: (() => void)[] = [];
   readonly #sendTimeout: number;
   readonly #onSendTimeout: (() => void) | null;
+  readonly #counter: { bytesOut: number } | null;
   #sendTimer: NodeJS.Timeout | null = null;
 
   constructor(socket: Socket, options: RecordWriterOptions = {}) {
@@ -45,6 +48,7 @@ export class RecordWriter {
     this.#highWaterMark = options.highWaterMark ?? 256 * 1024;
     this.#sendTimeout = options.sendTimeout ?? 0;
     this.#onSendTimeout = options.onSendTimeout ?? null;
+    this.#counter = options.counter ?? null;
     socket.on('drain', () => {
       // The peer read something: its send timer starts over.
       if (this.#sendTimer !== null) this.#sendTimer.refresh();
@@ -115,6 +119,7 @@ export class RecordWriter {
     this.#pieces = [];
     this.#bytes = 0;
     if (socket.destroyed || !socket.writable) return;
+    if (this.#counter !== null) this.#counter.bytesOut += bytes;
     if (pieces.length === 1) {
       socket.write(pieces[0]!);
     } else if (bytes <= COALESCE_LIMIT && pieces.length > 0) {

@@ -158,7 +158,8 @@ describe('gateway in front of the engine server', () => {
     const { url } = await front({ upstream: address, documentRoot: '/srv', logger: log });
     expect((await send(`${url}/w.php`)).body.toString()).toBe('ok');
     await waitFor(() => log.warnings.length > 0, 2000, 'stderr logged');
-    expect(log.warnings[0]).toBe('stderr from /srv/w.php: something odd');
+    // The request it belongs to rides along: method, URI and the upstream it went to.
+    expect(log.warnings[0]).toBe(`stderr from /srv/w.php: something odd [method=GET uri=/w.php upstream=unix:${address}]`);
   });
 
   it('answers 502 when the backend refuses the connection, logging why', async () => {

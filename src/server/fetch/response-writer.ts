@@ -63,6 +63,7 @@ export async function writeFetchResponse(response: Response, request: RequestSoc
   const light = lightParts(response);
   if (light !== null) {
     started.add(request);
+    request.status = light.status;
     let block = statusLine(light.status, light.statusText) + linesFromInit(light.headers);
     if (light.defaultTextType) block += `content-type: text/plain;charset=UTF-8${CRLF}`;
     const body = light.body;
@@ -82,6 +83,7 @@ export async function writeFetchResponse(response: Response, request: RequestSoc
     return;
   }
   const block = statusLine(response.status, response.statusText) + linesFromHeaders(response.headers);
+  request.status = response.status;
   const stream = response.body;
   if (stream === null) {
     started.add(request);
