@@ -23,6 +23,8 @@ export interface ConnectionEvents {
   onClientError(error: FastCGIError, connection: Connection): void;
   /** The socket closed. */
   onClose(connection: Connection): void;
+  /** Stats (issue 15): a BEGIN_REQUEST was refused with this END_REQUEST protocolStatus. */
+  onRequestRefused?(protocolStatus: ProtocolStatusValue): void;
 }
 
 /** How long a connection ended by server.close() waits for the web server's FIN before it is destroyed. */
@@ -213,6 +215,7 @@ export class Connection implements RequestOwner, BudgetOwner {
     if (refusal !== null) {
       this.#decoder.discardParams(requestId);
       this.#writer.endRequest(requestId, 0, refusal, false);
+      this.#events.onRequestRefused?.(refusal); // stats (issue 15)
       if (!keepConn) this.#closeWhenIdle = true;
       this.#maybeClose();
       return;

@@ -58,6 +58,8 @@ export interface ServerOptions {
   maxBufferBytes?: number;
   /** Abort a request whose handler has not ended its response after this many ms (0: never). Default 0. */
   handlerTimeout?: number;
+  /** Count a request slower than this many ms in stats().requests.slow (php-fpm's "slow requests"); 0: off. Default 0. */
+  slowRequestThreshold?: number;
   /** Response bytes buffered per request before write() returns false. Default 64 KiB. */
   outputHighWaterMark?: number;
   /** Unread request-body bytes buffered per request before the connection stops reading. Default 64 KiB. */
@@ -110,6 +112,7 @@ export interface ResolvedOptions {
   maxConnectionBufferBytes: number;
   maxBufferBytes: number;
   handlerTimeout: number;
+  slowRequestThreshold: number;
   outputHighWaterMark: number;
   inputHighWaterMark: number;
   connectionHighWaterMark: number;
@@ -188,6 +191,7 @@ export function resolveOptions(given?: ServerOptions): ResolvedOptions {
     maxConnectionBufferBytes: byteSizeOption('maxConnectionBufferBytes', options.maxConnectionBufferBytes, 8 * 1024 * 1024),
     maxBufferBytes: byteSizeOption('maxBufferBytes', options.maxBufferBytes, 128 * 1024 * 1024),
     handlerTimeout: durationOption('handlerTimeout', options.handlerTimeout, 0),
+    slowRequestThreshold: durationOption('slowRequestThreshold', options.slowRequestThreshold, 0),
     outputHighWaterMark: byteSizeOption('outputHighWaterMark', options.outputHighWaterMark, 64 * 1024),
     inputHighWaterMark: byteSizeOption('inputHighWaterMark', options.inputHighWaterMark, 64 * 1024),
     connectionHighWaterMark: byteSizeOption('connectionHighWaterMark', options.connectionHighWaterMark, 256 * 1024, 1),

@@ -7,6 +7,7 @@ import { RecordType, Role, type RoleValue } from '../protocol/constants';
 import type { Params } from '../stream/params';
 import { ErrorCode, FastCGIError, RequestAbortedError, TimeoutError } from '../errors';
 import { isCompactView } from '../stream/decoder';
+import { cgiStatusOf } from './stats';
 
 /** What a RequestSocket needs from its connection. */
 export interface RequestOwner {
@@ -166,6 +167,8 @@ export class RequestSocket extends Writable {
   readonly keepConn: boolean;
   /** The app status END_REQUEST will carry (0 = success). */
   appStatus = 0;
+  /** Stats (issue 15): the CGI status of the response, read from its first STDOUT bytes; 0 until then. */
+  responseStatus = 0;
   readonly #owner: RequestOwner;
   readonly #options: RequestSocketOptions;
   #params: Params | null = null;
@@ -405,13 +408,20 @@ export class RequestSocket extends Writable {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.#ended) return callback();
-    if (chunk.length > 0) this.#owner.writeStream(this, RecordType.STDOUT, chunk);
+    if (chunk.length > 0) {
+      if (this.responseStatus === 0) this.responseStatus = cgiStatusOf(chunk); // stats (issue 15)
+      this.#owner.writeStream(this, RecordType.STDOUT, chunk);
+    }
     this.#owner.whenWritable(callback);
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
     if (this.#ended) return callback();
-    for (const { chunk } of chunks) if (chunk.length > 0) this.#owner.writeStream(this, RecordType.STDOUT, chunk);
+    for (const { chunk } of chunks) {
+      if (chunk.length === 0) continue;
+      if (this.responseStatus === 0) this.responseStatus = cgiStatusOf(chunk); // stats (issue 15)
+      this.#owner.writeStream(this, RecordType.STDOUT, chunk);
+    }
     this.#owner.whenWritable(callback);
   }
 

@@ -10,6 +10,7 @@ import { checksStaleSocket, connectedFdError, inheritedListenFd, prepareSocketPa
 import { normalizeAddress, resolveOptions, type ResolvedOptions, type ServerOptions } from './options';
 import type { RequestSocket } from './request-socket';
 import { Role } from '../protocol/constants';
+import { StatsRecorder, refusalCause, type ServerStats } from './stats';
 import { ErrorCode, FastCGIError, ProtocolError } from '../errors';
 
 /** A request handler, as for http.createServer; it may return a promise (a rejection becomes a 500). */
@@ -29,6 +30,9 @@ export class Server extends NetServer {
   readonly #budget: BufferBudget;
   readonly #events: ConnectionEvents;
   #listeningOnFd: number | null = null;
+  // Stats (issue 15): counters updated at each event; the socket byte counts last added, per connection.
+  readonly #stats: StatsRecorder;
+  readonly #bytesSeen = new WeakMap<Connection, { read: number; written: number }>();
   #closeTimer: NodeJS.Timeout | null = null;
   // Counts close() calls: a listen(path) still checking for a stale socket file must not bind after one.
   #closes = 0;
@@ -41,12 +45,18 @@ export class Server extends NetServer {
     // maxConnections is enforced in #accept, which first makes room by closing idle connections; net.Server's
     // own limit would drop the new connection before we could.
     if (listener !== undefined) this.on('request', listener);
+    this.#stats = new StatsRecorder(this.settings.slowRequestThreshold);
     this.#events = {
-      onRequest: (request) => this.dispatch(request),
+      onRequest: (request, connection) => {
+        this.#trackRequest(request, connection);
+        this.dispatch(request);
+      },
       onClientError: (error, connection) => this.reportClientError(error, connection.socket),
       onClose: (connection) => this.#connectionClosed(connection),
+      onRequestRefused: (protocolStatus) => this.#stats.requestRefused(protocolStatus),
     };
     this.on('connection', this.#accept);
+    this.on('listening', () => this.#stats.listening());
   }
 
   #accept = (socket: Socket): void => {
@@ -67,7 +77,41 @@ export class Server extends NetServer {
       return;
     }
     this.#connections.add(new Connection(socket, this.#events, this.settings, this.#budget));
+    this.#stats.connectionOpened();
   };
+
+  /** A snapshot of the server's counters (connections, requests, bytes, latency) since it started listening. */
+  stats(): ServerStats {
+    return this.#stats.snapshot();
+  }
+
+  // Stats: one request from the handler's start to its end (answered, or aborted by the web server).
+  #trackRequest(request: RequestSocket, connection: Connection): void {
+    const started = performance.now();
+    let ended = false;
+    const end = (aborted: boolean): void => {
+      if (ended) return;
+      ended = true;
+      this.#stats.requestEnded(performance.now() - started, request.responseStatus, aborted);
+      this.#countBytes(connection);
+    };
+    this.#stats.requestStarted();
+    request.once('abort', (reason: string) => {
+      if (reason === 'timeout') this.#stats.requestTimedOut();
+      else end(true);
+    });
+    request.once('finish', () => end(false));
+    request.once('close', () => end(false));
+  }
+
+  #countBytes(connection: Connection): void {
+    const socket = connection.socket;
+    const seen = this.#bytesSeen.get(connection) ?? { read: 0, written: 0 };
+    const read = socket.bytesRead;
+    const written = socket.bytesWritten;
+    this.#stats.bytes(read - seen.read, written - seen.written);
+    this.#bytesSeen.set(connection, { read, written });
+  }
 
   // At maxConnections: closes the oldest connection with nothing in flight, as a web server that pools
   // connections reconnects when it needs one; returns false when every connection is busy.
@@ -153,11 +197,14 @@ export class Server extends NetServer {
 
   /** @internal Emits 'clientError' or, with no listener, logs the reason the connection was closed. */
   reportClientError(error: FastCGIError, socket: Socket): void {
+    this.#stats.refused(refusalCause(error.code));
     if (this.listenerCount('clientError') > 0) this.emit('clientError', error, socket);
     else this.settings.logger.warn(`closed a connection: ${error.message} [${error.code}]`);
   }
 
   #connectionClosed(connection: Connection): void {
+    this.#stats.connectionClosed();
+    this.#countBytes(connection);
     this.#connections.delete(connection);
     if (this.#connections.size === 0 && this.#closeTimer !== null) {
       clearTimeout(this.#closeTimer);
