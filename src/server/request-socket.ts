@@ -169,6 +169,8 @@ export class RequestSocket extends Writable {
   appStatus = 0;
   /** Stats (issue 15): the CGI status of the response, read from its first STDOUT bytes; 0 until then. */
   responseStatus = 0;
+  /** Stats (issue 15): STDOUT bytes the application wrote (CGI headers and body). */
+  stdoutBytes = 0;
   readonly #owner: RequestOwner;
   readonly #options: RequestSocketOptions;
   #params: Params | null = null;
@@ -410,6 +412,7 @@ export class RequestSocket extends Writable {
     if (this.#ended) return callback();
     if (chunk.length > 0) {
       if (this.responseStatus === 0) this.responseStatus = cgiStatusOf(chunk); // stats (issue 15)
+      this.stdoutBytes += chunk.length;
       this.#owner.writeStream(this, RecordType.STDOUT, chunk);
     }
     this.#owner.whenWritable(callback);
@@ -420,6 +423,7 @@ export class RequestSocket extends Writable {
     for (const { chunk } of chunks) {
       if (chunk.length === 0) continue;
       if (this.responseStatus === 0) this.responseStatus = cgiStatusOf(chunk); // stats (issue 15)
+      this.stdoutBytes += chunk.length;
       this.#owner.writeStream(this, RecordType.STDOUT, chunk);
     }
     this.#owner.whenWritable(callback);
