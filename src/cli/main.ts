@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// fastcgi-engine: one executable, three subcommands (serve, request, bench). Each subcommand module exports
+// fastcgi-engine: one executable, four subcommands (serve, request, bench, status). Each subcommand module exports
 // run(argv) → exit code; argument mistakes are UsageErrors and exit 2 with a pointer to --help.
 import { EXIT_USAGE, UsageError } from './args';
 import { run as bench } from './bench';
 import { run as request } from './request';
 import { run as serve } from './serve';
+import { run as status } from './status';
 
 const USAGE = `Usage: fastcgi-engine <command> [options]
 
@@ -12,12 +13,13 @@ Commands:
   serve <module>      run a Node handler (http (req,res), Express, Koa or fetch) as a FastCGI application
   request <address>   send one FastCGI request and print the response (cgi-fcgi done right), --trace for records
   bench <address>     load-test a FastCGI backend (closed or open loop, HDR latency percentiles)
+  status <address>    print a FastCGI application's status page (serve --status-path, php-fpm's pm.status_path)
 
 Run 'fastcgi-engine <command> --help' for the options of a command.`;
 
 type Command = (argv: string[]) => Promise<number>;
 
-const COMMANDS: Record<string, Command> = { serve, request, bench };
+const COMMANDS: Record<string, Command> = { serve, request, bench, status };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

@@ -44,6 +44,8 @@ function poolFields(report: StatusReport): [string, string | number][] {
     ['accepted conn', s.connections.accepted],
     ['listen queue', report.listenQueue],
     ['max listen queue', report.maxListenQueue],
+    // php-fpm's listen backlog; Node does not expose the one it asked for, so 0 (unknown) as for the queue.
+    ['listen queue len', 0],
     ['idle processes', report.idleProcesses],
     ['active processes', report.activeProcesses],
     ['total processes', report.totalProcesses],
