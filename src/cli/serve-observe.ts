@@ -60,14 +60,22 @@ function pathOf(params: Record<string, string>): { path: string; query: string }
   const uri = params.REQUEST_URI ?? '';
   const q = uri.indexOf('?');
   const path = q === -1 ? uri : uri.slice(0, q);
-  return { path: path === '' ? (params.SCRIPT_NAME ?? '') : path, query: params.QUERY_STRING ?? (q === -1 ? '' : uri.slice(q + 1)) };
+  return {
+    path: path === '' ? (params.SCRIPT_NAME ?? '') : path,
+    query: params.QUERY_STRING ?? (q === -1 ? '' : uri.slice(q + 1)),
+  };
 }
 
 function answer(request: RequestSocket, contentType: string, body: string): void {
   if (request.isEnded || request.writableEnded) return;
   const bytes = Buffer.from(body, 'utf8');
   const head = `Status: 200 OK\r\nContent-Type: ${contentType}\r\nContent-Length: ${bytes.length}\r\nCache-Control: no-store\r\n\r\n`;
-  request.end(Buffer.concat([Buffer.from(head, 'latin1'), request.rawParams.get('REQUEST_METHOD') === 'HEAD' ? Buffer.alloc(0) : bytes]));
+  request.end(
+    Buffer.concat([
+      Buffer.from(head, 'latin1'),
+      request.rawParams.get('REQUEST_METHOD') === 'HEAD' ? Buffer.alloc(0) : bytes,
+    ]),
+  );
 }
 
 /**
@@ -81,12 +89,19 @@ export function observe(server: Server, settings: ServeSettings, source: ReportS
   let served = 0;
   let lastRequest: ProcessEntry['lastRequest'];
   let log: WriteStream | NodeJS.WriteStream | null = null;
-  if (settings.accessLog !== undefined) log = settings.accessLog === '-' ? process.stdout : createWriteStream(settings.accessLog, { flags: 'a' });
+  if (settings.accessLog !== undefined)
+    log = settings.accessLog === '-' ? process.stdout : createWriteStream(settings.accessLog, { flags: 'a' });
   const format = settings.accessLogFormat ?? 'common';
   const pool = poolName(settings);
 
   const sample = (): ProcessSample => ({
-    entry: { pid: process.pid, state: server.stats().requests.inFlight > 0 ? 'Running' : 'Idle', startTime, requests: served, lastRequest },
+    entry: {
+      pid: process.pid,
+      state: server.stats().requests.inFlight > 0 ? 'Running' : 'Idle',
+      startTime,
+      requests: served,
+      lastRequest,
+    },
     stats: server.stats(),
   });
 
@@ -133,13 +148,17 @@ export function observe(server: Server, settings: ServeSettings, source: ReportS
     follow(request);
     if (settings.statusPath !== undefined || settings.pingPath !== undefined) {
       const { path, query } = pathOf(request.params);
-      if (path === settings.pingPath) return answer(request, 'text/plain; charset=utf-8', `${settings.pingResponse ?? 'pong'}\n`);
+      if (path === settings.pingPath)
+        return answer(request, 'text/plain; charset=utf-8', `${settings.pingResponse ?? 'pong'}\n`);
       if (path === settings.statusPath) {
         const { format: pageFormat, full } = parseStatusQuery(query);
         source(sample, full).then(
           (report) => answer(request, CONTENT_TYPES[pageFormat], render({ ...report, pool }, pageFormat, full)),
           (error: unknown) => {
-            if (!request.isEnded && !request.writableEnded) request.end(`Status: 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nthe status report failed: ${(error as Error).message}\n`);
+            if (!request.isEnded && !request.writableEnded)
+              request.end(
+                `Status: 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nthe status report failed: ${(error as Error).message}\n`,
+              );
           },
         );
         return;

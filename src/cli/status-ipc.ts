@@ -17,14 +17,25 @@ type Message =
 
 // node:cluster messages are JSON: the histogram's last bound, Infinity, would arrive as null.
 function toWire(stats: ServerStats): ServerStats {
-  return { ...stats, latency: { ...stats.latency, bounds: stats.latency.bounds.map((b) => (b === Infinity ? -1 : b)) } };
+  return {
+    ...stats,
+    latency: { ...stats.latency, bounds: stats.latency.bounds.map((b) => (b === Infinity ? -1 : b)) },
+  };
 }
 function fromWire(stats: ServerStats): ServerStats {
-  return { ...stats, latency: { ...stats.latency, bounds: stats.latency.bounds.map((b) => (b === -1 || b === null ? Infinity : b)) } };
+  return {
+    ...stats,
+    latency: { ...stats.latency, bounds: stats.latency.bounds.map((b) => (b === -1 || b === null ? Infinity : b)) },
+  };
 }
 
 function isMessage(value: unknown): value is Message {
-  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string' && (value as { type: string }).type.startsWith('fcgi-status:');
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { type?: unknown }).type === 'string' &&
+    (value as { type: string }).type.startsWith('fcgi-status:')
+  );
 }
 
 /**
@@ -38,7 +49,11 @@ export function workerSide(local: () => ProcessSample): ReportSource {
     if (!isMessage(message)) return;
     if (message.type === 'fcgi-status:query') {
       const sample = local();
-      process.send?.({ type: 'fcgi-status:sample', id: message.id, sample: { ...sample, stats: sample.stats === null ? null : toWire(sample.stats) } });
+      process.send?.({
+        type: 'fcgi-status:sample',
+        id: message.id,
+        sample: { ...sample, stats: sample.stats === null ? null : toWire(sample.stats) },
+      });
     } else if (message.type === 'fcgi-status:report') {
       const report = message.report;
       waiting.get(message.id)?.({ ...report, stats: fromWire(report.stats) });
@@ -69,10 +84,18 @@ export class StatusAggregator {
   handle(worker: Worker, message: unknown, workers: () => Worker[]): boolean {
     if (!isMessage(message)) return false;
     if (message.type === 'fcgi-status:sample') {
-      this.#pending.get(message.id)?.({ ...message.sample, stats: message.sample.stats === null ? null : fromWire(message.sample.stats) });
+      this.#pending.get(message.id)?.({
+        ...message.sample,
+        stats: message.sample.stats === null ? null : fromWire(message.sample.stats),
+      });
     } else if (message.type === 'fcgi-status:ask') {
       void this.collect(workers()).then((report) => {
-        if (worker.isConnected()) worker.send({ type: 'fcgi-status:report', id: message.id, report: { ...report, stats: toWire(report.stats) } });
+        if (worker.isConnected())
+          worker.send({
+            type: 'fcgi-status:report',
+            id: message.id,
+            report: { ...report, stats: toWire(report.stats) },
+          });
       });
     }
     return true;
@@ -86,7 +109,10 @@ export class StatusAggregator {
 
   #ask(worker: Worker): Promise<ProcessSample> {
     const id = this.#next++;
-    const silent: ProcessSample = { entry: { pid: worker.process.pid ?? 0, state: 'Not answering', startTime: 0, requests: 0 }, stats: null };
+    const silent: ProcessSample = {
+      entry: { pid: worker.process.pid ?? 0, state: 'Not answering', startTime: 0, requests: 0 },
+      stats: null,
+    };
     return new Promise<ProcessSample>((resolvePromise) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);

@@ -41,12 +41,21 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
-  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'missing <address>' : `expected one address, got ${positionals.length} arguments`);
-  if (values.json === true && values.openmetrics === true) throw new UsageError('give --json or --openmetrics, not both');
+  if (positionals.length !== 1)
+    throw new UsageError(
+      positionals.length === 0 ? 'missing <address>' : `expected one address, got ${positionals.length} arguments`,
+    );
+  if (values.json === true && values.openmetrics === true)
+    throw new UsageError('give --json or --openmetrics, not both');
   const address = parseAddress(positionals[0]);
   const path = values.path ?? '/fcgi-status';
   if (!path.startsWith('/')) throw new UsageError(`--path expects a path starting with /, got '${path}'`);
-  const query = [values.json === true ? 'json' : values.openmetrics === true ? 'openmetrics' : null, values.full === true ? 'full' : null].filter((q) => q !== null).join('&');
+  const query = [
+    values.json === true ? 'json' : values.openmetrics === true ? 'openmetrics' : null,
+    values.full === true ? 'full' : null,
+  ]
+    .filter((q) => q !== null)
+    .join('&');
   const timeout = parseDuration('timeout', values.timeout) ?? 10_000;
   const client = createClient({ address, requestTimeout: timeout, connectTimeout: timeout });
   try {
@@ -66,7 +75,9 @@ export async function run(argv: string[]): Promise<number> {
     });
     const body = await response.text();
     if (response.status < 200 || response.status > 299) {
-      process.stderr.write(`fastcgi-engine status: ${describeAddress(address)}${path} answered ${response.status}${body === '' ? '' : `:\n${body}`}\n`);
+      process.stderr.write(
+        `fastcgi-engine status: ${describeAddress(address)}${path} answered ${response.status}${body === '' ? '' : `:\n${body}`}\n`,
+      );
       return 1;
     }
     process.stdout.write(body.endsWith('\n') || body === '' ? body : `${body}\n`);

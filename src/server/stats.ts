@@ -67,7 +67,9 @@ export function refusalCause(code: string): string {
   return REFUSAL_CAUSES[code] ?? 'protocolError';
 }
 
-const PROTOCOL_STATUS_NAMES = new Map<number, string>(Object.entries(ProtocolStatus).map(([name, value]) => [value as number, name]));
+const PROTOCOL_STATUS_NAMES = new Map<number, string>(
+  Object.entries(ProtocolStatus).map(([name, value]) => [value as number, name]),
+);
 
 /**
  * The HTTP status a CGI response starts with (RFC 3875 §6.3.3: a `Status:` header, else 200; a `Location:`
@@ -168,7 +170,12 @@ export class StatsRecorder {
     return {
       startTime: this.#startTime,
       startSince: Math.floor((now - this.#startTime) / 1000),
-      connections: { open: this.#open, accepted: this.#accepted, refused: { ...this.#refused }, maxOpen: this.#maxOpen },
+      connections: {
+        open: this.#open,
+        accepted: this.#accepted,
+        refused: { ...this.#refused },
+        maxOpen: this.#maxOpen,
+      },
       requests: {
         inFlight: this.#inFlight,
         maxInFlight: this.#maxInFlight,
@@ -180,7 +187,12 @@ export class StatsRecorder {
         slow: this.#slow,
       },
       bytes: { in: this.#bytesIn, out: this.#bytesOut },
-      latency: { bounds: [...LATENCY_BOUNDS], counts: [...this.#counts], sum: this.#latencySum, count: this.#counts.reduce((a, b) => a + b, 0) },
+      latency: {
+        bounds: [...LATENCY_BOUNDS],
+        counts: [...this.#counts],
+        sum: this.#latencySum,
+        count: this.#counts.reduce((a, b) => a + b, 0),
+      },
     };
   }
 }

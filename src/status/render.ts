@@ -16,7 +16,13 @@ export const CONTENT_TYPES: Record<StatusFormat, string> = {
 /** The format and `full` flag a status request's QUERY_STRING asks for (php-fpm's ?json, ?openmetrics, ?full). */
 export function parseStatusQuery(query: string): { format: StatusFormat; full: boolean } {
   const keys = new Set(query.split('&').map((part) => decodeURIComponent(part.split('=')[0] ?? '')));
-  const format: StatusFormat = keys.has('json') ? 'json' : keys.has('openmetrics') ? 'openmetrics' : keys.has('prometheus') ? 'prometheus' : 'text';
+  const format: StatusFormat = keys.has('json')
+    ? 'json'
+    : keys.has('openmetrics')
+      ? 'openmetrics'
+      : keys.has('prometheus')
+        ? 'prometheus'
+        : 'text';
   return { format, full: keys.has('full') };
 }
 
@@ -59,8 +65,14 @@ function poolFields(report: StatusReport): [string, string | number][] {
     ['max requests in flight', s.requests.maxInFlight],
   ];
   for (const [cls, n] of Object.entries(s.requests.byStatusClass)) fields.push([`requests ${cls}`, n]);
-  fields.push(['aborted requests', s.requests.aborted], ['timed out requests', s.requests.timedOut], ['bytes in', s.bytes.in], ['bytes out', s.bytes.out]);
-  for (const [status, n] of Object.entries(s.requests.byProtocolStatus).sort()) fields.push([`end request ${status}`, n]);
+  fields.push(
+    ['aborted requests', s.requests.aborted],
+    ['timed out requests', s.requests.timedOut],
+    ['bytes in', s.bytes.in],
+    ['bytes out', s.bytes.out],
+  );
+  for (const [status, n] of Object.entries(s.requests.byProtocolStatus).sort())
+    fields.push([`end request ${status}`, n]);
   for (const [cause, n] of Object.entries(s.connections.refused).sort()) fields.push([`refused conn ${cause}`, n]);
   return fields;
 }
@@ -75,7 +87,11 @@ function processFields(entry: ProcessEntry, now: number): [string, string | numb
   ];
   if (entry.lastRequest !== undefined) {
     // php-fpm reports the duration in microseconds.
-    fields.push(['request duration', Math.round(entry.lastRequest.durationMs * 1000)], ['request method', entry.lastRequest.method], ['request URI', entry.lastRequest.uri]);
+    fields.push(
+      ['request duration', Math.round(entry.lastRequest.durationMs * 1000)],
+      ['request method', entry.lastRequest.method],
+      ['request URI', entry.lastRequest.uri],
+    );
   }
   return fields;
 }
@@ -88,7 +104,8 @@ function textBlock(fields: [string, string | number][]): string {
 /** php-fpm's text page: `label:` padded, one field a line; ?full adds a block per process after a line of stars. */
 export function renderText(report: StatusReport, full: boolean, now = Date.now()): string {
   let out = textBlock(poolFields(report));
-  if (full) for (const entry of report.processes) out += `\n************************\n${textBlock(processFields(entry, now))}`;
+  if (full)
+    for (const entry of report.processes) out += `\n************************\n${textBlock(processFields(entry, now))}`;
   return out;
 }
 
@@ -114,11 +131,17 @@ export function renderJson(report: StatusReport, full: boolean, now = Date.now()
   out['requests by status class'] = s.requests.byStatusClass;
   out['end requests'] = s.requests.byProtocolStatus;
   out['refused conn'] = s.connections.refused;
-  out['request duration seconds'] = { le: s.latency.bounds.map(le), cumulative: cumulative(s.latency), sum: s.latency.sum, count: s.latency.count };
+  out['request duration seconds'] = {
+    le: s.latency.bounds.map(le),
+    cumulative: cumulative(s.latency),
+    sum: s.latency.sum,
+    count: s.latency.count,
+  };
   if (full) {
     out.processes = report.processes.map((entry) => {
       const p: Record<string, unknown> = {};
-      for (const [label, value] of processFields(entry, now)) p[label] = label === 'start time' ? Math.floor(entry.startTime / 1000) : value;
+      for (const [label, value] of processFields(entry, now))
+        p[label] = label === 'start time' ? Math.floor(entry.startTime / 1000) : value;
       return p;
     });
   }
@@ -157,35 +180,94 @@ interface Family {
 function families(report: StatusReport, full: boolean): Family[] {
   const s = report.stats;
   const pool = { pool: report.pool };
-  const one = (name: string, kind: Kind, help: string, value: number, unit?: string): Family => ({ name, kind, help, unit, samples: [{ labels: pool, value }] });
+  const one = (name: string, kind: Kind, help: string, value: number, unit?: string): Family => ({
+    name,
+    kind,
+    help,
+    unit,
+    samples: [{ labels: pool, value }],
+  });
   const list: Family[] = [
     one('fastcgi_engine_up', 'gauge', 'Whether the status page could be built (1).', 1),
-    one('fastcgi_engine_start_time_seconds', 'gauge', 'When the pool started listening, seconds since the epoch.', s.startTime / 1000, 'seconds'),
-    one('fastcgi_engine_start_since_seconds', 'gauge', 'Seconds since the pool started listening.', s.startSince, 'seconds'),
-    one('fastcgi_engine_accepted_connections', 'counter', 'Connections accepted (php-fpm: accepted conn).', s.connections.accepted),
+    one(
+      'fastcgi_engine_start_time_seconds',
+      'gauge',
+      'When the pool started listening, seconds since the epoch.',
+      s.startTime / 1000,
+      'seconds',
+    ),
+    one(
+      'fastcgi_engine_start_since_seconds',
+      'gauge',
+      'Seconds since the pool started listening.',
+      s.startSince,
+      'seconds',
+    ),
+    one(
+      'fastcgi_engine_accepted_connections',
+      'counter',
+      'Connections accepted (php-fpm: accepted conn).',
+      s.connections.accepted,
+    ),
     one('fastcgi_engine_open_connections', 'gauge', 'Connections open now.', s.connections.open),
-    one('fastcgi_engine_listen_queue', 'gauge', 'Connections waiting in the accept queue (not known here: 0).', report.listenQueue),
-    one('fastcgi_engine_max_listen_queue', 'gauge', 'Most connections seen waiting in the accept queue (not known here: 0).', report.maxListenQueue),
+    one(
+      'fastcgi_engine_listen_queue',
+      'gauge',
+      'Connections waiting in the accept queue (not known here: 0).',
+      report.listenQueue,
+    ),
+    one(
+      'fastcgi_engine_max_listen_queue',
+      'gauge',
+      'Most connections seen waiting in the accept queue (not known here: 0).',
+      report.maxListenQueue,
+    ),
     one('fastcgi_engine_idle_processes', 'gauge', 'Processes with no request in flight.', report.idleProcesses),
     one('fastcgi_engine_active_processes', 'gauge', 'Processes with a request in flight.', report.activeProcesses),
     one('fastcgi_engine_total_processes', 'gauge', 'Processes in the pool.', report.totalProcesses),
-    one('fastcgi_engine_max_active_processes', 'gauge', 'Processes that have had a request in flight.', report.maxActiveProcesses),
-    one('fastcgi_engine_max_children_reached', 'counter', 'Times the process limit was reached (fixed pool: 0).', report.maxChildrenReached),
+    one(
+      'fastcgi_engine_max_active_processes',
+      'gauge',
+      'Processes that have had a request in flight.',
+      report.maxActiveProcesses,
+    ),
+    one(
+      'fastcgi_engine_max_children_reached',
+      'counter',
+      'Times the process limit was reached (fixed pool: 0).',
+      report.maxChildrenReached,
+    ),
     one('fastcgi_engine_slow_requests', 'counter', 'Requests slower than the slow request threshold.', s.requests.slow),
     one('fastcgi_engine_requests_in_flight', 'gauge', 'Requests in flight now.', s.requests.inFlight),
     {
       name: 'fastcgi_engine_requests',
       kind: 'counter',
       help: 'Requests answered, by the class of the status the application sent.',
-      samples: Object.entries(s.requests.byStatusClass).map(([cls, value]) => ({ labels: { ...pool, status_class: cls }, value })),
+      samples: Object.entries(s.requests.byStatusClass).map(([cls, value]) => ({
+        labels: { ...pool, status_class: cls },
+        value,
+      })),
     },
-    one('fastcgi_engine_aborted_requests', 'counter', 'Requests the web server aborted (ABORT_REQUEST or a closed connection).', s.requests.aborted),
-    one('fastcgi_engine_timed_out_requests', 'counter', 'Requests whose handler overran handlerTimeout.', s.requests.timedOut),
+    one(
+      'fastcgi_engine_aborted_requests',
+      'counter',
+      'Requests the web server aborted (ABORT_REQUEST or a closed connection).',
+      s.requests.aborted,
+    ),
+    one(
+      'fastcgi_engine_timed_out_requests',
+      'counter',
+      'Requests whose handler overran handlerTimeout.',
+      s.requests.timedOut,
+    ),
     {
       name: 'fastcgi_engine_end_requests',
       kind: 'counter',
       help: 'END_REQUEST records sent, by protocolStatus.',
-      samples: Object.entries(s.requests.byProtocolStatus).map(([status, value]) => ({ labels: { ...pool, protocol_status: status }, value })),
+      samples: Object.entries(s.requests.byProtocolStatus).map(([status, value]) => ({
+        labels: { ...pool, protocol_status: status },
+        value,
+      })),
     },
     {
       name: 'fastcgi_engine_refused_connections',
@@ -203,7 +285,11 @@ function families(report: StatusReport, full: boolean): Family[] {
     help: 'Time from a request handed to the application to its end.',
     unit: 'seconds',
     samples: [
-      ...s.latency.bounds.map((bound, i) => ({ suffix: '_bucket', labels: { ...pool, le: le(bound) }, value: counts[i]! })),
+      ...s.latency.bounds.map((bound, i) => ({
+        suffix: '_bucket',
+        labels: { ...pool, le: le(bound) },
+        value: counts[i]!,
+      })),
       { suffix: '_sum', labels: pool, value: s.latency.sum },
       { suffix: '_count', labels: pool, value: s.latency.count },
     ],
@@ -219,7 +305,10 @@ function families(report: StatusReport, full: boolean): Family[] {
       name: 'fastcgi_engine_process_up',
       kind: 'gauge',
       help: 'Whether each process answered the status query (1) or not (0).',
-      samples: report.processes.map((p) => ({ labels: { ...pool, pid: String(p.pid) }, value: p.state === 'Not answering' ? 0 : 1 })),
+      samples: report.processes.map((p) => ({
+        labels: { ...pool, pid: String(p.pid) },
+        value: p.state === 'Not answering' ? 0 : 1,
+      })),
     });
   }
   return list;

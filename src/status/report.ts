@@ -111,7 +111,12 @@ export interface ProcessSample {
  * (the status request itself included, as in php-fpm); max active processes counts the processes that have ever
  * had one, an upper bound of php-fpm's figure, since there is no primary-side record of when each was busy.
  */
-export function buildReport(pool: string, processManager: string, samples: ProcessSample[], now = Date.now()): StatusReport {
+export function buildReport(
+  pool: string,
+  processManager: string,
+  samples: ProcessSample[],
+  now = Date.now(),
+): StatusReport {
   const answered = samples.filter((s): s is ProcessSample & { stats: ServerStats } => s.stats !== null);
   const active = answered.filter((s) => s.stats.requests.inFlight > 0).length;
   return {

@@ -11,7 +11,15 @@ async function get(socket: string, uri: string): Promise<{ status: number; type:
   const client = createClient({ address: socket });
   try {
     const q = uri.indexOf('?');
-    const res = await client.request({ params: { REQUEST_METHOD: 'GET', REQUEST_URI: uri, QUERY_STRING: q === -1 ? '' : uri.slice(q + 1), SERVER_PROTOCOL: 'HTTP/1.1', REMOTE_ADDR: '127.0.0.1' } });
+    const res = await client.request({
+      params: {
+        REQUEST_METHOD: 'GET',
+        REQUEST_URI: uri,
+        QUERY_STRING: q === -1 ? '' : uri.slice(q + 1),
+        SERVER_PROTOCOL: 'HTTP/1.1',
+        REMOTE_ADDR: '127.0.0.1',
+      },
+    });
     const type = res.headers['content-type'];
     return { status: res.status, type: Array.isArray(type) ? type[0] : type, body: await res.text() };
   } finally {
@@ -21,13 +29,27 @@ async function get(socket: string, uri: string): Promise<{ status: number; type:
 
 /** A text status page as label → value. */
 function fields(text: string): Map<string, string> {
-  return new Map(text.split('\n').filter((l) => l.includes(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]));
+  return new Map(
+    text
+      .split('\n')
+      .filter((l) => l.includes(':'))
+      .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]),
+  );
 }
 
 describe('serve --status-path', () => {
   it('answers the status and ping paths before the app, in each format; status prints it; the access log has every request', async () => {
     const accessLog = join(tempDir(), 'access.log');
-    const server = await startServe('fetch-object.mjs', ['--status-path', '/fcgi-status', '--ping-path', '/ping', '--ping-response', 'alive', '--access-log', accessLog]);
+    const server = await startServe('fetch-object.mjs', [
+      '--status-path',
+      '/fcgi-status',
+      '--ping-path',
+      '/ping',
+      '--ping-response',
+      'alive',
+      '--access-log',
+      accessLog,
+    ]);
     expect((await get(server.socket, '/a')).status).toBe(200);
     expect((await get(server.socket, '/missing')).status).toBe(404);
     const ping = await get(server.socket, '/ping');
@@ -47,7 +69,10 @@ describe('serve --status-path', () => {
     expect(text.get('active processes')).toBe('1');
     expect(Number(text.get('accepted conn'))).toBeGreaterThanOrEqual(4);
 
-    const json = JSON.parse((await runCli(['status', server.socket, '--json', '--full'])).stdout) as Record<string, unknown>;
+    const json = JSON.parse((await runCli(['status', server.socket, '--json', '--full'])).stdout) as Record<
+      string,
+      unknown
+    >;
     expect(json.pool).toBe('fetch-object');
     expect((json.processes as Array<{ pid: number; requests: number }>)[0]!.pid).toBe(server.child.pid);
     const metrics = await get(server.socket, '/fcgi-status?openmetrics');
@@ -60,14 +85,28 @@ describe('serve --status-path', () => {
     expect(await server.exited).toBe(0);
     const lines = readFileSync(accessLog, 'utf8').trim().split('\n');
     expect(lines).toHaveLength(6);
-    expect(lines[0]).toMatch(/^127\.0\.0\.1 - - \[\d\d\/\w{3}\/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET \/a HTTP\/1\.1" 200 \d+ \d+\.\d{3}$/);
+    expect(lines[0]).toMatch(
+      /^127\.0\.0\.1 - - \[\d\d\/\w{3}\/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET \/a HTTP\/1\.1" 200 \d+ \d+\.\d{3}$/,
+    );
     expect(lines[1]).toContain('"GET /missing HTTP/1.1" 404 ');
   });
 
   it('with --workers 2 the page sums the workers, whichever of them answers it', async () => {
-    const server = await startServe('fetch-object.mjs', ['--workers', '2', '--status-path', '/fcgi-status', '--access-log-format', 'json', '--access-log', '-']);
+    const server = await startServe('fetch-object.mjs', [
+      '--workers',
+      '2',
+      '--status-path',
+      '/fcgi-status',
+      '--access-log-format',
+      'json',
+      '--access-log',
+      '-',
+    ]);
     for (let i = 0; i < 10; i++) expect((await get(server.socket, `/n${i}`)).status).toBe(200);
-    const json = JSON.parse((await runCli(['status', server.socket, '--json', '--full'])).stdout) as Record<string, unknown>;
+    const json = JSON.parse((await runCli(['status', server.socket, '--json', '--full'])).stdout) as Record<
+      string,
+      unknown
+    >;
     expect(json['total processes']).toBe(2);
     expect((json['requests by status class'] as Record<string, number>)['2xx']).toBe(10);
     const processes = json.processes as Array<{ pid: number; state: string; requests: number }>;
@@ -77,9 +116,15 @@ describe('serve --status-path', () => {
     expect(processes.reduce((n, p) => n + p.requests, 0)).toBe(11);
     expect(new Set(processes.map((p) => p.pid)).size).toBe(2);
     // --access-log - : one JSON line per request on stdout, from both workers.
-    expect(server.stdout().trim().split('\n').map((l) => (JSON.parse(l) as { uri: string }).uri).filter((u) => u.startsWith('/n')).sort()).toEqual(
-      Array.from({ length: 10 }, (_, i) => `/n${i}`).sort(),
-    );
+    expect(
+      server
+        .stdout()
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { uri: string }).uri)
+        .filter((u) => u.startsWith('/n'))
+        .sort(),
+    ).toEqual(Array.from({ length: 10 }, (_, i) => `/n${i}`).sort());
   });
 });
 
@@ -90,7 +135,10 @@ describe('fastcgi-engine status against php-fpm (pm.status_path)', () => {
   });
 
   it('prints php-fpm’s page, whose fields ours share', async (context) => {
-    fpm = new PhpFpm(phpFpmBinary(context), { maxChildren: 2, extra: ['pm.status_path = /status', 'ping.path = /ping'] });
+    fpm = new PhpFpm(phpFpmBinary(context), {
+      maxChildren: 2,
+      extra: ['pm.status_path = /status', 'ping.path = /ping'],
+    });
     await fpm.start();
     const out = await runCli(['status', fpm.socketPath, '--path', '/status']);
     expect(out.stderr).toBe('');
@@ -100,16 +148,24 @@ describe('fastcgi-engine status against php-fpm (pm.status_path)', () => {
     expect(theirs.get('process manager')).toBe('static');
     expect(theirs.get('total processes')).toBe('2');
 
-    const json = JSON.parse((await runCli(['status', fpm.socketPath, '--path', '/status', '--json', '--full'])).stdout) as Record<string, unknown>;
+    const json = JSON.parse(
+      (await runCli(['status', fpm.socketPath, '--path', '/status', '--json', '--full'])).stdout,
+    ) as Record<string, unknown>;
     expect((json.processes as unknown[]).length).toBe(2);
-    expect((await runCli(['status', fpm.socketPath, '--path', '/status', '--openmetrics'])).stdout).toContain('phpfpm_accepted_connections');
+    expect((await runCli(['status', fpm.socketPath, '--path', '/status', '--openmetrics'])).stdout).toContain(
+      'phpfpm_accepted_connections',
+    );
 
     // Every pool field php-fpm prints, ours prints too, under the same label.
     const server = await startServe('fetch-object.mjs', ['--status-path', '/status']);
     const ours = fields((await runCli(['status', server.socket, '--path', '/status'])).stdout);
     const missing = [...theirs.keys()].filter((label) => !ours.has(label) && label !== 'memory peak');
     expect(missing).toEqual([]);
-    const oursJson = JSON.parse((await runCli(['status', server.socket, '--path', '/status', '--json'])).stdout) as Record<string, unknown>;
-    expect(Object.keys(json).filter((key) => !(key in oursJson) && key !== 'processes' && key !== 'memory peak')).toEqual([]);
+    const oursJson = JSON.parse(
+      (await runCli(['status', server.socket, '--path', '/status', '--json'])).stdout,
+    ) as Record<string, unknown>;
+    expect(
+      Object.keys(json).filter((key) => !(key in oursJson) && key !== 'processes' && key !== 'memory peak'),
+    ).toEqual([]);
   });
 });

@@ -23,7 +23,13 @@ describe('server.stats()', () => {
     await waitFor(() => server.stats().requests.inFlight === 0);
     const stats = server.stats();
     expect(stats.connections).toMatchObject({ open: 1, accepted: 1, maxOpen: 1 });
-    expect(stats.requests).toMatchObject({ total: 3, inFlight: 0, maxInFlight: 1, aborted: 0, byStatusClass: { '2xx': 1, '4xx': 1, '5xx': 1 } });
+    expect(stats.requests).toMatchObject({
+      total: 3,
+      inFlight: 0,
+      maxInFlight: 1,
+      aborted: 0,
+      byStatusClass: { '2xx': 1, '4xx': 1, '5xx': 1 },
+    });
     expect(stats.requests.byProtocolStatus).toEqual({ REQUEST_COMPLETE: 3 });
     expect(stats.latency.count).toBe(3);
     expect(stats.latency.counts.reduce((a, b) => a + b, 0)).toBe(3);
@@ -36,7 +42,10 @@ describe('server.stats()', () => {
   });
 
   it('counts refusals by cause, OVERLOADED END_REQUESTs and aborted requests', async () => {
-    const server = serve(() => new Promise<Response>(() => undefined), { maxConnections: 1, maxRequestsPerConnection: 1 });
+    const server = serve(() => new Promise<Response>(() => undefined), {
+      maxConnections: 1,
+      maxRequestsPerConnection: 1,
+    });
     server.on('clientError', () => undefined);
     const { connect } = await listenForTest(server);
     const first = await connect();

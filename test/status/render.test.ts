@@ -4,7 +4,15 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { StatsRecorder, cgiStatusOf, type ServerStats } from '../../src/server/stats';
 import { buildReport, mergeHistograms, mergeStats, type ProcessSample } from '../../src/status/report';
-import { clfDate, parseStatusQuery, render, renderJson, renderOpenMetrics, renderPrometheus, renderText } from '../../src/status/render';
+import {
+  clfDate,
+  parseStatusQuery,
+  render,
+  renderJson,
+  renderOpenMetrics,
+  renderPrometheus,
+  renderText,
+} from '../../src/status/render';
 import { formatAccessLine } from '../../src/cli/serve-observe';
 import { findBinary, requireBinary } from '../helpers/binaries';
 
@@ -36,13 +44,28 @@ function busyWorker(): ServerStats {
 }
 
 function sample(pid: number, stats: ServerStats | null): ProcessSample {
-  return { entry: { pid, state: stats === null ? 'Not answering' : stats.requests.inFlight > 0 ? 'Running' : 'Idle', startTime: START, requests: stats?.requests.total ?? 0 }, stats };
+  return {
+    entry: {
+      pid,
+      state: stats === null ? 'Not answering' : stats.requests.inFlight > 0 ? 'Running' : 'Idle',
+      startTime: START,
+      requests: stats?.requests.total ?? 0,
+    },
+    stats,
+  };
 }
 
 describe('stats and report', () => {
   it('counts requests by status class, aborts, slow ones and the latency histogram', () => {
     const s = busyWorker();
-    expect(s.requests).toMatchObject({ total: 4, inFlight: 1, maxInFlight: 1, aborted: 1, slow: 1, byStatusClass: { '2xx': 1, '4xx': 1, '5xx': 0 } });
+    expect(s.requests).toMatchObject({
+      total: 4,
+      inFlight: 1,
+      maxInFlight: 1,
+      aborted: 1,
+      slow: 1,
+      byStatusClass: { '2xx': 1, '4xx': 1, '5xx': 0 },
+    });
     expect(s.requests.byProtocolStatus).toEqual({ REQUEST_COMPLETE: 2, OVERLOADED: 1 });
     expect(s.connections).toEqual({ open: 1, accepted: 2, refused: { maxConnections: 1 }, maxOpen: 2 });
     expect(s.latency.count).toBe(3);
@@ -91,7 +114,18 @@ describe('stats and report', () => {
 });
 
 describe('formats', () => {
-  const report = buildReport('www', 'static', [sample(10, busyWorker()), sample(11, statsOf(() => undefined))], NOW);
+  const report = buildReport(
+    'www',
+    'static',
+    [
+      sample(10, busyWorker()),
+      sample(
+        11,
+        statsOf(() => undefined),
+      ),
+    ],
+    NOW,
+  );
 
   it('parses php-fpm’s query keys', () => {
     expect(parseStatusQuery('')).toEqual({ format: 'text', full: false });
@@ -121,7 +155,17 @@ describe('formats', () => {
 
   it('json: php-fpm’s keys (start time in seconds), the histogram cumulative with le strings', () => {
     const json = JSON.parse(renderJson(report, true, NOW)) as Record<string, unknown>;
-    expect(json).toMatchObject({ pool: 'www', 'process manager': 'static', 'start time': START / 1000, 'accepted conn': 2, 'listen queue len': 0, 'active processes': 1, 'idle processes': 1, 'total processes': 2, 'slow requests': 1 });
+    expect(json).toMatchObject({
+      pool: 'www',
+      'process manager': 'static',
+      'start time': START / 1000,
+      'accepted conn': 2,
+      'listen queue len': 0,
+      'active processes': 1,
+      'idle processes': 1,
+      'total processes': 2,
+      'slow requests': 1,
+    });
     expect(json['requests by status class']).toEqual({ '1xx': 0, '2xx': 1, '3xx': 0, '4xx': 1, '5xx': 0 });
     const histogram = json['request duration seconds'] as { le: string[]; cumulative: number[]; count: number };
     expect(histogram.le.at(-1)).toBe('+Inf');
@@ -140,17 +184,44 @@ describe('formats', () => {
     expect(renderPrometheus(report, false)).not.toContain('# EOF');
   });
 
-  it.each(['openmetrics', 'prometheus'] as const)('%s passes promtool check metrics', (format, context) => {
-    const promtool = requireBinary(context, findBinary('promtool'), 'promtool', 'prometheus');
-    const result = spawnSync(promtool, ['check', 'metrics'], { input: render(report, format, true, NOW), encoding: 'utf8' });
-    expect(result.stdout + result.stderr).toBe('');
-    expect(result.status).toBe(0);
-  });
+  for (const format of ['openmetrics', 'prometheus'] as const) {
+    it(`${format} passes promtool check metrics`, (context) => {
+      const promtool = requireBinary(context, findBinary('promtool'), 'promtool', 'prometheus');
+      const result = spawnSync(promtool, ['check', 'metrics'], {
+        input: render(report, format, true, NOW),
+        encoding: 'utf8',
+      });
+      expect(result.stdout + result.stderr).toBe('');
+      expect(result.status).toBe(0);
+    });
+  }
 
   it('access log lines: common log format with the seconds taken, or JSON', () => {
-    const entry = { time: START, remoteAddress: '10.0.0.1', method: 'GET', uri: '/a "b"', protocol: 'HTTP/1.1', status: 404, bytes: 12, durationMs: 1234.5, aborted: false };
-    expect(formatAccessLine(entry, 'common')).toBe('10.0.0.1 - - [01/Jul/2024:10:00:00 +0000] "GET /a \\"b\\" HTTP/1.1" 404 12 1.234\n');
-    expect(JSON.parse(formatAccessLine(entry, 'json'))).toEqual({ time: '2024-07-01T10:00:00.000Z', remote: '10.0.0.1', method: 'GET', uri: '/a "b"', protocol: 'HTTP/1.1', status: 404, bytes: 12, duration_ms: 1234.5, aborted: false });
+    const entry = {
+      time: START,
+      remoteAddress: '10.0.0.1',
+      method: 'GET',
+      uri: '/a "b"',
+      protocol: 'HTTP/1.1',
+      status: 404,
+      bytes: 12,
+      durationMs: 1234.5,
+      aborted: false,
+    };
+    expect(formatAccessLine(entry, 'common')).toBe(
+      '10.0.0.1 - - [01/Jul/2024:10:00:00 +0000] "GET /a \\"b\\" HTTP/1.1" 404 12 1.234\n',
+    );
+    expect(JSON.parse(formatAccessLine(entry, 'json'))).toEqual({
+      time: '2024-07-01T10:00:00.000Z',
+      remote: '10.0.0.1',
+      method: 'GET',
+      uri: '/a "b"',
+      protocol: 'HTTP/1.1',
+      status: 404,
+      bytes: 12,
+      duration_ms: 1234.5,
+      aborted: false,
+    });
     expect(clfDate(Date.UTC(2025, 0, 2, 3, 4, 5))).toBe('02/Jan/2025:03:04:05 +0000');
   });
 });
