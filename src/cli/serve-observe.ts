@@ -94,16 +94,19 @@ export function observe(server: Server, settings: ServeSettings, source: ReportS
   const format = settings.accessLogFormat ?? 'common';
   const pool = poolName(settings);
 
-  const sample = (): ProcessSample => ({
-    entry: {
-      pid: process.pid,
-      state: server.stats().requests.inFlight > 0 ? 'Running' : 'Idle',
-      startTime,
-      requests: served,
-      lastRequest,
-    },
-    stats: server.stats(),
-  });
+  const sample = (): ProcessSample => {
+    const stats = server.stats();
+    return {
+      entry: {
+        pid: process.pid,
+        state: stats.requests.inFlight > 0 ? 'Running' : 'Idle',
+        startTime,
+        requests: served,
+        lastRequest,
+      },
+      stats,
+    };
+  };
 
   const follow = (request: RequestSocket): void => {
     const started = performance.now();

@@ -128,6 +128,32 @@ describe('serve --status-path', () => {
   });
 });
 
+describe('status flags', () => {
+  it('refuses flags that cannot work, with exit 2', async () => {
+    const cases: [string[], string][] = [
+      [['serve', 'app.mjs', '--ping-response', 'x'], '--ping-response needs --ping-path'],
+      [['serve', 'app.mjs', '--status-path', 'status'], '--status-path expects a path starting with /'],
+      [
+        ['serve', 'app.mjs', '--access-log', '-', '--access-log-format', 'xml'],
+        '--access-log-format expects common or json',
+      ],
+      [['status', '/tmp/x.sock', '--json', '--openmetrics'], 'give --json or --openmetrics, not both'],
+      [['status'], 'missing <address>'],
+    ];
+    for (const [args, message] of cases) {
+      const out = await runCli(args);
+      expect(out.stderr).toContain(message);
+      expect(out.code).toBe(2);
+    }
+  });
+
+  it('status exits 3 when nothing listens', async () => {
+    const out = await runCli(['status', join(tempDir(), 'none.sock'), '--timeout', '2s']);
+    expect(out.code).toBe(3);
+    expect(out.stderr).toContain('fastcgi-engine status: unix:');
+  });
+});
+
 describe('fastcgi-engine status against php-fpm (pm.status_path)', () => {
   let fpm: PhpFpm | null = null;
   afterAll(async () => {
