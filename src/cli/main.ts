@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// fastcgi-engine: one executable, four subcommands (serve, request, bench, php-server). Each subcommand module exports
+// fastcgi-engine: one executable, five subcommands (serve, request, bench, php-server, status). Each subcommand module exports
 // run(argv) → exit code; argument mistakes are UsageErrors and exit 2 with a pointer to --help.
 import { EXIT_USAGE, UsageError } from './args';
 import { run as bench } from './bench';
 import { run as phpServer } from './php-server';
 import { run as request } from './request';
 import { run as serve } from './serve';
+import { run as status } from './status';
 
 const USAGE = `Usage: fastcgi-engine <command> [options]
 
@@ -14,12 +15,13 @@ Commands:
   request <address>   send one FastCGI request and print the response (cgi-fcgi done right), --trace for records
   bench <address>     load-test a FastCGI backend (closed or open loop, HDR latency percentiles)
   php-server          serve a PHP site over HTTP: static files, php-fpm (its own or --upstream), pretty URLs
+  status <address>    print a FastCGI application's status page (serve --status-path, php-fpm's pm.status_path)
 
 Run 'fastcgi-engine <command> --help' for the options of a command.`;
 
 type Command = (argv: string[]) => Promise<number>;
 
-const COMMANDS: Record<string, Command> = { serve, request, bench, 'php-server': phpServer };
+const COMMANDS: Record<string, Command> = { serve, request, bench, 'php-server': phpServer, status };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

@@ -5,6 +5,8 @@ import * as http from 'node:http';
 import { createGateway, type Server } from '../index';
 import { EXIT_USAGE, UsageError } from './args';
 import { loadApp } from './serve-app';
+import { observe, singleProcess } from './serve-observe';
+import { workerSide } from './status-ipc';
 import { CLI_HOW_TO_RUN, describeWhere, log, type ServeSettings, type Where } from './serve-settings';
 
 /**
@@ -57,7 +59,8 @@ export function stopSignal(): Promise<NodeJS.Signals> {
 
 /** runSingle serves in this process until SIGTERM/SIGINT, then drains; resolves with the exit code. */
 export async function runSingle(settings: ServeSettings): Promise<number> {
-  const server = await loadApp(settings, { socketMode: settings.socketMode, closeTimeout: settings.drainTimeout });
+  const server = await loadApp(settings, { socketMode: settings.socketMode, closeTimeout: settings.drainTimeout, slowRequestThreshold: settings.slowRequestThreshold });
+  const observer = observe(server, settings, singleProcess);
   try {
     await listen(server, settings.where);
   } catch (error) {
@@ -71,6 +74,7 @@ export async function runSingle(settings: ServeSettings): Promise<number> {
   log(`${signal}: draining (up to ${settings.drainTimeout} ms)`);
   gateway?.close();
   await drain(server);
+  await observer.close();
   return 0;
 }
 
@@ -79,7 +83,9 @@ export async function runSingle(settings: ServeSettings): Promise<number> {
  * replacement) and drains when the primary says 'shutdown' or on SIGTERM; resolves with the exit code.
  */
 export async function runWorker(settings: ServeSettings): Promise<number> {
-  const server = await loadApp(settings, { closeTimeout: settings.drainTimeout });
+  const server = await loadApp(settings, { closeTimeout: settings.drainTimeout, slowRequestThreshold: settings.slowRequestThreshold });
+  // The status page asks the primary, which sums every worker's sample (this one's included).
+  const observer = observe(server, settings, workerSide(() => observer.sample()));
   let served = 0;
   let recycling = false;
   // Counted when a request starts: the replacement is started at once and this worker drains what it has.
@@ -104,5 +110,6 @@ export async function runWorker(settings: ServeSettings): Promise<number> {
   // its request's time (Server.close()). It resolves once the last connection is gone, and the worker then
   // exits (serve's run()), which lets the primary forget this worker's share of the listening socket.
   await drain(server);
+  await observer.close();
   return 0;
 }

@@ -16,6 +16,13 @@ export interface ServeSettings {
   http: number | undefined;
   documentRoot: string;
   kind: AppKind | undefined;
+  /** The status page (--status-path), ping page (--ping-path, --ping-response) and access log (--access-log). */
+  statusPath?: string;
+  pingPath?: string;
+  pingResponse?: string;
+  accessLog?: string;
+  accessLogFormat?: 'common' | 'json';
+  slowRequestThreshold?: number;
 }
 
 /** The environment variable that carries the settings to the workers. */

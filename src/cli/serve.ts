@@ -32,6 +32,12 @@ Options:
   --drain-timeout T    SIGTERM: let in-flight requests finish for up to T (default 30s), then exit 0
   --http PORT          also serve HTTP on 127.0.0.1:PORT through the built-in gateway (needs --socket or --port)
   --document-root DIR  the gateway's document root (default the current directory)
+  --status-path P      answer REQUEST_URI P with the status page (php-fpm's pm.status_path): text, ?json,
+                       ?openmetrics, ?prometheus; ?full adds one entry per worker
+  --ping-path P        answer REQUEST_URI P with --ping-response (default 'pong'; php-fpm's ping.path)
+  --slow-request-threshold T  count requests slower than T as 'slow requests' (default off)
+  --access-log FILE|-  append one line per request (status, bytes, duration, method, URI); - for stdout
+  --access-log-format common|json  the line format (default common: the common log format + seconds taken)
   -h, --help           this text
 
 Signals: SIGTERM/SIGINT drain and exit 0, whatever else the application holds open (its own server, a pool, a
@@ -53,6 +59,12 @@ function parseServeArgs(argv: string[]): ServeSettings | null {
       http: { type: 'string' },
       'document-root': { type: 'string' },
       kind: { type: 'string' },
+      'status-path': { type: 'string' },
+      'ping-path': { type: 'string' },
+      'ping-response': { type: 'string' },
+      'slow-request-threshold': { type: 'string' },
+      'access-log': { type: 'string' },
+      'access-log-format': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -76,7 +88,22 @@ function parseServeArgs(argv: string[]): ServeSettings | null {
   const workers = parseCount('workers', values.workers, 1) ?? 0;
   const maxRequests = parseCount('max-requests', values['max-requests'], 1);
   if (maxRequests !== undefined && workers === 0) throw new UsageError('--max-requests needs --workers');
+  for (const name of ['status-path', 'ping-path'] as const) {
+    const path = values[name];
+    if (path !== undefined && !path.startsWith('/')) throw new UsageError(`--${name} expects a path starting with /, got '${path}'`);
+  }
+  if (values['ping-response'] !== undefined && values['ping-path'] === undefined) throw new UsageError('--ping-response needs --ping-path');
+  const logFormat = values['access-log-format'];
+  if (logFormat !== undefined && logFormat !== 'common' && logFormat !== 'json') throw new UsageError(`--access-log-format expects common or json, got '${logFormat}'`);
+  if (logFormat !== undefined && values['access-log'] === undefined) throw new UsageError('--access-log-format needs --access-log');
+  const accessLog = values['access-log'];
   return {
+    statusPath: values['status-path'],
+    pingPath: values['ping-path'],
+    pingResponse: values['ping-response'],
+    slowRequestThreshold: parseDuration('slow-request-threshold', values['slow-request-threshold']),
+    accessLog: accessLog === undefined || accessLog === '-' ? accessLog : resolve(accessLog),
+    accessLogFormat: logFormat as 'common' | 'json' | undefined,
     module: resolve(positionals[0]!),
     where,
     socketMode,

@@ -6,6 +6,7 @@ import type * as http from 'node:http';
 import { inheritedListenFd, prepareSocketPath, releaseAtExit } from '../server/listen';
 import { EXIT_USAGE } from './args';
 import { startGateway, stopSignal } from './serve-process';
+import { StatusAggregator } from './status-ipc';
 import { CLI_HOW_TO_RUN, SETTINGS_ENV, describeWhere, log, type ServeSettings } from './serve-settings';
 
 /** A crashed worker is restarted after this long, doubled for each further crash in a row. */
@@ -28,6 +29,7 @@ export class Supervisor {
   #stopping = false;
   #reloading = false;
   #gateway: http.Server | null = null;
+  readonly #status = new StatusAggregator();
 
   constructor(settings: ServeSettings) {
     this.#settings = settings;
@@ -91,6 +93,7 @@ export class Supervisor {
     this.#current.add(worker);
     const startedAt = Date.now();
     worker.on('message', (message: { type?: string }) => {
+      if (this.#status.handle(worker, message, () => [...this.#current])) return;
       if (message?.type === 'recycle' && this.#current.has(worker) && !this.#stopping) {
         log(`worker ${worker.process.pid} served its --max-requests; replacing it`);
         void this.replace(worker);

@@ -574,7 +574,11 @@ export function statusOf(chunk: Uint8Array): number {
     const crlf = buffer.indexOf('\r\n\r\n');
     const lf = buffer.indexOf('\n\n');
     const headerEnd = crlf === -1 ? lf : lf === -1 ? crlf : Math.min(crlf, lf);
-    if (found === -1 || (headerEnd !== -1 && found > headerEnd)) return 200;
+    if (found === -1 || (headerEnd !== -1 && found > headerEnd)) {
+      // No Status: a Location alone is a redirect, 302 (RFC 3875 §6.2.3), as the CGI response parser reads it.
+      const block = buffer.toString('latin1', 0, headerEnd === -1 ? Math.min(buffer.length, 8192) : headerEnd).toLowerCase();
+      return block.startsWith('location:') || block.includes('\nlocation:') ? 302 : 200;
+    }
     at = found + STATUS_HEADER.length;
   }
   while (buffer[at] === 0x20 || buffer[at] === 0x09) at++;

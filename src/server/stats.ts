@@ -12,6 +12,9 @@ export interface LatencyHistogram {
   count: number;
 }
 
+/** A response status class, as the stats count them. */
+export type StatusClass = '1xx' | '2xx' | '3xx' | '4xx' | '5xx';
+
 export interface ServerStats {
   /** When the server started listening (ms since the epoch), and seconds since. */
   startTime: number;

@@ -135,6 +135,7 @@ describe('statusOf (the status of a raw CGI block)', () => {
     expect(statusOf(Buffer.from('Status: 404 Not Found\r\n\r\n'))).toBe(404);
     expect(statusOf(Buffer.from('Content-Type: text/plain\r\nStatus: 503\r\n\r\n'))).toBe(503);
     expect(statusOf(Buffer.from('Content-Type: text/plain\r\n\r\nStatus: 500'))).toBe(200);
-    expect(statusOf(Buffer.from('Location: /x\n\n'))).toBe(200);
+    // No Status but a Location: a redirect, 302 (RFC 3875 §6.2.3), as the client's CGI parser reads it.
+    expect(statusOf(Buffer.from('Location: /x\n\n'))).toBe(302);
   });
 });
