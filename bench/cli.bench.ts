@@ -44,7 +44,9 @@ const HELLO = join(ROOT, 'bench/apps/hello.mjs');
 
 /** `node … fastcgi-engine` argv prefix: the compiled twin next to this file, or the TypeScript under tsx. */
 function cliCommand(): string[] {
-  return isCompiled(__filename) ? [join(__dirname, '../src/cli/main.js')] : ['--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
+  return isCompiled(__filename)
+    ? [join(__dirname, '../src/cli/main.js')]
+    : ['--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
 }
 
 interface Sample {
@@ -68,12 +70,23 @@ async function ourBench(time: string, socket: string, server: ChildProcess, dir:
   const server0 = treeCpuSeconds(server.pid!);
   const { stdout, cpuSeconds } = await timed(
     time,
-    [process.execPath, ...cliCommand(), 'bench', socket, '--connections', String(SETUP.connections), '--duration', `${SETUP.durationMs}ms`, '--json'],
+    [
+      process.execPath,
+      ...cliCommand(),
+      'bench',
+      socket,
+      '--connections',
+      String(SETUP.connections),
+      '--duration',
+      `${SETUP.durationMs}ms`,
+      '--json',
+    ],
     dir,
   );
   const serverSeconds = treeCpuSeconds(server.pid!) - server0;
   const report = JSON.parse(stdout) as BenchReport;
-  if (report.completed === 0) throw new Error(`fastcgi-engine bench completed no request: ${JSON.stringify(report.errorCodes)}`);
+  if (report.completed === 0)
+    throw new Error(`fastcgi-engine bench completed no request: ${JSON.stringify(report.errorCodes)}`);
   return {
     reqPerSec: report.requestsPerSecond,
     p50Ms: report.latencyMs.p50,
@@ -86,11 +99,26 @@ async function ourBench(time: string, socket: string, server: ChildProcess, dir:
   };
 }
 
-async function wrkThroughNginx(time: string, wrk: string, port: number, server: ChildProcess, nginx: ChildProcess, dir: string): Promise<Sample> {
+async function wrkThroughNginx(
+  time: string,
+  wrk: string,
+  port: number,
+  server: ChildProcess,
+  nginx: ChildProcess,
+  dir: string,
+): Promise<Sample> {
   const server0 = treeCpuSeconds(server.pid!);
   const nginx0 = treeCpuSeconds(nginx.pid!);
   const seconds = Math.max(1, Math.round(SETUP.durationMs / 1000));
-  const report = await runWrk({ wrk, time, url: `http://127.0.0.1:${port}/hello.fcgi`, threads: 1, connections: SETUP.connections, seconds, dir });
+  const report = await runWrk({
+    wrk,
+    time,
+    url: `http://127.0.0.1:${port}/hello.fcgi`,
+    threads: 1,
+    connections: SETUP.connections,
+    seconds,
+    dir,
+  });
   const serverSeconds = treeCpuSeconds(server.pid!) - server0;
   const nginxSeconds = treeCpuSeconds(nginx.pid!) - nginx0;
   return {
@@ -127,8 +155,22 @@ function summarize(row: Row): Record<string, number | string | null> {
 }
 
 function markdown(rows: Record<string, number | string | null>[]): string {
-  const num = (v: number | string | null | undefined, digits = 0): string => (typeof v === 'number' ? v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
-  const head = ['Row', 'req/s', 'min–max', 'p50', 'p99', 'Errors', 'generator CPU/req', 'server CPU/req', 'nginx CPU/req', 'generator/server'];
+  const num = (v: number | string | null | undefined, digits = 0): string =>
+    typeof v === 'number'
+      ? v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+      : 'n/a';
+  const head = [
+    'Row',
+    'req/s',
+    'min–max',
+    'p50',
+    'p99',
+    'Errors',
+    'generator CPU/req',
+    'server CPU/req',
+    'nginx CPU/req',
+    'generator/server',
+  ];
   const lines = rows.map((r) => [
     String(r.label),
     num(r.reqPerSec),
@@ -142,7 +184,8 @@ function markdown(rows: Record<string, number | string | null>[]): string {
     `${num((r.generatorUsPerRequest as number) / (r.serverUsPerRequest as number), 2)}×`,
   ]);
   const widths = head.map((h, c) => Math.max(h.length, ...lines.map((l) => l[c]!.length)));
-  const line = (cells: string[]): string => `| ${cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ')} |`;
+  const line = (cells: string[]): string =>
+    `| ${cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ')} |`;
   const rule = `|${widths.map((w, c) => (c === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
   return [line(head), rule, ...lines.map(line)].join('\n');
 }
@@ -154,7 +197,9 @@ async function main(): Promise<void> {
   const wrk = findBinary(['wrk']);
   const time = findBinary(['time']);
   if (nginxBinary === null || wrk === null || time === null) {
-    process.stderr.write('bench:cli needs nginx (apt-get install nginx-light), wrk (apt-get install wrk) and GNU time (apt-get install time)\n');
+    process.stderr.write(
+      'bench:cli needs nginx (apt-get install nginx-light), wrk (apt-get install wrk) and GNU time (apt-get install time)\n',
+    );
     process.exitCode = 1;
     return;
   }
@@ -164,11 +209,25 @@ async function main(): Promise<void> {
   const theirs: Row = { label: `wrk -t1 → nginx → engine (${SETUP.connections} connections)`, samples: [] };
   try {
     const socket = join(dir, 'app.sock');
-    const server = track(spawn(process.execPath, [...cliCommand(), 'serve', HELLO, '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] }));
+    const server = track(
+      spawn(process.execPath, [...cliCommand(), 'serve', HELLO, '--socket', socket], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      }),
+    );
     let serverLog = '';
     server.stderr!.on('data', (chunk: Buffer) => (serverLog += chunk.toString()));
-    await waitUntil('fastcgi-engine serve', () => canConnect({ path: socket }), server, () => serverLog);
-    const nginx = await startNginx(nginxBinary, dir, { socket, keepalive: SETUP.connections, root: dir, location: '\\.fcgi$' });
+    await waitUntil(
+      'fastcgi-engine serve',
+      () => canConnect({ path: socket }),
+      server,
+      () => serverLog,
+    );
+    const nginx = await startNginx(nginxBinary, dir, {
+      socket,
+      keepalive: SETUP.connections,
+      root: dir,
+      location: '\\.fcgi$',
+    });
     const rows = [
       { row: ours, run: () => ourBench(time, socket, server, dir) },
       { row: theirs, run: () => wrkThroughNginx(time, wrk, nginx.port, server, nginx.child, dir) },
@@ -181,7 +240,9 @@ async function main(): Promise<void> {
       for (const { row, run } of round % 2 === 0 ? rows : [...rows].reverse()) {
         const sample = await run();
         row.samples.push(sample);
-        process.stderr.write(`  round ${round + 1}/${SETUP.rounds} · ${row.label}: ${Math.round(sample.reqPerSec)} req/s\n`);
+        process.stderr.write(
+          `  round ${round + 1}/${SETUP.rounds} · ${row.label}: ${Math.round(sample.reqPerSec)} req/s\n`,
+        );
       }
     }
     await stop(nginx.child, 'SIGQUIT');
@@ -190,8 +251,14 @@ async function main(): Promise<void> {
     killAll();
     rmSync(dir, { recursive: true, force: true });
   }
-  const knobs = KNOBS.filter((k) => process.env[k] !== undefined && process.env[k] !== '').map((k) => `${k}=${process.env[k]} `);
-  const env = environment(`${knobs.join('')}npm run bench:cli${json ? ' -- --json' : ''}`, { time: SETUP.durationMs, warmupTime: 0, rounds: SETUP.rounds, targetSampleUs: 0 }, __filename);
+  const knobs = KNOBS.filter((k) => process.env[k] !== undefined && process.env[k] !== '').map(
+    (k) => `${k}=${process.env[k]} `,
+  );
+  const env = environment(
+    `${knobs.join('')}npm run bench:cli${json ? ' -- --json' : ''}`,
+    { time: SETUP.durationMs, warmupTime: 0, rounds: SETUP.rounds, targetSampleUs: 0 },
+    __filename,
+  );
   const rows = [summarize(ours), summarize(theirs)];
   if (json) {
     process.stdout.write(`${JSON.stringify({ environment: env, setup: SETUP, rows }, null, 2)}\n`);

@@ -56,7 +56,16 @@ const SETUP = {
 };
 /** The gateway's upstream pool size (default: one connection per php worker). */
 const GATEWAY_POOL = Math.max(1, Math.floor(envNumber('BENCH_GATEWAY_POOL', SETUP.phpChildren)));
-const KNOBS = ['BENCH_CONNECTIONS', 'BENCH_PHP_CHILDREN', 'BENCH_DURATION_MS', 'BENCH_WARMUP_MS', 'BENCH_ROUNDS', 'BENCH_TIMEOUT_MS', 'BENCH_GATEWAY_POOL', 'BENCH_TSX'];
+const KNOBS = [
+  'BENCH_CONNECTIONS',
+  'BENCH_PHP_CHILDREN',
+  'BENCH_DURATION_MS',
+  'BENCH_WARMUP_MS',
+  'BENCH_ROUNDS',
+  'BENCH_TIMEOUT_MS',
+  'BENCH_GATEWAY_POOL',
+  'BENCH_TSX',
+];
 
 interface Workload {
   readonly name: string;
@@ -101,7 +110,12 @@ async function startPhpFpm(binary: string, dir: string): Promise<{ child: ChildP
   const child = track(spawn(binary, ['-F', '-R', '-n', '-y', conf], { stdio: ['ignore', 'ignore', 'pipe'] }));
   let log = '';
   child.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()));
-  await waitUntil('php-fpm', () => canConnect({ path: socket }), child, () => log);
+  await waitUntil(
+    'php-fpm',
+    () => canConnect({ path: socket }),
+    child,
+    () => log,
+  );
   return { child, socket };
 }
 
@@ -109,7 +123,11 @@ async function startPhpFpm(binary: string, dir: string): Promise<{ child: ChildP
  * The gateway in a process of its own: this file, compiled, with `--gateway SOCKET DOCROOT POOL`; or, with
  * `bare`, a node:http server answering what hello.php answers with no backend at all (`--bare`).
  */
-async function startGateway(phpSocket: string, docroot: string, bare = false): Promise<{ child: ChildProcess; port: number }> {
+async function startGateway(
+  phpSocket: string,
+  docroot: string,
+  bare = false,
+): Promise<{ child: ChildProcess; port: number }> {
   const execArgv = isCompiled(__filename) ? [] : ['--import', 'tsx'];
   // A profile of the gateway process, to see where its CPU goes (not for numbers: profiling slows it).
   const profileDir = process.env.BENCH_GATEWAY_PROFILE;
@@ -143,7 +161,14 @@ function runGatewayChild(phpSocket: string | null, docroot: string, poolSize: nu
 interface Row {
   readonly label: string;
   readonly baseline: boolean;
-  readonly runs: { reqPerSec: number; latency: Histogram; errors: number; timeouts: number; samples: readonly string[]; cpu: CpuPerRequest | null }[];
+  readonly runs: {
+    reqPerSec: number;
+    latency: Histogram;
+    errors: number;
+    timeouts: number;
+    samples: readonly string[];
+    cpu: CpuPerRequest | null;
+  }[];
 }
 
 /** CPU µs per completed request over the measured window, by process (tree). */
@@ -163,14 +188,29 @@ function httpRequestBytes(path: string): Buffer {
   return Buffer.from(`GET ${path} HTTP/1.1\r\nHost: bench\r\n\r\n`, 'latin1');
 }
 
-async function gatewayRun(port: number, workload: Workload, probe: CpuProbe): Promise<LoadResult & { cpu: CpuPerRequest }> {
+async function gatewayRun(
+  port: number,
+  workload: Workload,
+  probe: CpuProbe,
+): Promise<LoadResult & { cpu: CpuPerRequest }> {
   let front0 = 0;
   let php0 = 0;
   let front = 0;
   let php = 0;
   const request = httpRequestBytes(workload.path);
   const result = await benchLoad(
-    (sink) => new HttpTarget({ address: { port, host: '127.0.0.1' }, request, connections: SETUP.connections, keepConn: true, timeoutMs: SETUP.timeoutMs, sampleFirstReply: true }, sink),
+    (sink) =>
+      new HttpTarget(
+        {
+          address: { port, host: '127.0.0.1' },
+          request,
+          connections: SETUP.connections,
+          keepConn: true,
+          timeoutMs: SETUP.timeoutMs,
+          sampleFirstReply: true,
+        },
+        sink,
+      ),
     {
       concurrency: SETUP.connections,
       warmupMs: SETUP.warmupMs,
@@ -186,7 +226,8 @@ async function gatewayRun(port: number, workload: Workload, probe: CpuProbe): Pr
       },
     },
   );
-  const perRequest = (seconds: number): number => (result.requests > 0 ? (seconds * 1e6) / result.requests : Number.NaN);
+  const perRequest = (seconds: number): number =>
+    result.requests > 0 ? (seconds * 1e6) / result.requests : Number.NaN;
   const generator = (result.clientCpuPercent / 100) * (result.elapsedMs / 1000);
   return { ...result, cpu: { front: perRequest(front), php: perRequest(php), generator: perRequest(generator) } };
 }
@@ -196,14 +237,27 @@ async function gatewayRun(port: number, workload: Workload, probe: CpuProbe): Pr
  * request in flight on each of the pool's kept connections. Its CPU per request is the cheapest a Node process
  * can talk FastCGI to this php-fpm.
  */
-async function driverRun(phpSocket: string, docroot: string, phpPid: number): Promise<LoadResult & { cpu: CpuPerRequest }> {
+async function driverRun(
+  phpSocket: string,
+  docroot: string,
+  phpPid: number,
+): Promise<LoadResult & { cpu: CpuPerRequest }> {
   const params = Object.entries(phpParams(docroot, HELLO));
   let php0 = 0;
   let php = 0;
   const result = await benchLoad(
     (sink) =>
       new LoadDriver(
-        { address: { path: phpSocket }, connections: SETUP.phpChildren, perConnection: 1, keepConn: true, params, body: null, timeoutMs: SETUP.timeoutMs, sampleFirstReply: true },
+        {
+          address: { path: phpSocket },
+          connections: SETUP.phpChildren,
+          perConnection: 1,
+          keepConn: true,
+          params,
+          body: null,
+          timeoutMs: SETUP.timeoutMs,
+          sampleFirstReply: true,
+        },
         sink,
       ),
     {
@@ -219,7 +273,8 @@ async function driverRun(phpSocket: string, docroot: string, phpPid: number): Pr
       },
     },
   );
-  const perRequest = (seconds: number): number => (result.requests > 0 ? (seconds * 1e6) / result.requests : Number.NaN);
+  const perRequest = (seconds: number): number =>
+    result.requests > 0 ? (seconds * 1e6) / result.requests : Number.NaN;
   const generator = (result.clientCpuPercent / 100) * (result.elapsedMs / 1000);
   return { ...result, cpu: { front: Number.NaN, php: perRequest(php), generator: perRequest(generator) } };
 }
@@ -241,11 +296,16 @@ function phpParams(docroot: string, workload: Workload): Record<string, string> 
   };
 }
 
-function engineRequest(client: ReturnType<typeof createEngineClient>, params: Record<string, string>, expect: string): RequestFn {
+function engineRequest(
+  client: ReturnType<typeof createEngineClient>,
+  params: Record<string, string>,
+  expect: string,
+): RequestFn {
   return async () => {
     const response = await client.request({ params });
     const body = await response.buffer();
-    if (response.status !== 200 || !body.toString('latin1', 0, expect.length).startsWith(expect)) throw new Error(`unexpected reply ${response.status}`);
+    if (response.status !== 200 || !body.toString('latin1', 0, expect.length).startsWith(expect))
+      throw new Error(`unexpected reply ${response.status}`);
   };
 }
 
@@ -277,7 +337,8 @@ function fastcgiClientRequest(client: FastcgiClient, params: Record<string, stri
           // fastcgi-client hands over the raw CGI output: the header block is the caller's to split off.
           const raw = Buffer.concat(chunks);
           const at = raw.indexOf('\r\n\r\n');
-          if (at === -1 || !raw.toString('latin1', at + 4, at + 4 + expect.length).startsWith(expect)) reject(new Error('unexpected reply'));
+          if (at === -1 || !raw.toString('latin1', at + 4, at + 4 + expect.length).startsWith(expect))
+            reject(new Error('unexpected reply'));
           else resolve();
         });
         request.stdin.end();
@@ -353,7 +414,16 @@ function int(n: number): string {
 
 function markdownTable(table: TableOut): string {
   const withCpu = table.rows.some((r) => r.cpuUsPerRequest !== null);
-  const headers = ['Row', 'req/s', 'min–max', 'p50', 'p99', 'Errors', 'Ratio', ...(withCpu ? ['CPU/req: front end', 'php-fpm', 'load generator'] : [])];
+  const headers = [
+    'Row',
+    'req/s',
+    'min–max',
+    'p50',
+    'p99',
+    'Errors',
+    'Ratio',
+    ...(withCpu ? ['CPU/req: front end', 'php-fpm', 'load generator'] : []),
+  ];
   const us = (n: number | undefined): string => (n !== undefined && Number.isFinite(n) ? `${n.toFixed(1)} µs` : 'n/a');
   const cells = table.rows.map((r) => [
     r.label,
@@ -366,10 +436,12 @@ function markdownTable(table: TableOut): string {
     ...(withCpu ? [us(r.cpuUsPerRequest?.front), us(r.cpuUsPerRequest?.php), us(r.cpuUsPerRequest?.generator)] : []),
   ]);
   const widths = headers.map((h, c) => Math.max(h.length, ...cells.map((row) => row[c]!.length)));
-  const line = (row: readonly string[]) => `| ${row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ')} |`;
+  const line = (row: readonly string[]) =>
+    `| ${row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ')} |`;
   const rule = `|${widths.map((w, c) => (c === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
   const out = [`### ${table.title}`, '', table.description, '', line(headers), rule, ...cells.map(line)];
-  for (const r of table.rows) if (r.errorSamples.length > 0) out.push('', `Errors of ${r.label}: ${r.errorSamples.join('; ')}`);
+  for (const r of table.rows)
+    if (r.errorSamples.length > 0) out.push('', `Errors of ${r.label}: ${r.errorSamples.join('; ')}`);
   return out.join('\n');
 }
 
@@ -383,7 +455,10 @@ function progress(message: string): void {
 // out between runs so each starts with every php worker free.
 const SETTLE_MS = 1500;
 
-async function alternate(rows: { row: Row; run: () => Promise<LoadResult & { cpu?: CpuPerRequest }> }[], what: string): Promise<void> {
+async function alternate(
+  rows: { row: Row; run: () => Promise<LoadResult & { cpu?: CpuPerRequest }> }[],
+  what: string,
+): Promise<void> {
   for (const { row, run } of rows) {
     const primer = await run();
     progress(`${what} warmup run · ${row.label}: ${int(primer.reqPerSec)} req/s (not recorded)`);
@@ -394,22 +469,35 @@ async function alternate(rows: { row: Row; run: () => Promise<LoadResult & { cpu
     for (const { row, run } of turn) {
       const result = await run();
       await delay(SETTLE_MS);
-      if (!result.verified) throw new Error(`${row.label}: the first reply was not the expected one (${result.errorSamples.join('; ')})`);
-      row.runs.push({ reqPerSec: result.reqPerSec, latency: result.latency, errors: result.errors, timeouts: result.timeouts, samples: result.errorSamples, cpu: result.cpu ?? null });
-      progress(`${what} round ${round + 1}/${SETUP.rounds} · ${row.label}: ${int(result.reqPerSec)} req/s, errors ${result.errors}, timeouts ${result.timeouts}`);
+      if (!result.verified)
+        throw new Error(`${row.label}: the first reply was not the expected one (${result.errorSamples.join('; ')})`);
+      row.runs.push({
+        reqPerSec: result.reqPerSec,
+        latency: result.latency,
+        errors: result.errors,
+        timeouts: result.timeouts,
+        samples: result.errorSamples,
+        cpu: result.cpu ?? null,
+      });
+      progress(
+        `${what} round ${round + 1}/${SETUP.rounds} · ${row.label}: ${int(result.reqPerSec)} req/s, errors ${result.errors}, timeouts ${result.timeouts}`,
+      );
     }
   }
 }
 
 async function main(): Promise<void> {
-  if (process.argv[2] === '--gateway') return runGatewayChild(process.argv[3]!, process.argv[4]!, Number(process.argv[5]));
+  if (process.argv[2] === '--gateway')
+    return runGatewayChild(process.argv[3]!, process.argv[4]!, Number(process.argv[5]));
   if (process.argv[2] === '--bare') return runGatewayChild(null, '', 0);
   if (relaunchCompiled(__filename)) return;
   const json = process.argv.includes('--json');
   const phpFpm = findBinary(['php-fpm8.2', 'php-fpm']);
   const nginx = findBinary(['nginx']);
   if (phpFpm === null || nginx === null) {
-    process.stderr.write(`bench:client needs ${phpFpm === null ? 'php-fpm8.2 (apt-get install php8.2-fpm)' : ''}${phpFpm === null && nginx === null ? ' and ' : ''}${nginx === null ? 'nginx (apt-get install nginx-light)' : ''}\n`);
+    process.stderr.write(
+      `bench:client needs ${phpFpm === null ? 'php-fpm8.2 (apt-get install php8.2-fpm)' : ''}${phpFpm === null && nginx === null ? ' and ' : ''}${nginx === null ? 'nginx (apt-get install nginx-light)' : ''}\n`,
+    );
     process.exitCode = 1;
     return;
   }
@@ -421,15 +509,26 @@ async function main(): Promise<void> {
   const tables: TableOut[] = [];
   try {
     const php = await startPhpFpm(phpFpm, dir);
-    const front = await startNginx(nginx, dir, { socket: php.socket, keepalive: SETUP.phpChildren, root: docroot, location: '\\.php$' });
+    const front = await startNginx(nginx, dir, {
+      socket: php.socket,
+      keepalive: SETUP.phpChildren,
+      root: docroot,
+      location: '\\.php$',
+    });
     const gateway = await startGateway(php.socket, docroot);
     for (const workload of [HELLO, BYTES]) {
       const nginxRow: Row = { label: 'nginx 1 worker, fastcgi_keep_conn + keepalive', baseline: true, runs: [] };
       const gatewayRow: Row = { label: 'createGateway on node:http, 1 process', baseline: false, runs: [] };
       await alternate(
         [
-          { row: nginxRow, run: () => gatewayRun(front.port, workload, { frontPid: front.child.pid!, phpPid: php.child.pid! }) },
-          { row: gatewayRow, run: () => gatewayRun(gateway.port, workload, { frontPid: gateway.child.pid!, phpPid: php.child.pid! }) },
+          {
+            row: nginxRow,
+            run: () => gatewayRun(front.port, workload, { frontPid: front.child.pid!, phpPid: php.child.pid! }),
+          },
+          {
+            row: gatewayRow,
+            run: () => gatewayRun(gateway.port, workload, { frontPid: gateway.child.pid!, phpPid: php.child.pid! }),
+          },
         ],
         `gateway ${workload.name}`,
       );
@@ -447,10 +546,17 @@ async function main(): Promise<void> {
     // What any node:http gateway pays at the least: node:http with no backend, and the FastCGI exchange alone.
     const bare = await startGateway(php.socket, docroot, true);
     const bareRow: Row = { label: 'node:http answering the same 12 bytes, no backend', baseline: false, runs: [] };
-    const driverRow: Row = { label: `FastCGI exchange alone: bench's wire driver, ${SETUP.phpChildren} kept connections`, baseline: false, runs: [] };
+    const driverRow: Row = {
+      label: `FastCGI exchange alone: bench's wire driver, ${SETUP.phpChildren} kept connections`,
+      baseline: false,
+      runs: [],
+    };
     await alternate(
       [
-        { row: bareRow, run: () => gatewayRun(bare.port, HELLO, { frontPid: bare.child.pid!, phpPid: php.child.pid! }) },
+        {
+          row: bareRow,
+          run: () => gatewayRun(bare.port, HELLO, { frontPid: bare.child.pid!, phpPid: php.child.pid! }),
+        },
         { row: driverRow, run: () => driverRun(php.socket, docroot, php.child.pid!) },
       ],
       'floor',
@@ -465,12 +571,27 @@ async function main(): Promise<void> {
     );
 
     const params = phpParams(docroot, HELLO);
-    const kept = createEngineClient({ address: php.socket, poolSize: SETUP.phpChildren, multiplex: false, queueLimit: 100_000, idleTimeout: 1000 });
-    const perRequest = createEngineClient({ address: php.socket, poolSize: SETUP.connections, keepConn: false, queueLimit: 100_000 });
+    const kept = createEngineClient({
+      address: php.socket,
+      poolSize: SETUP.phpChildren,
+      multiplex: false,
+      queueLimit: 100_000,
+      idleTimeout: 1000,
+    });
+    const perRequest = createEngineClient({
+      address: php.socket,
+      poolSize: SETUP.connections,
+      keepConn: false,
+      queueLimit: 100_000,
+    });
     const npmClient = await fastcgiClient(php.socket);
     const npmRow: Row = { label: 'fastcgi-client 0.2.0 (connection per request)', baseline: true, runs: [] };
     const keptRow: Row = { label: `createClient, ${SETUP.phpChildren} kept connections`, baseline: false, runs: [] };
-    const perRequestRow: Row = { label: 'createClient, keepConn: false (connection per request)', baseline: false, runs: [] };
+    const perRequestRow: Row = {
+      label: 'createClient, keepConn: false (connection per request)',
+      baseline: false,
+      runs: [],
+    };
     await alternate(
       [
         { row: npmRow, run: () => closedLoop(fastcgiClientRequest(npmClient, params, HELLO.expect)) },
@@ -494,10 +615,18 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  const knobs = KNOBS.filter((k) => process.env[k] !== undefined && process.env[k] !== '').map((k) => `${k}=${process.env[k]} `);
-  const env = environment(`${knobs.join('')}npm run bench:client${json ? ' -- --json' : ''}`, { time: SETUP.durationMs, warmupTime: SETUP.warmupMs, rounds: SETUP.rounds, targetSampleUs: 0 }, __filename);
+  const knobs = KNOBS.filter((k) => process.env[k] !== undefined && process.env[k] !== '').map(
+    (k) => `${k}=${process.env[k]} `,
+  );
+  const env = environment(
+    `${knobs.join('')}npm run bench:client${json ? ' -- --json' : ''}`,
+    { time: SETUP.durationMs, warmupTime: SETUP.warmupMs, rounds: SETUP.rounds, targetSampleUs: 0 },
+    __filename,
+  );
   if (json) {
-    process.stdout.write(`${JSON.stringify({ environment: env, setup: SETUP, tables }, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ environment: env, setup: SETUP, tables }, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`,
+    );
     return;
   }
   const out = [

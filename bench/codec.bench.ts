@@ -202,7 +202,8 @@ function checkInputs(): void {
         fail(`${impl.label} scanRecords on ${input.label}: ${count} records, error ${recordsOut[OUT_ERROR]}`);
       }
       const got = snapshot(recordsOut, REC_STRIDE);
-      if (reference !== null && got.join() !== reference.join()) fail(`${impl.label} scanRecords differs from TS on ${input.label}`);
+      if (reference !== null && got.join() !== reference.join())
+        fail(`${impl.label} scanRecords differs from TS on ${input.label}`);
       reference ??= got;
       const pairs = decodeDescriptors(impl.scanner, input.buf);
       if (pairs !== 30 * input.requests) fail(`${impl.label} decode of ${input.label}: ${pairs} pairs`);
@@ -223,7 +224,8 @@ function checkInputs(): void {
       const n = impl.scanner.scanPairs(block, 0, block.length, pairsOut);
       if (n !== count || pairsOut[OUT_ERROR] !== ERR_NONE) fail(`${impl.label} scanPairs on ${count} params: ${n}`);
       const got = snapshot(pairsOut, PAIR_STRIDE);
-      if (reference !== null && got.join() !== reference.join()) fail(`${impl.label} scanPairs differs from TS on ${count} params`);
+      if (reference !== null && got.join() !== reference.join())
+        fail(`${impl.label} scanPairs differs from TS on ${count} params`);
       reference ??= got;
     }
   }
@@ -232,7 +234,12 @@ function checkInputs(): void {
 
 // --- groups -----------------------------------------------------------------------------------------------
 
-function benchCase(input: Input, list: readonly Impl[], name: (impl: Impl) => string, op: (s: Scanner, buf: Buffer) => () => void): BenchCase {
+function benchCase(
+  input: Input,
+  list: readonly Impl[],
+  name: (impl: Impl) => string,
+  op: (s: Scanner, buf: Buffer) => () => void,
+): BenchCase {
   return {
     input: input.label,
     bytes: input.buf.length,
@@ -247,7 +254,9 @@ function groups(sweep: boolean): BenchGroup[] {
     {
       title: 'scanRecords: frame one socket chunk',
       description: `One op = one scanRecords call over the whole chunk. "routed" is the default scanner (TS for the first ${TS_HEAD_RECORDS} records, native for the rest).`,
-      cases: [ONE, FORTY, BODY].map((input) => benchCase(input, all, (impl) => `scanRecords ${impl.label}, ${input.label}`, scanRecordsOp)),
+      cases: [ONE, FORTY, BODY].map((input) =>
+        benchCase(input, all, (impl) => `scanRecords ${impl.label}, ${input.label}`, scanRecordsOp),
+      ),
     },
     {
       title: 'scanPairs: one request’s params block',
@@ -256,15 +265,20 @@ function groups(sweep: boolean): BenchGroup[] {
     },
     {
       title: 'Decode to descriptors + known ids (no strings)',
-      description: 'One op = scanRecords over the chunk, then scanPairs over every non-empty PARAMS record. Per request: divide the 40-request mean by 40.',
-      cases: [ONE, FORTY].map((input) => benchCase(input, all, (impl) => `decode ${impl.label}, ${input.label}`, decodeDescriptorsOp)),
+      description:
+        'One op = scanRecords over the chunk, then scanPairs over every non-empty PARAMS record. Per request: divide the 40-request mean by 40.',
+      cases: [ONE, FORTY].map((input) =>
+        benchCase(input, all, (impl) => `decode ${impl.label}, ${input.label}`, decodeDescriptorsOp),
+      ),
     },
     {
       title: 'Decoder.push end to end (lazy params, handler reads 3)',
       description:
         'One op = Decoder.push of the whole chunk: records dispatched, PARAMS collected, Params built, and the handler reads ' +
         'REQUEST_METHOD, REQUEST_URI and HTTP_HOST (one latin1 string per params block + 3 substrings).',
-      cases: [ONE, FORTY, BODY].map((input) => benchCase(input, all, (impl) => `Decoder.push ${impl.label}, ${input.label}`, decoderOp)),
+      cases: [ONE, FORTY, BODY].map((input) =>
+        benchCase(input, all, (impl) => `Decoder.push ${impl.label}, ${input.label}`, decoderOp),
+      ),
     },
   ];
   if (sweep && NATIVE !== null) {

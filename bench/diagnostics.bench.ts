@@ -66,13 +66,30 @@ async function main(): Promise<void> {
   const results = new Map<Mode, LoadResult[]>(MODES.map((m) => [m, []]));
   const address = parseAddress(path);
   const target = (sink: LoadSink): LoadTarget =>
-    new LoadDriver({ address, connections, perConnection: 1, keepConn: true, params: nginxParams(1), body: null, timeoutMs: 2000, sampleFirstReply: true }, sink);
+    new LoadDriver(
+      {
+        address,
+        connections,
+        perConnection: 1,
+        keepConn: true,
+        params: nginxParams(1),
+        body: null,
+        timeoutMs: 2000,
+        sampleFirstReply: true,
+      },
+      sink,
+    );
   try {
     for (let round = 0; round < rounds; round++) {
       for (const mode of round % 2 === 0 ? MODES : [...MODES].reverse()) {
         const unsubscribe = subscribe(mode);
         try {
-          const result = await benchLoad(target, { concurrency: connections, warmupMs, durationMs, expectBody: 'hello world' });
+          const result = await benchLoad(target, {
+            concurrency: connections,
+            warmupMs,
+            durationMs,
+            expectBody: 'hello world',
+          });
           results.get(mode)!.push(result);
         } finally {
           unsubscribe();
@@ -89,7 +106,11 @@ async function main(): Promise<void> {
     const latencies = mergeLatencies(runs.map((r) => r.latency));
     const rps = rate(runs);
     return [
-      mode === 'none' ? 'no subscribers' : mode === 'finish' ? 'request:finish subscribed' : 'every channel + handler tracing',
+      mode === 'none'
+        ? 'no subscribers'
+        : mode === 'finish'
+          ? 'request:finish subscribed'
+          : 'every channel + handler tracing',
       rps.toFixed(0),
       `${(((rps - base) / base) * 100).toFixed(1)} %`,
       formatTime(percentileMs(latencies, 50) * 1e6),

@@ -30,7 +30,16 @@ import { encodeBeginRequest, encodeRecord, encodeStream, streamRecordChunks } fr
 import { benchFlags, numberFlag } from './_util/args';
 import { closedWithin, oneByteRecords, rawConnection, sleep, writeAll } from './_util/attack-wire';
 import { LegitTraffic } from './_util/legit';
-import { LiveServer, MiB, countsSince, describeLeft, formatCounts, leftOver, mib, type LiveStats } from './_util/live-server';
+import {
+  LiveServer,
+  MiB,
+  countsSince,
+  describeLeft,
+  formatCounts,
+  leftOver,
+  mib,
+  type LiveStats,
+} from './_util/live-server';
 
 interface Args {
   seconds: number;
@@ -39,7 +48,11 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const flags = benchFlags(argv, 'usage: dos.ts [--seconds N (all attacks together, default 240)] [--only a,b] [--seed N]', ['seconds', 'only', 'seed']);
+  const flags = benchFlags(
+    argv,
+    'usage: dos.ts [--seconds N (all attacks together, default 240)] [--only a,b] [--seed N]',
+    ['seconds', 'only', 'seed'],
+  );
   const args: Args = {
     seconds: numberFlag(flags.seconds, 240, 'seconds'),
     only: flags.only === undefined ? null : flags.only.split(','),
@@ -137,12 +150,19 @@ const ATTACKS: Attack[] = [
     expect: ['FCGI_ERR_PARAMS_TOO_LARGE'],
     legit: { fresh: 3, kept: 1 },
     async run(attacker) {
-      const over = [encodeBeginRequest(1, Role.RESPONDER, Flag.KEEP_CONN), ...oneByteRecords(RecordType.PARAMS, 1, paramsBlock(1_100_000))];
-      const under = [encodeBeginRequest(1, Role.RESPONDER, Flag.KEEP_CONN), ...oneByteRecords(RecordType.PARAMS, 1, paramsBlock(900_000))];
+      const over = [
+        encodeBeginRequest(1, Role.RESPONDER, Flag.KEEP_CONN),
+        ...oneByteRecords(RecordType.PARAMS, 1, paramsBlock(1_100_000)),
+      ];
+      const under = [
+        encodeBeginRequest(1, Role.RESPONDER, Flag.KEEP_CONN),
+        ...oneByteRecords(RecordType.PARAMS, 1, paramsBlock(900_000)),
+      ];
       await attacker.loops(8, async (worker) => {
         const socket = await attacker.connect();
         // Over the limit the server closes; under it, the params stay held until we go.
-        if (await writeAll(socket, worker % 2 === 0 ? over : under, () => attacker.done)) await closedWithin(socket, attacker.remaining(worker % 2 === 1 ? 200 : 3000));
+        if (await writeAll(socket, worker % 2 === 0 ? over : under, () => attacker.done))
+          await closedWithin(socket, attacker.remaining(worker % 2 === 1 ? 200 : 3000));
         socket.destroy();
       });
     },
@@ -185,7 +205,9 @@ const ATTACKS: Attack[] = [
         }
         socket.destroy();
       });
-      attacker.notes.push(`${sinkAnswers} bodies of 128 KiB in 1-byte records answered right by /sink, ${sinkWrong} wrong or unanswered`);
+      attacker.notes.push(
+        `${sinkAnswers} bodies of 128 KiB in 1-byte records answered right by /sink, ${sinkWrong} wrong or unanswered`,
+      );
       if (sinkWrong > 0) throw new Error(`${sinkWrong} 1-byte-record bodies were not answered with their length`);
     },
   },
@@ -243,11 +265,15 @@ const ATTACKS: Attack[] = [
     async run(attacker) {
       const requests = Buffer.concat(
         Array.from({ length: 128 }, (_, i) =>
-          Buffer.concat([encodeBeginRequest(i + 1, Role.RESPONDER, Flag.KEEP_CONN), encodeParams(i + 1, GET('/big')), encodeRecord(RecordType.STDIN, i + 1)]),
+          Buffer.concat([
+            encodeBeginRequest(i + 1, Role.RESPONDER, Flag.KEEP_CONN),
+            encodeParams(i + 1, GET('/big')),
+            encodeRecord(RecordType.STDIN, i + 1),
+          ]),
         ),
       );
       const query = encodeRecord(RecordType.GET_VALUES, 0, encodePairs([['FCGI_MPXS_CONNS', '']]));
-      const queries = Buffer.concat(Array.from({ length: 8 * MiB / query.length }, () => query));
+      const queries = Buffer.concat(Array.from({ length: (8 * MiB) / query.length }, () => query));
       await attacker.loops(4, async () => {
         const socket = await attacker.connect();
         socket.pause();
@@ -285,10 +311,7 @@ const ATTACKS: Attack[] = [
     expect: ['FCGI_ERR_BODY_TIMEOUT'],
     legit: { fresh: 3, kept: 1 },
     async run(attacker) {
-      const head = Buffer.concat([
-        encodeBeginRequest(1, Role.RESPONDER, 0),
-        encodeParams(1, POST('/sink', 100_000)),
-      ]);
+      const head = Buffer.concat([encodeBeginRequest(1, Role.RESPONDER, 0), encodeParams(1, POST('/sink', 100_000))]);
       const byte = encodeRecord(RecordType.STDIN, 1, Buffer.from('x'));
       await attacker.loops(200, async () => {
         const socket = await attacker.connect();
@@ -327,7 +350,12 @@ const ATTACKS: Attack[] = [
     // until 5bc85ac the abort destroyed it with an error nobody handled, and the process exited.
     legit: { fresh: 3, kept: 1 },
     async run(attacker) {
-      const head = Buffer.concat([encodeBeginRequest(1, Role.FILTER, 0), encodeParams(1, GET('/hold')), encodeRecord(RecordType.STDIN, 1), encodeRecord(RecordType.DATA, 1, Buffer.from('partial'))]);
+      const head = Buffer.concat([
+        encodeBeginRequest(1, Role.FILTER, 0),
+        encodeParams(1, GET('/hold')),
+        encodeRecord(RecordType.STDIN, 1),
+        encodeRecord(RecordType.DATA, 1, Buffer.from('partial')),
+      ]);
       await attacker.loops(4, async (worker) => {
         const socket = await attacker.connect();
         socket.write(worker % 2 === 0 ? Buffer.concat([head, encodeRecord(RecordType.ABORT_REQUEST, 1)]) : head);
@@ -372,7 +400,11 @@ const ATTACKS: Attack[] = [
     optIn: true,
     legit: { fresh: 3, kept: 1 },
     async run(attacker) {
-      const hold = [encodeBeginRequest(1, Role.RESPONDER, 0), encodeParams(1, POST('/hold', MiB)), encodeStream(RecordType.STDIN, 1, Buffer.alloc(MiB, 0x64))];
+      const hold = [
+        encodeBeginRequest(1, Role.RESPONDER, 0),
+        encodeParams(1, POST('/hold', MiB)),
+        encodeStream(RecordType.STDIN, 1, Buffer.alloc(MiB, 0x64)),
+      ];
       await attacker.loops(16, async () => {
         const socket = await attacker.connect();
         void writeAll(socket, hold, () => attacker.done);
@@ -430,7 +462,14 @@ async function runAttack(attack: Attack, seconds: number, seed: number): Promise
   const problems: string[] = [];
   try {
     // Warm-up: JIT and the first buffers, so the baseline is the server's working size, not its empty one.
-    const warm = new LegitTraffic({ path: server.path, fresh: 2, kept: 2, kinds: ['hello', 'bytes64k', 'echo'], timeoutMs: 10_000, seed });
+    const warm = new LegitTraffic({
+      path: server.path,
+      fresh: 2,
+      kept: 2,
+      kinds: ['hello', 'bytes64k', 'echo'],
+      timeoutMs: 10_000,
+      seed,
+    });
     await sleep(500);
     await warm.stop();
     const before = (await server.stats(true))!;
@@ -440,7 +479,13 @@ async function runAttack(attack: Attack, seconds: number, seed: number): Promise
     const bound = startRss + maxBuffer + 128 * MiB;
 
     const attacker = new Attacker(server, Date.now() + seconds * 1000);
-    const legit = new LegitTraffic({ path: server.path, ...attack.legit, kinds: ['hello', 'bytes64k', 'echo'], timeoutMs: 10_000, seed: seed + 1 });
+    const legit = new LegitTraffic({
+      path: server.path,
+      ...attack.legit,
+      kinds: ['hello', 'bytes64k', 'echo'],
+      timeoutMs: 10_000,
+      seed: seed + 1,
+    });
     const started = Date.now();
     // The server's own figures during the attack: what it charged, what it held in buffers, how many
     // connections it had; sampled, so a peak between two samples is missed (the RSS peak is not).
@@ -477,7 +522,8 @@ async function runAttack(attack: Attack, seconds: number, seed: number): Promise
 
     const crash = server.exit;
     if (crash !== null) problems.push(`server ${server.crash}`);
-    if (legit.failed > 0) problems.push(`${legit.failed} legitimate requests failed: ${legit.failures.slice(0, 3).join('; ')}`);
+    if (legit.failed > 0)
+      problems.push(`${legit.failed} legitimate requests failed: ${legit.failures.slice(0, 3).join('; ')}`);
     if (legit.ok === 0) problems.push('no legitimate request was served');
     if (left !== null && leftOver(left) > 0) problems.push(`left in the server after 5 s: ${describeLeft(left)}`);
     if (peaks.buffered > maxBuffer) problems.push(`${peaks.buffered} bytes charged, over maxBufferBytes ${maxBuffer}`);
@@ -513,11 +559,17 @@ async function runAttack(attack: Attack, seconds: number, seed: number): Promise
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const attacks = args.only === null ? ATTACKS.filter((a) => a.optIn !== true) : ATTACKS.filter((a) => args.only!.includes(a.name));
-  if (attacks.length === 0) throw new Error(`no attack named ${args.only?.join(', ')}; known: ${ATTACKS.map((a) => a.name).join(', ')}`);
+  const attacks =
+    args.only === null ? ATTACKS.filter((a) => a.optIn !== true) : ATTACKS.filter((a) => args.only!.includes(a.name));
+  if (attacks.length === 0)
+    throw new Error(`no attack named ${args.only?.join(', ')}; known: ${ATTACKS.map((a) => a.name).join(', ')}`);
   const each = Math.max(2, args.seconds / attacks.length);
-  process.stdout.write(`dos: ${attacks.length} attacks x ${each.toFixed(1)} s, seed ${args.seed}, node ${process.version}, pid ${process.pid}\n`);
-  process.stdout.write(`bound per attack: peak RSS <= RSS after warm-up + maxBufferBytes + 128 MiB (server heap --max-old-space-size=256)\n\n`);
+  process.stdout.write(
+    `dos: ${attacks.length} attacks x ${each.toFixed(1)} s, seed ${args.seed}, node ${process.version}, pid ${process.pid}\n`,
+  );
+  process.stdout.write(
+    `bound per attack: peak RSS <= RSS after warm-up + maxBufferBytes + 128 MiB (server heap --max-old-space-size=256)\n\n`,
+  );
   const results: Result[] = [];
   for (const [i, attack] of attacks.entries()) {
     process.stdout.write(`[${attack.name}] ${attack.what}; server: ${attack.why ?? 'default options'}\n`);
@@ -540,16 +592,32 @@ async function main(): Promise<void> {
     String(r.legitOk),
     String(r.legitFailed),
     String(r.opened),
-    r.left === null ? 'n/a' : String(r.left.connections + r.left.activeRequests + r.left.inFlight) + ' / ' + r.left.bufferedBytes + ' B',
+    r.left === null
+      ? 'n/a'
+      : String(r.left.connections + r.left.activeRequests + r.left.inFlight) + ' / ' + r.left.bufferedBytes + ' B',
     `${mib(r.peakRss)} / ${mib(r.bound)}`,
     formatCounts(r.codes),
     r.problems.length === 0 ? 'pass' : 'FAIL',
   ]);
-  const header = ['attack', 'crashes', 'legit ok', 'legit failed', 'attacker conns', 'left (conn+req / bytes)', 'peak RSS / bound MiB', 'clientError codes', ''];
+  const header = [
+    'attack',
+    'crashes',
+    'legit ok',
+    'legit failed',
+    'attacker conns',
+    'left (conn+req / bytes)',
+    'peak RSS / bound MiB',
+    'clientError codes',
+    '',
+  ];
   process.stdout.write(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|\n`);
   for (const row of rows) process.stdout.write(`| ${row.join(' | ')} |\n`);
   const failed = results.filter((r) => r.problems.length > 0);
-  process.stdout.write(failed.length === 0 ? `\ndos: all ${results.length} attacks passed\n` : `\ndos: ${failed.length} of ${results.length} attacks FAILED: ${failed.map((r) => r.attack.name).join(', ')}\n`);
+  process.stdout.write(
+    failed.length === 0
+      ? `\ndos: all ${results.length} attacks passed\n`
+      : `\ndos: ${failed.length} of ${results.length} attacks FAILED: ${failed.map((r) => r.attack.name).join(', ')}\n`,
+  );
   process.exitCode = failed.length === 0 ? 0 : 1;
 }
 

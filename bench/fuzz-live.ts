@@ -74,7 +74,7 @@ const PARAMS = (method: string, uri: string, extra: Array<[string, string]> = []
 /** A body as STDIN records of random sizes, ended. */
 function stdinInPieces(random: Random, id: number, body: Buffer): Buffer[] {
   const out: Buffer[] = [];
-  for (let o = 0; o < body.length; ) {
+  for (let o = 0; o < body.length;) {
     const n = Math.min(body.length - o, 1 + int(random, random() < 0.2 ? 8 : 20_000));
     out.push(encodeRecord(RecordType.STDIN, id, body.subarray(o, o + n), { pad: random() < 0.7 }));
     o += n;
@@ -105,7 +105,10 @@ function template(random: Random): { name: string; records: Buffer[] } {
       const streams = [1, 2, 3].map((id) => request(random, id, true));
       const records: Buffer[] = [];
       while (streams.some((s) => s.length > 0)) {
-        const s = pick(random, streams.filter((x) => x.length > 0));
+        const s = pick(
+          random,
+          streams.filter((x) => x.length > 0),
+        );
         records.push(s.shift()!);
       }
       return { name: 'multiplexed', records };
@@ -115,7 +118,17 @@ function template(random: Random): { name: string; records: Buffer[] } {
     case 3:
       return {
         name: 'get-values',
-        records: [encodeRecord(RecordType.GET_VALUES, 0, encodePairs(['FCGI_MAX_CONNS', 'FCGI_MAX_REQS', 'FCGI_MPXS_CONNS', 'X_UNKNOWN'].map((n) => [n, ''] as [string, string])))],
+        records: [
+          encodeRecord(
+            RecordType.GET_VALUES,
+            0,
+            encodePairs(
+              ['FCGI_MAX_CONNS', 'FCGI_MAX_REQS', 'FCGI_MPXS_CONNS', 'X_UNKNOWN'].map(
+                (n) => [n, ''] as [string, string],
+              ),
+            ),
+          ),
+        ],
       };
     case 4: {
       const records = request(random, 1, true);
@@ -127,7 +140,13 @@ function template(random: Random): { name: string; records: Buffer[] } {
         name: 'filter',
         records: [
           encodeBeginRequest(1, Role.FILTER, 0),
-          encodeParams(1, PARAMS('GET', '/filter', [['FCGI_DATA_LENGTH', '5'], ['FCGI_DATA_LAST_MOD', '0']])),
+          encodeParams(
+            1,
+            PARAMS('GET', '/filter', [
+              ['FCGI_DATA_LENGTH', '5'],
+              ['FCGI_DATA_LAST_MOD', '0'],
+            ]),
+          ),
           encodeRecord(RecordType.STDIN, 1),
           encodeStream(RecordType.DATA, 1, Buffer.from('data!'), { end: true }),
         ],
@@ -135,10 +154,20 @@ function template(random: Random): { name: string; records: Buffer[] } {
     case 6:
       return {
         name: 'authorizer',
-        records: [encodeBeginRequest(1, Role.AUTHORIZER, 0), encodeParams(1, PARAMS('GET', '/auth')), encodeRecord(RecordType.STDIN, 1)],
+        records: [
+          encodeBeginRequest(1, Role.AUTHORIZER, 0),
+          encodeParams(1, PARAMS('GET', '/auth')),
+          encodeRecord(RecordType.STDIN, 1),
+        ],
       };
     default:
-      return { name: 'unknown-type', records: [encodeRecord(11 + int(random, 200), 0, randomBytes(random, int(random, 40))), ...request(random, 1, false)] };
+      return {
+        name: 'unknown-type',
+        records: [
+          encodeRecord(11 + int(random, 200), 0, randomBytes(random, int(random, 40))),
+          ...request(random, 1, false),
+        ],
+      };
   }
 }
 
@@ -181,7 +210,11 @@ function makeCase(seed: number, index: number): { name: string; bytes: Buffer } 
   const random = prng((Math.imul(seed, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0);
   const roll = random();
   if (roll < 0.05) return { name: 'random-bytes', bytes: randomBytes(random, 1 + int(random, 2048)) };
-  if (roll < 0.2) return { name: 'random-records', bytes: Buffer.concat(Array.from({ length: 1 + int(random, 20) }, () => randomRecord(random))) };
+  if (roll < 0.2)
+    return {
+      name: 'random-records',
+      bytes: Buffer.concat(Array.from({ length: 1 + int(random, 20) }, () => randomRecord(random))),
+    };
   const { name, records } = template(random);
   if (roll < 0.3) return { name: `valid-${name}`, bytes: Buffer.concat(records) };
   const mutations = 1 + int(random, 4);
@@ -267,7 +300,9 @@ async function runCase(path: string, seed: number, index: number): Promise<Outco
     outcome.received += chunk.length;
     decoder.push(chunk);
   });
-  const cuts = [...new Set(Array.from({ length: int(random, 8) }, () => int(random, bytes.length)))].sort((a, b) => a - b);
+  const cuts = [...new Set(Array.from({ length: int(random, 8) }, () => int(random, bytes.length)))].sort(
+    (a, b) => a - b,
+  );
   let from = 0;
   for (const to of [...cuts, bytes.length]) {
     if (socket.destroyed) break;
@@ -299,7 +334,9 @@ async function main(): Promise<void> {
   const server = await LiveServer.start({ heapMiB: 256 });
   if (args.caseIndex !== null) {
     const c = makeCase(args.seed, args.caseIndex);
-    process.stdout.write(`case ${args.caseIndex} of seed ${args.seed}: ${c.name}, ${c.bytes.length} bytes\n${c.bytes.toString('hex')}\n`);
+    process.stdout.write(
+      `case ${args.caseIndex} of seed ${args.seed}: ${c.name}, ${c.bytes.length} bytes\n${c.bytes.toString('hex')}\n`,
+    );
     const outcome = await runCase(server.path, args.seed, args.caseIndex);
     await sleep(200);
     process.stdout.write(`${JSON.stringify(outcome)}\nserver: ${JSON.stringify(await server.stats())}\n`);
@@ -313,17 +350,29 @@ async function main(): Promise<void> {
     for (let index = 0; index < args.sequential && found.length < 10 && server.exit === null; index++) {
       const outcome = await runCase(server.path, args.seed, index);
       const left = await server.drained(1000);
-      if (left === null || leftOver(left) > 0) found.push(`case ${index} (${outcome.name}): ${left === null ? server.crash : describeLeft(left)}`);
+      if (left === null || leftOver(left) > 0)
+        found.push(`case ${index} (${outcome.name}): ${left === null ? server.crash : describeLeft(left)}`);
     }
-    process.stdout.write(`${found.length === 0 ? 'no case' : found.join('\n')} of the first ${args.sequential} (seed ${args.seed}) left something in the server\n`);
+    process.stdout.write(
+      `${found.length === 0 ? 'no case' : found.join('\n')} of the first ${args.sequential} (seed ${args.seed}) left something in the server\n`,
+    );
     await server.stop();
     process.exitCode = found.length === 0 ? 0 : 1;
     return;
   }
-  process.stdout.write(`fuzz:live seed ${args.seed}, ${args.seconds} s, ${args.concurrency} fuzz connections at a time, node ${process.version}\n`);
+  process.stdout.write(
+    `fuzz:live seed ${args.seed}, ${args.seconds} s, ${args.concurrency} fuzz connections at a time, node ${process.version}\n`,
+  );
   const problems: string[] = [];
 
-  const warm = new LegitTraffic({ path: server.path, fresh: 2, kept: 2, kinds: ['hello', 'bytes64k', 'echo'], timeoutMs: 10_000, seed: args.seed });
+  const warm = new LegitTraffic({
+    path: server.path,
+    fresh: 2,
+    kept: 2,
+    kinds: ['hello', 'bytes64k', 'echo'],
+    timeoutMs: 10_000,
+    seed: args.seed,
+  });
   await sleep(500);
   await warm.stop();
   const before = (await server.stats(true))!;
@@ -331,7 +380,14 @@ async function main(): Promise<void> {
   server.resetPeak();
   const bound = startRss + 128 * MiB + 128 * MiB;
 
-  const legit = new LegitTraffic({ path: server.path, fresh: 4, kept: 4, kinds: ['hello', 'bytes64k', 'echo'], timeoutMs: 10_000, seed: args.seed + 1 });
+  const legit = new LegitTraffic({
+    path: server.path,
+    fresh: 4,
+    kept: 4,
+    kinds: ['hello', 'bytes64k', 'echo'],
+    timeoutMs: 10_000,
+    seed: args.seed + 1,
+  });
   const started = Date.now();
   const deadline = started + args.seconds * 1000;
   let next = 0;
@@ -364,7 +420,9 @@ async function main(): Promise<void> {
   });
   const progress = setInterval(() => {
     const t = (Date.now() - started) / 1000;
-    process.stdout.write(`  ${t.toFixed(0)} s: ${connections} fuzz connections (${(connections / t).toFixed(0)}/s), legit ok ${legit.ok} failed ${legit.failed}, RSS ${mib(server.rss()?.rss ?? 0)} MiB\n`);
+    process.stdout.write(
+      `  ${t.toFixed(0)} s: ${connections} fuzz connections (${(connections / t).toFixed(0)}/s), legit ok ${legit.ok} failed ${legit.failed}, RSS ${mib(server.rss()?.rss ?? 0)} MiB\n`,
+    );
   }, 10_000);
   await Promise.all(workers);
   clearInterval(progress);
@@ -376,16 +434,22 @@ async function main(): Promise<void> {
 
   if (server.exit !== null) {
     problems.push(`server ${server.crash}`);
-    problems.push(`cases in flight at the crash (replay one with --seed ${args.seed} --case I): ${inFlightAtCrash.join(' ')}`);
+    problems.push(
+      `cases in flight at the crash (replay one with --seed ${args.seed} --case I): ${inFlightAtCrash.join(' ')}`,
+    );
   }
-  if (legit.failed > 0) problems.push(`${legit.failed} legitimate requests failed: ${legit.failures.slice(0, 3).join('; ')}`);
+  if (legit.failed > 0)
+    problems.push(`${legit.failed} legitimate requests failed: ${legit.failures.slice(0, 3).join('; ')}`);
   if (legit.ok === 0) problems.push('no legitimate request was served');
-  if (malformed > 0) problems.push(`${malformed} fuzz connections got bytes that are not FastCGI records: ${malformedCases.join('; ')}`);
-  if (left !== null && leftOver(left) > 0) problems.push(`left in the server 10 s after the run: ${describeLeft(left)}`);
+  if (malformed > 0)
+    problems.push(`${malformed} fuzz connections got bytes that are not FastCGI records: ${malformedCases.join('; ')}`);
+  if (left !== null && leftOver(left) > 0)
+    problems.push(`left in the server 10 s after the run: ${describeLeft(left)}`);
   if (peak > bound) problems.push(`peak RSS ${mib(peak)} MiB over the bound ${mib(bound)} MiB`);
 
   const codes: Record<string, number> = {};
-  for (const [k, v] of Object.entries(after?.clientErrors ?? {})) if (v - (before.clientErrors[k] ?? 0) > 0) codes[k] = v - (before.clientErrors[k] ?? 0);
+  for (const [k, v] of Object.entries(after?.clientErrors ?? {}))
+    if (v - (before.clientErrors[k] ?? 0) > 0) codes[k] = v - (before.clientErrors[k] ?? 0);
   process.stdout.write(
     `\nfuzz:live seed ${args.seed}: ${connections} fuzz connections in ${elapsed.toFixed(1)} s (${(connections / elapsed).toFixed(0)}/s; ${formatCounts(byName)})\n` +
       `  closed by the server ${closedByServer}, END_REQUESTs to fuzz connections ${replies}, malformed server output ${malformed}\n` +
@@ -393,7 +457,9 @@ async function main(): Promise<void> {
       `  crash: ${server.exit ?? 'no'}; legit ok ${legit.ok}, failed ${legit.failed} (${legit.summary()})\n` +
       `  left: ${describeLeft(left)}; peak RSS ${mib(peak)} MiB (start ${mib(startRss)}, bound ${mib(bound)})\n` +
       `  clientError: ${formatCounts(codes)}\n` +
-      (problems.length === 0 ? 'fuzz:live: PASS\n' : problems.map((p) => `  FAIL: ${p}\n`).join('') + 'fuzz:live: FAILED\n'),
+      (problems.length === 0
+        ? 'fuzz:live: PASS\n'
+        : problems.map((p) => `  FAIL: ${p}\n`).join('') + 'fuzz:live: FAILED\n'),
   );
   await server.stop();
   process.exitCode = problems.length === 0 ? 0 : 1;

@@ -21,16 +21,23 @@ import { canConnect, cleanUpOnExit, killAll, stop, track, waitUntil } from './_u
 import { environment, environmentLine, envNumber, isCompiled } from './_util/report';
 
 const DURATION_MS = Math.max(1000, envNumber('BENCH_DURATION_MS', 5000));
-const RATES = (process.env.BENCH_RATES ?? '200,1000,3000').split(',').map(Number).filter((r) => r > 0);
+const RATES = (process.env.BENCH_RATES ?? '200,1000,3000')
+  .split(',')
+  .map(Number)
+  .filter((r) => r > 0);
 const ROOT = resolve(__dirname, isCompiled(__filename) ? '../../../..' : '..');
 const HELLO = join(ROOT, 'bench/apps/hello.mjs');
 
 function cliCommand(): string[] {
-  return isCompiled(__filename) ? [join(__dirname, '../src/cli/main.js')] : ['--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
+  return isCompiled(__filename)
+    ? [join(__dirname, '../src/cli/main.js')]
+    : ['--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
 }
 
 async function bench(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<BenchReport> {
-  const child = track(spawn(process.execPath, [...cliCommand(), 'bench', ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env }));
+  const child = track(
+    spawn(process.execPath, [...cliCommand(), 'bench', ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env }),
+  );
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -76,15 +83,26 @@ async function main(): Promise<void> {
   let halfRate = 0;
   try {
     const socket = join(dir, 'app.sock');
-    const server = track(spawn(process.execPath, [...cliCommand(), 'serve', HELLO, '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] }));
+    const server = track(
+      spawn(process.execPath, [...cliCommand(), 'serve', HELLO, '--socket', socket], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      }),
+    );
     let log = '';
     server.stderr!.on('data', (c: Buffer) => (log += c.toString()));
-    await waitUntil('fastcgi-engine serve', () => canConnect({ path: socket }), server, () => log);
+    await waitUntil(
+      'fastcgi-engine serve',
+      () => canConnect({ path: socket }),
+      server,
+      () => log,
+    );
     const duration = `${DURATION_MS}ms`;
     await bench([socket, '-c', '8', '-d', '1s']); // warm-up
     const capacity = await bench([socket, '-c', '8', '-d', duration]);
     halfRate = Math.round(capacity.requestsPerSecond / 2);
-    rows.push(row('closed loop, 1 connection (reference)', await bench([socket, '-c', '1', '-d', duration, '--calibrate'])));
+    rows.push(
+      row('closed loop, 1 connection (reference)', await bench([socket, '-c', '1', '-d', duration, '--calibrate'])),
+    );
     const noAddon = { ...process.env, FASTCGI_NO_NATIVE: '1' };
     for (const rate of [...RATES, halfRate]) {
       const args = [socket, '-c', '8', '--rate', String(rate), '-d', duration, '--calibrate'];
@@ -97,7 +115,11 @@ async function main(): Promise<void> {
     killAll();
     rmSync(dir, { recursive: true, force: true });
   }
-  const env = environment(`npm run bench:open-loop${json ? ' -- --json' : ''}`, { time: DURATION_MS, warmupTime: 1000, rounds: 1, targetSampleUs: 0 }, __filename);
+  const env = environment(
+    `npm run bench:open-loop${json ? ' -- --json' : ''}`,
+    { time: DURATION_MS, warmupTime: 1000, rounds: 1, targetSampleUs: 0 },
+    __filename,
+  );
   if (json) {
     process.stdout.write(`${JSON.stringify({ environment: env, halfRate, rows }, null, 2)}\n`);
     return;
@@ -110,7 +132,10 @@ async function main(): Promise<void> {
       '',
       '| run | p50 | p99 | p99.9 | sender lag p50 / p99 | floor p50 / p99 (--calibrate) |',
       '|---|---|---|---|---|---|',
-      ...rows.map((r) => `| ${r.label} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.p999)} | ${f(r.lagP50)} / ${f(r.lagP99)} | ${f(r.floorP50)} / ${f(r.floorP99)} |`),
+      ...rows.map(
+        (r) =>
+          `| ${r.label} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.p999)} | ${f(r.lagP50)} / ${f(r.lagP99)} | ${f(r.floorP50)} / ${f(r.floorP99)} |`,
+      ),
       '',
     ].join('\n'),
   );

@@ -53,7 +53,14 @@ interface ServerSpec {
   readonly role: RowRole;
 }
 
-const NODE_FASTCGI: ServerSpec = { id: 'node-fastcgi', label: 'node-fastcgi', kind: 'node-fastcgi', env: {}, protocol: 'fastcgi', role: 'baseline' };
+const NODE_FASTCGI: ServerSpec = {
+  id: 'node-fastcgi',
+  label: 'node-fastcgi',
+  kind: 'node-fastcgi',
+  env: {},
+  protocol: 'fastcgi',
+  role: 'baseline',
+};
 // An empty value counts as unset for the loader, whatever this process was started with.
 const ENGINE_NATIVE: ServerSpec = {
   id: 'engine-native',
@@ -93,13 +100,15 @@ const WORKLOADS: readonly Workload[] = [
   {
     name: 'hello',
     title: "hello world: `(req, res) => res.end('hello world')`",
-    description: 'The smallest handler: the cost of the server itself (framing, params, request/response objects, END_REQUEST).',
+    description:
+      'The smallest handler: the cost of the server itself (framing, params, request/response objects, END_REQUEST).',
     expect: { fastcgi: 'hello world', http: 'hello world' },
   },
   {
     name: 'params',
     title: 'Read 3 params, 1 KB body',
-    description: 'The handler reads req.headers.host, req.url and req.method and answers a 1 KB body that starts with them (checked by the client).',
+    description:
+      'The handler reads req.headers.host, req.url and req.method and answers a 1 KB body that starts with them (checked by the client).',
     expect: {
       fastcgi: paramsBody(PARAMS.get('REQUEST_METHOD')!, PARAMS.get('HTTP_HOST')!, PARAMS.get('REQUEST_URI')!),
       http: paramsBody('GET', 'x', '/'),
@@ -136,7 +145,14 @@ const KEEP_CONN_MODES: Readonly<Record<string, KeepConnMode>> = { '': 'auto', au
 
 function readSetup(): Setup {
   const transport = process.env['BENCH_TRANSPORT'] ?? 'unix';
-  const transports: Transport[] = transport === 'both' ? ['unix', 'tcp'] : transport === 'tcp' ? ['tcp'] : transport === 'unix' || transport === '' ? ['unix'] : [];
+  const transports: Transport[] =
+    transport === 'both'
+      ? ['unix', 'tcp']
+      : transport === 'tcp'
+        ? ['tcp']
+        : transport === 'unix' || transport === ''
+          ? ['unix']
+          : [];
   if (transports.length === 0) throw new Error(`BENCH_TRANSPORT must be unix, tcp or both, got ${transport}`);
   const keep = process.env['BENCH_KEEP_CONN'] ?? '';
   const keepConn: KeepConnMode | undefined = KEEP_CONN_MODES[keep];
@@ -152,7 +168,17 @@ function readSetup(): Setup {
   };
 }
 
-const KNOBS = ['BENCH_CONNECTIONS', 'BENCH_DURATION_MS', 'BENCH_WARMUP_MS', 'BENCH_ROUNDS', 'BENCH_TIMEOUT_MS', 'BENCH_TRANSPORT', 'BENCH_KEEP_CONN', 'BENCH_HTTP', 'BENCH_TSX'];
+const KNOBS = [
+  'BENCH_CONNECTIONS',
+  'BENCH_DURATION_MS',
+  'BENCH_WARMUP_MS',
+  'BENCH_ROUNDS',
+  'BENCH_TIMEOUT_MS',
+  'BENCH_TRANSPORT',
+  'BENCH_KEEP_CONN',
+  'BENCH_HTTP',
+  'BENCH_TSX',
+];
 
 // --- server processes -------------------------------------------------------------------------------------
 
@@ -180,7 +206,11 @@ function startServer(spec: ServerSpec, workload: WorkloadName, transport: Transp
   const { file, execArgv } = appPath();
   const where = transport === 'tcp' ? 'tcp' : join(dir, `${spec.id}-${workload}.sock`);
   // The server's stdout goes to our stderr: stdout carries the report.
-  const child = fork(file, [spec.kind, workload, where], { env: { ...process.env, ...spec.env }, execArgv, stdio: ['ignore', 2, 2, 'ipc'] });
+  const child = fork(file, [spec.kind, workload, where], {
+    env: { ...process.env, ...spec.env },
+    execArgv,
+    stdio: ['ignore', 2, 2, 'ipc'],
+  });
   live.add(child);
   child.once('exit', () => live.delete(child));
   const cpuWaiters: ((message: CpuMessage) => void)[] = [];
@@ -198,7 +228,9 @@ function startServer(spec: ServerSpec, workload: WorkloadName, transport: Transp
       }
       clearTimeout(timer);
       child.off('exit', onExit);
-      const address = parseAddress(typeof message.address === 'number' ? { port: message.address } : { path: message.address });
+      const address = parseAddress(
+        typeof message.address === 'number' ? { port: message.address } : { path: message.address },
+      );
       resolve({
         spec,
         child,
@@ -239,7 +271,13 @@ interface RunRecord {
   readonly serverCpuPercent: number;
 }
 
-async function runOne(server: Running, workload: Workload, setup: Setup, durationMs: number, warmupMs: number): Promise<RunRecord> {
+async function runOne(
+  server: Running,
+  workload: Workload,
+  setup: Setup,
+  durationMs: number,
+  warmupMs: number,
+): Promise<RunRecord> {
   const { address, keepConn } = server;
   const protocol = server.spec.protocol;
   const { connections, timeoutMs } = setup;
@@ -249,8 +287,23 @@ async function runOne(server: Running, workload: Workload, setup: Setup, duratio
   // STDIN, id 1. HTTP: a keep-alive GET (or Connection: close).
   const target = (sink: LoadSink): LoadTarget =>
     protocol === 'fastcgi'
-      ? new LoadDriver({ address, connections, perConnection: 1, keepConn, params: nginxParams(1), body: null, timeoutMs, sampleFirstReply: true }, sink)
-      : new HttpTarget({ address, request: httpRequest(keepConn), connections, keepConn, timeoutMs, sampleFirstReply: true }, sink);
+      ? new LoadDriver(
+          {
+            address,
+            connections,
+            perConnection: 1,
+            keepConn,
+            params: nginxParams(1),
+            body: null,
+            timeoutMs,
+            sampleFirstReply: true,
+          },
+          sink,
+        )
+      : new HttpTarget(
+          { address, request: httpRequest(keepConn), connections, keepConn, timeoutMs, sampleFirstReply: true },
+          sink,
+        );
   const result = await benchLoad(target, {
     concurrency: connections,
     warmupMs,
@@ -268,7 +321,8 @@ async function runOne(server: Running, workload: Workload, setup: Setup, duratio
     const [a, b] = await Promise.all([cpuStart as Promise<CpuMessage>, cpuEnd as Promise<CpuMessage>]);
     serverCpuPercent = (b.cpuUs - a.cpuUs) / ((b.wallMs - a.wallMs) * 10);
   }
-  if (server.child.exitCode !== null || server.child.signalCode !== null) throw new Error(`${server.spec.label} died during its run`);
+  if (server.child.exitCode !== null || server.child.signalCode !== null)
+    throw new Error(`${server.spec.label} died during its run`);
   return { result, serverCpuPercent };
 }
 
@@ -276,7 +330,11 @@ async function runOne(server: Running, workload: Workload, setup: Setup, duratio
  * Checks that every server keeps a KEEP_CONN connection open across requests (node-fastcgi claims to): two
  * connections for a short while must carry every request without a reconnect, error or timeout.
  */
-async function keepConnCheck(servers: readonly Running[], workload: Workload, setup: Setup): Promise<Map<ServerSpec, string>> {
+async function keepConnCheck(
+  servers: readonly Running[],
+  workload: Workload,
+  setup: Setup,
+): Promise<Map<ServerSpec, string>> {
   const failures = new Map<ServerSpec, string>();
   for (const server of servers) {
     server.keepConn = true;
@@ -284,7 +342,8 @@ async function keepConnCheck(servers: readonly Running[], workload: Workload, se
     const problems: string[] = [];
     if (result.requests === 0) problems.push('no reply');
     if (result.connectionsOpened > 2) problems.push(`${result.connectionsOpened} connections opened for 2`);
-    if (result.errors + result.timeouts > 0) problems.push(`${result.errors} errors, ${result.timeouts} timeouts (${result.errorSamples.join('; ')})`);
+    if (result.errors + result.timeouts > 0)
+      problems.push(`${result.errors} errors, ${result.timeouts} timeouts (${result.errorSamples.join('; ')})`);
     if (problems.length > 0) failures.set(server.spec, problems.join(', '));
   }
   return failures;
@@ -409,7 +468,10 @@ function reading(rows: readonly RowResult[]): string {
   }
   if (native !== undefined && ts !== undefined) {
     const overlap = native.reqPerSecMin <= ts.reqPerSecMax && ts.reqPerSecMin <= native.reqPerSecMax;
-    const ranges = Math.min(native.runs, ts.runs) < 2 ? 'one run each: no range to judge noise by' : `run ranges ${overlap ? 'overlap: within noise' : 'do not overlap'}`;
+    const ranges =
+      Math.min(native.runs, ts.runs) < 2
+        ? 'one run each: no range to judge noise by'
+        : `run ranges ${overlap ? 'overlap: within noise' : 'do not overlap'}`;
     parts.push(`native / TS scanner: ${(native.reqPerSec / ts.reqPerSec).toFixed(3)}× (${ranges})`);
   }
   return parts.length === 0 ? '' : `${parts.join('; ')}.`;
@@ -463,7 +525,13 @@ function formatMarkdown(report: Report): string {
       percent(row.clientCpuPercent),
       ratioCell(row),
     ]);
-    out.push(table(['Server', 'req/s', 'min–max', 'p50', 'p99', 'Errors', 'Server CPU', 'Client CPU', 'Ratio vs node-fastcgi'], rows, new Set([1, 2, 3, 4, 5, 6, 7, 8])));
+    out.push(
+      table(
+        ['Server', 'req/s', 'min–max', 'p50', 'p99', 'Errors', 'Server CPU', 'Client CPU', 'Ratio vs node-fastcgi'],
+        rows,
+        new Set([1, 2, 3, 4, 5, 6, 7, 8]),
+      ),
+    );
     const sentence = reading(t.rows);
     if (sentence !== '') out.push('', sentence);
     for (const row of t.rows) {
@@ -474,7 +542,11 @@ function formatMarkdown(report: Report): string {
 }
 
 function formatJson(report: Report): string {
-  return JSON.stringify(report, (_key, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? null : value), 2);
+  return JSON.stringify(
+    report,
+    (_key, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? null : value),
+    2,
+  );
 }
 
 // --- main ---------------------------------------------------------------------------------------------------
@@ -496,7 +568,9 @@ function nodeFastcgiVersion(): string {
 function nodeFastcgiKeepConnCause(): string | null {
   try {
     const from = dirname(require.resolve('node-fastcgi'));
-    const stream = require(require.resolve('fastcgi-stream', { paths: [from] })) as { records: { BeginRequest: { flags: Record<string, number> } } };
+    const stream = require(require.resolve('fastcgi-stream', { paths: [from] })) as {
+      records: { BeginRequest: { flags: Record<string, number> } };
+    };
     const flags = stream.records.BeginRequest.flags;
     if (flags['KEEP_CONN'] === undefined && flags['KEEPCONN'] !== undefined) {
       return 'node-fastcgi reads BeginRequest.flags.KEEP_CONN, but its fastcgi-stream names the flag KEEPCONN: the mask is undefined, so node-fastcgi ends every connection after END_REQUEST (FCGI_KEEP_CONN is never honoured).';
@@ -518,7 +592,10 @@ async function main(): Promise<void> {
   const specs = [NODE_FASTCGI, ENGINE_NATIVE, ENGINE_TS];
   if (process.env['BENCH_HTTP'] !== '0') specs.push(NODE_HTTP);
   const order = specs.map((_, i) => String.fromCharCode(65 + i)).join(',');
-  const orderText = setup.rounds > 1 ? `${order} then ${order.split(',').reverse().join(',')}${setup.rounds > 2 ? ', alternating' : ''}` : order;
+  const orderText =
+    setup.rounds > 1
+      ? `${order} then ${order.split(',').reverse().join(',')}${setup.rounds > 2 ? ', alternating' : ''}`
+      : order;
   const notes: string[] = [];
   const tables: TableResult[] = [];
 
@@ -544,17 +621,22 @@ async function main(): Promise<void> {
     for (const workload of WORKLOADS) {
       for (const transport of setup.transports) {
         progress(`${workload.name} (${transport}): starting ${specs.length} servers`);
-        running = await Promise.all(specs.filter((s) => !dropped.has(s.id)).map((spec) => startServer(spec, workload.name, transport, dir)));
+        running = await Promise.all(
+          specs.filter((s) => !dropped.has(s.id)).map((spec) => startServer(spec, workload.name, transport, dir)),
+        );
         // A "native" row that fell back to TypeScript would be mislabelled: drop it and say why.
         const native = running.find((r) => r.spec === ENGINE_NATIVE);
         if (native !== undefined && native.ready.codec !== 'native') {
-          notes.push(`native addon not loaded in the server (${native.ready.codecReason ?? 'unknown reason'}): no native row.`);
+          notes.push(
+            `native addon not loaded in the server (${native.ready.codecReason ?? 'unknown reason'}): no native row.`,
+          );
           dropped.add(ENGINE_NATIVE.id);
           await stopServer(native);
           running = running.filter((r) => r !== native);
         }
         const ts = running.find((r) => r.spec === ENGINE_TS);
-        if (ts !== undefined && ts.ready.codec !== 'typescript') throw new Error(`FASTCGI_NO_NATIVE=1 server reports codec ${ts.ready.codec}`);
+        if (ts !== undefined && ts.ready.codec !== 'typescript')
+          throw new Error(`FASTCGI_NO_NATIVE=1 server reports codec ${ts.ready.codec}`);
         if (keepConnOf === null) {
           const failures = await keepConnCheck(running, workload, setup);
           const failed = [...failures].map(([spec, why]) => `${spec.label}: ${why}`).join('; ');
@@ -564,15 +646,19 @@ async function main(): Promise<void> {
             notes.push('keep-conn check passed for every server: each connection carried all its requests.');
           } else if (setup.keepConn === 'auto') {
             keepConnOf = () => false;
-            connectionMode = 'a new connection per request (FastCGI requests without FCGI_KEEP_CONN; HTTP `Connection: close`), because a server failed the keep-conn check';
+            connectionMode =
+              'a new connection per request (FastCGI requests without FCGI_KEEP_CONN; HTTP `Connection: close`), because a server failed the keep-conn check';
             notes.push(
               `keep-conn check failed (${failed}), so every row opens a new connection per request; latency includes the connect. ` +
                 'BENCH_KEEP_CONN=1 keeps connections open for the servers that pass.',
             );
           } else {
             keepConnOf = (spec) => ![...failures.keys()].includes(spec);
-            connectionMode = 'keep-conn (FCGI_KEEP_CONN; HTTP/1.1 keep-alive) except the rows marked [new connection per request] (BENCH_KEEP_CONN=1)';
-            notes.push(`keep-conn check failed (${failed}): those rows open a new connection per request, so their ratios mix connection modes.`);
+            connectionMode =
+              'keep-conn (FCGI_KEEP_CONN; HTTP/1.1 keep-alive) except the rows marked [new connection per request] (BENCH_KEEP_CONN=1)';
+            notes.push(
+              `keep-conn check failed (${failed}): those rows open a new connection per request, so their ratios mix connection modes.`,
+            );
           }
           const cause = failures.has(NODE_FASTCGI) ? nodeFastcgiKeepConnCause() : null;
           if (cause !== null) notes.push(cause);
@@ -592,7 +678,13 @@ async function main(): Promise<void> {
             );
           }
         }
-        tables.push({ workload: workload.name, title: workload.title, description: workload.description, transport, rows: summarize(running, runs) });
+        tables.push({
+          workload: workload.name,
+          title: workload.title,
+          description: workload.description,
+          transport,
+          rows: summarize(running, runs),
+        });
         await Promise.all(running.map(stopServer));
         running = [];
       }
@@ -602,8 +694,14 @@ async function main(): Promise<void> {
     cleanup();
   }
 
-  const knobs = KNOBS.filter((k) => process.env[k] !== undefined && process.env[k] !== '').map((k) => `${k}=${process.env[k]} `);
-  const env = environment(`${knobs.join('')}npm run bench:server${json ? ' -- --json' : ''}`, { time: setup.durationMs, warmupTime: setup.warmupMs, rounds: setup.rounds, targetSampleUs: 0 }, __filename);
+  const knobs = KNOBS.filter((k) => process.env[k] !== undefined && process.env[k] !== '').map(
+    (k) => `${k}=${process.env[k]} `,
+  );
+  const env = environment(
+    `${knobs.join('')}npm run bench:server${json ? ' -- --json' : ''}`,
+    { time: setup.durationMs, warmupTime: setup.warmupMs, rounds: setup.rounds, targetSampleUs: 0 },
+    __filename,
+  );
   if (specs.includes(NODE_HTTP)) {
     notes.push(
       'node:http is a reference row, not a competitor: it speaks HTTP/1.1 to a different client loop (pre-encoded `GET / HTTP/1.1`, replies framed by Content-Length), so its ratio compares protocols and clients as well as servers.',

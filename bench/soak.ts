@@ -31,13 +31,23 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const flags = benchFlags(argv, 'usage: soak.ts [--seconds N (default 600)] [--connections N (default 16)]', ['seconds', 'connections']);
-  const args: Args = { seconds: numberFlag(flags.seconds, 600, 'seconds'), connections: numberFlag(flags.connections, 16, 'connections') };
+  const flags = benchFlags(argv, 'usage: soak.ts [--seconds N (default 600)] [--connections N (default 16)]', [
+    'seconds',
+    'connections',
+  ]);
+  const args: Args = {
+    seconds: numberFlag(flags.seconds, 600, 'seconds'),
+    connections: numberFlag(flags.connections, 16, 'connections'),
+  };
   if (!(args.seconds >= 10)) throw new Error('--seconds must be at least 10');
   return args;
 }
 
-async function startNginx(binary: string, dir: string, appSocket: string): Promise<{ child: ChildProcess; port: number }> {
+async function startNginx(
+  binary: string,
+  dir: string,
+  appSocket: string,
+): Promise<{ child: ChildProcess; port: number }> {
   const port = await freePort();
   const temp = join(dir, 'nginx-temp');
   mkdirSync(temp, { recursive: true });
@@ -77,7 +87,12 @@ http {
   const child = track(spawn(binary, ['-c', conf, '-p', dir], { stdio: ['ignore', 'ignore', 'pipe'] }));
   let log = '';
   child.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()));
-  await waitUntil('nginx', () => canConnect({ port, host: '127.0.0.1' }), child, () => log + readIfThere(join(dir, 'nginx-error.log')));
+  await waitUntil(
+    'nginx',
+    () => canConnect({ port, host: '127.0.0.1' }),
+    child,
+    () => log + readIfThere(join(dir, 'nginx-error.log')),
+  );
   return { child, port };
 }
 
@@ -129,14 +144,22 @@ async function main(): Promise<void> {
     new Promise((resolve) => {
       const post = kind === 'post1m';
       const req = httpRequest(
-        { host: '127.0.0.1', port: nginx.port, path: paths[kind], method: post ? 'POST' : 'GET', agent, headers: post ? { 'content-length': upload.length } : {} },
+        {
+          host: '127.0.0.1',
+          port: nginx.port,
+          path: paths[kind],
+          method: post ? 'POST' : 'GET',
+          agent,
+          headers: post ? { 'content-length': upload.length } : {},
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
           res.on('end', () => {
             const body = Buffer.concat(chunks);
             if (res.statusCode !== 200) fail(kind, `status ${res.statusCode}: ${body.subarray(0, 120).toString()}`);
-            else if (!body.equals(expected[kind])) fail(kind, `body of ${body.length} bytes differs from the ${expected[kind].length} expected`);
+            else if (!body.equals(expected[kind]))
+              fail(kind, `body of ${body.length} bytes differs from the ${expected[kind].length} expected`);
             else counts[kind]++;
             resolve();
           });
@@ -168,7 +191,9 @@ async function main(): Promise<void> {
     if (t < nextReport) return;
     nextReport += step;
     const total = counts.hello + counts.bytes64k + counts.post1m;
-    process.stdout.write(`  ${t.toFixed(0)} s: ${total} requests (${(total / t).toFixed(0)}/s), ${errors} errors, app RSS ${mib(samples.at(-1)?.rss ?? 0)} MiB\n`);
+    process.stdout.write(
+      `  ${t.toFixed(0)} s: ${total} requests (${(total / t).toFixed(0)}/s), ${errors} errors, app RSS ${mib(samples.at(-1)?.rss ?? 0)} MiB\n`,
+    );
   }, 1000);
 
   process.stdout.write(
@@ -190,7 +215,8 @@ async function main(): Promise<void> {
   const elapsed = (Date.now() - started) / 1000;
   const stats = await app.stats();
 
-  const within = (from: number, to: number): number[] => samples.filter((s) => s.t >= from * args.seconds && s.t < to * args.seconds).map((s) => s.rss);
+  const within = (from: number, to: number): number[] =>
+    samples.filter((s) => s.t >= from * args.seconds && s.t < to * args.seconds).map((s) => s.rss);
   const base = median(within(0.1, 0.2));
   const end = median(within(0.9, 1.01));
   const drift = base === 0 ? 0 : (end - base) / base;

@@ -115,4 +115,8 @@ if (process.argv.includes('--check')) {
 }
 mkdirSync(outDir, { recursive: true });
 for (const [name, text] of Object.entries(files)) writeFileSync(join(outDir, name), text);
-console.log(`wrote ${Object.keys(files).map((f) => `native/generated/${f}`).join(', ')}`);
+console.log(
+  `wrote ${Object.keys(files)
+    .map((f) => `native/generated/${f}`)
+    .join(', ')}`,
+);

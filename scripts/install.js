@@ -87,7 +87,11 @@ function platformName() {
 function buildFromSource() {
   const command = nodeGypCommand();
   if (command === null) return 'node-gyp not found';
-  const result = spawnSync(command[0], [...command.slice(1), 'rebuild'], { cwd: root, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const result = spawnSync(command[0], [...command.slice(1), 'rebuild'], {
+    cwd: root,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
   const output = `${result.stdout || ''}${result.stderr || ''}${result.error ? `${result.error.message}\n` : ''}`;
   // node-gyp rebuild empties build/ first, so the log is written after it.
   mkdirSync(buildDir, { recursive: true });
@@ -106,7 +110,9 @@ function main() {
   const loadError = found.error;
   // A prebuild that exists but does not load (a glibc too old, say) is reported as such, not as missing.
   const noPrebuild =
-    found.file === null ? `no prebuilt addon for ${platformName()}` : `${relative(root, found.file)} does not load (${firstLine(loadError)})`;
+    found.file === null
+      ? `no prebuilt addon for ${platformName()}`
+      : `${relative(root, found.file)} does not load (${firstLine(loadError)})`;
   let why;
   if (isSet('FASTCGI_NO_NATIVE') && !required) {
     why = `${noPrebuild}, and FASTCGI_NO_NATIVE was set at install, so none was built`;

@@ -96,14 +96,19 @@ const padded = Buffer.concat(
 // failed final compare are in the corpus from the start.
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const knownNames = JSON.parse(readFileSync(join(root, 'src/codec/known-names.json'), 'utf8'));
-const knownPairs = pairs(knownNames.flatMap((n) => [[n, '1'], [n.slice(0, -1) + n.slice(-1).toLowerCase(), '']]));
+const knownPairs = pairs(
+  knownNames.flatMap((n) => [
+    [n, '1'],
+    [n.slice(0, -1) + n.slice(-1).toLowerCase(), ''],
+  ]),
+);
 
 const cfg = (capacity, start, slack) => Buffer.from([capacity - 1, start, slack]);
 const seeds = {
-  'request': [cfg(64, 0, 0), stream],
+  request: [cfg(64, 0, 0), stream],
   'request-cap1': [cfg(1, 0, 3), stream],
   'request-from-params': [cfg(64, paramsContentStart, 0), stream],
-  'params': [cfg(64, 0, 0), params],
+  params: [cfg(64, 0, 0), params],
   'params-cap1': [cfg(1, 0, 1), params],
   'params-known-names': [cfg(64, 0, 0), knownPairs],
   'params-data-truncated': [cfg(64, 0, 0), params.subarray(0, params.length - 5)],

@@ -12,7 +12,18 @@
 //
 //   node scripts/prebuild.mjs [--only linux-x64,linux-arm64]
 import { spawnSync } from 'node:child_process';
-import { closeSync, cpSync, existsSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,7 +94,17 @@ function nodedir() {
 function nodeGyp() {
   const candidates = [
     process.env.npm_config_node_gyp,
-    join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+    join(
+      dirname(process.execPath),
+      '..',
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    ),
   ];
   const found = candidates.find((c) => c !== undefined && existsSync(c));
   if (found === undefined) fail('node-gyp not found: run this as `npm run prebuild`');
@@ -139,7 +160,8 @@ function build(target) {
   }
   const dir = join(root, 'prebuilds', target.name);
   const files = readdirSync(dir).filter((f) => f.endsWith('.node'));
-  if (files.length !== 1) fail(`${target.name}: expected one .node file in ${relative(root, dir)}, found ${files.join(', ') || 'none'}`);
+  if (files.length !== 1)
+    fail(`${target.name}: expected one .node file in ${relative(root, dir)}, found ${files.join(', ') || 'none'}`);
   const file = join(dir, files[0]);
   const machine = elfMachine(file);
   if (machine !== target.machine) fail(`${relative(root, file)}: ELF machine ${machine}, expected ${target.machine}`);

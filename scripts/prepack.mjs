@@ -31,11 +31,14 @@ if (skip === undefined || skip === '' || skip === '0') {
     const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.node')) : [];
     if (files.length === 0) problems.push(`no prebuild in ${relative(root, dir)}`);
     for (const f of files) {
-      if (statSync(join(dir, f)).mtimeMs < sources) problems.push(`${relative(root, join(dir, f))} is older than the native sources`);
+      if (statSync(join(dir, f)).mtimeMs < sources)
+        problems.push(`${relative(root, join(dir, f))} is older than the native sources`);
     }
   }
   if (problems.length > 0) {
-    process.stderr.write(`prepack: ${problems.join('; ')}.\nRun \`npm run prebuild\` first (or FASTCGI_PACK_WITHOUT_PREBUILDS=1 to pack without them).\n`);
+    process.stderr.write(
+      `prepack: ${problems.join('; ')}.\nRun \`npm run prebuild\` first (or FASTCGI_PACK_WITHOUT_PREBUILDS=1 to pack without them).\n`,
+    );
     process.exit(1);
   }
 }

@@ -163,14 +163,26 @@ export interface ScanFailure {
  * scanErrorToProtocolError turns a scanner's integer error into a ProtocolError with a message that names the
  * likely cause. `base` shifts offsets from the scanned buffer to the stream (the decoder knows it).
  */
-export function scanErrorToProtocolError(failure: ScanFailure, base = 0, details: ProtocolErrorDetails = {}): ProtocolError {
+export function scanErrorToProtocolError(
+  failure: ScanFailure,
+  base = 0,
+  details: ProtocolErrorDetails = {},
+): ProtocolError {
   const offset = base + failure.offset;
   const at = { ...details, offset };
   switch (failure.error) {
     case ERR_BAD_VERSION:
-      return new ProtocolError(ErrorCode.BAD_VERSION, `invalid record version ${failure.value} at offset ${offset}${versionHint(failure.value)}`, at);
+      return new ProtocolError(
+        ErrorCode.BAD_VERSION,
+        `invalid record version ${failure.value} at offset ${offset}${versionHint(failure.value)}`,
+        at,
+      );
     case ERR_PAIR_LENGTH_TRUNCATED:
-      return new ProtocolError(ErrorCode.PAIR_LENGTH_TRUNCATED, `params stream ends inside the length of the pair at offset ${offset}`, at);
+      return new ProtocolError(
+        ErrorCode.PAIR_LENGTH_TRUNCATED,
+        `params stream ends inside the length of the pair at offset ${offset}`,
+        at,
+      );
     case ERR_PAIR_DATA_TRUNCATED:
       return new ProtocolError(
         ErrorCode.PAIR_DATA_TRUNCATED,
@@ -178,17 +190,32 @@ export function scanErrorToProtocolError(failure: ScanFailure, base = 0, details
         at,
       );
     case ERR_INVALID_ARGUMENT:
-      return new ProtocolError(ErrorCode.SCAN_INVALID_ARGUMENT, `scanner called with an invalid range or output array at offset ${offset}`, at);
+      return new ProtocolError(
+        ErrorCode.SCAN_INVALID_ARGUMENT,
+        `scanner called with an invalid range or output array at offset ${offset}`,
+        at,
+      );
     case ERR_NONE:
     default:
-      return new ProtocolError(ErrorCode.SCAN_INVALID_ARGUMENT, `unknown scanner error ${failure.error} at offset ${offset}`, at);
+      return new ProtocolError(
+        ErrorCode.SCAN_INVALID_ARGUMENT,
+        `unknown scanner error ${failure.error} at offset ${offset}`,
+        at,
+      );
   }
 }
 
 // The first byte of other protocols on a FastCGI socket tells the operator what is misconfigured.
 function versionHint(version: number): string {
   // 'G' 'P' 'H' 'D' 'O' 'C': GET, POST/PUT/PATCH, HEAD, DELETE, OPTIONS, CONNECT.
-  if (version === 0x47 || version === 0x50 || version === 0x48 || version === 0x44 || version === 0x4f || version === 0x43) {
+  if (
+    version === 0x47 ||
+    version === 0x50 ||
+    version === 0x48 ||
+    version === 0x44 ||
+    version === 0x4f ||
+    version === 0x43
+  ) {
     return ' (the peer speaks HTTP: point the web server at this socket with fastcgi_pass / proxy:fcgi://, or send HTTP elsewhere)';
   }
   if (version === 0x16) return ' (the peer speaks TLS: FastCGI sockets are plain)';

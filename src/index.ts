@@ -75,7 +75,14 @@ export {
   type ErrorCodeValue,
   type ProtocolErrorDetails,
 } from './errors';
-export { Client, createClient, type ParamValue, type ParamsInput, type RequestOptions, type RoleName } from './client/client';
+export {
+  Client,
+  createClient,
+  type ParamValue,
+  type ParamsInput,
+  type RequestOptions,
+  type RoleName,
+} from './client/client';
 export type { ClientOptions } from './client/options';
 export type { BalancerOptions, HealthCheckOptions, LookupFunction, UpstreamOptions } from './client/balancer-options';
 export type { BalancePolicy } from './client/balance-policy';
@@ -86,7 +93,14 @@ export type { RequestBody } from './client/body';
 export { ClientResponse, ResponseBody, type ClientCompletion } from './client/client-response';
 export type { CgiHead, CgiHeaders } from './cgi/response';
 export type { PoolStats } from './client/pool';
-export { createGateway, statusFor, type BufferRequestsOptions, type Gateway, type GatewayLogger, type GatewayOptions } from './gateway/gateway';
+export {
+  createGateway,
+  statusFor,
+  type BufferRequestsOptions,
+  type Gateway,
+  type GatewayLogger,
+  type GatewayOptions,
+} from './gateway/gateway';
 export type { ScriptMapping } from './cgi/params';
 export { createPhpFrontEnd, type PhpFrontEnd, type PhpFrontEndOptions, type StaticOptions } from './php/front-end';
 export type { SendfileRoots } from './php/sendfile';

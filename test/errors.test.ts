@@ -16,7 +16,12 @@ describe('error codes', () => {
 
   it('give every scanner error a specific code and message', () => {
     const seen = new Set<string>();
-    for (const error of [L.ERR_BAD_VERSION, L.ERR_PAIR_LENGTH_TRUNCATED, L.ERR_PAIR_DATA_TRUNCATED, L.ERR_INVALID_ARGUMENT]) {
+    for (const error of [
+      L.ERR_BAD_VERSION,
+      L.ERR_PAIR_LENGTH_TRUNCATED,
+      L.ERR_PAIR_DATA_TRUNCATED,
+      L.ERR_INVALID_ARGUMENT,
+    ]) {
       const e = scanErrorToProtocolError({ error, offset: 3, value: 72 }, 100);
       expect(e).toBeInstanceOf(ProtocolError);
       expect(e.offset).toBe(103);
@@ -34,9 +39,12 @@ describe('error codes', () => {
   });
 
   it('are all FastCGIErrors: every error class the package exports', () => {
-    const classes = Object.entries(api as Record<string, unknown>).filter((e): e is [string, new () => unknown] => e[0].endsWith('Error') && typeof e[1] === 'function');
+    const classes = Object.entries(api as Record<string, unknown>).filter(
+      (e): e is [string, new () => unknown] => e[0].endsWith('Error') && typeof e[1] === 'function',
+    );
     expect(classes.length).toBeGreaterThan(10);
-    for (const [name, value] of classes) expect((value as unknown) === FastCGIError || value.prototype instanceof FastCGIError, name).toBe(true);
+    for (const [name, value] of classes)
+      expect((value as unknown) === FastCGIError || value.prototype instanceof FastCGIError, name).toBe(true);
   });
 
   it('have one timeout class for server and client timers; ClientTimeoutError is another name for it', async () => {
@@ -46,8 +54,15 @@ describe('error codes', () => {
     const net = await import('node:net');
     const silent = net.createServer(() => undefined);
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-    const client = api.createClient({ address: { host: '127.0.0.1', port: (silent.address() as import('node:net').AddressInfo).port }, requestTimeout: 100, multiplex: false });
-    const error = await client.request({ params: { REQUEST_URI: '/' } }).then(() => null, (e: unknown) => e);
+    const client = api.createClient({
+      address: { host: '127.0.0.1', port: (silent.address() as import('node:net').AddressInfo).port },
+      requestTimeout: 100,
+      multiplex: false,
+    });
+    const error = await client.request({ params: { REQUEST_URI: '/' } }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     await client.close();
     silent.close();
     expect(error).toBeInstanceOf(TimeoutError);
@@ -59,7 +74,11 @@ describe('error codes', () => {
     // scanner-ts.ts: the TypeScript scanner throws the TypeError the addon's argument check throws (the codec
     // suites hold both to it). cgi-params.ts: BadPathError never leaves the gateway, which answers 400.
     const allowed = new Set(['codec/scanner-ts.ts:TypeError', 'cgi/params.ts:BadPathError']);
-    const fastcgiClasses = new Set(Object.entries(api).filter(([n]) => n.endsWith('Error')).map(([n]) => n));
+    const fastcgiClasses = new Set(
+      Object.entries(api)
+        .filter(([n]) => n.endsWith('Error'))
+        .map(([n]) => n),
+    );
     const found: string[] = [];
     const walk = (dir: string): void => {
       for (const entry of readdirSync(dir, { withFileTypes: true })) {

@@ -12,7 +12,10 @@ function run(args: string[]) {
 // The built package, resolved by name through package.json "exports" (npm ci builds dist/ via `prepare`).
 describe.skipIf(!existsSync(join(root, 'dist', 'index.js')))('the package entry points', () => {
   it('load with require and with import, sharing one copy of each class', () => {
-    const cjs = run(['-e', "const f = require('fastcgi-engine'); console.log(typeof f.Decoder, f.codec.implementation)"]);
+    const cjs = run([
+      '-e',
+      "const f = require('fastcgi-engine'); console.log(typeof f.Decoder, f.codec.implementation)",
+    ]);
     expect(cjs.stderr).toBe('');
     const esm = run([
       '--input-type=module',

@@ -35,7 +35,11 @@ export async function rawConnection(path: string): Promise<Socket> {
 }
 
 /** Writes every chunk, waiting for 'drain' when needed; false once the socket is gone or `stop()` holds. */
-export async function writeAll(socket: Socket, chunks: Iterable<Uint8Array>, stop: () => boolean = () => false): Promise<boolean> {
+export async function writeAll(
+  socket: Socket,
+  chunks: Iterable<Uint8Array>,
+  stop: () => boolean = () => false,
+): Promise<boolean> {
   for (const chunk of chunks) {
     if (socket.destroyed || stop()) return false;
     if (!socket.write(chunk)) {

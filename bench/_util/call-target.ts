@@ -20,14 +20,17 @@ export class CallTarget implements LoadTarget {
     private readonly sink: LoadSink,
     timeoutMs: number,
   ) {
-    this.#watchdog = setInterval(() => {
-      const late = performance.now() - timeoutMs;
-      for (const call of this.#pending) {
-        if (call.sentAt >= late) continue;
-        this.#pending.delete(call);
-        this.sink.failed(call.startedAt, ErrorCode.REQUEST_TIMEOUT, null);
-      }
-    }, Math.max(10, Math.min(250, timeoutMs / 4)));
+    this.#watchdog = setInterval(
+      () => {
+        const late = performance.now() - timeoutMs;
+        for (const call of this.#pending) {
+          if (call.sentAt >= late) continue;
+          this.#pending.delete(call);
+          this.sink.failed(call.startedAt, ErrorCode.REQUEST_TIMEOUT, null);
+        }
+      },
+      Math.max(10, Math.min(250, timeoutMs / 4)),
+    );
   }
 
   submit(startedAt: number): void {
@@ -42,7 +45,8 @@ export class CallTarget implements LoadTarget {
         this.sink.completed(startedAt, 200, 0);
       },
       (error: unknown) => {
-        if (this.#pending.delete(call)) this.sink.failed(startedAt, (error as { code?: string }).code ?? (error as Error).message, null);
+        if (this.#pending.delete(call))
+          this.sink.failed(startedAt, (error as { code?: string }).code ?? (error as Error).message, null);
       },
     );
   }

@@ -93,7 +93,8 @@ class HttpConnection {
 
   open(): void {
     const address = this.target.address;
-    const socket = 'path' in address ? connect({ path: address.path }) : connect({ host: address.host, port: address.port });
+    const socket =
+      'path' in address ? connect({ path: address.path }) : connect({ host: address.host, port: address.port });
     if ('port' in address) socket.setNoDelay(true);
     this.socket = socket;
     this.ready = false;
@@ -155,10 +156,13 @@ export class HttpTarget implements LoadTarget {
     this.address = parseAddress(options.address);
     this.#sampling = options.sampleFirstReply === true;
     this.#connections = Array.from({ length: options.connections }, () => new HttpConnection(this));
-    this.#watchdog = setInterval(() => {
-      const late = performance.now() - options.timeoutMs;
-      for (const c of this.#connections) if (c.busy && c.sentAt < late) c.drop(ErrorCode.REQUEST_TIMEOUT);
-    }, Math.max(10, Math.min(250, options.timeoutMs / 4)));
+    this.#watchdog = setInterval(
+      () => {
+        const late = performance.now() - options.timeoutMs;
+        for (const c of this.#connections) if (c.busy && c.sentAt < late) c.drop(ErrorCode.REQUEST_TIMEOUT);
+      },
+      Math.max(10, Math.min(250, options.timeoutMs / 4)),
+    );
   }
 
   get firstReply(): Buffer | null {
@@ -217,7 +221,8 @@ export class HttpTarget implements LoadTarget {
     if (connection.parser?.sample != null && this.#firstReply === null) this.#sampling = true;
     if (inFlight !== null) this.sink.failed(connection.startedAt, inFlight, null);
     // A connection that never came up fails a queued request rather than leave it waiting for ever.
-    if (connectFailure !== null && !this.#closed && this.#queue.length > 0) this.sink.failed(this.#queue.shift()!, connectFailure, null);
+    if (connectFailure !== null && !this.#closed && this.#queue.length > 0)
+      this.sink.failed(this.#queue.shift()!, connectFailure, null);
     if (!this.#closed) setTimeout(() => this.#closed || this.#pump(), REOPEN_DELAY_MS);
   }
 

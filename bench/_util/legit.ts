@@ -49,14 +49,21 @@ const ECHO_BODIES = [0, 1, 1000, 16 * 1024, 65_535, 65_536, 200_000].map((n, i) 
 });
 
 function spec(kind: LegitKind, random: () => number): Spec {
-  if (kind === 'hello') return { kind, method: 'GET', uri: '/hello', body: Buffer.alloc(0), expected: Buffer.from('hello world') };
-  if (kind === 'bytes64k') return { kind, method: 'GET', uri: '/bytes?n=65536', body: Buffer.alloc(0), expected: BYTES_64K };
+  if (kind === 'hello')
+    return { kind, method: 'GET', uri: '/hello', body: Buffer.alloc(0), expected: Buffer.from('hello world') };
+  if (kind === 'bytes64k')
+    return { kind, method: 'GET', uri: '/bytes?n=65536', body: Buffer.alloc(0), expected: BYTES_64K };
   const echo = ECHO_BODIES[Math.floor(random() * ECHO_BODIES.length)]!;
   return { kind, method: 'POST', uri: '/echo', body: echo.body, expected: echo.expected };
 }
 
 function requestBytes(spec: Spec, keepConn: boolean): Buffer {
-  const params = toolParams({ software: 'fastcgi-engine-legit', method: spec.method, uri: spec.uri, contentLength: spec.method === 'POST' ? spec.body.length : undefined });
+  const params = toolParams({
+    software: 'fastcgi-engine-legit',
+    method: spec.method,
+    uri: spec.uri,
+    contentLength: spec.method === 'POST' ? spec.body.length : undefined,
+  });
   return encodeRequest({ keepConn, params, stdin: spec.body });
 }
 
@@ -74,7 +81,8 @@ function check(spec: Spec, stdout: Buffer, appStatus: number, protocolStatus: nu
   if (bodyStart === -1) return `no CGI header block in ${stdout.length} bytes`;
   if (parser.head!.status !== 200) return `status ${parser.head!.status}`;
   const body = stdout.subarray(bodyStart);
-  if (!body.equals(spec.expected)) return `body of ${body.length} bytes differs from the ${spec.expected.length} expected`;
+  if (!body.equals(spec.expected))
+    return `body of ${body.length} bytes differs from the ${spec.expected.length} expected`;
   return null;
 }
 
@@ -121,7 +129,8 @@ class Connection {
         this.#onFail = null;
         resolve(result);
       };
-      this.#onEnd = (appStatus, protocolStatus) => finish(check(spec, Buffer.concat(this.#stdout), appStatus, protocolStatus));
+      this.#onEnd = (appStatus, protocolStatus) =>
+        finish(check(spec, Buffer.concat(this.#stdout), appStatus, protocolStatus));
       this.#onFail = (reason) => finish(reason);
       if (this.closed) finish('connection closed before the request was sent');
       else this.socket.write(requestBytes(spec, keepConn));
@@ -178,7 +187,8 @@ export class LegitTraffic {
       if (failure === null) this.ok++;
       else {
         this.failed++;
-        if (this.failures.length < 10) this.failures.push(`${request.method} ${request.uri} (${keep ? 'kept' : 'fresh'} connection): ${failure}`);
+        if (this.failures.length < 10)
+          this.failures.push(`${request.method} ${request.uri} (${keep ? 'kept' : 'fresh'} connection): ${failure}`);
       }
       if (!keep || failure !== null) {
         connection.socket.destroy();

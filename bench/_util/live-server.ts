@@ -50,7 +50,12 @@ export class LiveServer {
   static async start(options: LiveServerOptions = {}): Promise<LiveServer> {
     const dir = mkdtempSync(join(tmpdir(), 'fcgi-live-'));
     const child = fork(APP, [join(dir, 'app.sock'), JSON.stringify(options.server ?? {})], {
-      execArgv: ['--import', 'tsx', '--expose-gc', ...(options.heapMiB === 0 ? [] : [`--max-old-space-size=${options.heapMiB ?? 256}`])],
+      execArgv: [
+        '--import',
+        'tsx',
+        '--expose-gc',
+        ...(options.heapMiB === 0 ? [] : [`--max-old-space-size=${options.heapMiB ?? 256}`]),
+      ],
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
     });
     const server = new LiveServer(dir, child);
@@ -72,7 +77,10 @@ export class LiveServer {
   /** Why the child is gone and the error it threw, in one line; null while it runs. */
   get crash(): string | null {
     if (this.#exit === null) return null;
-    const thrown = this.#stderr.split('\n').filter((line) => /^\w*Error\b|^\s+at |code: /.test(line)).slice(0, 4);
+    const thrown = this.#stderr
+      .split('\n')
+      .filter((line) => /^\w*Error\b|^\s+at |code: /.test(line))
+      .slice(0, 4);
     return `${this.#exit}: ${thrown.map((l) => l.trim()).join(' | ') || this.#stderr.trim().slice(-300)}`;
   }
 

@@ -40,7 +40,10 @@ export interface LoadResult {
 }
 
 /** benchLoad runs a closed loop against the target `createTarget` builds and returns the row's figures. */
-export async function benchLoad(createTarget: (sink: LoadSink) => LoadTarget, options: BenchLoadOptions): Promise<LoadResult> {
+export async function benchLoad(
+  createTarget: (sink: LoadSink) => LoadTarget,
+  options: BenchLoadOptions,
+): Promise<LoadResult> {
   const run = await runLoad(createTarget, {
     concurrency: options.concurrency,
     warmupMs: options.warmupMs,
@@ -55,7 +58,12 @@ export async function benchLoad(createTarget: (sink: LoadSink) => LoadTarget, op
   if (stats.failedStatus > 0) samples.push(`${stats.failedStatus} answers with status >= 400`);
   const body = run.firstReply?.toString('latin1') ?? null;
   const verified = body !== null && body.includes(options.expectBody);
-  if (!verified) samples.push(body === null ? 'no reply received: the body was never checked' : `first reply does not contain the expected body; got ${JSON.stringify(body.slice(0, 200))}`);
+  if (!verified)
+    samples.push(
+      body === null
+        ? 'no reply received: the body was never checked'
+        : `first reply does not contain the expected body; got ${JSON.stringify(body.slice(0, 200))}`,
+    );
   const elapsedMs = run.elapsedUs / 1000;
   return {
     requests: stats.answered,

@@ -60,7 +60,12 @@ export function findBinary(names: readonly string[]): string | null {
 }
 
 /** Polls `check` until it holds; fails when `child` exits first or after 10 s, with `log()` in the message. */
-export async function waitUntil(what: string, check: () => Promise<boolean>, child: ChildProcess, log: () => string): Promise<void> {
+export async function waitUntil(
+  what: string,
+  check: () => Promise<boolean>,
+  child: ChildProcess,
+  log: () => string,
+): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}: ${log()}`);

@@ -17,7 +17,16 @@
 // function performs `opsPerSample` operations per sample (calibrated so a sample takes ~targetSampleUs µs, far
 // above the timer's resolution and its ~50 ns cost); reported times are per operation.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -205,10 +214,15 @@ export function relaunchCompiled(entryFile: string): boolean {
     if (existsSync(join(root, name))) symlinkSync(join(root, name), join(outRoot, name));
   }
   const entry = join(outRoot, relative(root, entryFile)).replace(/\.ts$/, '.js');
-  process.stderr.write(`compiled src/ and bench/ (TypeScript CommonJS emit) to ${relative(root, outRoot)}; running ${relative(root, entry)} with node\n`);
+  process.stderr.write(
+    `compiled src/ and bench/ (TypeScript CommonJS emit) to ${relative(root, outRoot)}; running ${relative(root, entry)} with node\n`,
+  );
   // node runs the twin by its real path, and node_modules may be a symlink into another checkout: the twin
   // learns the source tree it came from here (see sourceRoot).
-  const child = spawnSync(process.execPath, [entry, ...process.argv.slice(2)], { stdio: 'inherit', env: { ...process.env, BENCH_SOURCE_ROOT: root } });
+  const child = spawnSync(process.execPath, [entry, ...process.argv.slice(2)], {
+    stdio: 'inherit',
+    env: { ...process.env, BENCH_SOURCE_ROOT: root },
+  });
   if (child.error !== undefined) throw child.error;
   process.exitCode = child.status ?? 1;
   return true;
@@ -240,8 +254,15 @@ export function environment(command: string, options: RunOptions, entryFile: str
     dirty: git(['status', '--porcelain', '--', 'src', 'bench', 'native', 'binding.gyp']) !== '',
     date: new Date().toISOString(),
     command,
-    runner: isCompiled(entryFile) ? 'node on TypeScript CommonJS emit (as dist/ ships)' : 'tsx (esbuild transform; TS rows slowed by getter-based imports)',
-    options: { time: options.time, warmupTime: options.warmupTime, rounds: options.rounds, targetSampleUs: options.targetSampleUs },
+    runner: isCompiled(entryFile)
+      ? 'node on TypeScript CommonJS emit (as dist/ ships)'
+      : 'tsx (esbuild transform; TS rows slowed by getter-based imports)',
+    options: {
+      time: options.time,
+      warmupTime: options.warmupTime,
+      rounds: options.rounds,
+      targetSampleUs: options.targetSampleUs,
+    },
   };
 }
 
@@ -297,7 +318,10 @@ function samplesOf(task: Task): readonly number[] {
   return result.latency.samples ?? [];
 }
 
-function summarize(samplesMs: number[], opsPerSample: number): { samples: number; meanNs: number; p50Ns: number; rmePercent: number } {
+function summarize(
+  samplesMs: number[],
+  opsPerSample: number,
+): { samples: number; meanNs: number; p50Ns: number; rmePercent: number } {
   const n = samplesMs.length;
   if (n === 0) return { samples: 0, meanNs: Number.NaN, p50Ns: Number.NaN, rmePercent: Number.NaN };
   const scale = 1e6 / opsPerSample;
@@ -330,7 +354,12 @@ export async function runGroups(groups: readonly BenchGroup[], options: RunOptio
       for (const benchCase of group.cases) {
         options.onCase?.(group, benchCase, round);
         const n = ops.get(benchCase)!;
-        const bench = new Bench({ time: options.time, warmupTime: options.warmupTime, retainSamples: true, throws: true });
+        const bench = new Bench({
+          time: options.time,
+          warmupTime: options.warmupTime,
+          retainSamples: true,
+          throws: true,
+        });
         const order = round % 2 === 0 ? benchCase.tasks : [...benchCase.tasks].reverse();
         for (const task of order) bench.add(task.name, repeat(task.op, n));
         await bench.run();
@@ -377,7 +406,11 @@ function formatRatio(row: ResultRow): string {
 }
 
 /** A markdown table; the columns in `rightAligned` are right-aligned. */
-export function table(headers: readonly string[], rows: readonly (readonly string[])[], rightAligned: ReadonlySet<number>): string {
+export function table(
+  headers: readonly string[],
+  rows: readonly (readonly string[])[],
+  rightAligned: ReadonlySet<number>,
+): string {
   const widths = headers.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
   const line = (cells: readonly string[]): string =>
     `| ${cells.map((cell, c) => (rightAligned.has(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join(' | ')} |`;
@@ -422,7 +455,9 @@ export function formatMarkdown(report: Report): string {
       formatRatio(row),
     ]);
     out.push(table(['Task', 'Samples', 'Mean', '± RME', 'Ratio vs baseline'], rows, new Set([1, 2, 3, 4])));
-    const perSample = [...new Map(group.rows.map((row) => [row.input, row.opsPerSample])).entries()].filter(([, n]) => n > 1);
+    const perSample = [...new Map(group.rows.map((row) => [row.input, row.opsPerSample])).entries()].filter(
+      ([, n]) => n > 1,
+    );
     if (perSample.length > 0) {
       out.push('', `Ops per sample: ${perSample.map(([input, n]) => `${input} ×${n}`).join(', ')}.`);
     }

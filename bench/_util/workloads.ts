@@ -36,7 +36,10 @@ export function nginxParams(requestId = 1): Pair[] {
     ['SCRIPT_FILENAME', '/srv/app/public/index.php'],
     ['PATH_INFO', ''],
     ['HTTP_HOST', 'shop.example.com'],
-    ['HTTP_USER_AGENT', 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36'],
+    [
+      'HTTP_USER_AGENT',
+      'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36',
+    ],
     ['HTTP_ACCEPT', 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8'],
     ['HTTP_ACCEPT_LANGUAGE', 'en-US,en;q=0.9,de;q=0.8'],
     ['HTTP_ACCEPT_ENCODING', 'gzip, deflate, br, zstd'],

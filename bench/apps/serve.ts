@@ -47,7 +47,9 @@ export interface CpuMessage {
 
 /** A 1 KB body that starts with the three params the handler read (so the client can check them). */
 export const PARAMS_BODY_LENGTH = 1024;
-const FILLER = 'abcdefghijklmnopqrstuvwxyz0123456789'.repeat(Math.ceil(PARAMS_BODY_LENGTH / 36)).slice(0, PARAMS_BODY_LENGTH);
+const FILLER = 'abcdefghijklmnopqrstuvwxyz0123456789'
+  .repeat(Math.ceil(PARAMS_BODY_LENGTH / 36))
+  .slice(0, PARAMS_BODY_LENGTH);
 
 /** The `params` body for a request: `GET host url\n` padded to 1 KB. */
 export function paramsBody(method: string, host: string, url: string): string {
@@ -88,7 +90,8 @@ function main(): void {
   process.on('SIGTERM', () => process.exit(0));
   const [kind, workload, where] = process.argv.slice(2) as [ServerKind, WorkloadName, string];
   const handler = HANDLERS[workload];
-  if (handler === undefined || where === undefined) throw new Error(`usage: serve <kind> <workload> <address>, got ${process.argv.slice(2).join(' ')}`);
+  if (handler === undefined || where === undefined)
+    throw new Error(`usage: serve <kind> <workload> <address>, got ${process.argv.slice(2).join(' ')}`);
 
   let server: NetServer;
   let version: string | null = null;

@@ -61,7 +61,9 @@ export async function handle(req: FastCGIIncomingMessage, res: FastCGIServerResp
         hash.update(chunk as Buffer);
       }
       res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-      res.end(`received ${length} bytes (CONTENT_LENGTH ${req.cgiParams.CONTENT_LENGTH ?? 'none'}), sha256 ${hash.digest('hex')}\n`);
+      res.end(
+        `received ${length} bytes (CONTENT_LENGTH ${req.cgiParams.CONTENT_LENGTH ?? 'none'}), sha256 ${hash.digest('hex')}\n`,
+      );
       return;
     }
     default:

@@ -43,7 +43,9 @@ Open ${url} in a browser, or try:
 Ctrl-C stops it.`);
 });
 http.on('error', (error: NodeJS.ErrnoException) => {
-  console.error(error.code === 'EADDRINUSE' ? `port ${port} is in use: run PORT=8081 npm start` : `cannot listen: ${error.message}`);
+  console.error(
+    error.code === 'EADDRINUSE' ? `port ${port} is in use: run PORT=8081 npm start` : `cannot listen: ${error.message}`,
+  );
   shutdown(1);
 });
 

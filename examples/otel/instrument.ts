@@ -31,7 +31,8 @@ export function instrumentFastCGI({ tracer, meter }: InstrumentOptions): () => v
         'http.request.method': method,
         'url.path': queryAt === -1 ? uri : uri.slice(0, queryAt),
         ...(queryAt === -1 ? {} : { 'url.query': uri.slice(queryAt + 1) }),
-        'url.scheme': params.HTTPS !== undefined && params.HTTPS !== '' && params.HTTPS.toLowerCase() !== 'off' ? 'https' : 'http',
+        'url.scheme':
+          params.HTTPS !== undefined && params.HTTPS !== '' && params.HTTPS.toLowerCase() !== 'off' ? 'https' : 'http',
         ...(params.SERVER_NAME ? { 'server.address': params.SERVER_NAME } : {}),
         ...(params.SERVER_PORT ? { 'server.port': Number(params.SERVER_PORT) } : {}),
         ...(params.REMOTE_ADDR ? { 'client.address': params.REMOTE_ADDR } : {}),
@@ -61,7 +62,11 @@ export function instrumentFastCGI({ tracer, meter }: InstrumentOptions): () => v
     const span = spans.get(finish.request);
     if (span === undefined) return;
     spans.delete(finish.request);
-    span.setAttributes({ ...attributes, 'http.request.body.size': finish.bytesIn, 'http.response.body.size': finish.bytesOut });
+    span.setAttributes({
+      ...attributes,
+      'http.request.body.size': finish.bytesIn,
+      'http.response.body.size': finish.bytesOut,
+    });
     // Server spans: 5xx and aborts are errors, 4xx are not (the client's fault).
     if (attributes['error.type'] !== undefined) span.setStatus({ code: SpanStatusCode.ERROR });
     span.end();

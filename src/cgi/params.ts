@@ -29,7 +29,17 @@ const DEFAULT_SPLIT = /^(.+?\.php)(\/.*)?$/;
 
 // RFC 7230 §6.1 hop-by-hop headers, never forwarded. `Proxy` is dropped too: as HTTP_PROXY it would be read as
 // the proxy setting by CGI programs (httpoxy, CVE-2016-5385); lighttpd and Apache drop it, nginx does not.
-const DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy', 'http2-settings']);
+const DROPPED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy',
+  'http2-settings',
+]);
 
 /** Express adds these to req; plain node:http does not. */
 interface MountedRequest {
@@ -102,7 +112,14 @@ function splitScript(path: string, mapping: ScriptMapping): { script: string; pa
 function addHeaders(params: Record<string, string>, req: IncomingMessage): void {
   const listed = connectionTokens(req.headers.connection);
   for (const name of Object.keys(req.headers)) {
-    if (DROPPED.has(name) || name === 'content-type' || name === 'content-length' || name.includes('_') || listed.has(name)) continue;
+    if (
+      DROPPED.has(name) ||
+      name === 'content-type' ||
+      name === 'content-length' ||
+      name.includes('_') ||
+      listed.has(name)
+    )
+      continue;
     const value = req.headers[name];
     if (value === undefined) continue;
     params[paramNameOf(name)] = Array.isArray(value) ? value.join(', ') : value;

@@ -86,13 +86,20 @@ export class CgiHeaderParser {
     const got = this.#pending === null ? 0 : this.#pending.length;
     throw new ProtocolError(
       ErrorCode.CGI_HEADER_INCOMPLETE,
-      got === 0 ? 'the response ended without a CGI header block (no output)' : `the response ended inside its CGI header block (${got} bytes, no blank line)`,
+      got === 0
+        ? 'the response ended without a CGI header block (no output)'
+        : `the response ended inside its CGI header block (${got} bytes, no blank line)`,
     );
   }
 }
 
 function tooLarge(limit: number, got: number): LimitError {
-  return new LimitError(ErrorCode.CGI_HEADER_TOO_LARGE, `the CGI header block exceeds ${limit} bytes (maxHeaderBytes)`, limit, got);
+  return new LimitError(
+    ErrorCode.CGI_HEADER_TOO_LARGE,
+    `the CGI header block exceeds ${limit} bytes (maxHeaderBytes)`,
+    limit,
+    got,
+  );
 }
 
 /**
@@ -140,11 +147,17 @@ function parseBlock(buffer: Buffer, end: number): { head: CgiHead; reason: strin
     const colon = line.indexOf(':');
     const name = colon === -1 ? '' : line.slice(0, colon);
     if (!TOKEN.test(name)) {
-      throw new ProtocolError(ErrorCode.CGI_HEADER_MALFORMED, `malformed CGI header line ${JSON.stringify(preview(line))}: expected "Name: value"`, { offset: lineStart });
+      throw new ProtocolError(
+        ErrorCode.CGI_HEADER_MALFORMED,
+        `malformed CGI header line ${JSON.stringify(preview(line))}: expected "Name: value"`,
+        { offset: lineStart },
+      );
     }
     const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
     if (CONTROL.test(value)) {
-      throw new ProtocolError(ErrorCode.CGI_HEADER_MALFORMED, `CGI header ${name} holds a control character`, { offset: lineStart });
+      throw new ProtocolError(ErrorCode.CGI_HEADER_MALFORMED, `CGI header ${name} holds a control character`, {
+        offset: lineStart,
+      });
     }
     const key = name.toLowerCase();
     if (key === 'status') {
@@ -160,7 +173,11 @@ function parseBlock(buffer: Buffer, end: number): { head: CgiHead; reason: strin
   }
   if (statusValue !== null) {
     const match = STATUS.exec(statusValue);
-    if (match === null) throw new ProtocolError(ErrorCode.CGI_STATUS_INVALID, `invalid CGI Status ${JSON.stringify(preview(statusValue))}: expected "NNN reason"`);
+    if (match === null)
+      throw new ProtocolError(
+        ErrorCode.CGI_STATUS_INVALID,
+        `invalid CGI Status ${JSON.stringify(preview(statusValue))}: expected "NNN reason"`,
+      );
     const status = Number(match[1]);
     const reason = match[2] ?? null;
     return { head: { status, statusText: reason || (STATUS_CODES[status] ?? ''), headers, rawHeaders }, reason };

@@ -12,7 +12,8 @@ export const EXIT_USAGE = 2;
 /** parseCount reads a whole number >= min, or throws a UsageError naming the option. */
 export function parseCount(name: string, value: string | undefined, min = 0): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < min) throw new UsageError(`--${name} expects a whole number >= ${min}, got '${value}'`);
+  if (!/^\d+$/.test(value) || Number(value) < min)
+    throw new UsageError(`--${name} expects a whole number >= ${min}, got '${value}'`);
   return Number(value);
 }
 
@@ -27,7 +28,8 @@ export function parseDuration(name: string, value: string | undefined): number |
 
 /** parseAddress reads an address in the one grammar (src/wire/address.ts), or throws a UsageError saying why not. */
 export function parseAddress(value: string | undefined): ConnectTarget {
-  if (value === undefined || value === '') throw new UsageError('an address is required: /path/to.sock, unix:/path, host:port or a port');
+  if (value === undefined || value === '')
+    throw new UsageError('an address is required: /path/to.sock, unix:/path, host:port or a port');
   try {
     return parseBackendAddress(value);
   } catch (error) {

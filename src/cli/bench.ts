@@ -3,7 +3,14 @@
 // or open loop (--rate: requests start on a schedule and latency counts from the intended start: coordinated
 // omission corrected; the open loop also measures its own lateness, the sender lag). --threads spreads the
 // load over worker threads; --plot writes the percentile chart as SVG; --calibrate measures the generator.
-import { accessSync, constants as fsConstants, readFileSync, statSync, writeFileSync, type Stats as FileStats } from 'node:fs';
+import {
+  accessSync,
+  constants as fsConstants,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  type Stats as FileStats,
+} from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { once } from 'node:events';
@@ -119,7 +126,9 @@ function parseParamsFile(file: string): Record<string, string> {
   }
   if (text.trimStart().startsWith('{')) {
     try {
-      return Object.fromEntries(Object.entries(JSON.parse(text) as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
+      return Object.fromEntries(
+        Object.entries(JSON.parse(text) as Record<string, unknown>).map(([k, v]) => [k, String(v)]),
+      );
     } catch (error) {
       throw new UsageError(`--params-file ${file}: not valid JSON: ${(error as Error).message}`);
     }
@@ -159,7 +168,10 @@ function parseBenchArgs(argv: string[]): BenchSettings | null {
     },
   });
   if (values.help === true) return null;
-  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'missing <address>' : `expected one address, got ${positionals.length} arguments`);
+  if (positionals.length !== 1)
+    throw new UsageError(
+      positionals.length === 0 ? 'missing <address>' : `expected one address, got ${positionals.length} arguments`,
+    );
   const path = values.path ?? '/';
   if (!path.startsWith('/')) throw new UsageError(`--path must start with '/', got '${path}'`);
   const method = (values.method ?? 'GET').toUpperCase();
@@ -179,7 +191,8 @@ function parseBenchArgs(argv: string[]): BenchSettings | null {
   const durationMs = parseDuration('duration', values.duration) ?? (requests === undefined ? 10_000 : undefined);
   if (durationMs !== undefined && durationMs <= 0) throw new UsageError('--duration must be more than 0');
   const rate = values.rate === undefined ? undefined : Number(values.rate);
-  if (rate !== undefined && !(rate > 0)) throw new UsageError(`--rate expects a number of requests per second > 0, got '${values.rate}'`);
+  if (rate !== undefined && !(rate > 0))
+    throw new UsageError(`--rate expects a number of requests per second > 0, got '${values.rate}'`);
   return {
     address: parseAddress(positionals[0]),
     connections: parseCount('connections', values.connections, 1) ?? 10,
@@ -209,7 +222,10 @@ function checkPlotPath(file: string): string {
   const path = resolvePath(file);
   const existing = statOrNull(path);
   if (existing !== null) {
-    if (existing.isDirectory()) throw new UsageError(`--plot ${file}: is a directory; give a file name, e.g. ${file.replace(/\/+$/, '')}/latency.svg`);
+    if (existing.isDirectory())
+      throw new UsageError(
+        `--plot ${file}: is a directory; give a file name, e.g. ${file.replace(/\/+$/, '')}/latency.svg`,
+      );
     try {
       accessSync(path, fsConstants.W_OK);
     } catch {
@@ -234,7 +250,8 @@ function statOrNull(path: string): FileStats | null {
     return statSync(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') throw new UsageError(`--plot ${path}: a parent of it is not a directory`);
+    if ((error as NodeJS.ErrnoException).code === 'ENOTDIR')
+      throw new UsageError(`--plot ${path}: a parent of it is not a directory`);
     throw new UsageError(`--plot ${path}: ${(error as Error).message}`);
   }
 }
@@ -247,7 +264,13 @@ function paramPairs(settings: BenchSettings): [string, string][] {
 /** Open loop: above this sender lag at p99 (µs) the report warns that the schedule was not kept. */
 const LAG_WARN_US = 2000;
 
-function report(settings: BenchSettings, stats: LoadStats, elapsedUs: number, plot: string | null, scheduler: BenchReport['scheduler'] = null): BenchReport {
+function report(
+  settings: BenchSettings,
+  stats: LoadStats,
+  elapsedUs: number,
+  plot: string | null,
+  scheduler: BenchReport['scheduler'] = null,
+): BenchReport {
   const seconds = elapsedUs / 1e6;
   const h = stats.histogram;
   const empty = h.totalCount === 0;
@@ -279,7 +302,10 @@ function report(settings: BenchSettings, stats: LoadStats, elapsedUs: number, pl
       p999: percentileMs(h, 99.9),
       max: ms(h.maxValue),
     },
-    senderLagMs: settings.rate === undefined ? null : { p50: percentileMs(lag, 50), p99: percentileMs(lag, 99), max: ms(lag.maxValue) },
+    senderLagMs:
+      settings.rate === undefined
+        ? null
+        : { p50: percentileMs(lag, 50), p99: percentileMs(lag, 99), max: ms(lag.maxValue) },
     scheduler: settings.rate === undefined ? null : scheduler,
     floorMs: null,
     plot,
@@ -294,7 +320,12 @@ function describeMode(r: BenchReport): string {
 }
 
 function formatReport(r: BenchReport): string {
-  const counts = (m: Record<string, number>): string => (Object.keys(m).length === 0 ? '-' : Object.entries(m).map(([k, v]) => `${k}: ${v}`).join(', '));
+  const counts = (m: Record<string, number>): string =>
+    Object.keys(m).length === 0
+      ? '-'
+      : Object.entries(m)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join(', ');
   const mb = (n: number): string => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} MB` : `${(n / 1e3).toFixed(1)} kB`);
   const lines = [
     `${describeMode(r)} against ${r.address}: ${r.connections} connection(s) × ${r.multiplex} in flight${r.threads > 1 ? ` on ${r.threads} threads` : ''}, ${r.keepConn ? 'kept connections' : 'a connection per request'}`,
@@ -302,12 +333,23 @@ function formatReport(r: BenchReport): string {
     `  latency ms: p50 ${r.latencyMs.p50}  p90 ${r.latencyMs.p90}  p99 ${r.latencyMs.p99}  p99.9 ${r.latencyMs.p999}  max ${r.latencyMs.max}  (mean ${r.latencyMs.mean.toFixed(3)})${r.mode === 'open' ? '  [from the intended start]' : ''}`,
   ];
   if (r.senderLagMs !== null) {
-    const how = r.scheduler === 'timerfd' ? 'sends timed by a timerfd, to the µs' : 'sends timed by setTimeout (~1 ms; the addon did not load): part of the latency is the generator';
-    lines.push(`  sender lag ms: p50 ${r.senderLagMs.p50}  p99 ${r.senderLagMs.p99}  max ${r.senderLagMs.max}  [actual − intended send time; ${how}]`);
+    const how =
+      r.scheduler === 'timerfd'
+        ? 'sends timed by a timerfd, to the µs'
+        : 'sends timed by setTimeout (~1 ms; the addon did not load): part of the latency is the generator';
+    lines.push(
+      `  sender lag ms: p50 ${r.senderLagMs.p50}  p99 ${r.senderLagMs.p99}  max ${r.senderLagMs.max}  [actual − intended send time; ${how}]`,
+    );
   }
-  lines.push(`  status: ${counts(r.status)}`, `  protocolStatus: ${counts(r.protocolStatus)}`, `  errors: ${counts(r.errorCodes)}`);
+  lines.push(
+    `  status: ${counts(r.status)}`,
+    `  protocolStatus: ${counts(r.protocolStatus)}`,
+    `  errors: ${counts(r.errorCodes)}`,
+  );
   if (r.floorMs !== null) {
-    lines.push(`  generator floor ms: p50 ${r.floorMs.p50}  p99 ${r.floorMs.p99}  p99.9 ${r.floorMs.p999}  [the same load against a null responder in this process, ${r.floorMs.requestsPerSecond} req/s]`);
+    lines.push(
+      `  generator floor ms: p50 ${r.floorMs.p50}  p99 ${r.floorMs.p99}  p99.9 ${r.floorMs.p999}  [the same load against a null responder in this process, ${r.floorMs.requestsPerSecond} req/s]`,
+    );
   }
   if (r.plot !== null) lines.push(`  plot: ${r.plot}`);
   return lines.join('\n');
@@ -459,9 +501,23 @@ async function calibrate(settings: BenchSettings): Promise<NonNullable<BenchRepo
   try {
     const durationMs = settings.durationMs === undefined ? undefined : Math.min(settings.durationMs, CALIBRATE_MAX_MS);
     const requests = settings.requests === undefined ? undefined : Math.min(settings.requests, CALIBRATE_MAX_REQUESTS);
-    const { stats, elapsed } = await measure({ ...settings, address: parseBackendAddress({ path: responder.path }), durationMs, requests, params: { ...settings.params } }, false);
+    const { stats, elapsed } = await measure(
+      {
+        ...settings,
+        address: parseBackendAddress({ path: responder.path }),
+        durationMs,
+        requests,
+        params: { ...settings.params },
+      },
+      false,
+    );
     const h = stats.histogram;
-    return { p50: percentileMs(h, 50), p99: percentileMs(h, 99), p999: percentileMs(h, 99.9), requestsPerSecond: Math.round(stats.total / (elapsed / 1e6)) };
+    return {
+      p50: percentileMs(h, 50),
+      p99: percentileMs(h, 99),
+      p999: percentileMs(h, 99.9),
+      requestsPerSecond: Math.round(stats.total / (elapsed / 1e6)),
+    };
   } finally {
     await responder.close();
   }
@@ -473,9 +529,13 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
-  if (settings.threads > settings.connections) throw new UsageError(`--threads ${settings.threads} needs at least as many connections (--connections ${settings.connections})`);
+  if (settings.threads > settings.connections)
+    throw new UsageError(
+      `--threads ${settings.threads} needs at least as many connections (--connections ${settings.connections})`,
+    );
   const floor = settings.calibrate ? await calibrate(settings) : null;
-  const { stats, elapsed, scheduler } = settings.threads > 1 ? await measureThreaded(settings) : await measure(settings, true);
+  const { stats, elapsed, scheduler } =
+    settings.threads > 1 ? await measureThreaded(settings) : await measure(settings, true);
 
   let result = { ...report(settings, stats, elapsed, null, scheduler), floorMs: floor };
   let code = result.errors > 0 && result.completed === 0 ? 1 : 0;
@@ -484,7 +544,9 @@ export async function run(argv: string[]): Promise<number> {
       writeFileSync(settings.plot, plotSvg(result, stats));
       result = { ...result, plot: settings.plot };
     } catch (error) {
-      process.stderr.write(`fastcgi-engine bench: could not write --plot ${settings.plot}: ${(error as Error).message}\n`);
+      process.stderr.write(
+        `fastcgi-engine bench: could not write --plot ${settings.plot}: ${(error as Error).message}\n`,
+      );
       code = 1;
     }
   }

@@ -48,22 +48,25 @@ export function percentileDistribution(histogram: Histogram, unitsPerMs = 1000, 
 
 /** escapeXml makes text safe in XML character data and attribute values; characters XML 1.0 forbids become U+FFFD. */
 export function escapeXml(text: string): string {
-  return text.replace(/[&<>"']|[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, (c) => {
-    switch (c) {
-      case '&':
-        return '&amp;';
-      case '<':
-        return '&lt;';
-      case '>':
-        return '&gt;';
-      case '"':
-        return '&quot;';
-      case "'":
-        return '&apos;';
-      default:
-        return '\ufffd';
-    }
-  });
+  return text.replace(
+    /[&<>"']|[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g,
+    (c) => {
+      switch (c) {
+        case '&':
+          return '&amp;';
+        case '<':
+          return '&lt;';
+        case '>':
+          return '&gt;';
+        case '"':
+          return '&quot;';
+        case "'":
+          return '&apos;';
+        default:
+          return '\ufffd';
+      }
+    },
+  );
 }
 
 /** niceTicks: 0, step, 2·step, … up to the first multiple ≥ max, with step 1, 2 or 5 × 10^k and about `target` steps. */
@@ -87,7 +90,8 @@ export function niceTicks(max: number, target = 5): { ticks: number[]; decimals:
  */
 export function percentileTicks(count: number): { x: number; label: string }[] {
   const ticks = [{ x: 1, label: '0%' }];
-  for (let k = 1; k <= 12 && 10 ** k <= count; k++) ticks.push({ x: 10 ** k, label: `${(100 - 100 / 10 ** k).toFixed(Math.max(0, k - 2))}%` });
+  for (let k = 1; k <= 12 && 10 ** k <= count; k++)
+    ticks.push({ x: 10 ** k, label: `${(100 - 100 / 10 ** k).toFixed(Math.max(0, k - 2))}%` });
   return ticks;
 }
 
@@ -105,8 +109,11 @@ export function renderLatencyPlot(data: LatencyPlotData): string {
     `<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`,
     `<text class="title" x="${left}" y="30" font-size="16" font-weight="bold">${escapeXml(data.title)}</text>`,
   ];
-  const subtitle = data.subtitle === undefined ? [] : typeof data.subtitle === 'string' ? [data.subtitle] : data.subtitle;
-  subtitle.forEach((line, k) => out.push(`<text class="subtitle" x="${left}" y="${52 + 18 * k}" fill="#555">${escapeXml(line)}</text>`));
+  const subtitle =
+    data.subtitle === undefined ? [] : typeof data.subtitle === 'string' ? [data.subtitle] : data.subtitle;
+  subtitle.forEach((line, k) =>
+    out.push(`<text class="subtitle" x="${left}" y="${52 + 18 * k}" fill="#555">${escapeXml(line)}</text>`),
+  );
   const points = data.points.filter((p) => Number.isFinite(p.valueMs) && p.percentile >= 0 && p.percentile <= 1);
   const frame = `<rect class="frame" x="${left}" y="${top}" width="${right - left}" height="${bottom - top}" fill="none" stroke="#888"/>`;
   const axisLabels = [
@@ -114,7 +121,13 @@ export function renderLatencyPlot(data: LatencyPlotData): string {
     `<text class="y-label" x="22" y="${fmt((top + bottom) / 2)}" text-anchor="middle" transform="rotate(-90 22 ${fmt((top + bottom) / 2)})">Latency (ms)</text>`,
   ];
   if (points.length === 0) {
-    out.push(frame, `<text class="no-samples" x="${fmt((left + right) / 2)}" y="${fmt((top + bottom) / 2)}" text-anchor="middle" font-size="18" fill="#888">no samples</text>`, ...axisLabels, '</svg>', '');
+    out.push(
+      frame,
+      `<text class="no-samples" x="${fmt((left + right) / 2)}" y="${fmt((top + bottom) / 2)}" text-anchor="middle" font-size="18" fill="#888">no samples</text>`,
+      ...axisLabels,
+      '</svg>',
+      '',
+    );
     return out.join('\n');
   }
 
@@ -127,7 +140,10 @@ export function renderLatencyPlot(data: LatencyPlotData): string {
     return left + (Math.log10(inverse) / Math.log10(xMax)) * (right - left);
   };
   const floor = data.floorMs !== undefined && Number.isFinite(data.floorMs) && data.floorMs >= 0 ? data.floorMs : null;
-  const maxMs = Math.max(points.reduce((m, p) => Math.max(m, p.valueMs), 0), floor ?? 0);
+  const maxMs = Math.max(
+    points.reduce((m, p) => Math.max(m, p.valueMs), 0),
+    floor ?? 0,
+  );
   const { ticks: yTicks, decimals } = niceTicks(maxMs);
   const yTop = yTicks[yTicks.length - 1]!;
   const yOf = (ms: number): number => bottom - (ms / yTop) * (bottom - top);
@@ -143,10 +159,14 @@ export function renderLatencyPlot(data: LatencyPlotData): string {
   }
   out.push('</g>', frame);
   for (const t of percentileTicks(data.count)) {
-    out.push(`<text class="x-tick" x="${fmt(xOf(1 - 1 / t.x))}" y="${bottom + 20}" text-anchor="middle">${t.label}</text>`);
+    out.push(
+      `<text class="x-tick" x="${fmt(xOf(1 - 1 / t.x))}" y="${bottom + 20}" text-anchor="middle">${t.label}</text>`,
+    );
   }
   for (const t of yTicks) {
-    out.push(`<text class="y-tick" x="${left - 8}" y="${fmt(yOf(t) + 4)}" text-anchor="end">${t.toFixed(decimals)}</text>`);
+    out.push(
+      `<text class="y-tick" x="${left - 8}" y="${fmt(yOf(t) + 4)}" text-anchor="end">${t.toFixed(decimals)}</text>`,
+    );
   }
 
   // One point per tenth of a pixel: points that round to the same x merge, keeping the higher latency (the

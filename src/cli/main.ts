@@ -38,7 +38,9 @@ export async function main(argv: string[]): Promise<number> {
     return await command(rest);
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {
-      process.stderr.write(`fastcgi-engine ${name}: ${(error as Error).message}\nRun 'fastcgi-engine ${name} --help' for usage.\n`);
+      process.stderr.write(
+        `fastcgi-engine ${name}: ${(error as Error).message}\nRun 'fastcgi-engine ${name} --help' for usage.\n`,
+      );
       return EXIT_USAGE;
     }
     throw error;
@@ -52,7 +54,9 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`fastcgi-engine: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(
+      `fastcgi-engine: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
     process.exitCode = 1;
   },
 );

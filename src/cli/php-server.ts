@@ -48,14 +48,22 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (values.root === undefined) throw new UsageError('--root DIR is required');
   const root = resolve(values.root);
-  if (!fs.statSync(root, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--root ${values.root} is not a directory`);
+  if (!fs.statSync(root, { throwIfNoEntry: false })?.isDirectory())
+    throw new UsageError(`--root ${values.root} is not a directory`);
   const listen = parseListen(values.listen ?? '8080');
   const maxBodySize = parseCount('max-body', values['max-body'], 1);
   const workers = parseCount('workers', values.workers, 1);
   const controller = values['front-controller'];
-  if (controller !== undefined && controller !== 'none' && !controller.startsWith('/')) throw new UsageError(`--front-controller expects a path starting with '/' or 'none', got '${controller}'`);
+  if (controller !== undefined && controller !== 'none' && !controller.startsWith('/'))
+    throw new UsageError(`--front-controller expects a path starting with '/' or 'none', got '${controller}'`);
 
-  const fpm = values.upstream === undefined ? new PhpFpmSupervisor({ ...(workers === undefined ? {} : { maxChildren: workers }), ...(maxBodySize === undefined ? {} : { maxBodySize }) }) : null;
+  const fpm =
+    values.upstream === undefined
+      ? new PhpFpmSupervisor({
+          ...(workers === undefined ? {} : { maxChildren: workers }),
+          ...(maxBodySize === undefined ? {} : { maxBodySize }),
+        })
+      : null;
   const upstream = values.upstream === undefined ? fpm!.address : describe(parseAddress(values.upstream));
   if (fpm !== null) await fpm.start();
   const frontEnd = createPhpFrontEnd({
@@ -76,7 +84,9 @@ export async function run(argv: string[]): Promise<number> {
     await frontEnd.close();
     throw error;
   }
-  process.stderr.write(`fastcgi-engine php-server: http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}/ serving ${root} through ${upstream}\n`);
+  process.stderr.write(
+    `fastcgi-engine php-server: http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}/ serving ${root} through ${upstream}\n`,
+  );
   await new Promise<void>((done) => {
     const stop = (): void => {
       process.off('SIGTERM', stop);
@@ -96,10 +106,13 @@ export async function run(argv: string[]): Promise<number> {
 function parseListen(value: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]:|([^:[\]]+):)?(\d+)$/.exec(value);
   const port = match === null ? NaN : Number(match[3]);
-  if (match === null || port < 1 || port > 65535) throw new UsageError(`--listen expects a port, host:port or [v6]:port, got '${value}'`);
+  if (match === null || port < 1 || port > 65535)
+    throw new UsageError(`--listen expects a port, host:port or [v6]:port, got '${value}'`);
   return { host: match[1] ?? match[2] ?? '127.0.0.1', port };
 }
 
 function describe(address: { path: string } | { host: string; port: number }): string {
-  return 'path' in address ? `unix:${address.path}` : `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
+  return 'path' in address
+    ? `unix:${address.path}`
+    : `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
 }

@@ -58,15 +58,26 @@ export function dump(content: Buffer, max = 32, length = content.length): string
 }
 
 /** Prints a record as --trace shows it: direction, type, id, lengths and the start of its content. */
-function traceRecord(direction: string, type: number, requestId: number, contentLength: number, paddingLength: number, content: Buffer): void {
-  process.stderr.write(`${direction} ${recordTypeName(type).padEnd(17)} id=${requestId} len=${contentLength} pad=${paddingLength}${dump(content, 32, contentLength)}\n`);
+function traceRecord(
+  direction: string,
+  type: number,
+  requestId: number,
+  contentLength: number,
+  paddingLength: number,
+  content: Buffer,
+): void {
+  process.stderr.write(
+    `${direction} ${recordTypeName(type).padEnd(17)} id=${requestId} len=${contentLength} pad=${paddingLength}${dump(content, 32, contentLength)}\n`,
+  );
 }
 
 /** --trace for what we send: the request's own bytes read back through a Decoder, so nothing frames them twice. */
 function traceSent(request: Buffer): void {
   const ignore = (): void => {};
   const observer: RecordObserver = (...record) => traceRecord('>', ...record);
-  new Decoder({ onRecord: ignore, onParams: ignore, onError: ignore }, { collectParams: false, observer }).push(request);
+  new Decoder({ onRecord: ignore, onParams: ignore, onError: ignore }, { collectParams: false, observer }).push(
+    request,
+  );
 }
 
 interface Outcome {
@@ -88,17 +99,29 @@ class Diagnosis extends Error {
 function connectDiagnosis(error: NodeJS.ErrnoException, where: string): Diagnosis {
   switch (error.code) {
     case 'ECONNREFUSED':
-      return new Diagnosis(`nothing is listening on ${where} (connection refused): is the application running, and on this address?`, RequestExit.CONNECT);
+      return new Diagnosis(
+        `nothing is listening on ${where} (connection refused): is the application running, and on this address?`,
+        RequestExit.CONNECT,
+      );
     case 'ENOENT':
-      return new Diagnosis(`nothing is listening on ${where}: the socket file does not exist (application not started, or a different path)`, RequestExit.CONNECT);
+      return new Diagnosis(
+        `nothing is listening on ${where}: the socket file does not exist (application not started, or a different path)`,
+        RequestExit.CONNECT,
+      );
     case 'EACCES':
     case 'EPERM':
-      return new Diagnosis(`permission denied on ${where}: this user may not connect to the socket (check its mode and owner, e.g. --socket-mode 0660 and the web server's group)`, RequestExit.CONNECT);
+      return new Diagnosis(
+        `permission denied on ${where}: this user may not connect to the socket (check its mode and owner, e.g. --socket-mode 0660 and the web server's group)`,
+        RequestExit.CONNECT,
+      );
     case 'ENOTSOCK':
       return new Diagnosis(`${where} is not a socket`, RequestExit.CONNECT);
     case 'ECONNRESET':
     case 'EPIPE':
-      return new Diagnosis(`the connection to ${where} was reset before END_REQUEST: the application crashed or closed the connection`, RequestExit.PROTOCOL);
+      return new Diagnosis(
+        `the connection to ${where} was reset before END_REQUEST: the application crashed or closed the connection`,
+        RequestExit.PROTOCOL,
+      );
     default:
       return new Diagnosis(`cannot talk to ${where}: ${error.message}`, RequestExit.CONNECT);
   }
@@ -108,9 +131,15 @@ function connectDiagnosis(error: NodeJS.ErrnoException, where: string): Diagnosi
 function versionDiagnosis(where: string, start: Buffer): Diagnosis {
   const text = start.toString('latin1');
   if (text.startsWith('HTTP/')) {
-    return new Diagnosis(`${where} speaks HTTP, not FastCGI (it answered ${JSON.stringify(text.split('\r\n')[0])}): point this at the FastCGI socket or port, not the web server's HTTP one`, RequestExit.PROTOCOL);
+    return new Diagnosis(
+      `${where} speaks HTTP, not FastCGI (it answered ${JSON.stringify(text.split('\r\n')[0])}): point this at the FastCGI socket or port, not the web server's HTTP one`,
+      RequestExit.PROTOCOL,
+    );
   }
-  return new Diagnosis(`${where} sent a record with version ${start[0]} (expected 1): not a FastCGI peer, or the stream is corrupt; first bytes${dump(start, 16)}`, RequestExit.PROTOCOL);
+  return new Diagnosis(
+    `${where} sent a record with version ${start[0]} (expected 1): not a FastCGI peer, or the stream is corrupt; first bytes${dump(start, 16)}`,
+    RequestExit.PROTOCOL,
+  );
 }
 
 /** exchange sends `request` and reads records (with the engine's Decoder) until END_REQUEST for id 1. */
@@ -145,8 +174,16 @@ function exchange(address: ConnectTarget, request: Buffer, trace: boolean, timeo
           } else if (type === RecordType.STDERR) {
             stderr.push(content);
           } else if (type === RecordType.END_REQUEST) {
-            if (content.length < 8) return finish(new Diagnosis(`END_REQUEST with ${content.length} content bytes (expected 8)`, RequestExit.PROTOCOL));
-            finish(null, { stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr), appStatus: content.readUInt32BE(0), protocolStatus: content[4]! });
+            if (content.length < 8)
+              return finish(
+                new Diagnosis(`END_REQUEST with ${content.length} content bytes (expected 8)`, RequestExit.PROTOCOL),
+              );
+            finish(null, {
+              stdout: Buffer.concat(stdout),
+              stderr: Buffer.concat(stderr),
+              appStatus: content.readUInt32BE(0),
+              protocolStatus: content[4]!,
+            });
           } else if (type === RecordType.UNKNOWN_TYPE) {
             finish(new Diagnosis(`${where} answered UNKNOWN_TYPE for record type ${content[0]}`, RequestExit.PROTOCOL));
           }
@@ -154,7 +191,11 @@ function exchange(address: ConnectTarget, request: Buffer, trace: boolean, timeo
         onParams() {},
         onError(error) {
           const at = Math.max(0, (error instanceof ProtocolError ? (error.offset ?? base) : base) - base);
-          finish(error.code === ErrorCode.BAD_VERSION ? versionDiagnosis(where, chunk.subarray(at, at + 16)) : new Diagnosis(`${where} sent malformed records: ${error.message}`, RequestExit.PROTOCOL));
+          finish(
+            error.code === ErrorCode.BAD_VERSION
+              ? versionDiagnosis(where, chunk.subarray(at, at + 16))
+              : new Diagnosis(`${where} sent malformed records: ${error.message}`, RequestExit.PROTOCOL),
+          );
         },
       },
       {
@@ -168,7 +209,10 @@ function exchange(address: ConnectTarget, request: Buffer, trace: boolean, timeo
         },
       },
     );
-    const timer = setTimeout(() => finish(new Diagnosis(`no END_REQUEST from ${where} after ${timeoutMs} ms`, RequestExit.TIMEOUT)), timeoutMs);
+    const timer = setTimeout(
+      () => finish(new Diagnosis(`no END_REQUEST from ${where} after ${timeoutMs} ms`, RequestExit.TIMEOUT)),
+      timeoutMs,
+    );
     socket.on('connect', () => {
       if (trace) traceSent(request);
       socket.write(request);
@@ -183,7 +227,12 @@ function exchange(address: ConnectTarget, request: Buffer, trace: boolean, timeo
       const left = decoder.partialRecordBytes;
       const partial = left > 0 ? ` (${left} bytes of an incomplete record left)` : '';
       const got = wholeOutput ? `after ${wholeStdoutBytes} bytes of STDOUT` : 'before sending anything';
-      finish(new Diagnosis(`${where} closed the connection ${got}, before END_REQUEST${partial}: the application crashed, timed out, or does not speak FastCGI`, RequestExit.PROTOCOL));
+      finish(
+        new Diagnosis(
+          `${where} closed the connection ${got}, before END_REQUEST${partial}: the application crashed, timed out, or does not speak FastCGI`,
+          RequestExit.PROTOCOL,
+        ),
+      );
     });
   });
 }
@@ -202,11 +251,18 @@ export interface CgiOutput {
  * web server applies), or throws a Diagnosis naming what is wrong in an operator's words.
  */
 export function parseCgi(stdout: Buffer): CgiOutput {
-  if (stdout.length === 0) throw new Diagnosis('the application sent no output at all (empty STDOUT): no status, no headers', RequestExit.PROTOCOL);
+  if (stdout.length === 0)
+    throw new Diagnosis(
+      'the application sent no output at all (empty STDOUT): no status, no headers',
+      RequestExit.PROTOCOL,
+    );
   const newline = stdout.indexOf(0x0a);
   const firstLine = stdout.toString('latin1', 0, newline === -1 ? stdout.length : newline).replace(/\r$/, '');
   if (!isHeaderLine(firstLine)) {
-    throw new Diagnosis(`the application wrote output before its headers: the response starts with ${JSON.stringify(firstLine.slice(0, 60))}, not 'Name: value' (a web server reports this as "malformed header" or "premature end of script headers")`, RequestExit.PROTOCOL);
+    throw new Diagnosis(
+      `the application wrote output before its headers: the response starts with ${JSON.stringify(firstLine.slice(0, 60))}, not 'Name: value' (a web server reports this as "malformed header" or "premature end of script headers")`,
+      RequestExit.PROTOCOL,
+    );
   }
   const parser = new CgiHeaderParser(Number.POSITIVE_INFINITY);
   let bodyStart: number;
@@ -216,12 +272,20 @@ export function parseCgi(stdout: Buffer): CgiOutput {
   } catch (error) {
     if (!(error instanceof FastCGIError)) throw error;
     if (error.code === ErrorCode.CGI_HEADER_INCOMPLETE) {
-      throw new Diagnosis(`the application's headers never end: no blank line after them in ${stdout.length} bytes of output (a web server reports "premature end of script headers")`, RequestExit.PROTOCOL);
+      throw new Diagnosis(
+        `the application's headers never end: no blank line after them in ${stdout.length} bytes of output (a web server reports "premature end of script headers")`,
+        RequestExit.PROTOCOL,
+      );
     }
     throw new Diagnosis(`the application's header block is malformed: ${error.message}`, RequestExit.PROTOCOL);
   }
   const head = parser.head!;
-  return { status: head.status, reason: parser.sentReason ?? '', rawHeaders: head.rawHeaders, body: stdout.subarray(bodyStart) };
+  return {
+    status: head.status,
+    reason: parser.sentReason ?? '',
+    rawHeaders: head.rawHeaders,
+    body: stdout.subarray(bodyStart),
+  };
 }
 
 /** The params of the request: the tool's defaults, --script-filename, then --param overrides. */
@@ -260,7 +324,10 @@ function parseRequestArgs(argv: string[]) {
     },
   });
   if (values.help === true) return null;
-  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'missing <address>' : `expected one address, got ${positionals.length} arguments`);
+  if (positionals.length !== 1)
+    throw new UsageError(
+      positionals.length === 0 ? 'missing <address>' : `expected one address, got ${positionals.length} arguments`,
+    );
   let body: Buffer = Buffer.alloc(0);
   if (values.body !== undefined) {
     if (values.body.startsWith('@')) {
@@ -305,7 +372,9 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (outcome.stderr.length > 0) process.stderr.write(outcome.stderr);
   if (outcome.protocolStatus !== ProtocolStatus.REQUEST_COMPLETE) {
-    process.stderr.write(`fastcgi-engine request: the application rejected the request: protocolStatus ${protocolStatusName(outcome.protocolStatus)}\n`);
+    process.stderr.write(
+      `fastcgi-engine request: the application rejected the request: protocolStatus ${protocolStatusName(outcome.protocolStatus)}\n`,
+    );
     return RequestExit.REJECTED;
   }
   let head: CgiOutput;

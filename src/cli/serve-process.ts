@@ -36,8 +36,14 @@ function drain(server: Server): Promise<void> {
 /** startGateway serves HTTP on 127.0.0.1:--http through the built-in gateway, to the FastCGI address. */
 export function startGateway(settings: ServeSettings): Promise<http.Server> {
   const where = settings.where;
-  const upstream = where.kind === 'socket' ? { path: where.path } : where.kind === 'port' ? { host: where.host, port: where.port } : null;
-  if (upstream === null) throw new UsageError('--http needs --socket or --port (the gateway must know where to connect)');
+  const upstream =
+    where.kind === 'socket'
+      ? { path: where.path }
+      : where.kind === 'port'
+        ? { host: where.host, port: where.port }
+        : null;
+  if (upstream === null)
+    throw new UsageError('--http needs --socket or --port (the gateway must know where to connect)');
   const gateway = createGateway({ upstream: { address: upstream }, documentRoot: settings.documentRoot });
   const server = http.createServer(gateway);
   return new Promise((resolvePromise, reject) => {
@@ -59,7 +65,11 @@ export function stopSignal(): Promise<NodeJS.Signals> {
 
 /** runSingle serves in this process until SIGTERM/SIGINT, then drains; resolves with the exit code. */
 export async function runSingle(settings: ServeSettings): Promise<number> {
-  const server = await loadApp(settings, { socketMode: settings.socketMode, closeTimeout: settings.drainTimeout, slowRequestThreshold: settings.slowRequestThreshold });
+  const server = await loadApp(settings, {
+    socketMode: settings.socketMode,
+    closeTimeout: settings.drainTimeout,
+    slowRequestThreshold: settings.slowRequestThreshold,
+  });
   const observer = observe(server, settings, singleProcess);
   try {
     await listen(server, settings.where);
@@ -83,9 +93,16 @@ export async function runSingle(settings: ServeSettings): Promise<number> {
  * replacement) and drains when the primary says 'shutdown' or on SIGTERM; resolves with the exit code.
  */
 export async function runWorker(settings: ServeSettings): Promise<number> {
-  const server = await loadApp(settings, { closeTimeout: settings.drainTimeout, slowRequestThreshold: settings.slowRequestThreshold });
+  const server = await loadApp(settings, {
+    closeTimeout: settings.drainTimeout,
+    slowRequestThreshold: settings.slowRequestThreshold,
+  });
   // The status page asks the primary, which sums every worker's sample (this one's included).
-  const observer = observe(server, settings, workerSide(() => observer.sample()));
+  const observer = observe(
+    server,
+    settings,
+    workerSide(() => observer.sample()),
+  );
   let served = 0;
   let recycling = false;
   // Counted when a request starts: the replacement is started at once and this worker drains what it has.

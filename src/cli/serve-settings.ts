@@ -4,7 +4,8 @@
 export type AppKind = 'fetch' | 'node';
 
 /** Where the application listens: a unix socket path, TCP, or a socket the parent passed in (fd 0 or systemd's). */
-export type Where = { kind: 'socket'; path: string } | { kind: 'port'; port: number; host: string } | { kind: 'inherited'; fd?: number };
+export type Where =
+  { kind: 'socket'; path: string } | { kind: 'port'; port: number; host: string } | { kind: 'inherited'; fd?: number };
 
 export interface ServeSettings {
   module: string;
@@ -32,7 +33,11 @@ export const CLI_HOW_TO_RUN = `With fastcgi-engine serve: --socket /run/app.sock
 server, process manager or systemd starts it with the listening socket (see 'fastcgi-engine serve --help').`;
 
 export function describeWhere(where: Where): string {
-  return where.kind === 'socket' ? `unix:${where.path}` : where.kind === 'port' ? `${where.host}:${where.port}` : `inherited fd ${where.fd ?? 0}`;
+  return where.kind === 'socket'
+    ? `unix:${where.path}`
+    : where.kind === 'port'
+      ? `${where.host}:${where.port}`
+      : `inherited fd ${where.fd ?? 0}`;
 }
 
 /** One line on stderr, prefixed with the process id: the primary and its workers share the stream. */

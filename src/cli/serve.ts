@@ -69,33 +69,49 @@ function parseServeArgs(argv: string[]): ServeSettings | null {
     },
   });
   if (values.help === true) return null;
-  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'missing <module>' : `expected one module, got ${positionals.length} arguments`);
-  if (values.socket !== undefined && values.port !== undefined) throw new UsageError('give --socket or --port, not both');
+  if (positionals.length !== 1)
+    throw new UsageError(
+      positionals.length === 0 ? 'missing <module>' : `expected one module, got ${positionals.length} arguments`,
+    );
+  if (values.socket !== undefined && values.port !== undefined)
+    throw new UsageError('give --socket or --port, not both');
   if (values.host !== undefined && values.port === undefined) throw new UsageError('--host needs --port');
-  if (values['socket-mode'] !== undefined && values.socket === undefined) throw new UsageError('--socket-mode needs --socket');
+  if (values['socket-mode'] !== undefined && values.socket === undefined)
+    throw new UsageError('--socket-mode needs --socket');
   let socketMode: number | undefined;
   if (values['socket-mode'] !== undefined) {
-    if (!/^0?[0-7]{3}$/.test(values['socket-mode'])) throw new UsageError(`--socket-mode expects an octal mode such as 0660, got '${values['socket-mode']}'`);
+    if (!/^0?[0-7]{3}$/.test(values['socket-mode']))
+      throw new UsageError(`--socket-mode expects an octal mode such as 0660, got '${values['socket-mode']}'`);
     socketMode = Number.parseInt(values['socket-mode'], 8);
   }
   const port = parseCount('port', values.port, 1);
   if (port !== undefined && port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
   const where: Where =
-    values.socket !== undefined ? { kind: 'socket', path: resolve(values.socket) } : port !== undefined ? { kind: 'port', port, host: values.host ?? '127.0.0.1' } : { kind: 'inherited' };
+    values.socket !== undefined
+      ? { kind: 'socket', path: resolve(values.socket) }
+      : port !== undefined
+        ? { kind: 'port', port, host: values.host ?? '127.0.0.1' }
+        : { kind: 'inherited' };
   const httpPort = parseCount('http', values.http, 1);
-  if (httpPort !== undefined && where.kind === 'inherited') throw new UsageError('--http needs --socket or --port (the gateway must know where to connect)');
-  if (values.kind !== undefined && values.kind !== 'fetch' && values.kind !== 'node') throw new UsageError(`--kind expects fetch or node, got '${values.kind}'`);
+  if (httpPort !== undefined && where.kind === 'inherited')
+    throw new UsageError('--http needs --socket or --port (the gateway must know where to connect)');
+  if (values.kind !== undefined && values.kind !== 'fetch' && values.kind !== 'node')
+    throw new UsageError(`--kind expects fetch or node, got '${values.kind}'`);
   const workers = parseCount('workers', values.workers, 1) ?? 0;
   const maxRequests = parseCount('max-requests', values['max-requests'], 1);
   if (maxRequests !== undefined && workers === 0) throw new UsageError('--max-requests needs --workers');
   for (const name of ['status-path', 'ping-path'] as const) {
     const path = values[name];
-    if (path !== undefined && !path.startsWith('/')) throw new UsageError(`--${name} expects a path starting with /, got '${path}'`);
+    if (path !== undefined && !path.startsWith('/'))
+      throw new UsageError(`--${name} expects a path starting with /, got '${path}'`);
   }
-  if (values['ping-response'] !== undefined && values['ping-path'] === undefined) throw new UsageError('--ping-response needs --ping-path');
+  if (values['ping-response'] !== undefined && values['ping-path'] === undefined)
+    throw new UsageError('--ping-response needs --ping-path');
   const logFormat = values['access-log-format'];
-  if (logFormat !== undefined && logFormat !== 'common' && logFormat !== 'json') throw new UsageError(`--access-log-format expects common or json, got '${logFormat}'`);
-  if (logFormat !== undefined && values['access-log'] === undefined) throw new UsageError('--access-log-format needs --access-log');
+  if (logFormat !== undefined && logFormat !== 'common' && logFormat !== 'json')
+    throw new UsageError(`--access-log-format expects common or json, got '${logFormat}'`);
+  if (logFormat !== undefined && values['access-log'] === undefined)
+    throw new UsageError('--access-log-format needs --access-log');
   const accessLog = values['access-log'];
   return {
     statusPath: values['status-path'],

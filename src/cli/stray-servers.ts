@@ -30,7 +30,12 @@ function describeAddress(address: AddressInfo | string | null): string {
  * reportStrayServers calls `warn` once for each server, when it is listening (at once if it already is), with
  * what happened and the fix.
  */
-export function reportStrayServers(servers: NetServer[], module: string, servedOn: string, warn: (message: string) => void): void {
+export function reportStrayServers(
+  servers: NetServer[],
+  module: string,
+  servedOn: string,
+  warn: (message: string) => void,
+): void {
   for (const server of servers) {
     const report = (): void =>
       warn(

@@ -178,7 +178,8 @@ export class Supervisor {
     log(`${signal}: draining the workers (up to ${this.#settings.drainTimeout} ms)`);
     this.#gateway?.close();
     return new Promise<void>((resolvePromise) => {
-      const remaining = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
+      const remaining = (): Worker[] =>
+        Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
       const check = (): void => {
         if (remaining().length === 0) resolvePromise();
       };

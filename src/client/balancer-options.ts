@@ -105,19 +105,33 @@ export interface ResolvedBalancerOptions {
 }
 
 const POLICIES: readonly BalancePolicy[] = ['least-in-flight', 'round-robin', 'p2c'];
-const BALANCER_ONLY = ['balance', 'queueTimeout', 'ejectAfter', 'ejectFor', 'healthCheck', 'resolveInterval', 'lookup'] as const;
+const BALANCER_ONLY = [
+  'balance',
+  'queueTimeout',
+  'ejectAfter',
+  'ejectFor',
+  'healthCheck',
+  'resolveInterval',
+  'lookup',
+] as const;
 
 /** resolveBalancerOptions checks the balancing options; null for a client with one `address`. Throws InvalidArgumentError. */
 export function resolveBalancerOptions(options: BalancerOptions): ResolvedBalancerOptions | null {
   if (options.upstreams === undefined) {
     const misplaced = BALANCER_ONLY.find((name) => options[name] !== undefined);
-    if (misplaced !== undefined) throw new InvalidArgumentError(`${misplaced} applies to a client with upstreams, not to one with an address`);
+    if (misplaced !== undefined)
+      throw new InvalidArgumentError(`${misplaced} applies to a client with upstreams, not to one with an address`);
     return null;
   }
-  if (!Array.isArray(options.upstreams)) throw new InvalidArgumentError('upstreams must be an array of { address, weight?, maxConcurrent? }');
+  if (!Array.isArray(options.upstreams))
+    throw new InvalidArgumentError('upstreams must be an array of { address, weight?, maxConcurrent? }');
   const balance = options.balance ?? 'least-in-flight';
-  if (!POLICIES.includes(balance)) throw new InvalidArgumentError(`balance must be ${POLICIES.map((p) => `'${p}'`).join(', ')}, got ${String(balance)}`);
-  if (options.lookup !== undefined && typeof options.lookup !== 'function') throw new InvalidArgumentError('lookup must be a function');
+  if (!POLICIES.includes(balance))
+    throw new InvalidArgumentError(
+      `balance must be ${POLICIES.map((p) => `'${p}'`).join(', ')}, got ${String(balance)}`,
+    );
+  if (options.lookup !== undefined && typeof options.lookup !== 'function')
+    throw new InvalidArgumentError('lookup must be a function');
   const upstreams = options.upstreams.map(resolveUpstream);
   const keys = new Set<string>();
   for (const upstream of upstreams) {
@@ -138,11 +152,14 @@ export function resolveBalancerOptions(options: BalancerOptions): ResolvedBalanc
 
 /** resolveUpstream checks one upstream's options (createClient and client.addUpstream); throws InvalidArgumentError. */
 export function resolveUpstream(options: UpstreamOptions): UpstreamSpec {
-  if (options === null || typeof options !== 'object' || !('address' in options)) throw new InvalidArgumentError('an upstream needs an address');
+  if (options === null || typeof options !== 'object' || !('address' in options))
+    throw new InvalidArgumentError('an upstream needs an address');
   const target = parseAddress(options.address);
   const weight = countOption('weight', options.weight, 1, 1);
-  const maxConcurrent = options.maxConcurrent === undefined ? null : countOption('maxConcurrent', options.maxConcurrent, 1, 1);
-  if ('path' in target || isIP(target.host) !== 0) return { key: target.label, target, host: '', port: 0, weight, maxConcurrent };
+  const maxConcurrent =
+    options.maxConcurrent === undefined ? null : countOption('maxConcurrent', options.maxConcurrent, 1, 1);
+  if ('path' in target || isIP(target.host) !== 0)
+    return { key: target.label, target, host: '', port: 0, weight, maxConcurrent };
   return { key: target.label, target: null, host: target.host, port: target.port, weight, maxConcurrent };
 }
 
@@ -152,11 +169,17 @@ export function upstreamKey(address: BackendAddress): string {
 }
 
 function resolveHealthCheck(options: HealthCheckOptions): ResolvedHealthCheck {
-  if (options === null || typeof options !== 'object' || typeof options.path !== 'string' || !options.path.startsWith('/')) {
+  if (
+    options === null ||
+    typeof options !== 'object' ||
+    typeof options.path !== 'string' ||
+    !options.path.startsWith('/')
+  ) {
     throw new InvalidArgumentError(`healthCheck.path must be a path starting with '/'`);
   }
   const body = options.body ?? null;
-  if (body !== null && typeof body !== 'string' && !(body instanceof RegExp)) throw new InvalidArgumentError('healthCheck.body must be a string or a RegExp');
+  if (body !== null && typeof body !== 'string' && !(body instanceof RegExp))
+    throw new InvalidArgumentError('healthCheck.body must be a string or a RegExp');
   const status = countOption('healthCheck.status', options.status, 200, 100);
   if (status > 599) throw new InvalidArgumentError(`healthCheck.status must be an HTTP status, got ${status}`);
   return {

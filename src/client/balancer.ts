@@ -5,7 +5,13 @@
 import { ErrorCode, type FastCGIError } from '../errors';
 import type { BackendAddress, ConnectTarget } from '../wire/address';
 import { createPicker, type Picker } from './balance-policy';
-import { resolveUpstream, upstreamKey, type ResolvedBalancerOptions, type UpstreamOptions, type UpstreamSpec } from './balancer-options';
+import {
+  resolveUpstream,
+  upstreamKey,
+  type ResolvedBalancerOptions,
+  type UpstreamOptions,
+  type UpstreamSpec,
+} from './balancer-options';
 import type { ClientRequest, RequestQueue } from './client-request';
 import { ClientClosedError, ClientTimeoutError, NoUpstreamError, clientLimitError } from './errors';
 import { Fifo } from './fifo';
@@ -52,7 +58,12 @@ export class Balancer implements RequestQueue, UpstreamEvents, MembershipEvents 
     this.#balance = balance;
     this.#health = { ejectAfter: balance.ejectAfter, ejectFor: balance.ejectFor, healthCheck: balance.healthCheck };
     this.#pick = createPicker(balance.balance);
-    this.#set = new UpstreamSet((target, spec) => this.#makeUpstream(target, spec), this, balance.lookup, balance.resolveInterval);
+    this.#set = new UpstreamSet(
+      (target, spec) => this.#makeUpstream(target, spec),
+      this,
+      balance.lookup,
+      balance.resolveInterval,
+    );
     for (const spec of balance.upstreams) this.#set.add(spec);
   }
 
@@ -96,7 +107,15 @@ export class Balancer implements RequestQueue, UpstreamEvents, MembershipEvents 
     }
     const limit = this.#options.queueLimit;
     if (this.#queued >= limit) {
-      return request.fail(clientLimitError(ErrorCode.QUEUE_FULL, `${this.#queued} requests already wait for a free upstream (queueLimit ${limit})`, limit, this.#queued + 1), false);
+      return request.fail(
+        clientLimitError(
+          ErrorCode.QUEUE_FULL,
+          `${this.#queued} requests already wait for a free upstream (queueLimit ${limit})`,
+          limit,
+          this.#queued + 1,
+        ),
+        false,
+      );
     }
     this.#enqueue(request, false);
     this.#dispatch();
@@ -125,9 +144,17 @@ export class Balancer implements RequestQueue, UpstreamEvents, MembershipEvents 
       if (upstream !== avoid && upstream.hasRoom) candidates.push(upstream);
     }
     if (eligible === 0) {
-      for (const upstream of this.#set.active) if (upstream !== avoid && upstream.hasRoom && !upstream.isDraining) candidates.push(upstream);
+      for (const upstream of this.#set.active)
+        if (upstream !== avoid && upstream.hasRoom && !upstream.isDraining) candidates.push(upstream);
     }
-    if (candidates.length === 0 && avoid !== null && !avoid.isDraining && avoid.hasRoom && (avoid.isEligible || eligible === 0)) candidates.push(avoid);
+    if (
+      candidates.length === 0 &&
+      avoid !== null &&
+      !avoid.isDraining &&
+      avoid.hasRoom &&
+      (avoid.isEligible || eligible === 0)
+    )
+      candidates.push(avoid);
     if (candidates.length === 0) return null;
     const upstream = candidates.length === 1 ? candidates[0]! : this.#pick(candidates);
     candidates.length = 0;
@@ -190,7 +217,9 @@ export class Balancer implements RequestQueue, UpstreamEvents, MembershipEvents 
   #noUpstream(): NoUpstreamError {
     const errors = this.#set.resolveErrors;
     if (errors.length > 0) return new NoUpstreamError(`no upstream to send the request to: ${errors.join('; ')}`);
-    return new NoUpstreamError('no upstream to send the request to: the client has none (add one with client.addUpstream)');
+    return new NoUpstreamError(
+      'no upstream to send the request to: the client has none (add one with client.addUpstream)',
+    );
   }
 
   #failQueued(error: FastCGIError): void {
@@ -235,7 +264,14 @@ export class Balancer implements RequestQueue, UpstreamEvents, MembershipEvents 
       if (head.deadline > now) break;
       const request = this.#shift()!;
       const timeout = this.#balance.queueTimeout;
-      request.fail(new ClientTimeoutError(ErrorCode.QUEUE_TIMEOUT, `no upstream had a free slot within ${timeout} ms (queueTimeout)`, 'queue'), false);
+      request.fail(
+        new ClientTimeoutError(
+          ErrorCode.QUEUE_TIMEOUT,
+          `no upstream had a free slot within ${timeout} ms (queueTimeout)`,
+          'queue',
+        ),
+        false,
+      );
     }
     this.#armQueueTimer();
   }
@@ -250,7 +286,11 @@ export class Balancer implements RequestQueue, UpstreamEvents, MembershipEvents 
   /** @internal */
   reroute(request: ClientRequest, from: Upstream, error: FastCGIError | null): void {
     if (request.isDone) return;
-    if (this.#closed) return request.fail(error ?? new ClientClosedError('the FastCGI client closed before the request could be sent again'), false);
+    if (this.#closed)
+      return request.fail(
+        error ?? new ClientClosedError('the FastCGI client closed before the request could be sent again'),
+        false,
+      );
     if (error !== null) {
       if (this.#rerouted.has(request)) return request.fail(error, false);
       this.#rerouted.add(request);

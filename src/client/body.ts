@@ -22,7 +22,11 @@ export const EMPTY_BODY: PreparedBody = { kind: 'bytes', chunks: NO_CHUNKS, leng
  * prepareBodySync handles what needs no waiting: bytes and strings, and streams with a declared length.
  * Returns null for a stream of unknown length (collect it with collectBody).
  */
-export function prepareBodySync(body: RequestBody, contentLength: number | undefined, what: string): PreparedBody | null {
+export function prepareBodySync(
+  body: RequestBody,
+  contentLength: number | undefined,
+  what: string,
+): PreparedBody | null {
   if (typeof body === 'string') {
     const bytes = Buffer.from(body, 'utf8');
     return { kind: 'bytes', chunks: bytes.length === 0 ? NO_CHUNKS : [bytes], length: bytes.length };
@@ -30,9 +34,11 @@ export function prepareBodySync(body: RequestBody, contentLength: number | undef
   if (body instanceof Uint8Array) {
     return { kind: 'bytes', chunks: body.length === 0 ? NO_CHUNKS : [body], length: body.length };
   }
-  if (!isAsyncIterable(body)) throw new InvalidArgumentError(`${what} must be a Buffer, Uint8Array, string, Readable or async iterable`);
+  if (!isAsyncIterable(body))
+    throw new InvalidArgumentError(`${what} must be a Buffer, Uint8Array, string, Readable or async iterable`);
   if (contentLength !== undefined) {
-    if (!Number.isSafeInteger(contentLength) || contentLength < 0) throw new InvalidArgumentError(`${what} length must be a non-negative integer, got ${contentLength}`);
+    if (!Number.isSafeInteger(contentLength) || contentLength < 0)
+      throw new InvalidArgumentError(`${what} length must be a non-negative integer, got ${contentLength}`);
     return { kind: 'stream', source: body, length: contentLength };
   }
   return null;
@@ -43,7 +49,11 @@ export function prepareBodySync(body: RequestBody, contentLength: number | undef
  * LimitError (FCGI_ERR_BODY_TOO_LARGE) past `maxBytes`, and RequestBodyError (FCGI_ERR_BODY_SOURCE) when the
  * stream fails.
  */
-export async function collectBody(source: AsyncIterable<Uint8Array | string>, maxBytes: number, what: string): Promise<PreparedBody> {
+export async function collectBody(
+  source: AsyncIterable<Uint8Array | string>,
+  maxBytes: number,
+  what: string,
+): Promise<PreparedBody> {
   const chunks: Uint8Array[] = [];
   let length = 0;
   try {
@@ -63,12 +73,20 @@ export async function collectBody(source: AsyncIterable<Uint8Array | string>, ma
     }
   } catch (error) {
     if ((error as { code?: unknown }).code === ErrorCode.BODY_TOO_LARGE) throw error;
-    throw new RequestBodyError(ErrorCode.BODY_SOURCE, `reading the ${what} failed: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+    throw new RequestBodyError(
+      ErrorCode.BODY_SOURCE,
+      `reading the ${what} failed: ${(error as Error)?.message ?? String(error)}`,
+      { cause: error },
+    );
   }
   return { kind: 'bytes', chunks, length };
 }
 
 /** isAsyncIterable tells streams and async generators from everything else. */
 export function isAsyncIterable(value: unknown): value is AsyncIterable<Uint8Array | string> {
-  return value !== null && typeof value === 'object' && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function'
+  );
 }

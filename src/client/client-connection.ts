@@ -88,9 +88,15 @@ export class ClientConnection implements RequestCarrier {
     this.#owner = owner;
     this.target = target;
     this.#settings = settings;
-    this.socket = 'path' in target ? connect({ path: target.path }) : connect({ host: target.host, port: target.port, noDelay: true });
+    this.socket =
+      'path' in target
+        ? connect({ path: target.path })
+        : connect({ host: target.host, port: target.port, noDelay: true });
     (this.socket as SocketWithConnection)[kConnection] = this;
-    this.#writer = new RecordWriter(this.socket, { pad: settings.padRecords, highWaterMark: settings.connectionHighWaterMark });
+    this.#writer = new RecordWriter(this.socket, {
+      pad: settings.padRecords,
+      highWaterMark: settings.connectionHighWaterMark,
+    });
     this.#decoder = new Decoder(this, { collectParams: false });
     this.socket.on('connect', onSocketConnect);
     this.socket.on('data', onSocketData);
@@ -99,7 +105,8 @@ export class ClientConnection implements RequestCarrier {
     this.socket.on('close', onSocketClose);
     this.socket.on('timeout', onSocketTimeout);
     if (settings.connectTimeout > 0) this.#timer = setTimeout(onConnectTimer, settings.connectTimeout, this);
-    if (channels.clientConnect.hasSubscribers) channels.clientConnect.publish(build.clientConnect(target.label, this.socket));
+    if (channels.clientConnect.hasSubscribers)
+      channels.clientConnect.publish(build.clientConnect(target.label, this.socket));
   }
 
   /** Requests in flight (aborted ones included until their END_REQUEST). */
@@ -114,7 +121,12 @@ export class ClientConnection implements RequestCarrier {
 
   /** Whether the connection is up and can take one more request now. */
   get isAvailable(): boolean {
-    return this.#state === State.Ready && !this.#closeWhenIdle && this.#inFlight < this.capacity && (this.#settings.keepConn || this.#started === 0);
+    return (
+      this.#state === State.Ready &&
+      !this.#closeWhenIdle &&
+      this.#inFlight < this.capacity &&
+      (this.#settings.keepConn || this.#started === 0)
+    );
   }
 
   /** Whether the connection is up (possibly busy). */
@@ -189,18 +201,28 @@ export class ClientConnection implements RequestCarrier {
         const chunk = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece;
         sent += chunk.length;
         if (sent > body.length) {
-          throw new RequestBodyError(ErrorCode.BODY_LENGTH_MISMATCH, `the ${what} is longer than its declared length ${body.length}`);
+          throw new RequestBodyError(
+            ErrorCode.BODY_LENGTH_MISMATCH,
+            `the ${what} is longer than its declared length ${body.length}`,
+          );
         }
         if (chunk.length > 0) this.#writer.stream(type, requestId, chunk);
         if (this.#writer.bufferedBytes >= this.#settings.connectionHighWaterMark) await this.#writable();
       }
     } catch (error) {
       if (error instanceof RequestBodyError) throw error;
-      throw new RequestBodyError(ErrorCode.BODY_SOURCE, `reading the ${what} failed: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+      throw new RequestBodyError(
+        ErrorCode.BODY_SOURCE,
+        `reading the ${what} failed: ${(error as Error)?.message ?? String(error)}`,
+        { cause: error },
+      );
     }
     if (!this.#owns(request, requestId)) return false;
     if (sent !== body.length) {
-      throw new RequestBodyError(ErrorCode.BODY_LENGTH_MISMATCH, `the ${what} ended after ${sent} of its declared ${body.length} bytes`);
+      throw new RequestBodyError(
+        ErrorCode.BODY_LENGTH_MISMATCH,
+        `the ${what} ended after ${sent} of its declared ${body.length} bytes`,
+      );
     }
     return true;
   }
@@ -224,7 +246,8 @@ export class ClientConnection implements RequestCarrier {
   cancel(request: ClientRequest): void {
     const requestId = request.requestId;
     if (this.#requests[requestId] !== request || this.#state === State.Closed) return;
-    const useRecord = this.#settings.abortWith === 'abort-request' || (this.#settings.abortWith === null && this.capacity > 1);
+    const useRecord =
+      this.#settings.abortWith === 'abort-request' || (this.#settings.abortWith === null && this.capacity > 1);
     if (useRecord && this.#state === State.Ready) {
       // FastCGI 1.0 §5.4: the id stays taken until the backend's END_REQUEST; what arrives for it is dropped.
       this.#writer.raw(encodeAbortRequest(requestId));
@@ -281,7 +304,12 @@ export class ClientConnection implements RequestCarrier {
   #endRequest(request: ClientRequest, requestId: number, content: Buffer): void {
     if (content.length < 8) {
       return this.#fail(
-        clientProtocolError(ErrorCode.BAD_END_REQUEST, `END_REQUEST for request ${requestId} has a ${content.length}-byte body; it must be 8`, requestId, RecordType.END_REQUEST),
+        clientProtocolError(
+          ErrorCode.BAD_END_REQUEST,
+          `END_REQUEST for request ${requestId} has a ${content.length}-byte body; it must be 8`,
+          requestId,
+          RecordType.END_REQUEST,
+        ),
       );
     }
     const appStatus = content.readUInt32BE(0);
@@ -362,7 +390,8 @@ export class ClientConnection implements RequestCarrier {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
     if (this.#state !== State.Connecting) return;
-    if (channels.clientConnected.hasSubscribers) channels.clientConnected.publish(build.clientConnect(this.target.label, this.socket));
+    if (channels.clientConnected.hasSubscribers)
+      channels.clientConnected.publish(build.clientConnect(this.target.label, this.socket));
     this.#state = State.Ready;
     // Reading with no request in flight times the connection out (requests in flight keep it open).
     if (this.#settings.idleTimeout > 0) this.socket.setTimeout(this.#settings.idleTimeout);
@@ -414,8 +443,11 @@ export class ClientConnection implements RequestCarrier {
     this.#writer.discard();
     for (const done of [...this.#drainWaiters]) done();
     if (wasConnecting) {
-      const error = this.#connectError ?? new ConnectError(this.target.label, this.#socketError ?? new Error('connection closed while connecting'));
-      if (channels.clientConnectError.hasSubscribers) channels.clientConnectError.publish(build.clientConnectError(this.target.label, this.socket, error));
+      const error =
+        this.#connectError ??
+        new ConnectError(this.target.label, this.#socketError ?? new Error('connection closed while connecting'));
+      if (channels.clientConnectError.hasSubscribers)
+        channels.clientConnectError.publish(build.clientConnectError(this.target.label, this.socket, error));
       return this.#owner.onConnectFailed(this, error);
     }
     // Out of the pool's ready list before anything is replayed onto it (a reset brings no 'end' first).

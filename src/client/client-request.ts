@@ -109,7 +109,12 @@ export class ClientRequest implements ResponseSource {
   #completion: Promise<ClientCompletion> | null = null;
   #settle: ((error: Error | null) => void) | null = null;
 
-  constructor(spec: RequestSpec, settings: RequestSettings, resolve: (response: ClientResponse) => void, reject: (error: Error) => void) {
+  constructor(
+    spec: RequestSpec,
+    settings: RequestSettings,
+    resolve: (response: ClientResponse) => void,
+    reject: (error: Error) => void,
+  ) {
     this.spec = spec;
     this.#settings = settings;
     this.#resolve = resolve;
@@ -173,7 +178,8 @@ export class ClientRequest implements ResponseSource {
       this.#timer.unref();
     }
     const response = new ClientResponse(parser.head!, this);
-    if (channels.clientRequestHeaders.hasSubscribers && this.spec.observed === true) channels.clientRequestHeaders.publish(build.clientRequestHeaders(this, response));
+    if (channels.clientRequestHeaders.hasSubscribers && this.spec.observed === true)
+      channels.clientRequestHeaders.publish(build.clientRequestHeaders(this, response));
     this.#resolve(response);
     if (bodyStart < chunk.length) this.#push(chunk.subarray(bodyStart));
   }
@@ -216,7 +222,8 @@ export class ClientRequest implements ResponseSource {
     this.appStatus = appStatus;
     this.protocolStatus = protocolStatus;
     if (this.#phase === Phase.Done) return;
-    if (protocolStatus !== ProtocolStatus.REQUEST_COMPLETE) return this.#finish(new BackendError(protocolStatus, appStatus, this.requestId), false);
+    if (protocolStatus !== ProtocolStatus.REQUEST_COMPLETE)
+      return this.#finish(new BackendError(protocolStatus, appStatus, this.requestId), false);
     // php-fpm never sends the empty STDOUT record: END_REQUEST ends every stream (protocol.md §5).
     if (this.#phase === Phase.Sent) return this.#failHeaders();
     this.#finish(null, false);
@@ -231,7 +238,11 @@ export class ClientRequest implements ResponseSource {
   canReplay(anyConnection = false): boolean {
     // Once only: a request whose every attempt kills its connection may be what kills it.
     return (
-      (this.#onReusedConnection || anyConnection) && !this.#replayed && this.spec.replayable && this.#phase === Phase.Sent && this.received === 0
+      (this.#onReusedConnection || anyConnection) &&
+      !this.#replayed &&
+      this.spec.replayable &&
+      this.#phase === Phase.Sent &&
+      this.received === 0
     );
   }
 
@@ -250,7 +261,9 @@ export class ClientRequest implements ResponseSource {
       error ??
         new BackendClosedError(
           `the backend closed the connection before ending request ${this.requestId}` +
-            (this.#phase === Phase.Sent ? ' (no complete response header block)' : ` (after ${this.received} bytes of response)`),
+            (this.#phase === Phase.Sent
+              ? ' (no complete response header block)'
+              : ` (after ${this.received} bytes of response)`),
         ),
       false,
     );
@@ -337,7 +350,6 @@ export class ClientRequest implements ResponseSource {
     return Buffer.concat(pending);
   }
 
-
   /** @internal */
   get stderrText(): string {
     if (this.#stderr === null) return '';
@@ -347,7 +359,8 @@ export class ClientRequest implements ResponseSource {
   /** @internal */
   completion(): Promise<ClientCompletion> {
     if (this.#completion === null) {
-      if (this.#phase === Phase.Done) this.#completion = this.#error === null ? Promise.resolve(this.#completed()) : Promise.reject(this.#error);
+      if (this.#phase === Phase.Done)
+        this.#completion = this.#error === null ? Promise.resolve(this.#completed()) : Promise.reject(this.#error);
       else {
         this.#completion = new Promise<ClientCompletion>((resolve, reject) => {
           this.#settle = (error) => (error === null ? resolve(this.#completed()) : reject(error));
@@ -379,8 +392,16 @@ export class ClientRequest implements ResponseSource {
   onTimer(): void {
     this.#timer = null;
     if (this.#phase === Phase.Waiting || this.#phase === Phase.Sent) {
-      const where = this.#phase === Phase.Waiting ? 'while waiting for a connection' : 'waiting for the response header block';
-      this.#finish(new TimeoutError(ErrorCode.REQUEST_TIMEOUT, `request timed out after ${this.#settings.requestTimeout} ms ${where} (requestTimeout)`, 'request'), true);
+      const where =
+        this.#phase === Phase.Waiting ? 'while waiting for a connection' : 'waiting for the response header block';
+      this.#finish(
+        new TimeoutError(
+          ErrorCode.REQUEST_TIMEOUT,
+          `request timed out after ${this.#settings.requestTimeout} ms ${where} (requestTimeout)`,
+          'request',
+        ),
+        true,
+      );
     }
   }
 
@@ -393,7 +414,14 @@ export class ClientRequest implements ResponseSource {
       return;
     }
     this.#timer = null;
-    this.#finish(new TimeoutError(ErrorCode.BODY_TIMEOUT, `response body stalled for ${this.#settings.bodyTimeout} ms (bodyTimeout)`, 'body'), true);
+    this.#finish(
+      new TimeoutError(
+        ErrorCode.BODY_TIMEOUT,
+        `response body stalled for ${this.#settings.bodyTimeout} ms (bodyTimeout)`,
+        'body',
+      ),
+      true,
+    );
   }
 
   // Ends the request once: success (error null) ends the body; failure rejects or destroys the body, and with
@@ -435,8 +463,10 @@ export class ClientRequest implements ResponseSource {
     this.#settle = null;
     if (this.spec.observed === true) {
       if (error === null) {
-        if (channels.clientRequestFinish.hasSubscribers) channels.clientRequestFinish.publish(build.clientRequestFinish(this));
-      } else if (channels.clientRequestError.hasSubscribers) channels.clientRequestError.publish(build.clientRequestError(this, error));
+        if (channels.clientRequestFinish.hasSubscribers)
+          channels.clientRequestFinish.publish(build.clientRequestFinish(this));
+      } else if (channels.clientRequestError.hasSubscribers)
+        channels.clientRequestError.publish(build.clientRequestError(this, error));
     }
     const tracker = this.tracker;
     if (tracker !== null) {

@@ -26,7 +26,6 @@ export interface ResponseSource {
 
 function noop(): void {}
 
-
 /**
  * The response body: a byte stream with backpressure down to the backend's socket. A failure (backend gone,
  * timeout) destroys it with the error; read it with for-await or pipeline() to see that error.
@@ -108,7 +107,8 @@ export class ClientResponse {
       const variables = Object.create(null) as Record<string, string>;
       for (let i = 0; i < this.rawHeaders.length; i += 2) {
         const name = this.rawHeaders[i]!;
-        if (name.length > 9 && name.slice(0, 9).toLowerCase() === 'variable-') variables[name.slice(9)] = this.rawHeaders[i + 1]!;
+        if (name.length > 9 && name.slice(0, 9).toLowerCase() === 'variable-')
+          variables[name.slice(9)] = this.rawHeaders[i + 1]!;
       }
       this.#variables = variables;
     }

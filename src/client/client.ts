@@ -12,7 +12,13 @@ import type { ClientResponse } from './client-response';
 import { clientLimitError } from './errors';
 import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options';
 import { Pool } from './pool';
-import { channels, roleLabel, tracingActive, tracingChannels, type ClientRequestContext } from '../diagnostics/channels';
+import {
+  channels,
+  roleLabel,
+  tracingActive,
+  tracingChannels,
+  type ClientRequestContext,
+} from '../diagnostics/channels';
 import { build } from '../diagnostics/messages';
 
 /** A param value: a byte string or UTF-8 text (see PairInput), raw bytes, or a number; undefined leaves it out. */
@@ -114,7 +120,9 @@ export class Client {
 
   #balancer(method: string): Balancer {
     if (this.#pool instanceof Balancer) return this.#pool;
-    throw new InvalidArgumentError(`${method} needs a client created with upstreams: createClient({ upstreams: [{ address }, …] })`);
+    throw new InvalidArgumentError(
+      `${method} needs a client created with upstreams: createClient({ upstreams: [{ address }, …] })`,
+    );
   }
 
   /**
@@ -144,28 +152,54 @@ export class Client {
       if (role === Role.AUTHORIZER && options.body != null) {
         throw new InvalidArgumentError('an Authorizer request has no body (FastCGI 1.0 §6.3)');
       }
-      if (role !== Role.FILTER && options.data != null) throw new InvalidArgumentError('only a Filter request has a DATA stream (role: "filter")');
-      const body = options.body == null ? EMPTY_BODY : prepareBodySync(options.body, options.contentLength, 'request body');
-      const data = role !== Role.FILTER ? null : options.data == null ? EMPTY_BODY : prepareBodySync(options.data, options.dataLength, 'DATA stream');
-      if (body !== null && (role !== Role.FILTER || data !== null)) return this.#start(options, role, body, data, owner);
+      if (role !== Role.FILTER && options.data != null)
+        throw new InvalidArgumentError('only a Filter request has a DATA stream (role: "filter")');
+      const body =
+        options.body == null ? EMPTY_BODY : prepareBodySync(options.body, options.contentLength, 'request body');
+      const data =
+        role !== Role.FILTER
+          ? null
+          : options.data == null
+            ? EMPTY_BODY
+            : prepareBodySync(options.data, options.dataLength, 'DATA stream');
+      if (body !== null && (role !== Role.FILTER || data !== null))
+        return this.#start(options, role, body, data, owner);
       return this.#collectThenStart(options, role, body, data, owner);
     } catch (error) {
       return Promise.reject(error as Error);
     }
   }
 
-  async #collectThenStart(options: RequestOptions, role: number, body: PreparedBody | null, data: PreparedBody | null, owner: RequestOwner | null): Promise<ClientResponse> {
+  async #collectThenStart(
+    options: RequestOptions,
+    role: number,
+    body: PreparedBody | null,
+    data: PreparedBody | null,
+    owner: RequestOwner | null,
+  ): Promise<ClientResponse> {
     const limit = this.settings.bufferUnknownLength;
     if (limit === false) {
-      throw clientLimitError(ErrorCode.BODY_TOO_LARGE, 'a stream body of unknown length needs bufferUnknownLength, or pass its length (contentLength / dataLength)', 0, 0);
+      throw clientLimitError(
+        ErrorCode.BODY_TOO_LARGE,
+        'a stream body of unknown length needs bufferUnknownLength, or pass its length (contentLength / dataLength)',
+        0,
+        0,
+      );
     }
     // Read before a connection is taken: a slow uploader must not hold a backend worker (caddy#5420).
     body ??= await collectBody(options.body as AsyncIterable<Uint8Array | string>, limit, 'request body');
-    if (role === Role.FILTER) data ??= await collectBody(options.data as AsyncIterable<Uint8Array | string>, limit, 'DATA stream');
+    if (role === Role.FILTER)
+      data ??= await collectBody(options.data as AsyncIterable<Uint8Array | string>, limit, 'DATA stream');
     return this.#start(options, role, body, data, owner);
   }
 
-  #start(options: RequestOptions, role: number, body: PreparedBody, data: PreparedBody | null, owner: RequestOwner | null): Promise<ClientResponse> {
+  #start(
+    options: RequestOptions,
+    role: number,
+    body: PreparedBody,
+    data: PreparedBody | null,
+    owner: RequestOwner | null,
+  ): Promise<ClientResponse> {
     const { params, method } = encodeRequestParams(options, role, body, data, this.settings.padRecords);
     const spec: RequestSpec = {
       params,
@@ -194,7 +228,8 @@ export class Client {
   #submit(spec: RequestSpec, settings: RequestSettings, owner: RequestOwner | null): Promise<ClientResponse> {
     return new Promise<ClientResponse>((resolve, reject) => {
       const request = new ClientRequest(spec, settings, resolve, reject);
-      if (channels.clientRequestCreate.hasSubscribers) channels.clientRequestCreate.publish(build.clientRequestCreate(request));
+      if (channels.clientRequestCreate.hasSubscribers)
+        channels.clientRequestCreate.publish(build.clientRequestCreate(request));
       owner?.attach(request);
       this.#pool.submit(request);
     });
@@ -230,7 +265,9 @@ function resolveRole(role: RequestOptions['role']): number {
       return Role.FILTER;
     default:
       if (typeof role === 'number' && Number.isInteger(role) && role >= 0 && role <= 0xffff) return role;
-      throw new InvalidArgumentError(`role must be 'responder', 'authorizer', 'filter' or a number from 0 to 65535, got ${String(role)}`);
+      throw new InvalidArgumentError(
+        `role must be 'responder', 'authorizer', 'filter' or a number from 0 to 65535, got ${String(role)}`,
+      );
   }
 }
 

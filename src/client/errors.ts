@@ -8,7 +8,9 @@ export class ConnectError extends FastCGIError {
   readonly address: string;
   constructor(address: string, cause: Error) {
     const errno = (cause as NodeJS.ErrnoException).code;
-    super(ErrorCode.CONNECT, `cannot connect to the FastCGI backend at ${address}: ${errno ?? cause.message}`, { cause });
+    super(ErrorCode.CONNECT, `cannot connect to the FastCGI backend at ${address}: ${errno ?? cause.message}`, {
+      cause,
+    });
     this.address = address;
   }
 }
@@ -29,7 +31,10 @@ export class BackendError extends FastCGIError {
   readonly appStatus: number;
   constructor(protocolStatus: number, appStatus: number, requestId: number) {
     const refusal = refusalOf(protocolStatus);
-    super(refusal.code, `the backend refused request ${requestId}: ${refusal.reason} (protocolStatus ${protocolStatus}, appStatus ${appStatus})`);
+    super(
+      refusal.code,
+      `the backend refused request ${requestId}: ${refusal.reason} (protocolStatus ${protocolStatus}, appStatus ${appStatus})`,
+    );
     this.protocolStatus = protocolStatus;
     this.appStatus = appStatus;
   }
@@ -61,13 +66,22 @@ export class ClientClosedError extends FastCGIError {
 
 /** The request body could not be sent: its source failed, or it did not match the declared length. */
 export class RequestBodyError extends FastCGIError {
-  constructor(value: typeof ErrorCode.BODY_SOURCE | typeof ErrorCode.BODY_LENGTH_MISMATCH, message: string, options?: ErrorOptions) {
+  constructor(
+    value: typeof ErrorCode.BODY_SOURCE | typeof ErrorCode.BODY_LENGTH_MISMATCH,
+    message: string,
+    options?: ErrorOptions,
+  ) {
     super(value, message, options);
   }
 }
 
 /** clientProtocolError builds a ProtocolError with a client code (malformed END_REQUEST, CGI header block). */
-export function clientProtocolError(value: ErrorCodeValue, message: string, requestId?: number, recordType?: number): ProtocolError {
+export function clientProtocolError(
+  value: ErrorCodeValue,
+  message: string,
+  requestId?: number,
+  recordType?: number,
+): ProtocolError {
   return new ProtocolError(value, message, { requestId, recordType });
 }
 

@@ -31,13 +31,25 @@ export class HealthProbe {
   #running = false;
   #stopped = false;
 
-  constructor(pool: Pool, check: ResolvedHealthCheck, options: ResolvedClientOptions, report: HealthReport, isEvidentlyUp: () => boolean) {
+  constructor(
+    pool: Pool,
+    check: ResolvedHealthCheck,
+    options: ResolvedClientOptions,
+    report: HealthReport,
+    isEvidentlyUp: () => boolean,
+  ) {
     this.#check = check;
     this.#report = report;
     this.#isEvidentlyUp = isEvidentlyUp;
     this.#pool = pool;
     this.#params = encodeParams(0, Object.entries(checkParams(check)), { pad: options.padRecords });
-    this.#settings = { requestTimeout: check.timeout, bodyTimeout: check.timeout, maxHeaderBytes: options.maxHeaderBytes, maxStderrBytes: 0, highWaterMark: options.highWaterMark };
+    this.#settings = {
+      requestTimeout: check.timeout,
+      bodyTimeout: check.timeout,
+      maxHeaderBytes: options.maxHeaderBytes,
+      maxStderrBytes: 0,
+      highWaterMark: options.highWaterMark,
+    };
   }
 
   /** Checks now, then at every interval. */
@@ -67,9 +79,19 @@ export class HealthProbe {
   }
 
   async #probe(): Promise<string | null> {
-    const spec: RequestSpec = { params: this.#params, role: Role.RESPONDER, body: EMPTY_BODY, data: null, signal: null, onStderr: null, replayable: false };
+    const spec: RequestSpec = {
+      params: this.#params,
+      role: Role.RESPONDER,
+      body: EMPTY_BODY,
+      data: null,
+      signal: null,
+      onStderr: null,
+      replayable: false,
+    };
     try {
-      const response = await new Promise<ClientResponse>((resolve, reject) => this.#pool.submit(new ClientRequest(spec, this.#settings, resolve, reject)));
+      const response = await new Promise<ClientResponse>((resolve, reject) =>
+        this.#pool.submit(new ClientRequest(spec, this.#settings, resolve, reject)),
+      );
       return this.#judge(response, await response.text());
     } catch (error) {
       return (error as Error).message;

@@ -103,10 +103,15 @@ export interface ResolvedClientOptions {
 
 /** resolveClientOptions applies defaults and checks each option; throws InvalidArgumentError (FCGI_ERR_INVALID_ARGUMENT). */
 export function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new InvalidArgumentError('createClient needs an options object with an address or upstreams');
+  if (options === null || typeof options !== 'object' || Array.isArray(options))
+    throw new InvalidArgumentError('createClient needs an options object with an address or upstreams');
   const spans = options.upstreams !== undefined;
-  if (spans === (options.address !== undefined)) throw new InvalidArgumentError('createClient needs an address or upstreams (one of the two)');
-  const buffer = options.bufferUnknownLength === false ? false : byteSizeOption('bufferUnknownLength', options.bufferUnknownLength, 16 * 1024 * 1024);
+  if (spans === (options.address !== undefined))
+    throw new InvalidArgumentError('createClient needs an address or upstreams (one of the two)');
+  const buffer =
+    options.bufferUnknownLength === false
+      ? false
+      : byteSizeOption('bufferUnknownLength', options.bufferUnknownLength, 16 * 1024 * 1024);
   return {
     target: spans ? null : parseAddress(options.address!),
     poolSize: countOption('poolSize', options.poolSize, 4),

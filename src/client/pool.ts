@@ -123,7 +123,12 @@ export class Pool implements ConnectionOwner, RequestQueue {
     const waiting = this.#queued - opening;
     if (waiting >= limit) {
       return request.fail(
-        clientLimitError(ErrorCode.QUEUE_FULL, `${waiting} requests already wait for a connection to the backend (queueLimit ${limit})`, limit, waiting + 1),
+        clientLimitError(
+          ErrorCode.QUEUE_FULL,
+          `${waiting} requests already wait for a connection to the backend (queueLimit ${limit})`,
+          limit,
+          waiting + 1,
+        ),
         false,
       );
     }
@@ -290,7 +295,9 @@ export class Pool implements ConnectionOwner, RequestQueue {
 
   #startProbe(): void {
     this.#probe = 'running';
-    this.#cancelProbe = probeValues(this.#options.target, this.#options.probeTimeout, (outcome) => this.#onProbe(outcome));
+    this.#cancelProbe = probeValues(this.#options.target, this.#options.probeTimeout, (outcome) =>
+      this.#onProbe(outcome),
+    );
   }
 
   #onProbe(outcome: ProbeOutcome): void {
@@ -305,7 +312,8 @@ export class Pool implements ConnectionOwner, RequestQueue {
     if (Number.isInteger(maxConns) && maxConns >= 1) this.#poolSize = Math.min(this.#poolSize, maxConns);
     if (outcome.values.FCGI_MPXS_CONNS !== '1') return;
     const maxReqs = Number(outcome.values.FCGI_MAX_REQS);
-    if (Number.isInteger(maxReqs) && maxReqs >= 1) this.#perConnection = Math.max(1, Math.min(this.#perConnection, Math.floor(maxReqs / this.#poolSize)));
+    if (Number.isInteger(maxReqs) && maxReqs >= 1)
+      this.#perConnection = Math.max(1, Math.min(this.#perConnection, Math.floor(maxReqs / this.#poolSize)));
     this.#multiplex = true;
     for (const connection of this.#connections) connection.capacity = this.#perConnection;
     this.#drain();
@@ -328,7 +336,8 @@ export class Pool implements ConnectionOwner, RequestQueue {
   /** Closes everything now; requests in flight fail with ClientClosedError. */
   destroy(): void {
     this.#shutdown();
-    for (const connection of [...this.#connections]) connection.destroy(new ClientClosedError('the FastCGI client was destroyed'));
+    for (const connection of [...this.#connections])
+      connection.destroy(new ClientClosedError('the FastCGI client was destroyed'));
     this.#checkClosed();
   }
 

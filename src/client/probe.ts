@@ -9,10 +9,17 @@ import { encodeGetValues } from '../wire/records';
 import type { ConnectTarget } from '../wire/address';
 
 /** What the probe learned: the answers by name, or why there are none. */
-export type ProbeOutcome = { readonly kind: 'values'; readonly values: Record<string, string> } | { readonly kind: 'timeout' } | { readonly kind: 'unreachable' };
+export type ProbeOutcome =
+  | { readonly kind: 'values'; readonly values: Record<string, string> }
+  | { readonly kind: 'timeout' }
+  | { readonly kind: 'unreachable' };
 
 /** probeValues asks the backend for FCGI_MAX_CONNS, FCGI_MAX_REQS and FCGI_MPXS_CONNS; returns a cancel function. */
-export function probeValues(target: ConnectTarget, timeoutMs: number, callback: (outcome: ProbeOutcome) => void): () => void {
+export function probeValues(
+  target: ConnectTarget,
+  timeoutMs: number,
+  callback: (outcome: ProbeOutcome) => void,
+): () => void {
   let done = false;
   let connected = false;
   const socket = 'path' in target ? connect({ path: target.path }) : connect({ host: target.host, port: target.port });
@@ -28,7 +35,8 @@ export function probeValues(target: ConnectTarget, timeoutMs: number, callback: 
   const decoder = new Decoder(
     {
       onRecord(type, requestId, content) {
-        if (requestId === 0 && type === RecordType.GET_VALUES_RESULT) finish({ kind: 'values', values: readPairBlock(content).params.toObject() });
+        if (requestId === 0 && type === RecordType.GET_VALUES_RESULT)
+          finish({ kind: 'values', values: readPairBlock(content).params.toObject() });
       },
       onParams() {},
       onError() {
@@ -39,7 +47,9 @@ export function probeValues(target: ConnectTarget, timeoutMs: number, callback: 
   );
   socket.on('connect', () => {
     connected = true;
-    socket.write(encodeGetValues([ManagementVariable.MAX_CONNS, ManagementVariable.MAX_REQS, ManagementVariable.MPXS_CONNS]));
+    socket.write(
+      encodeGetValues([ManagementVariable.MAX_CONNS, ManagementVariable.MAX_REQS, ManagementVariable.MPXS_CONNS]),
+    );
   });
   socket.on('data', (chunk: Buffer) => decoder.push(chunk));
   socket.on('error', () => {});

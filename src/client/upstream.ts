@@ -61,9 +61,18 @@ export interface HealthSettings {
 
 // Failures that say the backend itself is unreachable or went away; anything else (a slow script, a malformed
 // response) is the application's, and ejecting the backend would not help.
-const BACKEND_FAILURES: ReadonlySet<string> = new Set([ErrorCode.CONNECT, ErrorCode.CONNECT_TIMEOUT, ErrorCode.BACKEND_CLOSED]);
+const BACKEND_FAILURES: ReadonlySet<string> = new Set([
+  ErrorCode.CONNECT,
+  ErrorCode.CONNECT_TIMEOUT,
+  ErrorCode.BACKEND_CLOSED,
+]);
 // Ends the caller brought about: not the upstream's failures.
-const CALLER_ENDS: ReadonlySet<string> = new Set([ErrorCode.REQUEST_ABORTED, ErrorCode.CLIENT_CLOSED, ErrorCode.BODY_SOURCE, ErrorCode.BODY_LENGTH_MISMATCH]);
+const CALLER_ENDS: ReadonlySet<string> = new Set([
+  ErrorCode.REQUEST_ABORTED,
+  ErrorCode.CLIENT_CLOSED,
+  ErrorCode.BODY_SOURCE,
+  ErrorCode.BODY_LENGTH_MISMATCH,
+]);
 
 /** @internal */
 export class Upstream implements Candidate, RequestTracker, PoolOwner {
@@ -93,7 +102,15 @@ export class Upstream implements Candidate, RequestTracker, PoolOwner {
   #probe: HealthProbe | null = null;
   #drained: (() => void) | null = null;
 
-  constructor(target: ConnectTarget, configured: string, weight: number, maxConcurrent: number | null, options: ResolvedClientOptions, health: HealthSettings, events: UpstreamEvents) {
+  constructor(
+    target: ConnectTarget,
+    configured: string,
+    weight: number,
+    maxConcurrent: number | null,
+    options: ResolvedClientOptions,
+    health: HealthSettings,
+    events: UpstreamEvents,
+  ) {
     this.target = target;
     this.configured = configured;
     this.weight = weight;
@@ -103,9 +120,18 @@ export class Upstream implements Candidate, RequestTracker, PoolOwner {
     // With a cap, one connection per slot: php-fpm serves a kept connection with one worker, so more
     // connections than pm.max_children would park requests in its accept queue behind idle kept ones. Connect
     // failures go back to the balancer at once (no retry window): another upstream can take the requests.
-    this.pool = new Pool({ ...options, target, poolSize: maxConcurrent ?? options.poolSize, connectRetryWindow: 0 }, this);
+    this.pool = new Pool(
+      { ...options, target, poolSize: maxConcurrent ?? options.poolSize, connectRetryWindow: 0 },
+      this,
+    );
     if (health.healthCheck !== null) {
-      this.#probe = new HealthProbe(this.pool, health.healthCheck, options, (failure) => this.#onProbe(failure), () => this.#answeredSinceCheck());
+      this.#probe = new HealthProbe(
+        this.pool,
+        health.healthCheck,
+        options,
+        (failure) => this.#onProbe(failure),
+        () => this.#answeredSinceCheck(),
+      );
       this.#probe.start();
     }
   }

@@ -73,11 +73,15 @@ function isSet(name: string): boolean {
 function checkBinding(binding: NativeBinding): void {
   for (const [name, value] of Object.entries(layout)) {
     if (typeof value === 'number' && binding.layout[name] !== value) {
-      throw new NativeLoadError(`addon layout ${name}=${binding.layout[name]} but TypeScript has ${value}: rebuild the addon (npm run build:native)`);
+      throw new NativeLoadError(
+        `addon layout ${name}=${binding.layout[name]} but TypeScript has ${value}: rebuild the addon (npm run build:native)`,
+      );
     }
   }
   if (binding.knownNamesHash !== KNOWN_NAMES_HASH) {
-    throw new NativeLoadError('addon known-name table differs from src/codec/known-names.json: rebuild the addon (npm run build:native)');
+    throw new NativeLoadError(
+      'addon known-name table differs from src/codec/known-names.json: rebuild the addon (npm run build:native)',
+    );
   }
 }
 
@@ -142,7 +146,8 @@ function chain(first: ScanFn, rest: ScanFn, stride: number, head: number): ScanF
       restView = out.subarray(tail);
     }
     const headCount = first(buf, start, end, headView);
-    if (headCount < head || out[layout.OUT_ERROR] !== layout.ERR_NONE || out[layout.OUT_CONSUMED] === end) return headCount;
+    if (headCount < head || out[layout.OUT_ERROR] !== layout.ERR_NONE || out[layout.OUT_CONSUMED] === end)
+      return headCount;
     for (let i = 0; i < layout.OUT_HEADER_SLOTS; i++) saved[i] = out[tail + i]!;
     const restCount = rest(buf, out[layout.OUT_CONSUMED]!, end, restView);
     out[layout.OUT_COUNT] = headCount + restCount;
@@ -185,7 +190,9 @@ function load(): { scanner: Scanner; native: Scanner | null; reason: string | nu
     // One line: codec.nativeUnavailableReason is meant for a log line or a health endpoint.
     const message = firstLine(error instanceof Error ? error.message : String(error));
     if (isSet('FASTCGI_REQUIRE_NATIVE')) {
-      throw new NativeLoadError(`FASTCGI_REQUIRE_NATIVE is set but the native scanner did not load: ${message}`, { cause: error });
+      throw new NativeLoadError(`FASTCGI_REQUIRE_NATIVE is set but the native scanner did not load: ${message}`, {
+        cause: error,
+      });
     }
     return { scanner: typescriptScanner, native: null, reason: message };
   }

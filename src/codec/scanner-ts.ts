@@ -162,7 +162,7 @@ export function scanPairs(buf: Uint8Array, start: number, end: number, out: Uint
     if (nameLength < 0x80) {
       q += 1;
     } else if (end - q >= 4) {
-      nameLength = ((nameLength & 0x7f) * 0x1000000) + ((buf[q + 1]! << 16) | (buf[q + 2]! << 8) | buf[q + 3]!);
+      nameLength = (nameLength & 0x7f) * 0x1000000 + ((buf[q + 1]! << 16) | (buf[q + 2]! << 8) | buf[q + 3]!);
       q += 4;
     } else {
       return fail(out, count, p, ERR_PAIR_LENGTH_TRUNCATED, 0);
@@ -172,7 +172,7 @@ export function scanPairs(buf: Uint8Array, start: number, end: number, out: Uint
     if (valueLength < 0x80) {
       q += 1;
     } else if (end - q >= 4) {
-      valueLength = ((valueLength & 0x7f) * 0x1000000) + ((buf[q + 1]! << 16) | (buf[q + 2]! << 8) | buf[q + 3]!);
+      valueLength = (valueLength & 0x7f) * 0x1000000 + ((buf[q + 1]! << 16) | (buf[q + 2]! << 8) | buf[q + 3]!);
       q += 4;
     } else {
       return fail(out, count, p, ERR_PAIR_LENGTH_TRUNCATED, 0);

@@ -196,5 +196,11 @@ type AnyTracingChannel = (typeof tracingChannels)[keyof typeof tracingChannels];
 
 /** @internal Whether anyone listens on any of a tracing channel's five channels (TracingChannel.hasSubscribers is newer than Node 20.0). */
 export function tracingActive(tracing: AnyTracingChannel): boolean {
-  return tracing.start.hasSubscribers || tracing.end.hasSubscribers || tracing.asyncStart.hasSubscribers || tracing.asyncEnd.hasSubscribers || tracing.error.hasSubscribers;
+  return (
+    tracing.start.hasSubscribers ||
+    tracing.end.hasSubscribers ||
+    tracing.asyncStart.hasSubscribers ||
+    tracing.asyncEnd.hasSubscribers ||
+    tracing.error.hasSubscribers
+  );
 }

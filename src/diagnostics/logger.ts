@@ -48,8 +48,10 @@ export function toLogSink(logger: Logger | StructuredLogger): LogSink {
     };
   }
   return {
-    warn: (message, fields, inText = true) => logger.warn(fields === undefined || !inText ? message : `${message} ${formatFields(fields)}`),
-    error: (message, fields, inText = true) => logger.error(fields === undefined || !inText ? message : `${message} ${formatFields(fields)}`),
+    warn: (message, fields, inText = true) =>
+      logger.warn(fields === undefined || !inText ? message : `${message} ${formatFields(fields)}`),
+    error: (message, fields, inText = true) =>
+      logger.error(fields === undefined || !inText ? message : `${message} ${formatFields(fields)}`),
   };
 }
 

@@ -49,7 +49,12 @@ class ServerRequestFinish extends ServerRequestMessage implements ServerRequestF
   readonly bytesOut: number;
   readonly startTime: number;
   readonly duration: number;
-  constructor(request: RequestSocket, protocolStatus: number | null, duration: number, abortReason: AbortReason | null) {
+  constructor(
+    request: RequestSocket,
+    protocolStatus: number | null,
+    duration: number,
+    abortReason: AbortReason | null,
+  ) {
     super(request);
     this.status = request.status;
     this.appStatus = request.appStatus;
@@ -81,7 +86,13 @@ export const build = {
     return { socket };
   },
   serverConnectionClose(socket: Socket, requests: number, openedAt: number): ServerConnectionCloseMessage {
-    return { socket, requests, bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, duration: Date.now() - openedAt };
+    return {
+      socket,
+      requests,
+      bytesIn: socket.bytesRead,
+      bytesOut: socket.bytesWritten,
+      duration: Date.now() - openedAt,
+    };
   },
   serverConnectionError(socket: Socket, error: FastCGIError, cause: string): ServerConnectionErrorMessage {
     return { socket, error, cause };
@@ -89,7 +100,12 @@ export const build = {
   serverRequest(request: RequestSocket): ServerRequestInfo {
     return new ServerRequestMessage(request);
   },
-  serverRequestFinish(request: RequestSocket, protocolStatus: number | null, duration: number, abortReason: AbortReason | null): ServerRequestFinishMessage {
+  serverRequestFinish(
+    request: RequestSocket,
+    protocolStatus: number | null,
+    duration: number,
+    abortReason: AbortReason | null,
+  ): ServerRequestFinishMessage {
     return new ServerRequestFinish(request, protocolStatus, duration, abortReason);
   },
   serverRequestAbort(request: RequestSocket, reason: AbortReason): ServerRequestAbortMessage {
@@ -98,12 +114,20 @@ export const build = {
     return message;
   },
   serverRequestError(request: RequestSocket, error: unknown): ServerRequestErrorMessage {
-    const message = new ServerRequestMessage(request) as ServerRequestMessage & { error: unknown; code: string | undefined };
+    const message = new ServerRequestMessage(request) as ServerRequestMessage & {
+      error: unknown;
+      code: string | undefined;
+    };
     message.error = error;
     message.code = errorCode(error);
     return message;
   },
-  serverRequestReject(socket: Socket, requestId: number, role: number, protocolStatus: number): ServerRequestRejectMessage {
+  serverRequestReject(
+    socket: Socket,
+    requestId: number,
+    role: number,
+    protocolStatus: number,
+  ): ServerRequestRejectMessage {
     return { socket, requestId, role: roleLabel(role), protocolStatus: protocolStatusName(protocolStatus) };
   },
   clientRequestCreate(request: ClientRequestLike): ClientRequestInfo {
@@ -114,7 +138,13 @@ export const build = {
   },
   clientRequestFinish(request: ClientRequestLike): ClientRequestFinishMessage {
     const status = request.protocolStatus;
-    return { ...clientInfo(request), requestId: request.requestId, appStatus: request.appStatus, protocolStatus: status === null ? null : protocolStatusName(status), bytesIn: request.received };
+    return {
+      ...clientInfo(request),
+      requestId: request.requestId,
+      appStatus: request.appStatus,
+      protocolStatus: status === null ? null : protocolStatusName(status),
+      bytesIn: request.received,
+    };
   },
   clientRequestError(request: ClientRequestLike, error: Error): ClientRequestErrorMessage {
     return { ...clientInfo(request), requestId: request.requestId, error, code: errorCode(error) };

@@ -40,7 +40,12 @@ export async function spoolBody(source: Readable, options: SpoolOptions): Promis
       const bytes = chunk as Buffer;
       length += bytes.length;
       if (length > options.maxBytes) {
-        throw clientLimitError(ErrorCode.BODY_TOO_LARGE, `request body exceeds ${options.maxBytes} bytes (bufferRequests.maxBytes)`, options.maxBytes, length);
+        throw clientLimitError(
+          ErrorCode.BODY_TOO_LARGE,
+          `request body exceeds ${options.maxBytes} bytes (bufferRequests.maxBytes)`,
+          options.maxBytes,
+          length,
+        );
       }
       if (file === null && length <= options.memoryLimit) {
         chunks.push(bytes);
@@ -56,7 +61,11 @@ export async function spoolBody(source: Readable, options: SpoolOptions): Promis
   } catch (error) {
     await file?.close();
     if ((error as { code?: unknown }).code === ErrorCode.BODY_TOO_LARGE) throw error;
-    throw new RequestBodyError(ErrorCode.BODY_SOURCE, `reading the request body failed: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+    throw new RequestBodyError(
+      ErrorCode.BODY_SOURCE,
+      `reading the request body failed: ${(error as Error)?.message ?? String(error)}`,
+      { cause: error },
+    );
   }
   if (file === null) {
     const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);

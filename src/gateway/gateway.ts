@@ -32,7 +32,9 @@ export interface GatewayOptions extends ScriptMapping {
   /** The backend: a Client (shared, not closed by the gateway), client options (`address` or `upstreams`), or an address. */
   upstream: Client | ClientOptions | BackendAddress;
   /** Params added to (or, when undefined, removed from) those the gateway builds; a function sees the request. */
-  params?: Readonly<Record<string, string | undefined>> | ((req: IncomingMessage) => Readonly<Record<string, string | undefined>>);
+  params?:
+    | Readonly<Record<string, string | undefined>>
+    | ((req: IncomingMessage) => Readonly<Record<string, string | undefined>>);
   /**
    * Read the whole upload before taking a backend worker (nginx's default), so slow clients cannot pin php-fpm
    * workers and CONTENT_LENGTH is always known. Default on; `false` streams uploads that declare Content-Length.
@@ -65,7 +67,15 @@ const consoleLogger: GatewayLogger = {
 
 // Response headers that describe the backend's connection, not the response (RFC 7230 §6.1); node:http does its
 // own framing. An application's `Transfer-Encoding: chunked` passed on would corrupt the body (nginx's bug).
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
 
 /** Settings resolved once per gateway. */
 interface GatewaySettings {
@@ -102,9 +112,21 @@ export function createGateway(options: GatewayOptions): Gateway {
   const buffer = options.bufferRequests === false ? null : (options.bufferRequests ?? {});
   const settings: GatewaySettings = {
     client,
-    mapping: { documentRoot: options.documentRoot, index: options.index, splitPath: options.splitPath, frontController: options.frontController },
+    mapping: {
+      documentRoot: options.documentRoot,
+      index: options.index,
+      splitPath: options.splitPath,
+      frontController: options.frontController,
+    },
     extra: options.params,
-    buffer: buffer === null ? null : { memoryLimit: buffer.memory ?? 1024 * 1024, maxBytes: buffer.maxBytes ?? 100 * 1024 * 1024, tmpDir: buffer.tmpDir ?? tmpdir() },
+    buffer:
+      buffer === null
+        ? null
+        : {
+            memoryLimit: buffer.memory ?? 1024 * 1024,
+            maxBytes: buffer.maxBytes ?? 100 * 1024 * 1024,
+            tmpDir: buffer.tmpDir ?? tmpdir(),
+          },
     requestTimeout: owned ? undefined : timeouts.request,
     bodyTimeout: owned ? undefined : timeouts.body,
     logger: toLogSink(options.logger ?? consoleLogger),
@@ -136,7 +158,14 @@ async function serve(settings: GatewaySettings, req: IncomingMessage, res: Serve
       const declared = Number(req.headers['content-length']);
       if (settings.buffer !== null && declared > settings.buffer.maxBytes) {
         // Refused from its Content-Length, before a byte is read (fail() closes the connection after it).
-        return fail(settings, req, res, 413, `request body of ${declared} bytes exceeds ${settings.buffer.maxBytes} bytes (bufferRequests.maxBytes)`, 'FCGI_ERR_BODY_TOO_LARGE');
+        return fail(
+          settings,
+          req,
+          res,
+          413,
+          `request body of ${declared} bytes exceeds ${settings.buffer.maxBytes} bytes (bufferRequests.maxBytes)`,
+          'FCGI_ERR_BODY_TOO_LARGE',
+        );
       }
       if (settings.buffer !== null) {
         exchange.spooled = await spoolBody(req, settings.buffer);
@@ -146,7 +175,8 @@ async function serve(settings: GatewaySettings, req: IncomingMessage, res: Serve
         request.body = req;
         const declared = Number(req.headers['content-length']);
         // A chunked upload has no length: the client buffers it (bufferUnknownLength) for CONTENT_LENGTH.
-        if (Number.isSafeInteger(declared) && req.headers['transfer-encoding'] === undefined) request.contentLength = declared;
+        if (Number.isSafeInteger(declared) && req.headers['transfer-encoding'] === undefined)
+          request.contentLength = declared;
       }
     }
     if (exchange.isAborted) return exchange.release();
@@ -226,7 +256,14 @@ class Exchange implements RequestOwner {
     } catch (error) {
       response.body.destroy();
       this.release();
-      return fail(this.#settings, req, res, 502, `the backend sent a response node:http refuses: ${(error as Error).message}`, 'bad response');
+      return fail(
+        this.#settings,
+        req,
+        res,
+        502,
+        `the backend sent a response node:http refuses: ${(error as Error).message}`,
+        'bad response',
+      );
     }
     const whole = response.takeCompleteBody();
     if (whole !== null) {
@@ -248,12 +285,16 @@ class Exchange implements RequestOwner {
   /** The body failed after the head went out: the only signal left is a cut-off response. */
   onBodyError(error: Error & { code?: string }): void {
     if (!this.isAborted && error.code !== 'FCGI_ERR_REQUEST_ABORTED') {
-      this.#settings.logger.error(`${this.req.method} ${this.req.url}: response cut off after the headers: ${error.message} [${error.code ?? 'unknown'}]`, {
-        method: this.req.method,
-        uri: this.req.url,
-        upstream: this.upstream,
-        code: error.code,
-      }, false);
+      this.#settings.logger.error(
+        `${this.req.method} ${this.req.url}: response cut off after the headers: ${error.message} [${error.code ?? 'unknown'}]`,
+        {
+          method: this.req.method,
+          uri: this.req.url,
+          upstream: this.upstream,
+          code: error.code,
+        },
+        false,
+      );
     }
     this.res.destroy();
   }
@@ -296,14 +337,28 @@ function writeHead(res: ServerResponse, status: number, statusText: string, head
   res.writeHead(status, statusText);
 }
 
-function fail(settings: GatewaySettings, req: IncomingMessage, res: ServerResponse, status: number, reason: string, code: string): void {
-  settings.logger.error(`${status} for ${req.method} ${req.url}: ${reason} [${code}]`, { method: req.method, uri: req.url, status, code }, false);
+function fail(
+  settings: GatewaySettings,
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  reason: string,
+  code: string,
+): void {
+  settings.logger.error(
+    `${status} for ${req.method} ${req.url}: ${reason} [${code}]`,
+    { method: req.method, uri: req.url, status, code },
+    false,
+  );
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
   }
   const body = `${status === 504 ? 'Gateway Timeout' : status === 502 ? 'Bad Gateway' : (STATUS_TEXT[status] ?? 'Error')}\n`;
-  const headers: Record<string, string | number> = { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) };
+  const headers: Record<string, string | number> = {
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+  };
   // The rest of the upload will not be read: the client must not send its next request on this connection,
   // where it would meet the unread bytes (or a reset). Meanwhile what arrives is read and dropped, so the
   // close is a FIN after the answer, not a reset that could take the answer with it.
@@ -313,7 +368,12 @@ function fail(settings: GatewaySettings, req: IncomingMessage, res: ServerRespon
   if (!req.complete) req.resume();
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 413: 'Payload Too Large', 431: 'Request Header Fields Too Large', 503: 'Service Unavailable' };
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  413: 'Payload Too Large',
+  431: 'Request Header Fields Too Large',
+  503: 'Service Unavailable',
+};
 
 /** statusFor maps a client error code to the HTTP status a gateway answers with. */
 export function statusFor(code: string | undefined): number {
@@ -364,5 +424,9 @@ function applyExtra(params: Record<string, string>, extra: GatewayOptions['param
 function logStderr(settings: GatewaySettings, exchange: Exchange, params: Record<string, string>, chunk: Buffer): void {
   const text = chunk.toString('utf8').trimEnd();
   if (text === '') return;
-  settings.logger.warn(`stderr from ${params.SCRIPT_FILENAME}: ${text}`, { method: exchange.req.method, uri: exchange.req.url, upstream: exchange.upstream ?? settings.client.settings.target?.label });
+  settings.logger.warn(`stderr from ${params.SCRIPT_FILENAME}: ${text}`, {
+    method: exchange.req.method,
+    uri: exchange.req.url,
+    upstream: exchange.upstream ?? settings.client.settings.target?.label,
+  });
 }

@@ -99,7 +99,8 @@ class LoadConnection {
 
   open(): void {
     const target = this.#driver.target;
-    const socket = 'path' in target ? connect({ path: target.path }) : connect({ host: target.host, port: target.port });
+    const socket =
+      'path' in target ? connect({ path: target.path }) : connect({ host: target.host, port: target.port });
     if ('port' in target) socket.setNoDelay(true);
     this.#driver.onOpened();
     this.socket = socket;
@@ -251,7 +252,10 @@ export class LoadDriver implements LoadTarget {
     this.#timeoutMs = options.timeoutMs;
     this.#connectTimeoutUs = Math.min(options.timeoutMs, 10_000) * 1000;
     const perConnection = options.keepConn ? options.perConnection : 1;
-    const pairs = options.body === null ? options.params : [...options.params, ['CONTENT_LENGTH', String(options.body.length)] as const];
+    const pairs =
+      options.body === null
+        ? options.params
+        : [...options.params, ['CONTENT_LENGTH', String(options.body.length)] as const];
     this.requestBytes = Array.from({ length: perConnection }, (_, i) =>
       encodeRequest({ requestId: i + 1, keepConn: options.keepConn, params: pairs, stdin: options.body ?? EMPTY }),
     );
@@ -311,7 +315,8 @@ export class LoadDriver implements LoadTarget {
   // Opens connections for what waits beyond the room of those already opening (connections open lazily).
   #grow(): void {
     let waiting = this.queued;
-    for (const connection of this.#connections) if (connection.socket !== null && !connection.ready) waiting -= connection.freeIds;
+    for (const connection of this.#connections)
+      if (connection.socket !== null && !connection.ready) waiting -= connection.freeIds;
     for (const connection of this.#connections) {
       if (waiting <= 0) return;
       if (connection.socket !== null || this.#reopen.has(connection)) continue;
@@ -333,7 +338,13 @@ export class LoadDriver implements LoadTarget {
   }
 
   /** @internal The connection broke: its requests failed; it is reopened shortly if requests wait. */
-  onDropped(connection: LoadConnection, lost: Slot[], code: string, connecting: boolean, timedOut: readonly Slot[]): void {
+  onDropped(
+    connection: LoadConnection,
+    lost: Slot[],
+    code: string,
+    connecting: boolean,
+    timedOut: readonly Slot[],
+  ): void {
     // Held out of #grow() until the timer: the failures below make the caller submit again at once.
     if (!this.#closed) {
       this.#reopen.add(connection);
@@ -343,10 +354,12 @@ export class LoadDriver implements LoadTarget {
         if (!this.#closed) this.#grow();
       }, RECONNECT_DELAY_MS);
     }
-    for (const slot of lost) this.sink.failed(slot.startedAt, timedOut.includes(slot) ? ErrorCode.REQUEST_TIMEOUT : code, null);
+    for (const slot of lost)
+      this.sink.failed(slot.startedAt, timedOut.includes(slot) ? ErrorCode.REQUEST_TIMEOUT : code, null);
     // A connection that never came up fails the queued requests it was opened for, as a refused connect
     // would fail them in any client: otherwise a dead backend would leave them waiting for ever.
-    for (let n = connecting ? connection.freeIds : 0; n > 0 && this.queued > 0; n--) this.sink.failed(this.#dequeue(), code, null);
+    for (let n = connecting ? connection.freeIds : 0; n > 0 && this.queued > 0; n--)
+      this.sink.failed(this.#dequeue(), code, null);
   }
 
   #feed(connection: LoadConnection): void {
@@ -377,7 +390,8 @@ export class LoadDriver implements LoadTarget {
       if (late.length > 0) connection.drop(ErrorCode.REQUEST_ABORTED, late);
     }
     // Waiting for a free id is part of a request's time too: past the timeout it fails without being sent.
-    while (this.queued > 0 && this.#queue[this.#queueHead]! < limit) this.sink.failed(this.#dequeue(), ErrorCode.REQUEST_TIMEOUT, null);
+    while (this.queued > 0 && this.#queue[this.#queueHead]! < limit)
+      this.sink.failed(this.#dequeue(), ErrorCode.REQUEST_TIMEOUT, null);
   }
 
   /** Stops: queued requests are dropped (not counted), connections closed. In-flight ones are the caller's to await. */

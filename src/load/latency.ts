@@ -6,7 +6,11 @@ export type { Histogram } from 'hdr-histogram-js';
 
 /** createLatencyHistogram returns an empty histogram for µs values from 1 µs to an hour, 3 significant digits. */
 export function createLatencyHistogram(): hdr.Histogram {
-  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+  return hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
 }
 
 /** recordLatency records one latency in µs (rounded, at least 1: a value of 0 would read as nothing). */

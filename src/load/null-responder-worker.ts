@@ -19,14 +19,20 @@ function serviceTime(us: number): void {
   while (process.hrtime.bigint() < until);
 }
 
-const BODY = Buffer.from('Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nhello world\n', 'latin1');
+const BODY = Buffer.from(
+  'Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nhello world\n',
+  'latin1',
+);
 const replies = new Map<number, Buffer>();
 
 // One reply per request id, encoded once: STDOUT, the empty STDOUT and END_REQUEST in one write.
 function replyFor(requestId: number): Buffer {
   let reply = replies.get(requestId);
   if (reply === undefined) {
-    reply = Buffer.concat([encodeStream(RecordType.STDOUT, requestId, BODY, { end: true }), encodeEndRequest(requestId, 0, ProtocolStatus.REQUEST_COMPLETE)]);
+    reply = Buffer.concat([
+      encodeStream(RecordType.STDOUT, requestId, BODY, { end: true }),
+      encodeEndRequest(requestId, 0, ProtocolStatus.REQUEST_COMPLETE),
+    ]);
     replies.set(requestId, reply);
   }
   return reply;

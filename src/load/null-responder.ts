@@ -25,9 +25,13 @@ export interface NullResponderOptions {
 export async function startNullResponder(options: NullResponderOptions = {}): Promise<NullResponder> {
   const dir = mkdtempSync(join(tmpdir(), 'fcgi-null-'));
   const path = join(dir, 'null.sock');
-  const worker = startModuleWorker(join(__dirname, `null-responder-worker${extname(__filename)}`), { path, serviceTimeUs: options.serviceTimeUs ?? 0 });
+  const worker = startModuleWorker(join(__dirname, `null-responder-worker${extname(__filename)}`), {
+    path,
+    serviceTimeUs: options.serviceTimeUs ?? 0,
+  });
   const [message] = (await once(worker, 'message')) as [unknown];
-  if (message !== 'listening') throw new FastCGIError(ErrorCode.INVALID_STATE, `null responder: unexpected message ${String(message)}`);
+  if (message !== 'listening')
+    throw new FastCGIError(ErrorCode.INVALID_STATE, `null responder: unexpected message ${String(message)}`);
   return {
     path,
     async close() {

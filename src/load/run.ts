@@ -87,7 +87,8 @@ export async function runLoad(createTarget: (sink: LoadSink) => LoadTarget, plan
   stats.recording = false;
   if (warmupMs > 0) timers.push(setTimeout(startMeasuring, warmupMs));
   else startMeasuring();
-  const progress = plan.onProgress === undefined ? null : setInterval(() => plan.onProgress!(stats, clock() - measuredFrom), 1000);
+  const progress =
+    plan.onProgress === undefined ? null : setInterval(() => plan.onProgress!(stats, clock() - measuredFrom), 1000);
 
   let issued = 0;
   let settled = 0;
@@ -132,12 +133,20 @@ export async function runLoad(createTarget: (sink: LoadSink) => LoadTarget, plan
       };
       const timer = createSendTimer();
       scheduler = timer.kind;
-      void openLoop(start, deadline, limit, plan.rate, (startedAt) => {
-        if (!scheduling) return false;
-        issued++;
-        target.submit(startedAt);
-        return true;
-      }, stats, timer).then(stopScheduling);
+      void openLoop(
+        start,
+        deadline,
+        limit,
+        plan.rate,
+        (startedAt) => {
+          if (!scheduling) return false;
+          issued++;
+          target.submit(startedAt);
+          return true;
+        },
+        stats,
+        timer,
+      ).then(stopScheduling);
     }
   });
   stopMeasuring();
@@ -165,7 +174,15 @@ export async function runLoad(createTarget: (sink: LoadSink) => LoadTarget, plan
  * was less punctual than a timer, since the spinning process gets descheduled.) Resolves when the last request
  * is started.
  */
-function openLoop(start: number, deadline: number, limit: number, rate: number, send: (startedAt: number) => boolean, stats: LoadStats, timer: SendTimer): Promise<number> {
+function openLoop(
+  start: number,
+  deadline: number,
+  limit: number,
+  rate: number,
+  send: (startedAt: number) => boolean,
+  stats: LoadStats,
+  timer: SendTimer,
+): Promise<number> {
   const interval = 1e6 / rate;
   let issued = 0;
   return new Promise<number>((resolve) => {

@@ -11,7 +11,8 @@ export const MAX_DURATION_MS = 2 ** 31 - 1;
 
 function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined)
+    return String(value);
   return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
 }
 
@@ -51,18 +52,36 @@ export function modeOption(name: string, value: unknown): number | null {
 /** booleanOption: true or false, nothing merely truthy ('false' would otherwise turn a feature on). */
 export function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new InvalidArgumentError(`${name} must be true or false, got ${describe(value)}`);
+  if (typeof value !== 'boolean')
+    throw new InvalidArgumentError(`${name} must be true or false, got ${describe(value)}`);
   return value;
 }
 
 /** choiceOption: one of `choices` (compared with ===). */
-export function choiceOption<T extends string | boolean>(name: string, value: unknown, choices: readonly T[], fallback: T): T;
-export function choiceOption<T extends string | boolean>(name: string, value: unknown, choices: readonly T[], fallback: null): T | null;
-export function choiceOption<T extends string | boolean>(name: string, value: unknown, choices: readonly T[], fallback: T | null): T | null {
+export function choiceOption<T extends string | boolean>(
+  name: string,
+  value: unknown,
+  choices: readonly T[],
+  fallback: T,
+): T;
+export function choiceOption<T extends string | boolean>(
+  name: string,
+  value: unknown,
+  choices: readonly T[],
+  fallback: null,
+): T | null;
+export function choiceOption<T extends string | boolean>(
+  name: string,
+  value: unknown,
+  choices: readonly T[],
+  fallback: T | null,
+): T | null {
   if (value === undefined) return fallback;
   if (!choices.includes(value as T)) {
     const listed = choices.map((c) => (typeof c === 'string' ? `'${c}'` : String(c)));
-    throw new InvalidArgumentError(`${name} must be ${listed.slice(0, -1).join(', ')} or ${listed[listed.length - 1]}, got ${describe(value)}`);
+    throw new InvalidArgumentError(
+      `${name} must be ${listed.slice(0, -1).join(', ')} or ${listed[listed.length - 1]}, got ${describe(value)}`,
+    );
   }
   return value as T;
 }
@@ -70,13 +89,15 @@ export function choiceOption<T extends string | boolean>(name: string, value: un
 /** objectOption: a plain object (not null, not an array), or undefined. */
 export function objectOption<T extends object>(name: string, value: unknown): T | undefined {
   if (value === undefined) return undefined;
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InvalidArgumentError(`${name} must be an object, got ${describe(value)}`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new InvalidArgumentError(`${name} must be an object, got ${describe(value)}`);
   return value as T;
 }
 
 /** optionsObject: the options argument itself; undefined is no options. */
 export function optionsObject<T extends object>(api: string, value: unknown): T {
   if (value === undefined) return {} as T;
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InvalidArgumentError(`${api} takes an options object, got ${describe(value)}`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new InvalidArgumentError(`${api} takes an options object, got ${describe(value)}`);
   return value as T;
 }

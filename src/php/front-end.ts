@@ -6,7 +6,13 @@ import send from 'send';
 import { InvalidArgumentError } from '../errors';
 import type { BackendAddress } from '../wire/address';
 import type { Client } from '../client/client';
-import { createGateway, type BufferRequestsOptions, type Gateway, type GatewayLogger, type GatewayOptions } from '../gateway/gateway';
+import {
+  createGateway,
+  type BufferRequestsOptions,
+  type Gateway,
+  type GatewayLogger,
+  type GatewayOptions,
+} from '../gateway/gateway';
 import type { ClientOptions } from '../client/options';
 import { answer } from './answer';
 import { DEFAULT_SPLIT_PATH, encodePath, routeFor, type RouteSettings } from './route';
@@ -88,10 +94,12 @@ const consoleLogger: GatewayLogger = {
  * With `next` (Express), a 404 falls through to the next handler and errors go to `next(error)`.
  */
 export function createPhpFrontEnd(options: PhpFrontEndOptions): PhpFrontEnd {
-  if (typeof options.root !== 'string' || options.root === '') throw new InvalidArgumentError('root must be a non-empty directory path');
+  if (typeof options.root !== 'string' || options.root === '')
+    throw new InvalidArgumentError('root must be a non-empty directory path');
   const root = options.root.replace(/\/+$/, '');
   const frontController = options.frontController === false ? null : (options.frontController ?? '/index.php');
-  if (frontController !== null && !frontController.startsWith('/')) throw new InvalidArgumentError(`frontController must start with '/', got ${JSON.stringify(frontController)}`);
+  if (frontController !== null && !frontController.startsWith('/'))
+    throw new InvalidArgumentError(`frontController must start with '/', got ${JSON.stringify(frontController)}`);
   const splitPath = options.splitPath ?? DEFAULT_SPLIT_PATH;
   const logger = options.logger ?? consoleLogger;
   const sendfile = options.sendfileRoots === undefined ? null : createSendfile(options.sendfileRoots, logger);
@@ -99,7 +107,10 @@ export function createPhpFrontEnd(options: PhpFrontEndOptions): PhpFrontEnd {
     upstream: options.upstream,
     documentRoot: options.documentRoot ?? root,
     splitPath,
-    bufferRequests: { ...options.bufferRequests, ...(options.maxBodySize === undefined ? {} : { maxBytes: options.maxBodySize }) },
+    bufferRequests: {
+      ...options.bufferRequests,
+      ...(options.maxBodySize === undefined ? {} : { maxBytes: options.maxBodySize }),
+    },
     logger,
   };
   if (options.params !== undefined) gatewayOptions.params = options.params;
@@ -107,7 +118,14 @@ export function createPhpFrontEnd(options: PhpFrontEndOptions): PhpFrontEnd {
   if (sendfile !== null) gatewayOptions.interceptResponse = sendfile;
   const gateway = createGateway(gatewayOptions);
   const settings: FrontEndSettings = {
-    route: { root, index: options.index ?? ['index.php', 'index.html'], frontController, splitPath, deny: options.deny ?? [], denyDotfiles: options.denyDotfiles ?? true },
+    route: {
+      root,
+      index: options.index ?? ['index.php', 'index.html'],
+      frontController,
+      splitPath,
+      deny: options.deny ?? [],
+      denyDotfiles: options.denyDotfiles ?? true,
+    },
     gateway,
     staticOptions: options.staticOptions ?? {},
     logger,
@@ -125,7 +143,12 @@ interface MountedRequest {
   originalUrl?: string;
 }
 
-async function handle(settings: FrontEndSettings, req: IncomingMessage, res: ServerResponse, next: Next | undefined): Promise<void> {
+async function handle(
+  settings: FrontEndSettings,
+  req: IncomingMessage,
+  res: ServerResponse,
+  next: Next | undefined,
+): Promise<void> {
   const mounted = req as IncomingMessage & MountedRequest;
   const url = req.url ?? '/';
   const original = mounted.originalUrl ?? url;
@@ -151,7 +174,13 @@ async function handle(settings: FrontEndSettings, req: IncomingMessage, res: Ser
  * the gateway reads req.url synchronously for the script, and REQUEST_URI from originalUrl, which keeps what
  * the client asked for, as nginx's REQUEST_URI does after try_files.
  */
-function toBackend(settings: FrontEndSettings, req: IncomingMessage & MountedRequest, res: ServerResponse, url: string, next: Next | undefined): void {
+function toBackend(
+  settings: FrontEndSettings,
+  req: IncomingMessage & MountedRequest,
+  res: ServerResponse,
+  url: string,
+  next: Next | undefined,
+): void {
   const asked = req.url;
   if (req.originalUrl === undefined) req.originalUrl = asked;
   req.url = url;
@@ -162,12 +191,23 @@ function toBackend(settings: FrontEndSettings, req: IncomingMessage & MountedReq
   }
 }
 
-function serveStatic(settings: FrontEndSettings, req: IncomingMessage, res: ServerResponse, path: string, next: Next | undefined): void {
+function serveStatic(
+  settings: FrontEndSettings,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  next: Next | undefined,
+): void {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     // nginx's static module: 405 for other methods on a file.
     return answer(req, res, 405, 'Method Not Allowed', { Allow: 'GET, HEAD' });
   }
-  const stream = send(req, encodePath(path), { ...settings.staticOptions, root: settings.route.root, index: false, dotfiles: 'allow' });
+  const stream = send(req, encodePath(path), {
+    ...settings.staticOptions,
+    root: settings.route.root,
+    index: false,
+    dotfiles: 'allow',
+  });
   stream.on('error', (error: Error & { status?: number }) => {
     const status = error.status ?? 500;
     if (status === 404 && next !== undefined) return next();
@@ -178,7 +218,13 @@ function serveStatic(settings: FrontEndSettings, req: IncomingMessage, res: Serv
   stream.pipe(res);
 }
 
-function failed(settings: FrontEndSettings, req: IncomingMessage, res: ServerResponse, next: Next | undefined, error: unknown): void {
+function failed(
+  settings: FrontEndSettings,
+  req: IncomingMessage,
+  res: ServerResponse,
+  next: Next | undefined,
+  error: unknown,
+): void {
   if (next !== undefined) return next(error);
   settings.logger.error(`500 for ${req.method} ${req.url}: ${(error as Error).message}`);
   if (res.headersSent) {

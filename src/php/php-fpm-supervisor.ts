@@ -52,9 +52,13 @@ export class PhpFpmSupervisor {
 
   constructor(options: PhpFpmSupervisorOptions = {}) {
     const binary = options.binary ?? findPhpFpm();
-    if (binary === null) throw new InvalidArgumentError('php-fpm not found on PATH or in /usr/sbin: install php-fpm (Debian: apt-get install php8.2-fpm) or give an upstream');
+    if (binary === null)
+      throw new InvalidArgumentError(
+        'php-fpm not found on PATH or in /usr/sbin: install php-fpm (Debian: apt-get install php8.2-fpm) or give an upstream',
+      );
     const children = options.maxChildren ?? 5;
-    if (!Number.isInteger(children) || children < 1) throw new InvalidArgumentError(`maxChildren must be a whole number >= 1, got ${children}`);
+    if (!Number.isInteger(children) || children < 1)
+      throw new InvalidArgumentError(`maxChildren must be a whole number >= 1, got ${children}`);
     this.#binary = binary;
     this.#log = options.log ?? process.stderr;
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fastcgi-engine-php-'));
@@ -104,7 +108,8 @@ export class PhpFpmSupervisor {
     const deadline = Date.now() + 10_000;
     while (!(await canConnect(this.socketPath))) {
       if (this.#stopping) throw new FastCGIError('FCGI_ERR_INVALID_STATE', 'php-fpm was stopped while starting');
-      if (Date.now() > deadline) throw new FastCGIError('FCGI_ERR_CONNECT_TIMEOUT', `php-fpm did not listen on ${this.socketPath} within 10 s`);
+      if (Date.now() > deadline)
+        throw new FastCGIError('FCGI_ERR_CONNECT_TIMEOUT', `php-fpm did not listen on ${this.socketPath} within 10 s`);
       await delay(25);
     }
   }
@@ -123,7 +128,9 @@ export class PhpFpmSupervisor {
       // A master that ran a while had a real crash: start again quickly. One that dies at once (bad config,
       // port in use) is retried more and more slowly, up to 10 s apart.
       this.#backoff = Date.now() - startedAt > 10_000 ? 100 : Math.min(this.#backoff * 2, 10_000);
-      this.#log.write(`fastcgi-engine php-server: php-fpm exited (${signal ?? code}); restarting in ${this.#backoff} ms\n`);
+      this.#log.write(
+        `fastcgi-engine php-server: php-fpm exited (${signal ?? code}); restarting in ${this.#backoff} ms\n`,
+      );
       setTimeout(() => {
         if (!this.#stopping) this.#spawn();
       }, this.#backoff).unref();

@@ -14,12 +14,31 @@ import { encodePath, percentDecode } from './route';
 export type SendfileRoots = readonly string[] | Readonly<Record<string, string>>;
 
 // The backend's headers that describe its own body or ask for the file: not passed on with the file.
-const DROPPED = new Set(['x-accel-redirect', 'x-sendfile', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'status', 'x-accel-buffering', 'x-accel-charset', 'x-accel-expires', 'x-accel-limit-rate']);
+const DROPPED = new Set([
+  'x-accel-redirect',
+  'x-sendfile',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'status',
+  'x-accel-buffering',
+  'x-accel-charset',
+  'x-accel-expires',
+  'x-accel-limit-rate',
+]);
 
 /** createSendfile returns the gateway's interceptResponse for `roots`. */
-export function createSendfile(roots: SendfileRoots, logger: GatewayLogger): (response: ClientResponse, req: IncomingMessage, res: ServerResponse) => boolean {
-  const directories = Array.isArray(roots) ? (roots as readonly string[]).map(trimSlash) : Object.values(roots).map(trimSlash);
-  const prefixes = Array.isArray(roots) ? null : Object.entries(roots as Record<string, string>).map(([prefix, dir]) => ({ prefix, dir: trimSlash(dir) }));
+export function createSendfile(
+  roots: SendfileRoots,
+  logger: GatewayLogger,
+): (response: ClientResponse, req: IncomingMessage, res: ServerResponse) => boolean {
+  const directories = Array.isArray(roots)
+    ? (roots as readonly string[]).map(trimSlash)
+    : Object.values(roots).map(trimSlash);
+  const prefixes = Array.isArray(roots)
+    ? null
+    : Object.entries(roots as Record<string, string>).map(([prefix, dir]) => ({ prefix, dir: trimSlash(dir) }));
   const realRoots = Promise.all(directories.map((dir) => fs.realpath(dir).catch(() => dir)));
   return (response, req, res) => {
     const raw = response.rawHeaders;
@@ -49,7 +68,13 @@ export function createSendfile(roots: SendfileRoots, logger: GatewayLogger): (re
   };
 }
 
-async function deliver(file: string | null, realRoots: Promise<string[]>, req: IncomingMessage, res: ServerResponse, logger: GatewayLogger): Promise<void> {
+async function deliver(
+  file: string | null,
+  realRoots: Promise<string[]>,
+  req: IncomingMessage,
+  res: ServerResponse,
+  logger: GatewayLogger,
+): Promise<void> {
   const roots = await realRoots;
   let real: string | null = null;
   if (file !== null && file.startsWith('/')) {
@@ -63,11 +88,20 @@ async function deliver(file: string | null, realRoots: Promise<string[]>, req: I
     return refuse(req, res, 403, 'Forbidden', logger, `the backend named ${file ?? 'a path'} outside sendfileRoots`);
   }
   const stream = send(req, encodePath(real), { dotfiles: 'allow', index: false });
-  stream.on('error', (error: Error & { status?: number }) => refuse(req, res, error.status ?? 500, 'Error', logger, error.message));
+  stream.on('error', (error: Error & { status?: number }) =>
+    refuse(req, res, error.status ?? 500, 'Error', logger, error.message),
+  );
   stream.pipe(res);
 }
 
-function refuse(req: IncomingMessage, res: ServerResponse, status: number, text: string, logger: GatewayLogger, reason: string): void {
+function refuse(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  text: string,
+  logger: GatewayLogger,
+  reason: string,
+): void {
   logger.error(`${status} for ${req.method} ${req.url}: ${reason}`);
   if (res.headersSent) return void res.destroy();
   // The application's headers set for the file do not belong to an error.

@@ -6,7 +6,14 @@ import type { Socket } from 'node:net';
 import { Decoder } from '../wire/decoder';
 import { RecordWriter } from '../wire/record-writer';
 import type { Params } from '../wire/params';
-import { ManagementVariable, ProtocolStatus, RecordType, Role, type ProtocolStatusValue, type RoleValue } from '../wire/constants';
+import {
+  ManagementVariable,
+  ProtocolStatus,
+  RecordType,
+  Role,
+  type ProtocolStatusValue,
+  type RoleValue,
+} from '../wire/constants';
 import { encodeGetValuesResult, encodeUnknownType } from '../wire/records';
 import { readPairBlock } from '../wire/pair-block';
 import { ErrorCode, FastCGIError, LimitError, ProtocolError, TimeoutError } from '../errors';
@@ -80,7 +87,13 @@ export class Connection implements RequestOwner, BudgetOwner {
   #handled = 0;
   readonly #stats: StatsRecorder;
 
-  constructor(socket: Socket, events: ConnectionEvents, options: ResolvedOptions, serverBudget: BufferBudget | null = null, stats: StatsRecorder | null = null) {
+  constructor(
+    socket: Socket,
+    events: ConnectionEvents,
+    options: ResolvedOptions,
+    serverBudget: BufferBudget | null = null,
+    stats: StatsRecorder | null = null,
+  ) {
     this.socket = socket;
     this.#options = options;
     this.#events = events;
@@ -108,7 +121,6 @@ export class Connection implements RequestOwner, BudgetOwner {
     if (wait > 0) this.#armIdleTimer(wait);
   }
 
-
   /** Requests in flight. */
   get activeRequests(): number {
     return this.#active.size;
@@ -134,7 +146,13 @@ export class Connection implements RequestOwner, BudgetOwner {
         if (request === undefined) return; // FastCGI 1.0 §3.3: records for inactive ids are ignored.
         if (!request.hasParams) {
           // libfcgi treats this as a protocol error too (ProcessHeader): the body cannot precede its params.
-          return this.#fail(new ProtocolError(ErrorCode.STDIN_BEFORE_PARAMS_END, `STDIN for request ${requestId} arrived before its params ended`, { requestId, recordType: type }));
+          return this.#fail(
+            new ProtocolError(
+              ErrorCode.STDIN_BEFORE_PARAMS_END,
+              `STDIN for request ${requestId} arrived before its params ended`,
+              { requestId, recordType: type },
+            ),
+          );
         }
         return request.onStdin(content);
       }
@@ -187,7 +205,10 @@ export class Connection implements RequestOwner, BudgetOwner {
       this.#events.onRequest(request, this);
     } catch (error) {
       // Adapters catch handler errors themselves; this is the last line that keeps the connection alive.
-      this.#options.logger.error(`request handler failed outside its adapter: ${(error as Error)?.stack ?? String(error)}`, requestFields(request));
+      this.#options.logger.error(
+        `request handler failed outside its adapter: ${(error as Error)?.stack ?? String(error)}`,
+        requestFields(request),
+      );
       request.appStatus = 1;
       if (!request.writableEnded) request.end();
     }
@@ -205,22 +226,35 @@ export class Connection implements RequestOwner, BudgetOwner {
     // Draining: the request the grace waited for is here; served (or refused) like any other, then we close.
     if (this.#firstRequestGrace !== null) this.#endFirstRequestGrace();
     if (this.#active.has(requestId)) {
-      return this.#fail(new ProtocolError(ErrorCode.DUPLICATE_REQUEST_ID, `BEGIN_REQUEST for request ${requestId}, which is still in flight`, { requestId, recordType: RecordType.BEGIN_REQUEST }));
+      return this.#fail(
+        new ProtocolError(
+          ErrorCode.DUPLICATE_REQUEST_ID,
+          `BEGIN_REQUEST for request ${requestId}, which is still in flight`,
+          { requestId, recordType: RecordType.BEGIN_REQUEST },
+        ),
+      );
     }
     if (content.length < 3) {
-      return this.#fail(new ProtocolError(ErrorCode.BAD_BEGIN_REQUEST, `BEGIN_REQUEST body is ${content.length} bytes; it must be 8`, { requestId, recordType: RecordType.BEGIN_REQUEST }));
+      return this.#fail(
+        new ProtocolError(ErrorCode.BAD_BEGIN_REQUEST, `BEGIN_REQUEST body is ${content.length} bytes; it must be 8`, {
+          requestId,
+          recordType: RecordType.BEGIN_REQUEST,
+        }),
+      );
     }
     const role = (content[0]! << 8) | content[1]!;
     const keepConn = (content[2]! & 1) !== 0;
     let refusal: ProtocolStatusValue | null = null;
-    if (role !== Role.RESPONDER && role !== Role.AUTHORIZER && role !== Role.FILTER) refusal = ProtocolStatus.UNKNOWN_ROLE;
+    if (role !== Role.RESPONDER && role !== Role.AUTHORIZER && role !== Role.FILTER)
+      refusal = ProtocolStatus.UNKNOWN_ROLE;
     else if (!this.#options.multiplex && this.#active.size > 0) refusal = ProtocolStatus.CANT_MPX_CONN;
     else if (this.#active.size >= this.#options.maxRequestsPerConnection) refusal = ProtocolStatus.OVERLOADED;
     if (refusal !== null) {
       this.#decoder.discardParams(requestId);
       this.#writer.endRequest(requestId, 0, refusal, false);
       this.#stats.protocolStatus(refusal);
-      if (channels.serverRequestReject.hasSubscribers) channels.serverRequestReject.publish(build.serverRequestReject(this.socket, requestId, role, refusal));
+      if (channels.serverRequestReject.hasSubscribers)
+        channels.serverRequestReject.publish(build.serverRequestReject(this.socket, requestId, role, refusal));
       if (!keepConn) this.#closeWhenIdle = true;
       this.#maybeClose();
       return;
@@ -252,7 +286,12 @@ export class Connection implements RequestOwner, BudgetOwner {
     }
     const { params: query, failure } = readPairBlock(content, this.#options.scanner);
     if (failure !== null) {
-      return this.#fail(new ProtocolError(ErrorCode.PAIR_DATA_TRUNCATED, 'malformed GET_VALUES query', { recordType: type, requestId: 0 }));
+      return this.#fail(
+        new ProtocolError(ErrorCode.PAIR_DATA_TRUNCATED, 'malformed GET_VALUES query', {
+          recordType: type,
+          requestId: 0,
+        }),
+      );
     }
     const answers: [string, string | number][] = [];
     for (let i = 0; i < query.size; i++) {
@@ -389,7 +428,8 @@ export class Connection implements RequestOwner, BudgetOwner {
   // Output the peer has not read is over connectionHighWaterMark: stop reading (and starting handlers) until
   // it drains; the writer's sendTimeout closes the connection if it never does.
   #checkOutput(): void {
-    if (this.#outputBlocked || this.#closed || this.#writer.bufferedBytes < this.#options.connectionHighWaterMark) return;
+    if (this.#outputBlocked || this.#closed || this.#writer.bufferedBytes < this.#options.connectionHighWaterMark)
+      return;
     this.#outputBlocked = true;
     this.#updateReading();
     this.#writer.whenWritable(() => this.#outputDrained());
@@ -407,7 +447,13 @@ export class Connection implements RequestOwner, BudgetOwner {
   }
 
   #sendTimedOut(): void {
-    this.#fail(new TimeoutError(ErrorCode.SEND_TIMEOUT, `the web server read none of the response for ${this.#options.sendTimeout} ms (sendTimeout)`, 'send'));
+    this.#fail(
+      new TimeoutError(
+        ErrorCode.SEND_TIMEOUT,
+        `the web server read none of the response for ${this.#options.sendTimeout} ms (sendTimeout)`,
+        'send',
+      ),
+    );
   }
 
   // Takes a request out of the table; its unread body no longer holds the connection back.
@@ -430,17 +476,31 @@ export class Connection implements RequestOwner, BudgetOwner {
     const duration = performance.now() - request.startTime;
     if (aborted !== null) this.#stats.aborted++;
     if (this.#stats.requestEnded(request.status, duration)) {
-      this.#options.logger.warn(`slow request: ${Math.round(duration)} ms (slowRequestThreshold ${this.#options.slowRequestThreshold} ms)`, requestFields(request));
+      this.#options.logger.warn(
+        `slow request: ${Math.round(duration)} ms (slowRequestThreshold ${this.#options.slowRequestThreshold} ms)`,
+        requestFields(request),
+      );
     }
-    if (aborted !== null && channels.serverRequestAbort.hasSubscribers) channels.serverRequestAbort.publish(build.serverRequestAbort(request, aborted));
-    if (channels.serverRequestFinish.hasSubscribers) channels.serverRequestFinish.publish(build.serverRequestFinish(request, protocolStatus, duration, aborted));
+    if (aborted !== null && channels.serverRequestAbort.hasSubscribers)
+      channels.serverRequestAbort.publish(build.serverRequestAbort(request, aborted));
+    if (channels.serverRequestFinish.hasSubscribers)
+      channels.serverRequestFinish.publish(build.serverRequestFinish(request, protocolStatus, duration, aborted));
   }
 
   /** @internal The handler ran past handlerTimeout. */
   handlerTimedOut(request: RequestSocket): void {
     this.#stats.timedOut++;
     if (channels.serverRequestError.hasSubscribers) {
-      channels.serverRequestError.publish(build.serverRequestError(request, new TimeoutError(ErrorCode.HANDLER_TIMEOUT, `the request handler did not finish within ${this.#options.handlerTimeout} ms (handlerTimeout)`, 'handler')));
+      channels.serverRequestError.publish(
+        build.serverRequestError(
+          request,
+          new TimeoutError(
+            ErrorCode.HANDLER_TIMEOUT,
+            `the request handler did not finish within ${this.#options.handlerTimeout} ms (handlerTimeout)`,
+            'handler',
+          ),
+        ),
+      );
     }
   }
 
@@ -458,7 +518,14 @@ export class Connection implements RequestOwner, BudgetOwner {
   drain(firstRequestGraceMs = 0): void {
     this.#closeWhenIdle = true;
     this.#draining = true;
-    if (firstRequestGraceMs > 0 && this.#firstRequestGrace === null && !this.#closed && !this.#peerEnded && this.#active.size === 0 && (!this.#begun || this.#decoder.midRecord)) {
+    if (
+      firstRequestGraceMs > 0 &&
+      this.#firstRequestGrace === null &&
+      !this.#closed &&
+      !this.#peerEnded &&
+      this.#active.size === 0 &&
+      (!this.#begun || this.#decoder.midRecord)
+    ) {
       this.#firstRequestGrace = setTimeout(onFirstRequestGrace, firstRequestGraceMs, this);
       this.#firstRequestGrace.unref();
     }
@@ -537,7 +604,13 @@ export class Connection implements RequestOwner, BudgetOwner {
     if (paramsTimeout > 0) {
       for (const [request, began] of this.#awaitingParams) {
         if (reading && now - began >= paramsTimeout) {
-          return this.#fail(new TimeoutError(ErrorCode.PARAMS_TIMEOUT, `params of request ${request.requestId} did not arrive within ${paramsTimeout} ms (paramsTimeout)`, 'params'));
+          return this.#fail(
+            new TimeoutError(
+              ErrorCode.PARAMS_TIMEOUT,
+              `params of request ${request.requestId} did not arrive within ${paramsTimeout} ms (paramsTimeout)`,
+              'params',
+            ),
+          );
         }
         next = Math.min(next, began + paramsTimeout);
       }
@@ -585,11 +658,21 @@ export class Connection implements RequestOwner, BudgetOwner {
     const idle = Date.now() - this.#idleSince;
     if (idle < limit) return this.#armIdleTimer(limit - idle);
     if (!this.#begun && limit === this.#options.beginTimeout) {
-      this.#events.onClientError(new TimeoutError(ErrorCode.BEGIN_TIMEOUT, `no request began within ${limit} ms of connecting (beginTimeout)`, 'begin'), this);
+      this.#events.onClientError(
+        new TimeoutError(
+          ErrorCode.BEGIN_TIMEOUT,
+          `no request began within ${limit} ms of connecting (beginTimeout)`,
+          'begin',
+        ),
+        this,
+      );
       this.destroy();
       return;
     }
-    this.#events.onClientError(new TimeoutError(ErrorCode.IDLE_TIMEOUT, `connection idle for ${limit} ms (idleTimeout)`, 'idle'), this);
+    this.#events.onClientError(
+      new TimeoutError(ErrorCode.IDLE_TIMEOUT, `connection idle for ${limit} ms (idleTimeout)`, 'idle'),
+      this,
+    );
     this.#closeSending();
   }
 
@@ -621,7 +704,10 @@ export class Connection implements RequestOwner, BudgetOwner {
   onSocketEnd(): void {
     this.#peerEnded = true;
     if (this.#decoder.midRecord && !this.#decoder.stopped) {
-      this.#events.onClientError(new ProtocolError(ErrorCode.UNEXPECTED_EOF, 'the web server closed the connection inside a record'), this);
+      this.#events.onClientError(
+        new ProtocolError(ErrorCode.UNEXPECTED_EOF, 'the web server closed the connection inside a record'),
+        this,
+      );
     }
     for (const request of [...this.#active.values()]) {
       this.#release(request);

@@ -62,8 +62,10 @@ function describeResult(value: unknown): string {
   return typeof name === 'string' && name !== '' && name !== 'Object' ? `a ${name}` : 'a plain object';
 }
 
-const SERVER_ERROR = 'Status: 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 22\r\n\r\nInternal Server Error\n';
-const TIMED_OUT = 'Status: 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 47\r\n\r\nService Unavailable: the application timed out\n';
+const SERVER_ERROR =
+  'Status: 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 22\r\n\r\nInternal Server Error\n';
+const TIMED_OUT =
+  'Status: 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 47\r\n\r\nService Unavailable: the application timed out\n';
 
 /** A Server whose requests go to a fetch handler. */
 export class FetchServer extends Server {
@@ -83,7 +85,10 @@ export class FetchServer extends Server {
     let result: Response | Promise<Response>;
     const light = new LightRequest(request);
     try {
-      result = this.#fetch(this.#light ? (light as unknown as Request) : realRequest(light), { params: request.rawParams, fastcgi: request });
+      result = this.#fetch(this.#light ? (light as unknown as Request) : realRequest(light), {
+        params: request.rawParams,
+        fastcgi: request,
+      });
     } catch (error) {
       this.fetchFailed(error, request);
       return;
@@ -99,7 +104,14 @@ export class FetchServer extends Server {
 
   #write(response: unknown, request: RequestSocket, head: boolean): void {
     if (request.isEnded || request.writableEnded) return;
-    if (!(response instanceof Response)) return this.fetchFailed(new FastCGIError(ErrorCode.HANDLER_RESULT, `the fetch handler must return a Response, got ${describeResult(response)}`), request);
+    if (!(response instanceof Response))
+      return this.fetchFailed(
+        new FastCGIError(
+          ErrorCode.HANDLER_RESULT,
+          `the fetch handler must return a Response, got ${describeResult(response)}`,
+        ),
+        request,
+      );
     const signal = request.signal;
     writeFetchResponse(response, request, head, signal).catch((error: unknown) => {
       if (!signal.aborted) this.fetchFailed(error, request);
@@ -112,8 +124,12 @@ export class FetchServer extends Server {
   fetchFailed(error: unknown, request: RequestSocket): void {
     const stack = error instanceof Error ? (error.stack ?? String(error)) : String(error);
     const params = request.rawParams;
-    this.settings.logger.error(`handler failed for ${params.get('REQUEST_METHOD') ?? 'GET'} ${params.get('REQUEST_URI') ?? ''}: ${stack}`, requestFields(request));
-    if (channels.serverRequestError.hasSubscribers) channels.serverRequestError.publish(build.serverRequestError(request, error));
+    this.settings.logger.error(
+      `handler failed for ${params.get('REQUEST_METHOD') ?? 'GET'} ${params.get('REQUEST_URI') ?? ''}: ${stack}`,
+      requestFields(request),
+    );
+    if (channels.serverRequestError.hasSubscribers)
+      channels.serverRequestError.publish(build.serverRequestError(request, error));
     if (!request.isEnded) request.stderr.write(`${stack}\n`);
     this.#answerOnce(request, SERVER_ERROR);
   }
@@ -124,8 +140,7 @@ export class FetchServer extends Server {
       // A Response whose body failed before anything went out set its status; the block's own counts.
       request.status = 0;
       request.end(block, 'latin1');
-    }
-    else {
+    } else {
       request.appStatus = 1;
       request.destroy();
     }

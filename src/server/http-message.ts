@@ -33,11 +33,16 @@ export interface RequestPath {
 
 // Params are byte strings (latin1), so percent-escapes decode to bytes too, never through UTF-8.
 function decodePath(path: string): string {
-  return path.includes('%') ? path.replace(/%([0-9a-fA-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))) : path;
+  return path.includes('%')
+    ? path.replace(/%([0-9a-fA-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)))
+    : path;
 }
 
 function encodePath(path: string): string {
-  return path.replace(/[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+  return path.replace(
+    /[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`,
+  );
 }
 
 /**
@@ -46,7 +51,8 @@ function encodePath(path: string): string {
  */
 function rawRest(path: string, prefix: string): string | null {
   if (prefix === '') return path;
-  if (path.startsWith(prefix) && (path.length === prefix.length || path[prefix.length] === '/')) return path.slice(prefix.length);
+  if (path.startsWith(prefix) && (path.length === prefix.length || path[prefix.length] === '/'))
+    return path.slice(prefix.length);
   for (let end = path.indexOf('/', 1); ; end = path.indexOf('/', end + 1)) {
     const cut = end === -1 ? path.length : end;
     if (decodePath(path.slice(0, cut)) === prefix) return path.slice(cut);
@@ -96,7 +102,8 @@ export function headersFromParams(params: Params): { headers: Record<string, str
     let raw: string;
     if (id === CONTENT_TYPE) raw = 'Content-Type';
     else if (id === CONTENT_LENGTH) raw = 'Content-Length';
-    else if (id === HTTP_CONTENT_TYPE || id === HTTP_CONTENT_LENGTH) continue; // CONTENT_* is authoritative
+    else if (id === HTTP_CONTENT_TYPE || id === HTTP_CONTENT_LENGTH)
+      continue; // CONTENT_* is authoritative
     else {
       const name = id === NAME_UNKNOWN ? params.nameAt(i) : KNOWN_NAMES[id]!;
       if (!name.startsWith('HTTP_') || name.length === 5) continue;
@@ -208,7 +215,8 @@ export class FastCGIServerResponse extends ServerResponse<FastCGIIncomingMessage
     this.shouldKeepAlive = true;
     internals._removedConnection = true;
     internals._removedTE = true;
-    for (let i = 0; i < RESPONSE_OWN.length; i++) (this as unknown as Record<string, unknown>)[RESPONSE_OWN[i]!] = RESPONSE_METHODS[i];
+    for (let i = 0; i < RESPONSE_OWN.length; i++)
+      (this as unknown as Record<string, unknown>)[RESPONSE_OWN[i]!] = RESPONSE_METHODS[i];
     this.assignSocket(req.fastcgi as unknown as Socket);
     // http.Server relays socket 'drain' to the response in its connection listener; here the socket is ours.
     req.fastcgi.on('drain', relayDrain);
@@ -230,7 +238,9 @@ export class FastCGIServerResponse extends ServerResponse<FastCGIIncomingMessage
 
   /** @internal Node calls this once the whole response is written to the socket: end the FastCGI request. */
   _finish(): void {
-    (Object.getPrototypeOf(FastCGIServerResponse.prototype) as { _finish(this: ServerResponse): void })._finish.call(this);
+    (Object.getPrototypeOf(FastCGIServerResponse.prototype) as { _finish(this: ServerResponse): void })._finish.call(
+      this,
+    );
     this.req.fastcgi.end();
   }
 
@@ -283,10 +293,20 @@ function relayDrain(this: RequestSocket & { _httpMessage?: ServerResponse | null
 // per instance cost ~2 µs a response (bench:server profile). The getters (cgiParams, data, stderr, stdout)
 // stay on the prototype; `req.fastcgi` always reaches them, and the node-fastcgi drop-in installs them per
 // instance because its users expect `req.cgiParams` under Express too.
-const RESPONSE_OWN = ['_storeHeader', '_finish', 'setVariable', 'allow', 'deny', 'writeContinue', 'writeProcessing', 'writeEarlyHints'];
+const RESPONSE_OWN = [
+  '_storeHeader',
+  '_finish',
+  'setVariable',
+  'allow',
+  'deny',
+  'writeContinue',
+  'writeProcessing',
+  'writeEarlyHints',
+];
 const RESPONSE_METHODS: unknown[] = RESPONSE_OWN.map((name) => {
   const method = (FastCGIServerResponse.prototype as unknown as Record<string, unknown>)[name];
-  if (typeof method !== 'function') throw new FastCGIError(ErrorCode.INVALID_STATE, `${name} is not a method of FastCGIServerResponse`);
+  if (typeof method !== 'function')
+    throw new FastCGIError(ErrorCode.INVALID_STATE, `${name} is not a method of FastCGIServerResponse`);
   return method;
 });
 

@@ -41,7 +41,13 @@ export function inheritedListenFd(env: NodeJS.ProcessEnv = process.env): number 
   try {
     const stat = fstatSync(LISTENSOCK_FILENO);
     if (stat.isSocket()) return LISTENSOCK_FILENO;
-    kind = stat.isFIFO() ? 'a pipe' : stat.isCharacterDevice() ? 'a terminal or device' : stat.isFile() ? 'a file' : 'not a socket';
+    kind = stat.isFIFO()
+      ? 'a pipe'
+      : stat.isCharacterDevice()
+        ? 'a terminal or device'
+        : stat.isFile()
+          ? 'a file'
+          : 'not a socket';
   } catch {
     kind = 'closed';
   }
@@ -113,7 +119,9 @@ export async function prepareSocketPath(path: string): Promise<void> {
       probe.destroy();
       resolve(true);
     });
-    probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code !== 'ECONNREFUSED' && error.code !== 'ENOENT'));
+    probe.once('error', (error: NodeJS.ErrnoException) =>
+      resolve(error.code !== 'ECONNREFUSED' && error.code !== 'ENOENT'),
+    );
   });
   if (alive) throw new ListenError(ErrorCode.ADDRESS_IN_USE, `another process is listening on ${path}`);
   try {

@@ -34,7 +34,12 @@ export class Server extends EngineServer {
   /** The config as node-fastcgi kept it. */
   readonly config: NodeFastCGIConfig;
 
-  constructor(responder?: Handler | NodeFastCGIConfig, authorizer?: Handler | NodeFastCGIConfig, filter?: Handler | NodeFastCGIConfig, config?: NodeFastCGIConfig) {
+  constructor(
+    responder?: Handler | NodeFastCGIConfig,
+    authorizer?: Handler | NodeFastCGIConfig,
+    filter?: Handler | NodeFastCGIConfig,
+    config?: NodeFastCGIConfig,
+  ) {
     // Any argument may be omitted: the config is the first non-function argument.
     const args = [responder, authorizer, filter, config];
     const found = args.find((a): a is NodeFastCGIConfig => a !== undefined && a !== null && typeof a !== 'function');
@@ -45,7 +50,8 @@ export class Server extends EngineServer {
     const valueMap: Record<string, string | number> = { FCGI_MAX_REQS: cfg.maxReqs };
     for (const [name, key] of Object.entries(cfg.valueMap ?? {})) {
       const value = cfg[key];
-      if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') valueMap[name] = typeof value === 'boolean' ? Number(value) : value;
+      if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+        valueMap[name] = typeof value === 'boolean' ? Number(value) : value;
     }
     const options: ServerOptions = {
       maxRequestsPerConnection: cfg.maxReqs,
@@ -106,7 +112,12 @@ function nodeFastcgiHeaders(params: Record<string, string>): { headers: Record<s
  * 'request', authorizer ones to 'authorize', filter ones to 'filter'. `listen()` with no arguments listens on
  * the socket the web server passed as fd 0.
  */
-export function createServer(responder?: Handler | NodeFastCGIConfig, authorizer?: Handler | NodeFastCGIConfig, filter?: Handler | NodeFastCGIConfig, config?: NodeFastCGIConfig): Server {
+export function createServer(
+  responder?: Handler | NodeFastCGIConfig,
+  authorizer?: Handler | NodeFastCGIConfig,
+  filter?: Handler | NodeFastCGIConfig,
+  config?: NodeFastCGIConfig,
+): Server {
   return new Server(responder, authorizer, filter, config);
 }
 

@@ -2,7 +2,16 @@
 import { unmapIPv4 } from '../wire/address';
 import type { Scanner } from '../codec/scanner';
 import { InvalidArgumentError } from '../errors';
-import { booleanOption, byteSizeOption, choiceOption, countOption, durationOption, modeOption, objectOption, optionsObject } from '../options/validate';
+import {
+  booleanOption,
+  byteSizeOption,
+  choiceOption,
+  countOption,
+  durationOption,
+  modeOption,
+  objectOption,
+  optionsObject,
+} from '../options/validate';
 import { toLogSink, type LogSink, type Logger, type StructuredLogger } from '../diagnostics/logger';
 
 /** Where the server reports what it does not throw: protocol errors, handler failures, refused peers. */
@@ -170,7 +179,8 @@ export function resolveMount(mount: string | undefined): string | null {
 export function resolveLogger(logger: unknown, fallback: LogSink = consoleLogger): LogSink {
   const given = objectOption<Partial<Logger>>('logger', logger);
   if (given === undefined) return fallback;
-  if (typeof given.warn !== 'function' || typeof given.error !== 'function') throw new InvalidArgumentError('logger must have warn(message) and error(message) methods');
+  if (typeof given.warn !== 'function' || typeof given.error !== 'function')
+    throw new InvalidArgumentError('logger must have warn(message) and error(message) methods');
   return toLogSink(given as Logger | StructuredLogger);
 }
 
@@ -195,7 +205,11 @@ export function resolveOptions(given?: ServerOptions): ResolvedOptions {
     bodyTimeout: durationOption('bodyTimeout', options.bodyTimeout, 30_000),
     minBodyRate: byteSizeOption('minBodyRate', options.minBodyRate, 500),
     sendTimeout: durationOption('sendTimeout', options.sendTimeout, 60_000),
-    maxConnectionBufferBytes: byteSizeOption('maxConnectionBufferBytes', options.maxConnectionBufferBytes, 8 * 1024 * 1024),
+    maxConnectionBufferBytes: byteSizeOption(
+      'maxConnectionBufferBytes',
+      options.maxConnectionBufferBytes,
+      8 * 1024 * 1024,
+    ),
     maxBufferBytes: byteSizeOption('maxBufferBytes', options.maxBufferBytes, 128 * 1024 * 1024),
     handlerTimeout: durationOption('handlerTimeout', options.handlerTimeout, 0),
     outputHighWaterMark: byteSizeOption('outputHighWaterMark', options.outputHighWaterMark, 64 * 1024),
@@ -203,7 +217,11 @@ export function resolveOptions(given?: ServerOptions): ResolvedOptions {
     connectionHighWaterMark: byteSizeOption('connectionHighWaterMark', options.connectionHighWaterMark, 256 * 1024, 1),
     padRecords: booleanOption('padRecords', options.padRecords, true),
     valueMap: objectOption<Record<string, string | number>>('valueMap', options.valueMap) ?? {},
-    webServerAddrs: parseWebServerAddrs(options.webServerAddrs === undefined ? process.env.FCGI_WEB_SERVER_ADDRS : checkWebServerAddrs(options.webServerAddrs)),
+    webServerAddrs: parseWebServerAddrs(
+      options.webServerAddrs === undefined
+        ? process.env.FCGI_WEB_SERVER_ADDRS
+        : checkWebServerAddrs(options.webServerAddrs),
+    ),
     socketMode: modeOption('socketMode', options.socketMode),
     closeTimeout: durationOption('closeTimeout', options.closeTimeout, 30_000),
     mount: resolveMount(options.mount),

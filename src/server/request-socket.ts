@@ -192,7 +192,13 @@ export class RequestSocket extends Writable {
   readonly startTime = performance.now();
 
   /** @internal Made by the Connection at BEGIN_REQUEST. */
-  constructor(owner: RequestOwner, requestId: number, role: RoleValue, keepConn: boolean, options: RequestSocketOptions) {
+  constructor(
+    owner: RequestOwner,
+    requestId: number,
+    role: RoleValue,
+    keepConn: boolean,
+    options: RequestSocketOptions,
+  ) {
     super({ highWaterMark: options.outputHighWaterMark });
     this.#owner = owner;
     this.#options = options;
@@ -218,7 +224,11 @@ export class RequestSocket extends Writable {
   /** The request body (STDIN) as a Readable, unless an adapter attached its own sink. */
   get body(): Readable {
     this.#stdin.sink ??= new InputStream(this, this.#options.inputHighWaterMark, false);
-    if (!(this.#stdin.sink instanceof Readable)) throw new FastCGIError(ErrorCode.INVALID_STATE, 'the body was attached to another sink (setBodySink), so it is not a Readable here');
+    if (!(this.#stdin.sink instanceof Readable))
+      throw new FastCGIError(
+        ErrorCode.INVALID_STATE,
+        'the body was attached to another sink (setBodySink), so it is not a Readable here',
+      );
     return this.#stdin.sink;
   }
 
@@ -402,7 +412,11 @@ export class RequestSocket extends Writable {
 
   #abortError(): FastCGIError {
     if (this.#abortReason === 'timeout') {
-      return new TimeoutError(ErrorCode.HANDLER_TIMEOUT, 'the request handler did not finish within handlerTimeout', 'handler');
+      return new TimeoutError(
+        ErrorCode.HANDLER_TIMEOUT,
+        'the request handler did not finish within handlerTimeout',
+        'handler',
+      );
     }
     return new RequestAbortedError(
       this.#abortReason === 'abort-request'
@@ -576,7 +590,9 @@ export function statusOf(chunk: Uint8Array): number {
     const headerEnd = crlf === -1 ? lf : lf === -1 ? crlf : Math.min(crlf, lf);
     if (found === -1 || (headerEnd !== -1 && found > headerEnd)) {
       // No Status: a Location alone is a redirect, 302 (RFC 3875 §6.2.3), as the CGI response parser reads it.
-      const block = buffer.toString('latin1', 0, headerEnd === -1 ? Math.min(buffer.length, 8192) : headerEnd).toLowerCase();
+      const block = buffer
+        .toString('latin1', 0, headerEnd === -1 ? Math.min(buffer.length, 8192) : headerEnd)
+        .toLowerCase();
       return block.startsWith('location:') || block.includes('\nlocation:') ? 302 : 200;
     }
     at = found + STATUS_HEADER.length;

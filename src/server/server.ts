@@ -62,7 +62,10 @@ export class Server extends NetServer {
       // FastCGI 1.0 §3.2: a peer not in FCGI_WEB_SERVER_ADDRS (a non-TCP peer included) is closed at once.
       const address = socket.remoteAddress === undefined ? undefined : normalizeAddress(socket.remoteAddress);
       if (address === undefined || !allowed.has(address)) {
-        const error = new ProtocolError(ErrorCode.PEER_NOT_ALLOWED, `refused a connection from ${address ?? 'a non-TCP peer'}: not in FCGI_WEB_SERVER_ADDRS`);
+        const error = new ProtocolError(
+          ErrorCode.PEER_NOT_ALLOWED,
+          `refused a connection from ${address ?? 'a non-TCP peer'}: not in FCGI_WEB_SERVER_ADDRS`,
+        );
         socket.destroy();
         this.reportClientError(error, socket);
         return;
@@ -70,12 +73,19 @@ export class Server extends NetServer {
     }
     if (this.#connections.size >= this.settings.maxConnections && !this.#makeRoom()) {
       socket.destroy();
-      this.reportClientError(new ProtocolError(ErrorCode.CONNECTION_LIMIT, `refused a connection: ${this.#connections.size} are open, every one with a request in flight (maxConnections)`), socket);
+      this.reportClientError(
+        new ProtocolError(
+          ErrorCode.CONNECTION_LIMIT,
+          `refused a connection: ${this.#connections.size} are open, every one with a request in flight (maxConnections)`,
+        ),
+        socket,
+      );
       return;
     }
     this.#connections.add(new Connection(socket, this.#events, this.settings, this.#budget, this.#stats));
     this.#stats.connectionOpened();
-    if (channels.serverConnectionOpen.hasSubscribers) channels.serverConnectionOpen.publish(build.serverConnectionOpen(socket));
+    if (channels.serverConnectionOpen.hasSubscribers)
+      channels.serverConnectionOpen.publish(build.serverConnectionOpen(socket));
   };
 
   /**
@@ -92,10 +102,13 @@ export class Server extends NetServer {
   #makeRoom(): boolean {
     let oldest: Connection | null = null;
     for (const connection of this.#connections) {
-      if (connection.activeRequests === 0 && (oldest === null || connection.acceptedAt < oldest.acceptedAt)) oldest = connection;
+      if (connection.activeRequests === 0 && (oldest === null || connection.acceptedAt < oldest.acceptedAt))
+        oldest = connection;
     }
     if (oldest === null) return false;
-    this.settings.logger.warn(`closed an idle connection to make room for a new one (maxConnections ${this.settings.maxConnections})`);
+    this.settings.logger.warn(
+      `closed an idle connection to make room for a new one (maxConnections ${this.settings.maxConnections})`,
+    );
     this.#connections.delete(oldest);
     oldest.destroy();
     return true;
@@ -155,7 +168,8 @@ export class Server extends NetServer {
     const stack = error instanceof Error ? (error.stack ?? String(error)) : String(error);
     const request = req.fastcgi;
     this.settings.logger.error(`handler failed for ${req.method} ${req.url}: ${stack}`, requestFields(request));
-    if (channels.serverRequestError.hasSubscribers) channels.serverRequestError.publish(build.serverRequestError(request, error));
+    if (channels.serverRequestError.hasSubscribers)
+      channels.serverRequestError.publish(build.serverRequestError(request, error));
     if (!request.isEnded) request.stderr.write(`${stack}\n`);
     if (res.writableEnded || request.isEnded) return;
     if (!res.headersSent) {
@@ -184,7 +198,8 @@ export class Server extends NetServer {
   reportClientError(error: FastCGIError, socket: Socket): void {
     const cause = refusalCause(error);
     this.#stats.refusedBy(cause);
-    if (channels.serverConnectionError.hasSubscribers) channels.serverConnectionError.publish(build.serverConnectionError(socket, error, cause));
+    if (channels.serverConnectionError.hasSubscribers)
+      channels.serverConnectionError.publish(build.serverConnectionError(socket, error, cause));
     if (this.listenerCount('clientError') > 0) this.emit('clientError', error, socket);
     else this.settings.logger.warn(`closed a connection: ${error.message} [${error.code}]`);
   }
@@ -192,7 +207,10 @@ export class Server extends NetServer {
   #connectionClosed(connection: Connection): void {
     this.#connections.delete(connection);
     this.#stats.connectionClosed();
-    if (channels.serverConnectionClose.hasSubscribers) channels.serverConnectionClose.publish(build.serverConnectionClose(connection.socket, connection.handledRequests, connection.acceptedAt));
+    if (channels.serverConnectionClose.hasSubscribers)
+      channels.serverConnectionClose.publish(
+        build.serverConnectionClose(connection.socket, connection.handledRequests, connection.acceptedAt),
+      );
     if (this.#connections.size === 0 && this.#closeTimer !== null) {
       clearTimeout(this.#closeTimer);
       this.#closeTimer = null;
@@ -227,7 +245,12 @@ export class Server extends NetServer {
       return super.listen({ fd });
     }
     const first = args[0];
-    const path = typeof first === 'string' && !/^\d+$/.test(first) ? first : typeof first === 'object' && first !== null && 'path' in first ? String((first as { path: unknown }).path) : null;
+    const path =
+      typeof first === 'string' && !/^\d+$/.test(first)
+        ? first
+        : typeof first === 'object' && first !== null && 'path' in first
+          ? String((first as { path: unknown }).path)
+          : null;
     if (path === null) {
       if (typeof first === 'object' && first !== null && 'fd' in first) {
         this.#listeningOnFd = Number((first as { fd: unknown }).fd);
@@ -248,7 +271,8 @@ export class Server extends NetServer {
         });
       }
     };
-    const exclusive = typeof first === 'object' && first !== null && (first as { exclusive?: unknown }).exclusive === true;
+    const exclusive =
+      typeof first === 'object' && first !== null && (first as { exclusive?: unknown }).exclusive === true;
     if (!checksStaleSocket(exclusive)) {
       // A node:cluster worker: the primary binds the path; clearing a stale file is the primary's job, before it forks.
       listenOnPath();
@@ -271,7 +295,8 @@ export class Server extends NetServer {
     // listen({ fd: 0 }) on a connected socket fails with EINVAL: say why in words.
     if (event === 'error' && this.#listeningOnFd !== null && !this.listening) {
       const error = args[0] as NodeJS.ErrnoException;
-      if (error?.code === 'EINVAL' && !(error instanceof FastCGIError)) return super.emit('error', connectedFdError(this.#listeningOnFd, error));
+      if (error?.code === 'EINVAL' && !(error instanceof FastCGIError))
+        return super.emit('error', connectedFdError(this.#listeningOnFd, error));
     }
     return super.emit(event, ...args);
   }
@@ -337,4 +362,3 @@ export function createServer(options: ServerOptions, handler?: RequestListener):
 export function createServer(a?: ServerOptions | RequestListener, b?: RequestListener): Server {
   return typeof a === 'function' ? new Server({}, a) : new Server(a ?? {}, b);
 }
-

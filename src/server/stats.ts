@@ -160,13 +160,19 @@ export class StatsRecorder {
 
   snapshot(): ServerStats {
     const byProtocolStatus: Record<string, number> = {};
-    for (let status = 0; status < 4; status++) byProtocolStatus[PROTOCOL_STATUS_NAMES[status]!] = this.protocolStatuses[status]!;
+    for (let status = 0; status < 4; status++)
+      byProtocolStatus[PROTOCOL_STATUS_NAMES[status]!] = this.protocolStatuses[status]!;
     Object.assign(byProtocolStatus, this.otherProtocolStatus);
     const [c1, c2, c3, c4, c5] = this.statusClasses as [number, number, number, number, number];
     return {
       startTime: this.startTime,
       startSince: Math.floor((Date.now() - this.startTime) / 1000),
-      connections: { open: this.connectionsOpen, accepted: this.connectionsAccepted, refused: { ...this.refused }, maxOpen: this.connectionsMaxOpen },
+      connections: {
+        open: this.connectionsOpen,
+        accepted: this.connectionsAccepted,
+        refused: { ...this.refused },
+        maxOpen: this.connectionsMaxOpen,
+      },
       requests: {
         inFlight: this.inFlight,
         maxInFlight: this.maxInFlight,
@@ -178,7 +184,12 @@ export class StatsRecorder {
         slow: this.slow,
       },
       bytes: { in: this.bytesIn, out: this.bytesOut },
-      latency: { bounds: [...LATENCY_BOUNDS], counts: [...this.latencyCounts], sum: this.latencySum, count: this.total },
+      latency: {
+        bounds: [...LATENCY_BOUNDS],
+        counts: [...this.latencyCounts],
+        sum: this.latencySum,
+        count: this.total,
+      },
     };
   }
 }

@@ -66,7 +66,13 @@ export interface DecoderOptions {
 }
 
 /** Sees each record as the decoder reads it (see DecoderOptions.observer). */
-export type RecordObserver = (type: number, requestId: number, contentLength: number, paddingLength: number, content: Buffer) => void;
+export type RecordObserver = (
+  type: number,
+  requestId: number,
+  contentLength: number,
+  paddingLength: number,
+  content: Buffer,
+) => void;
 
 /** A byte budget the decoder charges for the PARAMS it holds. */
 export interface ParamsBudget {
@@ -185,7 +191,6 @@ export class Decoder {
     this.#budget?.release(collector.held);
   }
 
-
   /** Feeds the next chunk of the stream. */
   push(chunk: Buffer): void {
     const end = chunk.length;
@@ -211,12 +216,23 @@ export class Decoder {
         const offset = out[slot + REC_CONTENT_OFFSET]!;
         const length = out[slot + REC_CONTENT_LENGTH]!;
         const content = chunk.subarray(offset, offset + length);
-        this.#observer?.(out[slot + REC_TYPE]!, out[slot + REC_REQUEST_ID]!, length, out[slot + REC_PADDING_LENGTH]!, content);
+        this.#observer?.(
+          out[slot + REC_TYPE]!,
+          out[slot + REC_REQUEST_ID]!,
+          length,
+          out[slot + REC_PADDING_LENGTH]!,
+          content,
+        );
         this.#dispatch(out[slot + REC_TYPE]!, out[slot + REC_REQUEST_ID]!, content);
       }
       if (this.#stopped) return end;
       if (out[OUT_ERROR] !== ERR_NONE) {
-        this.#fail(scanErrorToProtocolError({ error: out[OUT_ERROR]!, offset: out[OUT_ERROR_OFFSET]!, value: out[OUT_ERROR_VALUE]! }, this.#base));
+        this.#fail(
+          scanErrorToProtocolError(
+            { error: out[OUT_ERROR]!, offset: out[OUT_ERROR_OFFSET]!, value: out[OUT_ERROR_VALUE]! },
+            this.#base,
+          ),
+        );
         return end;
       }
       p = out[OUT_CONSUMED]!;
@@ -272,7 +288,13 @@ export class Decoder {
           this.#firstPiece ??= piece;
           if (this.#contentRemaining === 0) {
             this.#observing = false;
-            this.#observer!(this.#type, this.#requestId, (this.#header![4]! << 8) | this.#header![5]!, this.#header![6]!, this.#firstPiece);
+            this.#observer!(
+              this.#type,
+              this.#requestId,
+              (this.#header![4]! << 8) | this.#header![5]!,
+              this.#header![6]!,
+              this.#firstPiece,
+            );
             this.#firstPiece = null;
           }
         }

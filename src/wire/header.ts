@@ -49,7 +49,7 @@ export function checkRequestId(requestId: number): void {
  * before it knows the id its connection will give it, and stamps the id when the request starts.
  */
 export function setRequestId(records: Uint8Array, requestId: number): void {
-  for (let offset = 0; offset + HEADER_LENGTH <= records.length; ) {
+  for (let offset = 0; offset + HEADER_LENGTH <= records.length;) {
     records[offset + 2] = requestId >>> 8;
     records[offset + 3] = requestId & 0xff;
     offset += HEADER_LENGTH + ((records[offset + 4]! << 8) | records[offset + 5]!) + records[offset + 6]!;

@@ -34,9 +34,15 @@ export interface Refusal {
 
 // FastCGI 1.0 §5.5: the protocolStatus values other than REQUEST_COMPLETE refuse the request.
 const REFUSALS: Readonly<Record<number, Refusal>> = {
-  [ProtocolStatus.CANT_MPX_CONN]: { code: ErrorCode.CANT_MPX_CONN, reason: 'it cannot multiplex requests on one connection (CANT_MPX_CONN)' },
+  [ProtocolStatus.CANT_MPX_CONN]: {
+    code: ErrorCode.CANT_MPX_CONN,
+    reason: 'it cannot multiplex requests on one connection (CANT_MPX_CONN)',
+  },
   [ProtocolStatus.OVERLOADED]: { code: ErrorCode.OVERLOADED, reason: 'it is overloaded (OVERLOADED)' },
-  [ProtocolStatus.UNKNOWN_ROLE]: { code: ErrorCode.UNKNOWN_ROLE, reason: 'it does not play the requested role (UNKNOWN_ROLE)' },
+  [ProtocolStatus.UNKNOWN_ROLE]: {
+    code: ErrorCode.UNKNOWN_ROLE,
+    reason: 'it does not play the requested role (UNKNOWN_ROLE)',
+  },
 };
 const UNKNOWN_REFUSAL: Refusal = { code: ErrorCode.UNKNOWN_PROTOCOL_STATUS, reason: 'unknown protocol status' };
 

@@ -1,6 +1,14 @@
 // Reading a block of name-value pairs (FastCGI 1.0 §3.4): a PARAMS stream, a GET_VALUES query or its result.
 // The one place that reads pair descriptors off a scanner's output; everything else sees them as Params.
-import { ERR_NONE, OUT_CONSUMED, OUT_ERROR, OUT_ERROR_OFFSET, OUT_ERROR_VALUE, OUT_HEADER_SLOTS, PAIR_STRIDE } from '../codec/layout';
+import {
+  ERR_NONE,
+  OUT_CONSUMED,
+  OUT_ERROR,
+  OUT_ERROR_OFFSET,
+  OUT_ERROR_VALUE,
+  OUT_HEADER_SLOTS,
+  PAIR_STRIDE,
+} from '../codec/layout';
 import { scanner as defaultScanner } from '../codec/load';
 import type { Scanner } from '../codec/scanner';
 import type { ScanFailure } from '../errors';
@@ -28,7 +36,11 @@ let scratchBusy = false;
  * grows it (doubling, then rescanning) until they do. It stops after maxCount + 1 pairs: a count above
  * maxCount means the block holds too many. Never throws on malformed bytes: they come back as `failure`.
  */
-export function scanPairBlock(block: Uint8Array, scanner: Scanner = defaultScanner, maxCount = Number.MAX_SAFE_INTEGER): PairBlock {
+export function scanPairBlock(
+  block: Uint8Array,
+  scanner: Scanner = defaultScanner,
+  maxCount = Number.MAX_SAFE_INTEGER,
+): PairBlock {
   const shared = !scratchBusy;
   scratchBusy = true;
   try {
@@ -42,12 +54,15 @@ function scanInto(block: Uint8Array, scanner: Scanner, maxCount: number, shared:
   let out = shared ? scratch : new Uint32Array(OUT_HEADER_SLOTS + PAIR_STRIDE * INITIAL_PAIRS);
   for (;;) {
     // A scratch grown by an earlier, larger block is cut down to maxCount + 1 pairs.
-    if ((out.length - OUT_HEADER_SLOTS) / PAIR_STRIDE > maxCount + 1) out = out.subarray(0, OUT_HEADER_SLOTS + PAIR_STRIDE * (maxCount + 1));
+    if ((out.length - OUT_HEADER_SLOTS) / PAIR_STRIDE > maxCount + 1)
+      out = out.subarray(0, OUT_HEADER_SLOTS + PAIR_STRIDE * (maxCount + 1));
     const capacity = (out.length - OUT_HEADER_SLOTS) / PAIR_STRIDE;
     const count = scanner.scanPairs(block, 0, block.length, out);
     const failed = out[OUT_ERROR] !== ERR_NONE;
     if (failed || count > maxCount || count < capacity || out[OUT_CONSUMED] === block.length) {
-      const failure = failed ? { error: out[OUT_ERROR]!, offset: out[OUT_ERROR_OFFSET]!, value: out[OUT_ERROR_VALUE]! } : null;
+      const failure = failed
+        ? { error: out[OUT_ERROR]!, offset: out[OUT_ERROR_OFFSET]!, value: out[OUT_ERROR_VALUE]! }
+        : null;
       return { pairs: out.slice(OUT_HEADER_SLOTS, OUT_HEADER_SLOTS + count * PAIR_STRIDE), count, failure };
     }
     out = new Uint32Array(OUT_HEADER_SLOTS + PAIR_STRIDE * Math.min(capacity * 2, maxCount + 1));

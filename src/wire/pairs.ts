@@ -83,7 +83,12 @@ const LENGTH_CHARS = Array.from({ length: 0x80 }, (_, n) => String.fromCharCode(
 
 function lengthChars(length: number): string {
   if (length < 0x80) return LENGTH_CHARS[length]!;
-  return String.fromCharCode(((length >>> 24) & 0x7f) | 0x80, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
+  return String.fromCharCode(
+    ((length >>> 24) & 0x7f) | 0x80,
+    (length >>> 16) & 0xff,
+    (length >>> 8) & 0xff,
+    length & 0xff,
+  );
 }
 
 /**
@@ -98,7 +103,12 @@ function writePairs(target: Buffer, offset: number, end: number, measured: reado
   while (offset < end) {
     const pair = measured[next++]!;
     const { name, value } = pair;
-    if (typeof name === 'string' && typeof value === 'string' && pair.nameLength === name.length && pair.valueLength === value.length) {
+    if (
+      typeof name === 'string' &&
+      typeof value === 'string' &&
+      pair.nameLength === name.length &&
+      pair.valueLength === value.length
+    ) {
       if (text === '') textStart = offset;
       text += lengthChars(pair.nameLength) + lengthChars(pair.valueLength) + name + value;
       offset += pair.size;
@@ -137,7 +147,11 @@ export interface ParamsOptions {
  * php-fpm does not) and resets the connection on a split pair. Throws LimitError (FCGI_ERR_PAIR_TOO_LARGE) for a pair that cannot
  * fit one record.
  */
-export function encodeParams(requestId: number, pairs: Iterable<readonly [PairInput, PairInput]>, options?: ParamsOptions): Buffer {
+export function encodeParams(
+  requestId: number,
+  pairs: Iterable<readonly [PairInput, PairInput]>,
+  options?: ParamsOptions,
+): Buffer {
   checkRequestId(requestId);
   const pad = options?.pad !== false;
   const measured = measure(pairs);

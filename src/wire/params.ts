@@ -1,7 +1,15 @@
 // Params: a lazy view of one request's name-value pairs. Strings are made on first access only: one latin1
 // string per params block, then a `substring` per field (zero-copy in V8 for longer fields), and known names
 // come from the interned KNOWN_NAMES table. Values are bytes (latin1), never UTF-8 with replacement.
-import { NAME_UNKNOWN, PAIR_NAME_ID, PAIR_NAME_LENGTH, PAIR_NAME_OFFSET, PAIR_STRIDE, PAIR_VALUE_LENGTH, PAIR_VALUE_OFFSET } from '../codec/layout';
+import {
+  NAME_UNKNOWN,
+  PAIR_NAME_ID,
+  PAIR_NAME_LENGTH,
+  PAIR_NAME_OFFSET,
+  PAIR_STRIDE,
+  PAIR_VALUE_LENGTH,
+  PAIR_VALUE_OFFSET,
+} from '../codec/layout';
 import { KNOWN_NAMES, KNOWN_NAME_IDS } from '../codec/known-names';
 
 /** The params of one request, decoded lazily. Later duplicates win in `get`; `getAll` returns every value. */

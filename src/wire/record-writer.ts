@@ -64,7 +64,10 @@ export class RecordWriter {
   /** Queues `data` as records of `type` (STDOUT, STDERR): split at 65535 bytes, no copy of the payload. */
   stream(type: number, requestId: number, data: Uint8Array): void {
     for (let offset = 0; offset < data.length; offset += MAX_CONTENT_LENGTH) {
-      const piece = offset === 0 && data.length <= MAX_CONTENT_LENGTH ? data : data.subarray(offset, Math.min(data.length, offset + MAX_CONTENT_LENGTH));
+      const piece =
+        offset === 0 && data.length <= MAX_CONTENT_LENGTH
+          ? data
+          : data.subarray(offset, Math.min(data.length, offset + MAX_CONTENT_LENGTH));
       const padding = this.#pad ? paddingFor(piece.length) : 0;
       const header = Buffer.allocUnsafe(HEADER_LENGTH);
       writeHeader(header, 0, type, requestId, piece.length, padding);

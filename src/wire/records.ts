@@ -31,7 +31,12 @@ const ZEROS = Buffer.alloc(255);
  * encodeRecord returns one record: header, content and padding in a single buffer.
  * Throws InvalidArgumentError when content exceeds 65535 bytes (use encodeStream) or the id is out of range.
  */
-export function encodeRecord(type: number, requestId: number, content: Uint8Array = EMPTY, options?: RecordOptions): Buffer {
+export function encodeRecord(
+  type: number,
+  requestId: number,
+  content: Uint8Array = EMPTY,
+  options?: RecordOptions,
+): Buffer {
   checkRequestId(requestId);
   if (content.length > MAX_CONTENT_LENGTH) {
     throw new InvalidArgumentError(`record content is ${content.length} bytes; one record holds at most 65535`);
@@ -55,7 +60,12 @@ export interface StreamOptions extends RecordOptions {
  * streamRecordChunks returns the pieces of a stream's records, ready for a corked write: a header, a zero-copy
  * view of at most 65535 content bytes and its padding per record, plus the empty terminator with `end`.
  */
-export function streamRecordChunks(type: number, requestId: number, content: Uint8Array, options?: StreamOptions): Uint8Array[] {
+export function streamRecordChunks(
+  type: number,
+  requestId: number,
+  content: Uint8Array,
+  options?: StreamOptions,
+): Uint8Array[] {
   checkRequestId(requestId);
   const pad = options?.pad !== false;
   const chunks: Uint8Array[] = [];

@@ -34,9 +34,12 @@ export function encodeRequest(options: RequestRecordsOptions = {}): Buffer {
     encodeBeginRequest(requestId, options.role ?? Role.RESPONDER, options.keepConn === true ? Flag.KEEP_CONN : 0),
     encodeParams(requestId, options.params ?? [], { pad }),
   ];
-  const stdin = options.stdin === undefined ? [] : options.stdin instanceof Uint8Array ? [options.stdin] : options.stdin;
+  const stdin =
+    options.stdin === undefined ? [] : options.stdin instanceof Uint8Array ? [options.stdin] : options.stdin;
   for (const piece of stdin) chunks.push(...streamRecordChunks(RecordType.STDIN, requestId, piece, { pad }));
-  if (options.endStdin !== false) chunks.push(...streamRecordChunks(RecordType.STDIN, requestId, EMPTY, { pad, end: true }));
-  if (options.data !== undefined) chunks.push(...streamRecordChunks(RecordType.DATA, requestId, options.data, { pad, end: true }));
+  if (options.endStdin !== false)
+    chunks.push(...streamRecordChunks(RecordType.STDIN, requestId, EMPTY, { pad, end: true }));
+  if (options.data !== undefined)
+    chunks.push(...streamRecordChunks(RecordType.DATA, requestId, options.data, { pad, end: true }));
   return Buffer.concat(chunks);
 }

@@ -7,7 +7,11 @@ import { BadPathError, cgiParamsFor, splitUri, toolParams, type ScriptMapping } 
 type Outcome = { params: Record<string, string>; port: number; remotePort: number } | { error: Error };
 
 // Sends raw HTTP/1.1 bytes to a node:http server and returns the params built from the request it parsed.
-async function paramsFor(head: string, mapping: ScriptMapping = { documentRoot: '/srv/www' }, mount?: { baseUrl: string; url: string }): Promise<Outcome> {
+async function paramsFor(
+  head: string,
+  mapping: ScriptMapping = { documentRoot: '/srv/www' },
+  mount?: { baseUrl: string; url: string },
+): Promise<Outcome> {
   let outcome: Outcome | null = null;
   const server = createServer((req: IncomingMessage, res) => {
     if (mount !== undefined) {
@@ -16,7 +20,11 @@ async function paramsFor(head: string, mapping: ScriptMapping = { documentRoot: 
       req.url = mount.url;
     }
     try {
-      outcome = { params: cgiParamsFor(req, mapping), port: (server.address() as AddressInfo).port, remotePort: req.socket.remotePort! };
+      outcome = {
+        params: cgiParamsFor(req, mapping),
+        port: (server.address() as AddressInfo).port,
+        remotePort: req.socket.remotePort!,
+      };
     } catch (error) {
       outcome = { error: error as Error };
     }
@@ -71,11 +79,24 @@ describe('cgiParamsFor', () => {
 
   it('splits PATH_INFO after the .php segment, uses the index for directories and the front controller for the rest', async () => {
     const split = ok(await paramsFor('GET /api.php/users/7?x HTTP/1.1\nHost: h\n'));
-    expect(split).toMatchObject({ SCRIPT_NAME: '/api.php', PATH_INFO: '/users/7', PATH_TRANSLATED: '/srv/www/users/7', DOCUMENT_URI: '/api.php/users/7' });
-    const directory = ok(await paramsFor('GET /docs/ HTTP/1.1\nHost: h\n', { documentRoot: '/srv/www/', index: 'main.php' }));
+    expect(split).toMatchObject({
+      SCRIPT_NAME: '/api.php',
+      PATH_INFO: '/users/7',
+      PATH_TRANSLATED: '/srv/www/users/7',
+      DOCUMENT_URI: '/api.php/users/7',
+    });
+    const directory = ok(
+      await paramsFor('GET /docs/ HTTP/1.1\nHost: h\n', { documentRoot: '/srv/www/', index: 'main.php' }),
+    );
     expect(directory).toMatchObject({ SCRIPT_NAME: '/docs/main.php', SCRIPT_FILENAME: '/srv/www/docs/main.php' });
-    const pretty = ok(await paramsFor('GET /users/7 HTTP/1.1\nHost: h\n', { documentRoot: '/srv/www', frontController: '/index.php' }));
-    expect(pretty).toMatchObject({ SCRIPT_NAME: '/index.php', SCRIPT_FILENAME: '/srv/www/index.php', REQUEST_URI: '/users/7' });
+    const pretty = ok(
+      await paramsFor('GET /users/7 HTTP/1.1\nHost: h\n', { documentRoot: '/srv/www', frontController: '/index.php' }),
+    );
+    expect(pretty).toMatchObject({
+      SCRIPT_NAME: '/index.php',
+      SCRIPT_FILENAME: '/srv/www/index.php',
+      REQUEST_URI: '/users/7',
+    });
     const plain = ok(await paramsFor('GET /style.css HTTP/1.1\nHost: h\n'));
     expect(plain.SCRIPT_NAME).toBe('/style.css');
     // Not a .php segment: `.phpx` is no script.
@@ -134,8 +155,20 @@ describe('cgiParamsFor', () => {
   });
 
   it('names the script under the mount point when Express mounts the handler', async () => {
-    const params = ok(await paramsFor('GET /php/app.php/x?q HTTP/1.1\nHost: h\n', { documentRoot: '/srv/www' }, { baseUrl: '/php', url: '/app.php/x?q' }));
-    expect(params).toMatchObject({ SCRIPT_NAME: '/php/app.php', SCRIPT_FILENAME: '/srv/www/app.php', PATH_INFO: '/x', REQUEST_URI: '/php/app.php/x?q', QUERY_STRING: 'q' });
+    const params = ok(
+      await paramsFor(
+        'GET /php/app.php/x?q HTTP/1.1\nHost: h\n',
+        { documentRoot: '/srv/www' },
+        { baseUrl: '/php', url: '/app.php/x?q' },
+      ),
+    );
+    expect(params).toMatchObject({
+      SCRIPT_NAME: '/php/app.php',
+      SCRIPT_FILENAME: '/srv/www/app.php',
+      PATH_INFO: '/x',
+      REQUEST_URI: '/php/app.php/x?q',
+      QUERY_STRING: 'q',
+    });
   });
 
   it('reads an IPv6 Host and keeps the brackets in SERVER_NAME', async () => {
@@ -151,7 +184,10 @@ describe('toolParams', () => {
       uri: '/a/b.php?x=1&y',
       contentLength: 3,
       contentType: 'application/octet-stream',
-      headers: [['X-Trace', 'abc'], ['content-type', 'text/csv']],
+      headers: [
+        ['X-Trace', 'abc'],
+        ['content-type', 'text/csv'],
+      ],
     });
     expect(Object.fromEntries(params)).toEqual({
       GATEWAY_INTERFACE: 'CGI/1.1',

@@ -33,7 +33,11 @@ function codeOf(fn: () => unknown): string {
 
 describe('CgiHeaderParser', () => {
   it('reads headers ended by CRLF or bare LF, and hands over the body after the blank line', () => {
-    for (const text of ['Content-Type: text/plain\r\nX-A:  1 \r\n\r\nbody', 'Content-Type: text/plain\nX-A:  1 \n\nbody', 'Content-Type: text/plain\r\nX-A: 1\n\r\nbody']) {
+    for (const text of [
+      'Content-Type: text/plain\r\nX-A:  1 \r\n\r\nbody',
+      'Content-Type: text/plain\nX-A:  1 \n\nbody',
+      'Content-Type: text/plain\r\nX-A: 1\n\r\nbody',
+    ]) {
       const { head, body } = parse(text);
       expect(head.status).toBe(200);
       expect(head.statusText).toBe('OK');
@@ -51,7 +55,10 @@ describe('CgiHeaderParser', () => {
       expect(split.head).toEqual(whole.head);
       expect(split.body).toBe(whole.body);
     }
-    const bytewise = parse(text, Array.from({ length: text.length - 1 }, (_, i) => i + 1));
+    const bytewise = parse(
+      text,
+      Array.from({ length: text.length - 1 }, (_, i) => i + 1),
+    );
     expect(bytewise.head).toEqual(whole.head);
     expect(bytewise.body).toBe('\x00\x01body\r\n\r\n');
   });
@@ -64,16 +71,35 @@ describe('CgiHeaderParser', () => {
   });
 
   it('answers 302 for a Location without Status, and keeps an explicit Status beside Location', () => {
-    expect(parse('Location: /x\r\n\r\n').head).toMatchObject({ status: 302, statusText: 'Found', headers: { location: '/x' } });
+    expect(parse('Location: /x\r\n\r\n').head).toMatchObject({
+      status: 302,
+      statusText: 'Found',
+      headers: { location: '/x' },
+    });
     expect(parse('Location: /x\r\nStatus: 301 Moved Permanently\r\n\r\n').head).toMatchObject({ status: 301 });
   });
 
   it('keeps repeated headers and every Set-Cookie as arrays, in order, with the names as sent', () => {
-    const { head } = parse('X-Dup: 1\r\nSet-Cookie: a=1\r\nx-dup: 2\r\nX-DUP: 3\r\nSet-Cookie: b=2\r\nX-One: z\r\n\r\n');
+    const { head } = parse(
+      'X-Dup: 1\r\nSet-Cookie: a=1\r\nx-dup: 2\r\nX-DUP: 3\r\nSet-Cookie: b=2\r\nX-One: z\r\n\r\n',
+    );
     expect(head.headers['x-dup']).toEqual(['1', '2', '3']);
     expect(head.headers['set-cookie']).toEqual(['a=1', 'b=2']);
     expect(head.headers['x-one']).toBe('z');
-    expect(head.rawHeaders).toEqual(['X-Dup', '1', 'Set-Cookie', 'a=1', 'x-dup', '2', 'X-DUP', '3', 'Set-Cookie', 'b=2', 'X-One', 'z']);
+    expect(head.rawHeaders).toEqual([
+      'X-Dup',
+      '1',
+      'Set-Cookie',
+      'a=1',
+      'x-dup',
+      '2',
+      'X-DUP',
+      '3',
+      'Set-Cookie',
+      'b=2',
+      'X-One',
+      'z',
+    ]);
     expect(Object.getPrototypeOf(head.headers)).toBe(null);
   });
 
@@ -171,4 +197,3 @@ describe('CgiHeaderParser', () => {
     expect(isHeaderLine(': x')).toBe(false);
   });
 });
-

@@ -34,7 +34,15 @@ describe('bench', () => {
   it('closed loop, --requests: every request counted, JSON report', async () => {
     const server = await startServe('node-handler.mjs');
     const { report, stderr } = await benchJson([server.socket, '--connections', '4', '--requests', '300']);
-    expect(report).toMatchObject({ mode: 'closed', connections: 4, total: 300, completed: 300, errors: 0, status: { 200: 300 }, protocolStatus: { REQUEST_COMPLETE: 300 } });
+    expect(report).toMatchObject({
+      mode: 'closed',
+      connections: 4,
+      total: 300,
+      completed: 300,
+      errors: 0,
+      status: { 200: 300 },
+      protocolStatus: { REQUEST_COMPLETE: 300 },
+    });
     expect(report.bytes).toBeGreaterThan(300 * 10);
     // Not a terminal: progress lines are plain, on stderr.
     expect(stderr).not.toContain('\r');
@@ -44,7 +52,22 @@ describe('bench', () => {
     const server = await startServe('fetch-object.mjs');
     const params = join(tempDir(), 'params.txt');
     (await import('node:fs')).writeFileSync(params, '# extra params\nX_EXTRA=1\n');
-    const { report } = await benchJson([server.socket, '--rate', '200', '--duration', '1s', '--no-keep-conn', '--method', 'POST', '--path', '/missing', '--body-size', '64', '--params-file', params]);
+    const { report } = await benchJson([
+      server.socket,
+      '--rate',
+      '200',
+      '--duration',
+      '1s',
+      '--no-keep-conn',
+      '--method',
+      'POST',
+      '--path',
+      '/missing',
+      '--body-size',
+      '64',
+      '--params-file',
+      params,
+    ]);
     expect(report.mode).toBe('open');
     expect(report.keepConn).toBe(false);
     expect(report.total).toBeGreaterThanOrEqual(190);
@@ -56,7 +79,16 @@ describe('bench', () => {
   it('--calibrate: the same load against a null responder first, its latency reported as the floor and marked on the plot', async () => {
     const server = await startServe('node-handler.mjs');
     const file = join(tempDir(), 'floor.svg');
-    const { report } = await benchJson([server.socket, '--connections', '1', '--requests', '500', '--calibrate', '--plot', file]);
+    const { report } = await benchJson([
+      server.socket,
+      '--connections',
+      '1',
+      '--requests',
+      '500',
+      '--calibrate',
+      '--plot',
+      file,
+    ]);
     expect(report.total).toBe(500);
     const floor = report.floorMs!;
     expect(floor).not.toBeNull();
@@ -74,8 +106,25 @@ describe('bench', () => {
   it('--threads: the connections and the request count spread over worker threads, the results merged', async () => {
     const server = await startServe('node-handler.mjs');
     const { report } = await benchJson([server.socket, '--connections', '4', '--threads', '2', '--requests', '401']);
-    expect(report).toMatchObject({ threads: 2, connections: 4, total: 401, completed: 401, errors: 0, status: { 200: 401 } });
-    const open = await benchJson([server.socket, '--connections', '2', '--threads', '2', '--rate', '200', '--requests', '100']);
+    expect(report).toMatchObject({
+      threads: 2,
+      connections: 4,
+      total: 401,
+      completed: 401,
+      errors: 0,
+      status: { 200: 401 },
+    });
+    const open = await benchJson([
+      server.socket,
+      '--connections',
+      '2',
+      '--threads',
+      '2',
+      '--rate',
+      '200',
+      '--requests',
+      '100',
+    ]);
     expect(open.report).toMatchObject({ threads: 2, total: 100, completed: 100, mode: 'open' });
     expect(open.report.senderLagMs).not.toBeNull();
     const refused = await runCli(['bench', server.socket, '--connections', '1', '--threads', '2', '--requests', '10']);
@@ -86,7 +135,10 @@ describe('bench', () => {
   it('open loop: the report names what timed the sends (timerfd with the addon on Linux, else setTimeout)', async () => {
     const server = await startServe('node-handler.mjs');
     const { report } = await benchJson([server.socket, '--rate', '200', '--requests', '100']);
-    const native = process.env.FASTCGI_NO_NATIVE === undefined || process.env.FASTCGI_NO_NATIVE === '' || process.env.FASTCGI_NO_NATIVE === '0';
+    const native =
+      process.env.FASTCGI_NO_NATIVE === undefined ||
+      process.env.FASTCGI_NO_NATIVE === '' ||
+      process.env.FASTCGI_NO_NATIVE === '0';
     expect(report.scheduler).toBe(native && process.platform === 'linux' ? 'timerfd' : 'setTimeout');
     if (report.scheduler === 'timerfd') expect(report.senderLagMs!.p50).toBeLessThan(0.25);
   });
@@ -131,7 +183,9 @@ describe('bench', () => {
     expect(report.senderLagMs).toBeNull();
     expect(existsSync(file)).toBe(true);
     const svg = readFileSync(file, 'utf8');
-    expect(svg.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg"')).toBe(
+      true,
+    );
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
     expect(svg).toContain(`closed loop against unix:${server.socket}: ${report.requestsPerSecond} req/s`);
     expect(svg).toContain('<polyline class="latency"');
@@ -146,7 +200,15 @@ describe('bench', () => {
   });
 
   it('nothing listening: every request is an error, counted by code; exit 1', async () => {
-    const result = await runCli(['bench', join(tempDir(), 'none.sock'), '--requests', '5', '--connections', '1', '--json']);
+    const result = await runCli([
+      'bench',
+      join(tempDir(), 'none.sock'),
+      '--requests',
+      '5',
+      '--connections',
+      '1',
+      '--json',
+    ]);
     expect(result.code).toBe(1);
     const report = JSON.parse(result.stdout) as BenchReport;
     expect(report.total).toBe(5);
@@ -168,7 +230,10 @@ describe('bench', () => {
     [['bench', '/x.sock', '--rate', '0'], '--rate expects'],
     [['bench', '/x.sock', '--duration', 'soon'], '--duration expects'],
     [['bench', '/x.sock', '--connections', '0'], '--connections expects'],
-    [['bench', '/x.sock', '--plot', '/nonexistent-fcgi-bench-dir/latency.svg'], 'directory /nonexistent-fcgi-bench-dir does not exist'],
+    [
+      ['bench', '/x.sock', '--plot', '/nonexistent-fcgi-bench-dir/latency.svg'],
+      'directory /nonexistent-fcgi-bench-dir does not exist',
+    ],
     [['bench', '/x.sock', '--plot', '/'], 'is a directory'],
   ])('bad arguments %j: exit 2', async (args, message) => {
     const result = await runCli(args);
@@ -178,17 +243,36 @@ describe('bench', () => {
 });
 
 describe('bench against php-fpm (php8.2-fpm)', () => {
-  it('counts every request and its status, with kept connections and with one per request', { timeout: 30_000 }, async (context) => {
-    const php = new PhpFpm(phpFpmBinary(context), { maxChildren: 2 });
-    await php.start();
-    onTestFinished(() => php.stop());
-    const params = join(tempDir(), 'php.params');
-    (await import('node:fs')).writeFileSync(params, `SCRIPT_FILENAME=${join(PHP_FIXTURES, 'status.php')}\n`);
-    // php-fpm holds a worker per kept connection: no more connections than workers.
-    for (const mode of [[], ['--no-keep-conn']]) {
-      const { report } = await benchJson([php.socketPath, '-c', '2', '--requests', '200', '--params-file', params, ...mode]);
-      expect(report).toMatchObject({ total: 200, completed: 200, errors: 0, status: { 404: 200 }, protocolStatus: { REQUEST_COMPLETE: 200 } });
-      expect(report.bytes).toBe(200 * 'not here\n'.length);
-    }
-  });
+  it(
+    'counts every request and its status, with kept connections and with one per request',
+    { timeout: 30_000 },
+    async (context) => {
+      const php = new PhpFpm(phpFpmBinary(context), { maxChildren: 2 });
+      await php.start();
+      onTestFinished(() => php.stop());
+      const params = join(tempDir(), 'php.params');
+      (await import('node:fs')).writeFileSync(params, `SCRIPT_FILENAME=${join(PHP_FIXTURES, 'status.php')}\n`);
+      // php-fpm holds a worker per kept connection: no more connections than workers.
+      for (const mode of [[], ['--no-keep-conn']]) {
+        const { report } = await benchJson([
+          php.socketPath,
+          '-c',
+          '2',
+          '--requests',
+          '200',
+          '--params-file',
+          params,
+          ...mode,
+        ]);
+        expect(report).toMatchObject({
+          total: 200,
+          completed: 200,
+          errors: 0,
+          status: { 404: 200 },
+          protocolStatus: { REQUEST_COMPLETE: 200 },
+        });
+        expect(report.bytes).toBe(200 * 'not here\n'.length);
+      }
+    },
+  );
 });

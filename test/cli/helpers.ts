@@ -37,7 +37,10 @@ export function start(args: string[], options: { stdio?: StdioOptions; env?: Nod
 }
 
 /** Runs to completion (killed after timeoutMs). */
-export async function runCli(args: string[], timeoutMs = 15_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runCli(
+  args: string[],
+  timeoutMs = 15_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const running = start(args);
   const timer = setTimeout(() => running.child.kill('SIGKILL'), timeoutMs);
   const code = await running.exited;
@@ -52,7 +55,11 @@ export function tempDir(): string {
 }
 
 /** Waits until `predicate` holds, polling. */
-export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+export async function waitFor(
+  predicate: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -73,11 +80,18 @@ export function answers(path: string): Promise<boolean> {
 }
 
 /** Starts `serve` on a unix socket in a temp dir and waits until it logs that it listens. */
-export async function startServe(app: string, extra: string[] = []): Promise<Running & { socket: string; dir: string }> {
+export async function startServe(
+  app: string,
+  extra: string[] = [],
+): Promise<Running & { socket: string; dir: string }> {
   const dir = tempDir();
   const socket = join(dir, 'app.sock');
   const running = start(['serve', join(APPS, app), '--socket', socket, ...extra]);
-  await waitFor(() => running.stderr().includes('listening on') || running.child.exitCode !== null, 15_000, `serve ${app} to listen`);
+  await waitFor(
+    () => running.stderr().includes('listening on') || running.child.exitCode !== null,
+    15_000,
+    `serve ${app} to listen`,
+  );
   if (!running.stderr().includes('listening on')) throw new Error(`serve did not start:\n${running.stderr()}`);
   return { ...running, socket, dir };
 }

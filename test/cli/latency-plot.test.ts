@@ -4,7 +4,15 @@
 // right, escaped text, and the empty case.
 import * as hdr from 'hdr-histogram-js';
 import { describe, expect, it } from 'vitest';
-import { PLOT, escapeXml, niceTicks, percentileDistribution, percentileTicks, renderLatencyPlot, type PercentilePoint } from '../../src/cli/latency-plot';
+import {
+  PLOT,
+  escapeXml,
+  niceTicks,
+  percentileDistribution,
+  percentileTicks,
+  renderLatencyPlot,
+  type PercentilePoint,
+} from '../../src/cli/latency-plot';
 
 interface XmlElement {
   name: string;
@@ -32,8 +40,14 @@ function decode(raw: string, where: string): string {
     const ref = raw.slice(i + 1, end);
     const named: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
     if (ref in named) out += named[ref];
-    else if (ref.startsWith('#x') && ref.length > 2 && [...ref.slice(2)].every((d) => '0123456789abcdefABCDEF'.includes(d))) out += String.fromCodePoint(parseInt(ref.slice(2), 16));
-    else if (ref.startsWith('#') && ref.length > 1 && [...ref.slice(1)].every((d) => d >= '0' && d <= '9')) out += String.fromCodePoint(Number(ref.slice(1)));
+    else if (
+      ref.startsWith('#x') &&
+      ref.length > 2 &&
+      [...ref.slice(2)].every((d) => '0123456789abcdefABCDEF'.includes(d))
+    )
+      out += String.fromCodePoint(parseInt(ref.slice(2), 16));
+    else if (ref.startsWith('#') && ref.length > 1 && [...ref.slice(1)].every((d) => d >= '0' && d <= '9'))
+      out += String.fromCodePoint(Number(ref.slice(1)));
     else throw new Error(`unknown entity &${ref}; in ${where}`);
     i = end;
   }
@@ -50,7 +64,8 @@ function parseXml(xml: string): XmlElement {
   }
   for (const c of xml) {
     const code = c.codePointAt(0)!;
-    if ((code < 0x20 && c !== '\n' && c !== '\t' && c !== '\r') || code === 0xfffe || code === 0xffff) throw new Error(`character U+${code.toString(16)} is not allowed in XML`);
+    if ((code < 0x20 && c !== '\n' && c !== '\t' && c !== '\r') || code === 0xfffe || code === 0xffff)
+      throw new Error(`character U+${code.toString(16)} is not allowed in XML`);
   }
   const readName = (): string => {
     const start = i;
@@ -87,7 +102,8 @@ function parseXml(xml: string): XmlElement {
       if (xml[i] !== '>') throw new Error(`expected '>' closing </${name}`);
       i++;
       const open = stack.pop();
-      if (open === undefined || open.name !== name) throw new Error(`</${name}> does not close <${open?.name ?? '(nothing)'}>`);
+      if (open === undefined || open.name !== name)
+        throw new Error(`</${name}> does not close <${open?.name ?? '(nothing)'}>`);
       continue;
     }
     i++;
@@ -136,7 +152,11 @@ function all(root: XmlElement, predicate: (e: XmlElement) => boolean): XmlElemen
 const byClass = (root: XmlElement, name: string): XmlElement[] => all(root, (e) => e.attributes.class === name);
 
 function histogramOf(values: number[]): hdr.Histogram {
-  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+  const h = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
   for (const v of values) h.recordValue(v);
   return h;
 }
@@ -184,7 +204,10 @@ function checkPlot(svg: string, count: number): { root: XmlElement; points: [num
 
   const lines = all(root, (e) => e.name === 'polyline');
   expect(lines).toHaveLength(1);
-  const points = lines[0]!.attributes.points!.trim().split(/\s+/).map((pair) => pair.split(',').map(Number) as [number, number]);
+  const points = lines[0]!.attributes
+    .points!.trim()
+    .split(/\s+/)
+    .map((pair) => pair.split(',').map(Number) as [number, number]);
   expect(points.length).toBeGreaterThanOrEqual(2);
   for (const [x, y] of points) {
     expect(x).toBeGreaterThanOrEqual(PLOT.left);
@@ -225,7 +248,12 @@ describe('latency plot', () => {
 
   it('a run of 20 000 requests: well-formed SVG, ticks 0 %…99.99 %, a rising line inside the plot area', () => {
     const h = histogramOf(sample(20_000));
-    const svg = renderLatencyPlot({ title: 'closed loop against unix:/run/app.sock: 1234.5 req/s', subtitle: '20000 requests', count: h.totalCount, points: percentileDistribution(h) });
+    const svg = renderLatencyPlot({
+      title: 'closed loop against unix:/run/app.sock: 1234.5 req/s',
+      subtitle: '20000 requests',
+      count: h.totalCount,
+      points: percentileDistribution(h),
+    });
     const { root, points } = checkPlot(svg, 20_000);
     expect(byClass(root, 'x-tick').map((t) => t.text)).toEqual(['0%', '90%', '99%', '99.9%', '99.99%']);
     expect(byClass(root, 'title')[0]!.text).toBe('closed loop against unix:/run/app.sock: 1234.5 req/s');
@@ -256,7 +284,10 @@ describe('latency plot', () => {
 
   it('all values equal: still a flat line on a non-empty y axis', () => {
     const h = histogramOf(Array.from({ length: 500 }, () => 750));
-    const { points } = checkPlot(renderLatencyPlot({ title: 'flat', count: 500, points: percentileDistribution(h) }), 500);
+    const { points } = checkPlot(
+      renderLatencyPlot({ title: 'flat', count: 500, points: percentileDistribution(h) }),
+      500,
+    );
     expect(new Set(points.map(([, y]) => y)).size).toBe(1);
   });
 
@@ -269,10 +300,15 @@ describe('latency plot', () => {
     expect(niceTicks(0)).toEqual({ ticks: [0, 1], decimals: 0 });
   });
 
-  it("escapes text: an address with <&>'\" and control characters stays well-formed and reads back as written", () => {
+  it('escapes text: an address with <&>\'" and control characters stays well-formed and reads back as written', () => {
     const title = `open loop at 100 req/s against unix:/tmp/<a&b>"'.sock: 99 req/s`;
     const h = histogramOf(sample(100));
-    const svg = renderLatencyPlot({ title, subtitle: 'x < y && y > z\u0001', count: 100, points: percentileDistribution(h) });
+    const svg = renderLatencyPlot({
+      title,
+      subtitle: 'x < y && y > z\u0001',
+      count: 100,
+      points: percentileDistribution(h),
+    });
     const { root } = checkPlot(svg, 100);
     expect(svg).toContain('&lt;a&amp;b&gt;&quot;&apos;');
     expect(byClass(root, 'title')[0]!.text).toBe(title);
@@ -291,10 +327,23 @@ describe('latency plot', () => {
   });
 
   it('the strict checker rejects what is not well-formed', () => {
-    for (const bad of ['<svg><g></svg>', '<svg a=1/>', '<svg>a & b</svg>', '<svg>a < b</svg>', '<svg a="1" a="2"/>', '<svg/><svg/>', '<svg>&nbsp;</svg>', '<svg>\u0001</svg>']) {
+    for (const bad of [
+      '<svg><g></svg>',
+      '<svg a=1/>',
+      '<svg>a & b</svg>',
+      '<svg>a < b</svg>',
+      '<svg a="1" a="2"/>',
+      '<svg/><svg/>',
+      '<svg>&nbsp;</svg>',
+      '<svg>\u0001</svg>',
+    ]) {
       expect(() => parseXml(bad), bad).toThrow();
     }
-    expect(parseXml('<?xml version="1.0"?>\n<svg a="&lt;"><g/>t&#x41;</svg>\n')).toMatchObject({ name: 'svg', attributes: { a: '<' }, text: 'tA' });
+    expect(parseXml('<?xml version="1.0"?>\n<svg a="&lt;"><g/>t&#x41;</svg>\n')).toMatchObject({
+      name: 'svg',
+      attributes: { a: '<' },
+      text: 'tA',
+    });
   });
 
   it('ignores points it cannot place (NaN, outside 0..1)', () => {

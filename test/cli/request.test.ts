@@ -43,7 +43,18 @@ describe('request against the engine', () => {
     expect(posted.stdout).toMatch(/fetch POST \/p body=abc$/);
     const file = join(server.dir, 'body.txt');
     (await import('node:fs')).writeFileSync(file, 'from-file');
-    const put = await runCli(['request', server.socket, '--method', 'put', '--uri', '/f', '--body', `@${file}`, '--param', 'HTTP_X_A=1']);
+    const put = await runCli([
+      'request',
+      server.socket,
+      '--method',
+      'put',
+      '--uri',
+      '/f',
+      '--body',
+      `@${file}`,
+      '--param',
+      'HTTP_X_A=1',
+    ]);
     expect(put.stdout).toMatch(/fetch PUT \/f body=from-file$/);
     const missing = await runCli(['request', server.socket, '--uri', '/missing']);
     expect(missing.code).toBe(4);
@@ -91,14 +102,18 @@ describe('request diagnoses', () => {
     const r1 = await runCli(['request', before]);
     expect(r1.code).toBe(6);
     expect(r1.stderr).toContain('wrote output before its headers');
-    const noBlank = await rawServer((s) => s.end(Buffer.concat([stdout('Content-Type: text/plain\r\nX-A: 1\r\n'), encodeEndRequest(1)])));
+    const noBlank = await rawServer((s) =>
+      s.end(Buffer.concat([stdout('Content-Type: text/plain\r\nX-A: 1\r\n'), encodeEndRequest(1)])),
+    );
     const r2 = await runCli(['request', noBlank]);
     expect(r2.code).toBe(6);
     expect(r2.stderr).toContain('no blank line');
   });
 
   it('the connection closed before END_REQUEST, exit 6', async () => {
-    const path = await rawServer((s) => s.end(encodeStream(RecordType.STDOUT, 1, Buffer.from('Status: 200\r\n\r\npartial'))));
+    const path = await rawServer((s) =>
+      s.end(encodeStream(RecordType.STDOUT, 1, Buffer.from('Status: 200\r\n\r\npartial'))),
+    );
     const result = await runCli(['request', path]);
     expect(result.code).toBe(6);
     expect(result.stderr).toContain('before END_REQUEST');
@@ -106,7 +121,13 @@ describe('request diagnoses', () => {
 
   it('STDERR goes to stderr; a refused request (OVERLOADED) exits 7', async () => {
     const withStderr = await rawServer((s) =>
-      s.end(Buffer.concat([encodeStream(RecordType.STDERR, 1, Buffer.from('a warning\n'), { end: true }), stdout('Status: 200 OK\r\n\r\nok'), encodeEndRequest(1)])),
+      s.end(
+        Buffer.concat([
+          encodeStream(RecordType.STDERR, 1, Buffer.from('a warning\n'), { end: true }),
+          stdout('Status: 200 OK\r\n\r\nok'),
+          encodeEndRequest(1),
+        ]),
+      ),
     );
     const ok = await runCli(['request', withStderr]);
     expect(ok.code).toBe(0);
@@ -131,25 +152,34 @@ describe('request diagnoses', () => {
 });
 
 describe('request against php-fpm (php8.2-fpm)', () => {
-  it('runs a script: status, duplicate headers and cookies, STDERR apart, exit codes by status', { timeout: 20_000 }, async (context) => {
-    const php = new PhpFpm(phpFpmBinary(context));
-    await php.start();
-    onTestFinished(() => php.stop());
-    const script = (name: string): string[] => ['request', php.socketPath, '--script-filename', join(PHP_FIXTURES, name)];
-    const hello = await runCli([...script('hello.php'), '--trace']);
-    expect(hello.code).toBe(0);
-    expect(hello.stdout).toMatch(/^Status: 200 OK\r\n/);
-    // php-fpm sends no empty STDOUT record: END_REQUEST ends the response.
-    expect(hello.stderr).toMatch(/< END_REQUEST +id=1 len=8 pad=0/);
-    const notFound = await runCli(script('status.php'));
-    expect(notFound.code).toBe(4);
-    expect(notFound.stdout).toMatch(/^Status: 404 Not Found\r\n/);
-    expect(notFound.stdout).toContain('X-Dup: one\r\nX-Dup: two\r\n');
-    expect(notFound.stdout.match(/Set-Cookie: /g)).toHaveLength(2);
-    const noisy = await runCli(script('stderr.php'));
-    expect(noisy.code).toBe(0);
-    expect(noisy.stdout).toMatch(/\r\n\r\nbody after stderr\n$/);
-    expect(noisy.stdout).not.toContain('first message');
-    expect(noisy.stderr).toContain('first message to stderr');
-  });
+  it(
+    'runs a script: status, duplicate headers and cookies, STDERR apart, exit codes by status',
+    { timeout: 20_000 },
+    async (context) => {
+      const php = new PhpFpm(phpFpmBinary(context));
+      await php.start();
+      onTestFinished(() => php.stop());
+      const script = (name: string): string[] => [
+        'request',
+        php.socketPath,
+        '--script-filename',
+        join(PHP_FIXTURES, name),
+      ];
+      const hello = await runCli([...script('hello.php'), '--trace']);
+      expect(hello.code).toBe(0);
+      expect(hello.stdout).toMatch(/^Status: 200 OK\r\n/);
+      // php-fpm sends no empty STDOUT record: END_REQUEST ends the response.
+      expect(hello.stderr).toMatch(/< END_REQUEST +id=1 len=8 pad=0/);
+      const notFound = await runCli(script('status.php'));
+      expect(notFound.code).toBe(4);
+      expect(notFound.stdout).toMatch(/^Status: 404 Not Found\r\n/);
+      expect(notFound.stdout).toContain('X-Dup: one\r\nX-Dup: two\r\n');
+      expect(notFound.stdout.match(/Set-Cookie: /g)).toHaveLength(2);
+      const noisy = await runCli(script('stderr.php'));
+      expect(noisy.code).toBe(0);
+      expect(noisy.stdout).toMatch(/\r\n\r\nbody after stderr\n$/);
+      expect(noisy.stdout).not.toContain('first message');
+      expect(noisy.stderr).toContain('first message to stderr');
+    },
+  );
 });

@@ -64,13 +64,16 @@ function oneRequest(address: string | number): Promise<Outcome> {
         const length = received.readUInt16BE(offset + 4);
         const end = offset + 8 + length + received[offset + 6]!;
         if (received.length < end) break;
-        if (type === RecordType.STDOUT) pid ||= Number(/pid=(\d+)/.exec(received.subarray(offset + 8, offset + 8 + length).toString())?.[1] ?? 0);
+        if (type === RecordType.STDOUT)
+          pid ||= Number(/pid=(\d+)/.exec(received.subarray(offset + 8, offset + 8 + length).toString())?.[1] ?? 0);
         if (type === RecordType.END_REQUEST) return settle({ kind: 'answered', pid });
         offset = end;
       }
       received = received.subarray(offset);
     });
-    socket.once('error', (error: NodeJS.ErrnoException) => settle({ kind: 'closed', code: error.code ?? error.message }));
+    socket.once('error', (error: NodeJS.ErrnoException) =>
+      settle({ kind: 'closed', code: error.code ?? error.message }),
+    );
     socket.once('close', () => settle({ kind: 'closed', code: 'EOF' }));
   });
 }
@@ -80,7 +83,10 @@ function oneRequest(address: string | number): Promise<Outcome> {
  * inherit: a process then starts in half the CPU of `--import tsx`, and these tests start about thirty.
  */
 function start(args: string[]): Running {
-  const child = spawn(process.execPath, ['--require', 'tsx/cjs', MAIN, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['--require', 'tsx/cjs', MAIN, ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -117,8 +123,18 @@ interface Tally {
  */
 async function killUnderLoad(where: { socket: string } | { port: number }): Promise<Tally> {
   const address = 'socket' in where ? where.socket : where.port;
-  const serve = start(['serve', join(APPS, 'node-handler.mjs'), ...('socket' in where ? ['--socket', where.socket] : ['--port', String(where.port)]), '--workers', '2']);
-  await waitFor(() => serve.stderr().includes('listening on') || serve.child.exitCode !== null, 30_000, 'serve to listen');
+  const serve = start([
+    'serve',
+    join(APPS, 'node-handler.mjs'),
+    ...('socket' in where ? ['--socket', where.socket] : ['--port', String(where.port)]),
+    '--workers',
+    '2',
+  ]);
+  await waitFor(
+    () => serve.stderr().includes('listening on') || serve.child.exitCode !== null,
+    30_000,
+    'serve to listen',
+  );
   expect(serve.stderr()).toContain('with 2 workers');
   const tally: Tally = { answered: 0, closed: {}, hung: 0, kills: 0, pending: 0, primaryExit: null };
   const killed = new Set<number>();
@@ -177,39 +193,66 @@ describe('serve --workers: kill -9 under load', () => {
     'workers killed over and over: every request is answered or refused at once, none hangs',
     async () => {
       const tallies = await Promise.all(
-        Array.from({ length: SERVERS }, async (_, i) => killUnderLoad(i % 2 === 0 ? { socket: join(tempDir(), 'app.sock') } : { port: await freePort() })),
+        Array.from({ length: SERVERS }, async (_, i) =>
+          killUnderLoad(i % 2 === 0 ? { socket: join(tempDir(), 'app.sock') } : { port: await freePort() }),
+        ),
       );
       const summary = JSON.stringify(tallies);
       const total = (key: 'kills' | 'hung' | 'pending'): number => tallies.reduce((sum, tally) => sum + tally[key], 0);
       expect(total('kills'), summary).toBeGreaterThanOrEqual(SERVERS * KILLS_PER_SERVER);
       expect(total('hung'), summary).toBe(0);
       expect(total('pending'), summary).toBe(0);
-      expect(tallies.map((tally) => tally.primaryExit), summary).toEqual(tallies.map(() => null));
+      expect(
+        tallies.map((tally) => tally.primaryExit),
+        summary,
+      ).toEqual(tallies.map(() => null));
     },
     60_000,
   );
 
-  it.skipIf(process.platform !== 'linux')('the only worker killed: the primary stays up, starts another, and the socket keeps --socket-mode', async () => {
-    const socket = join(tempDir(), 'app.sock');
-    const serve = start(['serve', join(APPS, 'node-handler.mjs'), '--socket', socket, '--socket-mode', '0600', '--workers', '1']);
-    await waitFor(() => serve.stderr().includes('listening on') || serve.child.exitCode !== null, 30_000, 'serve to listen');
-    const first = await oneRequest(socket);
-    expect(first.kind).toBe('answered');
-    const victim = (first as { pid: number }).pid;
-    expect(workersOf(serve).has(victim)).toBe(true);
-    process.kill(victim, 'SIGKILL');
-    // Node closes the listening socket with its last worker; the next worker binds it anew.
-    let replacement = 0;
-    await waitFor(async () => {
-      if (serve.child.exitCode !== null) throw new Error(`the primary exited (${serve.child.exitCode}):\n${serve.stderr()}`);
-      const outcome = await oneRequest(socket);
-      if (outcome.kind === 'answered') replacement = outcome.pid;
-      return replacement !== 0;
-    }, 20_000, 'a new worker to answer');
-    expect(replacement).not.toBe(victim);
-    // The primary sets the mode when it hears that the worker listens, a moment after the worker can answer.
-    await waitFor(() => (statSync(socket).mode & 0o777) === 0o600, 5000, '--socket-mode on the new socket');
-    serve.child.kill('SIGTERM');
-    expect(await serve.exited).toBe(0);
-  }, 60_000);
+  it.skipIf(process.platform !== 'linux')(
+    'the only worker killed: the primary stays up, starts another, and the socket keeps --socket-mode',
+    async () => {
+      const socket = join(tempDir(), 'app.sock');
+      const serve = start([
+        'serve',
+        join(APPS, 'node-handler.mjs'),
+        '--socket',
+        socket,
+        '--socket-mode',
+        '0600',
+        '--workers',
+        '1',
+      ]);
+      await waitFor(
+        () => serve.stderr().includes('listening on') || serve.child.exitCode !== null,
+        30_000,
+        'serve to listen',
+      );
+      const first = await oneRequest(socket);
+      expect(first.kind).toBe('answered');
+      const victim = (first as { pid: number }).pid;
+      expect(workersOf(serve).has(victim)).toBe(true);
+      process.kill(victim, 'SIGKILL');
+      // Node closes the listening socket with its last worker; the next worker binds it anew.
+      let replacement = 0;
+      await waitFor(
+        async () => {
+          if (serve.child.exitCode !== null)
+            throw new Error(`the primary exited (${serve.child.exitCode}):\n${serve.stderr()}`);
+          const outcome = await oneRequest(socket);
+          if (outcome.kind === 'answered') replacement = outcome.pid;
+          return replacement !== 0;
+        },
+        20_000,
+        'a new worker to answer',
+      );
+      expect(replacement).not.toBe(victim);
+      // The primary sets the mode when it hears that the worker listens, a moment after the worker can answer.
+      await waitFor(() => (statSync(socket).mode & 0o777) === 0o600, 5000, '--socket-mode on the new socket');
+      serve.child.kill('SIGTERM');
+      expect(await serve.exited).toBe(0);
+    },
+    60_000,
+  );
 });

@@ -10,7 +10,12 @@ import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { APPS, MAIN, ROOT, answers, runCli, start, startServe, tempDir, waitFor } from './helpers';
 
-async function get(socket: string, uri: string, method = 'GET', body?: string): Promise<{ status: number; body: string }> {
+async function get(
+  socket: string,
+  uri: string,
+  method = 'GET',
+  body?: string,
+): Promise<{ status: number; body: string }> {
   const peer = await TestPeer.connect(socket);
   try {
     const path = uri.split('?')[0]!;
@@ -76,22 +81,25 @@ describe('serve: where it listens', () => {
     expect(result.stderr).toContain('--socket');
   });
 
-  it.each([[[] as string[]], [['--workers', '2']]])('spawned with a listening socket as fd 0 (spawn-fcgi style) %j', async (extra) => {
-    const path = join(tempDir(), 'fd0.sock');
-    const listener = net.createServer();
-    await new Promise<void>((r) => listener.listen(path, r));
-    const fd = (listener as unknown as { _handle: { fd: number } })._handle.fd;
-    const running = start(['serve', join(APPS, 'node-handler.mjs'), ...extra], { stdio: [fd, 'pipe', 'pipe'] });
-    // The child holds its own copy of the socket; closing ours would unlink the path, so move it aside meanwhile.
-    renameSync(path, `${path}.aside`);
-    await new Promise<void>((r) => listener.close(() => r()));
-    renameSync(`${path}.aside`, path);
-    await waitFor(() => running.stderr().includes('listening on'), 15_000, 'serve to listen on fd 0');
-    expect(running.stderr()).toContain('inherited fd 0');
-    expect((await get(path, '/fd0')).body).toMatch(/^node GET \/fd0 pid=\d+$/);
-    running.child.kill('SIGTERM');
-    expect(await running.exited).toBe(0);
-  });
+  it.each([[[] as string[]], [['--workers', '2']]])(
+    'spawned with a listening socket as fd 0 (spawn-fcgi style) %j',
+    async (extra) => {
+      const path = join(tempDir(), 'fd0.sock');
+      const listener = net.createServer();
+      await new Promise<void>((r) => listener.listen(path, r));
+      const fd = (listener as unknown as { _handle: { fd: number } })._handle.fd;
+      const running = start(['serve', join(APPS, 'node-handler.mjs'), ...extra], { stdio: [fd, 'pipe', 'pipe'] });
+      // The child holds its own copy of the socket; closing ours would unlink the path, so move it aside meanwhile.
+      renameSync(path, `${path}.aside`);
+      await new Promise<void>((r) => listener.close(() => r()));
+      renameSync(`${path}.aside`, path);
+      await waitFor(() => running.stderr().includes('listening on'), 15_000, 'serve to listen on fd 0');
+      expect(running.stderr()).toContain('inherited fd 0');
+      expect((await get(path, '/fd0')).body).toMatch(/^node GET \/fd0 pid=\d+$/);
+      running.child.kill('SIGTERM');
+      expect(await running.exited).toBe(0);
+    },
+  );
 
   it('--workers 2 on an inherited fd 0: the shared socket stays non-blocking, so no worker sleeps in accept()', async () => {
     const path = join(tempDir(), 'fd0.sock');
@@ -107,33 +115,45 @@ describe('serve: where it listens', () => {
     // worker that lost the race for a connection then slept in accept(), serving nothing it had accepted until
     // the next connection came, and missed the primary's 'shutdown' until killed at --drain-timeout.
     const fdinfo = `/proc/${running.child.pid}/fdinfo/0`;
-    if (existsSync(fdinfo)) expect(Number.parseInt(/flags:\s*(\d+)/.exec(readFileSync(fdinfo, 'utf8'))![1]!, 8) & 0o4000).not.toBe(0);
-    for (let i = 0; i < 10; i++) expect((await get(path, `/n${i}`)).body).toMatch(new RegExp(`^node GET /n${i} pid=\\d+$`));
+    if (existsSync(fdinfo))
+      expect(Number.parseInt(/flags:\s*(\d+)/.exec(readFileSync(fdinfo, 'utf8'))![1]!, 8) & 0o4000).not.toBe(0);
+    for (let i = 0; i < 10; i++)
+      expect((await get(path, `/n${i}`)).body).toMatch(new RegExp(`^node GET /n${i} pid=\\d+$`));
     running.child.kill('SIGTERM');
     expect(await exitsWithin(running, 10_000, 'SIGTERM')).toBe(0);
   });
 
-  it.skipIf(!existsSync('/proc/self/fdinfo/0')).each([[[] as string[]], [['--workers', '1']]])('%j: two processes on one inherited socket (supervisord numprocs=2): one stopping leaves it non-blocking for the other', async (extra) => {
-    const path = join(tempDir(), 'fd0.sock');
-    const listener = net.createServer();
-    await new Promise<void>((r) => listener.listen(path, r));
-    const fd = (listener as unknown as { _handle: { fd: number } })._handle.fd;
-    const [first, second] = [0, 1].map(() => start(['serve', join(APPS, 'node-handler.mjs'), ...extra], { stdio: [fd, 'pipe', 'pipe'] }));
-    renameSync(path, `${path}.aside`);
-    await new Promise<void>((r) => listener.close(() => r()));
-    renameSync(`${path}.aside`, path);
-    await waitFor(() => first!.stderr().includes('listening on') && second!.stderr().includes('listening on'), 20_000, 'both to listen');
-    const nonBlocking = (pid: number): boolean => (Number.parseInt(/flags:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/fdinfo/0`, 'utf8'))![1]!, 8) & 0o4000) !== 0;
-    expect(nonBlocking(second!.child.pid!)).toBe(true);
-    // Node restores the flags stdin had at start (blocking: so a process manager spawns it) as it exits, for
-    // the socket every process shares, unless the engine closed fd 0 first.
-    first!.child.kill('SIGTERM');
-    expect(await first!.exited).toBe(0);
-    expect(nonBlocking(second!.child.pid!)).toBe(true);
-    for (let i = 0; i < 5; i++) expect((await get(path, `/n${i}`)).body).toMatch(/^node GET \/n\d pid=\d+$/);
-    second!.child.kill('SIGTERM');
-    expect(await exitsWithin(second!, 10_000, 'SIGTERM')).toBe(0);
-  });
+  it.skipIf(!existsSync('/proc/self/fdinfo/0')).each([[[] as string[]], [['--workers', '1']]])(
+    '%j: two processes on one inherited socket (supervisord numprocs=2): one stopping leaves it non-blocking for the other',
+    async (extra) => {
+      const path = join(tempDir(), 'fd0.sock');
+      const listener = net.createServer();
+      await new Promise<void>((r) => listener.listen(path, r));
+      const fd = (listener as unknown as { _handle: { fd: number } })._handle.fd;
+      const [first, second] = [0, 1].map(() =>
+        start(['serve', join(APPS, 'node-handler.mjs'), ...extra], { stdio: [fd, 'pipe', 'pipe'] }),
+      );
+      renameSync(path, `${path}.aside`);
+      await new Promise<void>((r) => listener.close(() => r()));
+      renameSync(`${path}.aside`, path);
+      await waitFor(
+        () => first!.stderr().includes('listening on') && second!.stderr().includes('listening on'),
+        20_000,
+        'both to listen',
+      );
+      const nonBlocking = (pid: number): boolean =>
+        (Number.parseInt(/flags:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/fdinfo/0`, 'utf8'))![1]!, 8) & 0o4000) !== 0;
+      expect(nonBlocking(second!.child.pid!)).toBe(true);
+      // Node restores the flags stdin had at start (blocking: so a process manager spawns it) as it exits, for
+      // the socket every process shares, unless the engine closed fd 0 first.
+      first!.child.kill('SIGTERM');
+      expect(await first!.exited).toBe(0);
+      expect(nonBlocking(second!.child.pid!)).toBe(true);
+      for (let i = 0; i < 5; i++) expect((await get(path, `/n${i}`)).body).toMatch(/^node GET \/n\d pid=\d+$/);
+      second!.child.kill('SIGTERM');
+      expect(await exitsWithin(second!, 10_000, 'SIGTERM')).toBe(0);
+    },
+  );
 
   it('applies --socket-mode', async () => {
     const { statSync } = await import('node:fs');
@@ -141,25 +161,31 @@ describe('serve: where it listens', () => {
     expect(statSync(server.socket).mode & 0o777).toBe(0o600);
   });
 
-  it.each([[[] as string[]], [['--workers', '1']]])('%j: a stale socket file is replaced, a live one refused with exit 2', async (extra) => {
-    const dir = tempDir();
-    const path = join(dir, 'app.sock');
-    // A process that dies while listening leaves its socket file behind, refusing connections.
-    await new Promise((resolve) => {
-      const child = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`]);
-      child.once('exit', resolve);
-    });
-    expect(await answers(path)).toBe(false);
-    const server = start(['serve', join(APPS, 'node-handler.mjs'), '--socket', path, ...extra]);
-    await waitFor(() => server.stderr().includes('listening on'), 15_000, 'serve to replace the stale socket');
-    expect(await answers(path)).toBe(true);
-    // A second one on the same path finds it alive.
-    const second = await runCli(['serve', join(APPS, 'node-handler.mjs'), '--socket', path, ...extra]);
-    expect(second.code).toBe(2);
-    expect(second.stderr).toContain(`another process is listening on ${path}`);
-    server.child.kill('SIGTERM');
-    expect(await server.exited).toBe(0);
-  });
+  it.each([[[] as string[]], [['--workers', '1']]])(
+    '%j: a stale socket file is replaced, a live one refused with exit 2',
+    async (extra) => {
+      const dir = tempDir();
+      const path = join(dir, 'app.sock');
+      // A process that dies while listening leaves its socket file behind, refusing connections.
+      await new Promise((resolve) => {
+        const child = spawn(process.execPath, [
+          '-e',
+          `require('node:net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`,
+        ]);
+        child.once('exit', resolve);
+      });
+      expect(await answers(path)).toBe(false);
+      const server = start(['serve', join(APPS, 'node-handler.mjs'), '--socket', path, ...extra]);
+      await waitFor(() => server.stderr().includes('listening on'), 15_000, 'serve to replace the stale socket');
+      expect(await answers(path)).toBe(true);
+      // A second one on the same path finds it alive.
+      const second = await runCli(['serve', join(APPS, 'node-handler.mjs'), '--socket', path, ...extra]);
+      expect(second.code).toBe(2);
+      expect(second.stderr).toContain(`another process is listening on ${path}`);
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+    },
+  );
 
   it('--http starts the gateway in front', async () => {
     const port = await freePort();
@@ -205,14 +231,25 @@ describe('serve: lifecycle', () => {
     const server = await startServe('node-handler.mjs', ['--workers', '2']);
     const pids = new Set<string>();
     // The workers accept from the shared socket as the kernel wakes them: both within a few requests.
-    await waitFor(async () => pids.add(pidOf((await get(server.socket, '/')).body)).size === 2, 10_000, 'both workers to answer');
+    await waitFor(
+      async () => pids.add(pidOf((await get(server.socket, '/')).body)).size === 2,
+      10_000,
+      'both workers to answer',
+    );
     await get(server.socket, '/crash').catch(() => undefined);
     await waitFor(() => server.stderr().includes('restarting in'), 10_000, 'restart');
     // The replacement needs a moment to load; until then the surviving worker answers.
-    await waitFor(async () => {
-      const pid = await get(server.socket, '/').then((r) => pidOf(r.body), () => null);
-      return pid !== null && !pids.has(pid);
-    }, 20_000, 'a new worker');
+    await waitFor(
+      async () => {
+        const pid = await get(server.socket, '/').then(
+          (r) => pidOf(r.body),
+          () => null,
+        );
+        return pid !== null && !pids.has(pid);
+      },
+      20_000,
+      'a new worker',
+    );
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
   });
@@ -222,12 +259,16 @@ describe('serve: lifecycle', () => {
     const pids = new Set<string>();
     let requests = 0;
     // Every request must succeed while workers are replaced; replacements take a moment to load.
-    await waitFor(async () => {
-      pids.add(pidOf((await get(server.socket, '/')).body));
-      requests++;
-      await new Promise((r) => setTimeout(r, 100));
-      return pids.size >= 3;
-    }, 20_000, 'two recycles');
+    await waitFor(
+      async () => {
+        pids.add(pidOf((await get(server.socket, '/')).body));
+        requests++;
+        await new Promise((r) => setTimeout(r, 100));
+        return pids.size >= 3;
+      },
+      20_000,
+      'two recycles',
+    );
     expect(requests).toBeGreaterThanOrEqual(7);
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
@@ -282,7 +323,9 @@ describe('serve: lifecycle', () => {
       for (;;) {
         const tag = `t${++sequence}`;
         try {
-          const response = await client.request({ params: { REQUEST_METHOD: 'GET', REQUEST_URI: `/?tag=${tag}${query}`, SCRIPT_NAME: '/' } });
+          const response = await client.request({
+            params: { REQUEST_METHOD: 'GET', REQUEST_URI: `/?tag=${tag}${query}`, SCRIPT_NAME: '/' },
+          });
           const text = await response.text();
           expect(text).toBe(`tag=${tag} pid=${/pid=(\d+)/.exec(text)?.[1]}`);
           return { tag, pid: pidOf(text) };
@@ -346,27 +389,59 @@ describe('serve: lifecycle', () => {
   });
 
   it('under systemd socket activation with --workers 2: both workers serve, SIGTERM drains and exits 0', async (context) => {
-    const activate = requireBinary(context, findBinary('systemd-socket-activate'), 'systemd-socket-activate', 'systemd');
+    const activate = requireBinary(
+      context,
+      findBinary('systemd-socket-activate'),
+      'systemd-socket-activate',
+      'systemd',
+    );
     const socket = join(tempDir(), 'app.sock');
     // As a .socket unit would: systemd-socket-activate binds the socket, and on the first connection execs the
     // command with it as fd 3 (LISTEN_FDS=1, LISTEN_PID = its own pid, which the exec keeps).
-    const child = spawn(activate, ['-l', socket, process.execPath, '--import', 'tsx', MAIN, 'serve', join(APPS, 'node-handler.mjs'), '--workers', '2'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      activate,
+      [
+        '-l',
+        socket,
+        process.execPath,
+        '--import',
+        'tsx',
+        MAIN,
+        'serve',
+        join(APPS, 'node-handler.mjs'),
+        '--workers',
+        '2',
+      ],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     onTestFinished(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
-    await waitFor(() => stderr.includes('Listening on') || child.exitCode !== null, 10_000, 'systemd-socket-activate to listen');
+    await waitFor(
+      () => stderr.includes('Listening on') || child.exitCode !== null,
+      10_000,
+      'systemd-socket-activate to listen',
+    );
     // The first connection starts the service.
     const first = get(socket, '/first');
-    await waitFor(() => stderr.includes('listening on') || child.exitCode !== null, 20_000, `serve to start:\n${stderr}`);
+    await waitFor(
+      () => stderr.includes('listening on') || child.exitCode !== null,
+      20_000,
+      `serve to start:\n${stderr}`,
+    );
     expect(stderr).toContain(`fastcgi-engine serve[${child.pid}]: listening on inherited fd 3 with 2 workers`);
     const pids = new Set<string>([pidOf((await first).body)]);
-    await waitFor(async () => pids.add(pidOf((await get(socket, '/')).body)).size === 2, 10_000, 'both workers to answer');
+    await waitFor(
+      async () => pids.add(pidOf((await get(socket, '/')).body)).size === 2,
+      10_000,
+      'both workers to answer',
+    );
     expect(pids.has(String(child.pid))).toBe(false);
     const pending = get(socket, '/slow?ms=600');
     await new Promise((r) => setTimeout(r, 150));
@@ -379,23 +454,34 @@ describe('serve: lifecycle', () => {
 
 /** Resolves with the exit code, or rejects when the process is still up after `ms`. */
 function exitsWithin(server: { exited: Promise<number | null> }, ms: number, what: string): Promise<number | null> {
-  return Promise.race([server.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`still running ${ms} ms after ${what}`)), ms))]);
+  return Promise.race([
+    server.exited,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`still running ${ms} ms after ${what}`)), ms)),
+  ]);
 }
 
 describe('serve: an application that holds more than the FastCGI server', () => {
-  it.each([[[] as string[]], [['--workers', '2']]])('%j: a server the module starts while it loads is named in a warning with the fix', async (extra) => {
-    const server = await startServe('express-listens.cjs', extra);
-    const pattern = /warning: \S+express-listens\.cjs started a server of its own on 127\.0\.0\.1:(\d+) while it loaded/g;
-    await waitFor(() => [...server.stderr().matchAll(pattern)].length === Math.max(1, Number(extra[1] ?? 1)), 15_000, 'the warning');
-    expect(server.stderr()).toContain('if (require.main === module) app.listen(...)');
-    expect(server.stderr()).toContain('import.meta.url');
-    // The address named is the stray server's: it answers HTTP there, besides FastCGI on the socket.
-    const port = [...server.stderr().matchAll(pattern)][0]![1]!;
-    expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('express here');
-    expect((await get(server.socket, '/')).body).toBe('express here');
-    server.child.kill('SIGTERM');
-    expect(await exitsWithin(server, 10_000, 'SIGTERM')).toBe(0);
-  });
+  it.each([[[] as string[]], [['--workers', '2']]])(
+    '%j: a server the module starts while it loads is named in a warning with the fix',
+    async (extra) => {
+      const server = await startServe('express-listens.cjs', extra);
+      const pattern =
+        /warning: \S+express-listens\.cjs started a server of its own on 127\.0\.0\.1:(\d+) while it loaded/g;
+      await waitFor(
+        () => [...server.stderr().matchAll(pattern)].length === Math.max(1, Number(extra[1] ?? 1)),
+        15_000,
+        'the warning',
+      );
+      expect(server.stderr()).toContain('if (require.main === module) app.listen(...)');
+      expect(server.stderr()).toContain('import.meta.url');
+      // The address named is the stray server's: it answers HTTP there, besides FastCGI on the socket.
+      const port = [...server.stderr().matchAll(pattern)][0]![1]!;
+      expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('express here');
+      expect((await get(server.socket, '/')).body).toBe('express here');
+      server.child.kill('SIGTERM');
+      expect(await exitsWithin(server, 10_000, 'SIGTERM')).toBe(0);
+    },
+  );
 
   it('says nothing about an application that starts no server of its own', async () => {
     const server = await startServe('express-app.cjs');
@@ -407,22 +493,30 @@ describe('serve: an application that holds more than the FastCGI server', () => 
 
   // Before, the process drained and then stayed up for as long as the application held a timer, a pool or a
   // server (alone: for good; a worker: until the primary killed it after --drain-timeout, 30 s here).
-  it.each([[[] as string[]], [['--workers', '2']]])('%j: SIGTERM lets the request in flight finish, then exits 0 though the application holds a timer', async (extra) => {
-    const server = await startServe('holds-timer.mjs', extra);
-    const pending = get(server.socket, '/slow?ms=600');
-    await new Promise((r) => setTimeout(r, 150));
-    server.child.kill('SIGTERM');
-    expect((await pending).body).toMatch(/^timer \/slow pid=\d+$/);
-    expect(await exitsWithin(server, 10_000, 'the drain')).toBe(0);
-  });
+  it.each([[[] as string[]], [['--workers', '2']]])(
+    '%j: SIGTERM lets the request in flight finish, then exits 0 though the application holds a timer',
+    async (extra) => {
+      const server = await startServe('holds-timer.mjs', extra);
+      const pending = get(server.socket, '/slow?ms=600');
+      await new Promise((r) => setTimeout(r, 150));
+      server.child.kill('SIGTERM');
+      expect((await pending).body).toMatch(/^timer \/slow pid=\d+$/);
+      expect(await exitsWithin(server, 10_000, 'the drain')).toBe(0);
+    },
+  );
 
-  it.each([[[] as string[]], [['--workers', '1']]])('%j: past --drain-timeout the request is cut and the process exits 0', async (extra) => {
-    const server = await startServe('holds-timer.mjs', ['--drain-timeout', '300ms', ...extra]);
-    const pending = get(server.socket, '/slow?ms=20000').then(() => 'answered', () => 'cut');
-    await new Promise((r) => setTimeout(r, 150));
-    server.child.kill('SIGTERM');
-    expect(await exitsWithin(server, 10_000, 'SIGTERM with --drain-timeout 300ms')).toBe(0);
-    expect(await pending).toBe('cut');
-  });
+  it.each([[[] as string[]], [['--workers', '1']]])(
+    '%j: past --drain-timeout the request is cut and the process exits 0',
+    async (extra) => {
+      const server = await startServe('holds-timer.mjs', ['--drain-timeout', '300ms', ...extra]);
+      const pending = get(server.socket, '/slow?ms=20000').then(
+        () => 'answered',
+        () => 'cut',
+      );
+      await new Promise((r) => setTimeout(r, 150));
+      server.child.kill('SIGTERM');
+      expect(await exitsWithin(server, 10_000, 'SIGTERM with --drain-timeout 300ms')).toBe(0);
+      expect(await pending).toBe('cut');
+    },
+  );
 });
-

@@ -1,6 +1,12 @@
 // The balancing policies on their own: which candidate each picks, for given weights and loads.
 import { describe, expect, it } from 'vitest';
-import { createPicker, leastInFlight, smoothWeighted, twoChoices, type Candidate } from '../../src/client/balance-policy';
+import {
+  createPicker,
+  leastInFlight,
+  smoothWeighted,
+  twoChoices,
+  type Candidate,
+} from '../../src/client/balance-policy';
 
 interface Named extends Candidate {
   readonly name: string;
@@ -42,7 +48,6 @@ describe('smoothWeighted (round-robin)', () => {
     expect(counts(order)).toEqual({ a: 100, b: 200, c: 300 });
     for (let i = 0; i < 600; i += 6) expect(counts(order.slice(i, i + 6))).toEqual({ a: 1, b: 2, c: 3 });
   });
-
 });
 
 describe('leastInFlight', () => {

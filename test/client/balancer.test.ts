@@ -26,7 +26,10 @@ interface Named {
   release(): void;
 }
 
-async function named(name: string, options: { hold?: boolean; tcp?: boolean; host?: string; port?: number } = {}): Promise<Named> {
+async function named(
+  name: string,
+  options: { hold?: boolean; tcp?: boolean; host?: string; port?: number } = {},
+): Promise<Named> {
   const received: ScriptedRequest[] = [];
   const held: (() => void)[] = [];
   const self = {
@@ -71,7 +74,10 @@ describe('a client with upstreams: picking', () => {
   it('shares requests by weight with round-robin, in the smooth order', async () => {
     const a = await named('a');
     const b = await named('b');
-    const client = testClient({ upstreams: [{ address: a.address }, { address: b.address, weight: 3 }], balance: 'round-robin' });
+    const client = testClient({
+      upstreams: [{ address: a.address }, { address: b.address, weight: 3 }],
+      balance: 'round-robin',
+    });
     let order = '';
     for (let i = 0; i < 40; i++) order += await ask(client);
     expect(order).toBe('babb'.repeat(10));
@@ -79,28 +85,37 @@ describe('a client with upstreams: picking', () => {
     expect(upstream(client, b.address)).toMatchObject({ served: 30, weight: 3 });
   });
 
-  it.each(['least-in-flight', 'p2c'] as const)('%s keeps new requests off an upstream that holds one', async (balance) => {
-    const slow = await named('slow', { hold: true });
-    const fast = await named('fast');
-    const client = testClient({ upstreams: [{ address: slow.address }, { address: fast.address }], balance });
-    // The first goes to either; make sure one sits on `slow`.
-    const pending: Promise<unknown>[] = [];
-    while (slow.held.length === 0) {
-      pending.push(client.request({ params: { REQUEST_METHOD: 'GET' } }));
-      await delay(5);
-    }
-    for (let i = 0; i < 10; i++) expect(await ask(client)).toBe('fast');
-    expect(slow.received).toHaveLength(1);
-    slow.release();
-    await Promise.all(pending);
-  });
+  it.each(['least-in-flight', 'p2c'] as const)(
+    '%s keeps new requests off an upstream that holds one',
+    async (balance) => {
+      const slow = await named('slow', { hold: true });
+      const fast = await named('fast');
+      const client = testClient({ upstreams: [{ address: slow.address }, { address: fast.address }], balance });
+      // The first goes to either; make sure one sits on `slow`.
+      const pending: Promise<unknown>[] = [];
+      while (slow.held.length === 0) {
+        pending.push(client.request({ params: { REQUEST_METHOD: 'GET' } }));
+        await delay(5);
+      }
+      for (let i = 0; i < 10; i++) expect(await ask(client)).toBe('fast');
+      expect(slow.received).toHaveLength(1);
+      slow.release();
+      await Promise.all(pending);
+    },
+  );
 });
 
 describe('a client with upstreams: slots and the wait queue', () => {
   it('sends each upstream at most maxConcurrent, and a waiting request to the first slot freed on any', async () => {
     const a = await named('a', { hold: true });
     const b = await named('b', { hold: true });
-    const client = testClient({ upstreams: [{ address: a.address, maxConcurrent: 1 }, { address: b.address, maxConcurrent: 1 }], queueLimit: 1 });
+    const client = testClient({
+      upstreams: [
+        { address: a.address, maxConcurrent: 1 },
+        { address: b.address, maxConcurrent: 1 },
+      ],
+      queueLimit: 1,
+    });
     const first = client.request({});
     const second = client.request({});
     const third = client.request({});
@@ -169,7 +184,11 @@ describe('a client with upstreams: passive health', () => {
     const down = a.address;
     // a goes down: its socket file disappears (connect fails with ENOENT).
     await new Promise<void>((resolve) => a.backend.server.close(() => resolve()));
-    const client = testClient({ upstreams: [{ address: down }, { address: b.address }], balance: 'round-robin', ejectFor: 150 });
+    const client = testClient({
+      upstreams: [{ address: down }, { address: b.address }],
+      balance: 'round-robin',
+      ejectFor: 150,
+    });
     // Never reached a: even a POST with a streamed body may go to b.
     const body = Readable.from([Buffer.from('pay'), Buffer.from('load')]);
     const post = await client.request({ params: { REQUEST_METHOD: 'POST' }, body, contentLength: 7 });
@@ -194,21 +213,30 @@ describe('a client with upstreams: passive health', () => {
   it.each([
     [2, [false, true]],
     [0, [false, false, false]],
-  ] as const)('with ejectAfter %i, ejects after that many failures in a row (0: never)', async (ejectAfter, ejectedAfterEach) => {
-    const down = deadAddress();
-    const b = await named('b');
-    const client = testClient({ upstreams: [{ address: down }, { address: b.address }], balance: 'round-robin', ejectAfter });
-    const seen: boolean[] = [];
-    // Round robin over two: every other request goes to the dead one first, and on to b.
-    for (let i = 0; i < ejectedAfterEach.length * 2; i++) {
-      expect(await ask(client)).toBe('b');
-      if (i % 2 === 0) seen.push(upstream(client, down).ejected);
-    }
-    expect(seen).toEqual(ejectedAfterEach);
-  });
+  ] as const)(
+    'with ejectAfter %i, ejects after that many failures in a row (0: never)',
+    async (ejectAfter, ejectedAfterEach) => {
+      const down = deadAddress();
+      const b = await named('b');
+      const client = testClient({
+        upstreams: [{ address: down }, { address: b.address }],
+        balance: 'round-robin',
+        ejectAfter,
+      });
+      const seen: boolean[] = [];
+      // Round robin over two: every other request goes to the dead one first, and on to b.
+      for (let i = 0; i < ejectedAfterEach.length * 2; i++) {
+        expect(await ask(client)).toBe('b');
+        if (i % 2 === 0) seen.push(upstream(client, down).ejected);
+      }
+      expect(seen).toEqual(ejectedAfterEach);
+    },
+  );
 
   it('moves a request once: when the second upstream refuses too it fails with FCGI_ERR_CONNECT', async () => {
-    const client = testClient({ upstreams: [{ address: deadAddress() }, { address: deadAddress() }, { address: deadAddress() }] });
+    const client = testClient({
+      upstreams: [{ address: deadAddress() }, { address: deadAddress() }, { address: deadAddress() }],
+    });
     const error = await rejectionOf(client.request({}));
     expect(error.code).toBe('FCGI_ERR_CONNECT');
     const attempts = client.stats.upstreams!.map((u) => u.failed).sort();
@@ -227,7 +255,11 @@ describe('a client with upstreams: passive health', () => {
     it('goes to another upstream when safe to repeat, even from a fresh connection, without ejecting the first', async () => {
       const bad = await closing();
       const good = await named('good');
-      const client = testClient({ upstreams: [{ address: bad.path }, { address: good.address }], balance: 'round-robin', multiplex: false });
+      const client = testClient({
+        upstreams: [{ address: bad.path }, { address: good.address }],
+        balance: 'round-robin',
+        multiplex: false,
+      });
       const response = await client.request({ params: { REQUEST_METHOD: 'PUT' }, body: 'again' });
       expect(await response.text()).toBe('good');
       expect(good.received[0]!.stdin.toString()).toBe('again');
@@ -238,11 +270,17 @@ describe('a client with upstreams: passive health', () => {
 
     it.each([
       ['a POST', { params: { REQUEST_METHOD: 'POST' }, body: 'x' }],
-      ['a streamed body', { params: { REQUEST_METHOD: 'PUT' }, body: Readable.from([Buffer.from('x')]), contentLength: 1 }],
+      [
+        'a streamed body',
+        { params: { REQUEST_METHOD: 'PUT' }, body: Readable.from([Buffer.from('x')]), contentLength: 1 },
+      ],
     ] as const)('fails %s with FCGI_ERR_BACKEND_CLOSED and ejects the upstream', async (_what, options) => {
       const bad = await closing();
       const good = await named('good');
-      const client = testClient({ upstreams: [{ address: bad.path }, { address: good.address }], balance: 'round-robin' });
+      const client = testClient({
+        upstreams: [{ address: bad.path }, { address: good.address }],
+        balance: 'round-robin',
+      });
       const error = await rejectionOf(client.request({ ...options }));
       expect(error.code).toBe('FCGI_ERR_BACKEND_CLOSED');
       expect(good.received).toHaveLength(0);
@@ -253,8 +291,14 @@ describe('a client with upstreams: passive health', () => {
     it('is not sent again with retryStaleConnection off', async () => {
       const bad = await closing();
       const good = await named('good');
-      const client = testClient({ upstreams: [{ address: bad.path }, { address: good.address }], balance: 'round-robin', retryStaleConnection: false });
-      expect((await rejectionOf(client.request({ params: { REQUEST_METHOD: 'GET' } }))).code).toBe('FCGI_ERR_BACKEND_CLOSED');
+      const client = testClient({
+        upstreams: [{ address: bad.path }, { address: good.address }],
+        balance: 'round-robin',
+        retryStaleConnection: false,
+      });
+      expect((await rejectionOf(client.request({ params: { REQUEST_METHOD: 'GET' } }))).code).toBe(
+        'FCGI_ERR_BACKEND_CLOSED',
+      );
       expect(good.received).toHaveLength(0);
     });
   });
@@ -280,13 +324,21 @@ describe('a client with upstreams: active health', () => {
       healthCheck: { path: '/ping?full', interval: 20, body: 'pong', params: { SERVER_NAME: 'probe' } },
     });
     await waitFor(() => probes.length > 0, 2000, 'a first probe');
-    expect(probes[0]!.params).toMatchObject({ SCRIPT_NAME: '/ping', REQUEST_URI: '/ping?full', QUERY_STRING: 'full', REQUEST_METHOD: 'GET', SERVER_NAME: 'probe' });
+    expect(probes[0]!.params).toMatchObject({
+      SCRIPT_NAME: '/ping',
+      REQUEST_URI: '/ping?full',
+      QUERY_STRING: 'full',
+      REQUEST_METHOD: 'GET',
+      SERVER_NAME: 'probe',
+    });
     // Through the upstream's own pool, on its kept connections, like a request.
     expect(probes[0]!.keepConn).toBe(true);
     for (const failing of ['Status: 503 Busy\r\n\r\npong', `${OK}pang`]) {
       ping = failing;
       await waitFor(() => !upstream(client, a.path).healthy, 2000, 'probe failure noticed');
-      expect(upstream(client, a.path).probeFailure).toMatch(failing.startsWith('Status') ? /answered 503, not 200/ : /answered "pang", which does not match pong/);
+      expect(upstream(client, a.path).probeFailure).toMatch(
+        failing.startsWith('Status') ? /answered 503, not 200/ : /answered "pang", which does not match pong/,
+      );
       for (let i = 0; i < 6; i++) expect(await ask(client)).toBe('b');
       ping = `${OK}pong`;
       await waitFor(() => upstream(client, a.path).healthy, 2000, 'probe pass noticed');
@@ -327,7 +379,11 @@ describe('a client with upstreams: the probe and the slots', () => {
         else held.push(answer);
       },
     });
-    const client = testClient({ upstreams: [{ address: a.path, maxConcurrent: 1 }], healthCheck: { path: '/ping', interval: 20 }, multiplex: false });
+    const client = testClient({
+      upstreams: [{ address: a.path, maxConcurrent: 1 }],
+      healthCheck: { path: '/ping', interval: 20 },
+      multiplex: false,
+    });
     await waitFor(() => order.length === 1, 2000, 'the first probe');
     const first = client.request({ params: { SCRIPT_NAME: '/first' } });
     await waitFor(() => held.length === 1);
@@ -362,12 +418,18 @@ describe('a client with upstreams: membership', () => {
     await removal;
     expect(removed).toBe(true);
     expect(client.stats.upstreams!.map((u) => u.address)).toEqual([`unix:${b.address}`]);
-    await waitFor(() => a.backend.connections.every((c) => c.socket.readableEnded || c.socket.destroyed), 3000, 'a closed');
+    await waitFor(
+      () => a.backend.connections.every((c) => c.socket.readableEnded || c.socket.destroyed),
+      3000,
+      'a closed',
+    );
     expect(a.received).toHaveLength(1);
     // Totals keep what the drained upstream did.
     expect(client.stats.opened).toBe(2);
     expect(await client.removeUpstream(a.address)).toBe(false);
-    expect(() => client.addUpstream({ address: b.address })).toThrow(expect.objectContaining({ code: 'FCGI_ERR_INVALID_ARGUMENT' }));
+    expect(() => client.addUpstream({ address: b.address })).toThrow(
+      expect.objectContaining({ code: 'FCGI_ERR_INVALID_ARGUMENT' }),
+    );
   });
 
   it('follows a hostname: each address becomes an upstream, and one that leaves DNS is drained', async () => {
@@ -388,7 +450,9 @@ describe('a client with upstreams: membership', () => {
     // The first request waits for the first answer.
     expect(await ask(client)).toBe('one');
     expect(asked[0]).toBe('php.test');
-    expect(client.stats.upstreams).toEqual([expect.objectContaining({ address: `127.0.0.1:${port}`, configured: `php.test:${port}`, weight: 2 })]);
+    expect(client.stats.upstreams).toEqual([
+      expect.objectContaining({ address: `127.0.0.1:${port}`, configured: `php.test:${port}`, weight: 2 }),
+    ]);
     addresses = ['127.0.0.1', '127.0.0.2'];
     await waitFor(() => client.stats.upstreams!.length === 2, 2000, 'the second address');
     const seen = new Set<string>();
@@ -408,7 +472,8 @@ describe('a client with upstreams: membership', () => {
   it('fails with FCGI_ERR_NO_UPSTREAM, naming the DNS error, when a hostname does not resolve', async () => {
     const client = testClient({
       upstreams: [{ address: 'nowhere.test:9000' }],
-      lookup: () => Promise.reject(Object.assign(new Error('getaddrinfo ENOTFOUND nowhere.test'), { code: 'ENOTFOUND' })),
+      lookup: () =>
+        Promise.reject(Object.assign(new Error('getaddrinfo ENOTFOUND nowhere.test'), { code: 'ENOTFOUND' })),
     });
     const error = await rejectionOf(client.request({}));
     expect(error.code).toBe('FCGI_ERR_NO_UPSTREAM');
@@ -455,7 +520,9 @@ describe('a client with upstreams: stats, options and the gateway', () => {
     const client = testClient({ address: a.address });
     expect(await ask(client)).toBe('a');
     expect(client.stats).not.toHaveProperty('upstreams');
-    expect(() => client.addUpstream({ address: a.address })).toThrow(expect.objectContaining({ code: 'FCGI_ERR_INVALID_ARGUMENT' }));
+    expect(() => client.addUpstream({ address: a.address })).toThrow(
+      expect.objectContaining({ code: 'FCGI_ERR_INVALID_ARGUMENT' }),
+    );
     expect((await rejectionOf(client.removeUpstream(a.address))).code).toBe('FCGI_ERR_INVALID_ARGUMENT');
   });
 
@@ -468,13 +535,18 @@ describe('a client with upstreams: stats, options and the gateway', () => {
     ['a repeated upstream', { upstreams: [{ address: '/a.sock' }, { address: 'unix:/a.sock' }] }],
     ['a health path without a slash', { upstreams: [], healthCheck: { path: 'ping' } }],
   ])('refuses %s with FCGI_ERR_INVALID_ARGUMENT', (_what, options) => {
-    expect(() => createClient(options as never)).toThrow(expect.objectContaining({ code: 'FCGI_ERR_INVALID_ARGUMENT' }));
+    expect(() => createClient(options as never)).toThrow(
+      expect.objectContaining({ code: 'FCGI_ERR_INVALID_ARGUMENT' }),
+    );
   });
 
   it('serves a gateway over upstreams', async () => {
     const a = await named('a');
     const b = await named('b');
-    const gateway = createGateway({ upstream: { upstreams: [{ address: a.address }, { address: b.address }], balance: 'round-robin' }, documentRoot: '/srv' });
+    const gateway = createGateway({
+      upstream: { upstreams: [{ address: a.address }, { address: b.address }], balance: 'round-robin' },
+      documentRoot: '/srv',
+    });
     const server = createServer(gateway);
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
@@ -498,6 +570,7 @@ describe('a client with upstreams: stats, options and the gateway', () => {
   });
 
   it('makes the gateway answer 503 when no upstream can take a request', () => {
-    for (const code of ['FCGI_ERR_QUEUE_FULL', 'FCGI_ERR_QUEUE_TIMEOUT', 'FCGI_ERR_NO_UPSTREAM']) expect(statusFor(code)).toBe(503);
+    for (const code of ['FCGI_ERR_QUEUE_FULL', 'FCGI_ERR_QUEUE_TIMEOUT', 'FCGI_ERR_NO_UPSTREAM'])
+      expect(statusFor(code)).toBe(503);
   });
 });

@@ -28,7 +28,10 @@ async function listen(server: Server, socketPath: string): Promise<void> {
   await once(server, 'listening');
 }
 
-async function startEngine(handler: (req: FastCGIIncomingMessage, res: FastCGIServerResponse) => unknown, options: ServerOptions = {}): Promise<Engine> {
+async function startEngine(
+  handler: (req: FastCGIIncomingMessage, res: FastCGIServerResponse) => unknown,
+  options: ServerOptions = {},
+): Promise<Engine> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcgi-engine-'));
   const socketPath = path.join(dir, 'engine.sock');
   const server = createServer({ logger: quiet, ...options }, handler);
@@ -64,16 +67,19 @@ describe('client against the engine server', () => {
   it('carries 1000 concurrent requests over 4 multiplexed connections', async () => {
     let concurrent = 0;
     let maxConcurrent = 0;
-    const engine = await startEngine((req, res) => {
-      concurrent++;
-      maxConcurrent = Math.max(maxConcurrent, concurrent);
-      // Answer a turn later so requests really overlap on the connections.
-      setImmediate(() => {
-        concurrent--;
-        res.setHeader('X-Id', req.cgiParams.N!);
-        res.end(`n=${req.cgiParams.N}`);
-      });
-    }, { maxRequestsPerConnection: 256 });
+    const engine = await startEngine(
+      (req, res) => {
+        concurrent++;
+        maxConcurrent = Math.max(maxConcurrent, concurrent);
+        // Answer a turn later so requests really overlap on the connections.
+        setImmediate(() => {
+          concurrent--;
+          res.setHeader('X-Id', req.cgiParams.N!);
+          res.end(`n=${req.cgiParams.N}`);
+        });
+      },
+      { maxRequestsPerConnection: 256 },
+    );
     const client = testClient({ address: engine.path, poolSize: 4, multiplex: true, maxRequestsPerConnection: 250 });
     const responses = await Promise.all(
       Array.from({ length: 1000 }, async (_, n) => {
@@ -101,7 +107,9 @@ describe('client against the engine server', () => {
     const port = (server.address() as { port: number }).port;
     for (const address of [`127.0.0.1:${port}`, `tcp://127.0.0.1:${port}`, { host: '127.0.0.1', port }, { port }]) {
       const client = testClient({ address });
-      expect(await (await client.request({ params: { N: JSON.stringify(address) } })).text()).toBe(`tcp ${JSON.stringify(address)}`);
+      expect(await (await client.request({ params: { N: JSON.stringify(address) } })).text()).toBe(
+        `tcp ${JSON.stringify(address)}`,
+      );
     }
   });
 
@@ -158,12 +166,29 @@ describe('client against the engine server', () => {
       const stdin = await readAll(req);
       const data = await readAll(req.data);
       res.setHeader('Content-Type', 'application/json');
-      res.end(JSON.stringify({ stdin: stdin.toString(), data: sha256(data), length: req.cgiParams.FCGI_DATA_LENGTH, modified: req.cgiParams.FCGI_DATA_LAST_MOD }));
+      res.end(
+        JSON.stringify({
+          stdin: stdin.toString(),
+          data: sha256(data),
+          length: req.cgiParams.FCGI_DATA_LENGTH,
+          modified: req.cgiParams.FCGI_DATA_LAST_MOD,
+        }),
+      );
     });
     const client = testClient({ address: engine.path, multiplex: false });
     const data = pattern(200_000);
-    const response = await client.request({ role: 'filter', body: 'options', data: Readable.from([data.subarray(0, 70_000), data.subarray(70_000)]), dataLastModified: new Date(1_700_000_000_000) });
-    expect(JSON.parse(await response.text())).toEqual({ stdin: 'options', data: sha256(data), length: '200000', modified: '1700000000' });
+    const response = await client.request({
+      role: 'filter',
+      body: 'options',
+      data: Readable.from([data.subarray(0, 70_000), data.subarray(70_000)]),
+      dataLastModified: new Date(1_700_000_000_000),
+    });
+    expect(JSON.parse(await response.text())).toEqual({
+      stdin: 'options',
+      data: sha256(data),
+      length: '200000',
+      modified: '1700000000',
+    });
   });
 
   it('plays the Authorizer role: 200 with Variable-* grants, other statuses deny', async () => {
@@ -183,7 +208,9 @@ describe('client against the engine server', () => {
     const denied = await client.request({ role: 'authorizer', params: { HTTP_AUTHORIZATION: 'Bearer bad' } });
     expect(denied.status).toBe(403);
     expect(denied.variables).toEqual({});
-    expect((await rejectionOf(client.request({ role: 'authorizer', body: 'x' }))).code).toBe('FCGI_ERR_INVALID_ARGUMENT');
+    expect((await rejectionOf(client.request({ role: 'authorizer', body: 'x' }))).code).toBe(
+      'FCGI_ERR_INVALID_ARGUMENT',
+    );
   });
 
   it('gets UNKNOWN_ROLE for a role the server does not know', async () => {

@@ -21,12 +21,14 @@ let child: ChildProcess | null = null;
 
 const SCRIPTS: Record<string, string> = {
   // Echoes the method, the query and the body (cat reads exactly CONTENT_LENGTH bytes: fcgiwrap ends stdin there).
-  'echo.sh': '#!/bin/sh\nprintf "Content-Type: application/octet-stream\\r\\nX-Method: %s\\r\\nX-Query: %s\\r\\n\\r\\n" "$REQUEST_METHOD" "$QUERY_STRING"\ncat\n',
+  'echo.sh':
+    '#!/bin/sh\nprintf "Content-Type: application/octet-stream\\r\\nX-Method: %s\\r\\nX-Query: %s\\r\\n\\r\\n" "$REQUEST_METHOD" "$QUERY_STRING"\ncat\n',
   // fcgiwrap copies the whole request body into the script before it reads the script's output, so a script
   // that writes while the body is still coming (cat of a large body) deadlocks once the pipes fill; these read
   // all of the body first, or send a large reply of their own.
   'sha256.sh': '#!/bin/sh\nsum=$(sha256sum | cut -d" " -f1)\nprintf "Content-Type: text/plain\\r\\n\\r\\n%s" "$sum"\n',
-  'bytes.sh': '#!/bin/sh\nprintf "Content-Type: application/octet-stream\\r\\n\\r\\n"\nhead -c "$QUERY_STRING" /dev/zero | tr "\\\\000" "\\\\377"\n',
+  'bytes.sh':
+    '#!/bin/sh\nprintf "Content-Type: application/octet-stream\\r\\n\\r\\n"\nhead -c "$QUERY_STRING" /dev/zero | tr "\\\\000" "\\\\377"\n',
   'status.sh': '#!/bin/sh\nprintf "Status: 418 Short And Stout\\r\\nContent-Type: text/plain\\r\\n\\r\\nteapot"\n',
   'stderr.sh': '#!/bin/sh\necho "warning from the script" >&2\nprintf "Content-Type: text/plain\\r\\n\\r\\nok"\n',
 };
@@ -57,7 +59,14 @@ afterAll(async () => {
 });
 
 function params(script: string, extra: Record<string, string> = {}): Record<string, string> {
-  return { GATEWAY_INTERFACE: 'CGI/1.1', REQUEST_METHOD: 'GET', SCRIPT_FILENAME: path.join(dir, script), SCRIPT_NAME: `/${script}`, QUERY_STRING: '', ...extra };
+  return {
+    GATEWAY_INTERFACE: 'CGI/1.1',
+    REQUEST_METHOD: 'GET',
+    SCRIPT_FILENAME: path.join(dir, script),
+    SCRIPT_NAME: `/${script}`,
+    QUERY_STRING: '',
+    ...extra,
+  };
 }
 
 describe('client against fcgiwrap (fcgiwrap package)', () => {
@@ -104,7 +113,9 @@ describe('client against fcgiwrap (fcgiwrap package)', () => {
     requireBinary(context, FCGIWRAP, 'fcgiwrap', 'fcgiwrap');
     const client = testClient({ address: socketPath, multiplex: false, poolSize: 2 });
     const replies = await Promise.all(
-      Array.from({ length: 40 }, async (_, i) => (await client.request({ params: params('echo.sh', { REQUEST_METHOD: 'PUT' }), body: `request ${i}` })).text()),
+      Array.from({ length: 40 }, async (_, i) =>
+        (await client.request({ params: params('echo.sh', { REQUEST_METHOD: 'PUT' }), body: `request ${i}` })).text(),
+      ),
     );
     expect(replies).toEqual(Array.from({ length: 40 }, (_, i) => `request ${i}`));
     expect(client.stats.connections).toBeLessThanOrEqual(2);
@@ -113,21 +124,30 @@ describe('client against fcgiwrap (fcgiwrap package)', () => {
   it('the gateway runs a CGI script through fcgiwrap', async (context) => {
     requireBinary(context, FCGIWRAP, 'fcgiwrap', 'fcgiwrap');
     const { createServer, request } = await import('node:http');
-    const gateway = createGateway({ upstream: { address: socketPath, multiplex: false }, documentRoot: dir, splitPath: /^(.+?\.sh)(\/.*)?$/, logger: { warn: () => {}, error: () => {} } });
+    const gateway = createGateway({
+      upstream: { address: socketPath, multiplex: false },
+      documentRoot: dir,
+      splitPath: /^(.+?\.sh)(\/.*)?$/,
+      logger: { warn: () => {}, error: () => {} },
+    });
     const server = createServer(gateway).listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     try {
       const port = (server.address() as { port: number }).port;
-      const reply = await new Promise<{ status: number; method: string | undefined; body: string }>((resolve, reject) => {
-        const req = request({ port, host: '127.0.0.1', path: '/echo.sh?x=2', method: 'POST' }, (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (d: string) => (body += d));
-          res.on('end', () => resolve({ status: res.statusCode!, method: res.headers['x-method'] as string | undefined, body }));
-        });
-        req.on('error', reject);
-        req.end('posted through node:http');
-      });
+      const reply = await new Promise<{ status: number; method: string | undefined; body: string }>(
+        (resolve, reject) => {
+          const req = request({ port, host: '127.0.0.1', path: '/echo.sh?x=2', method: 'POST' }, (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (d: string) => (body += d));
+            res.on('end', () =>
+              resolve({ status: res.statusCode!, method: res.headers['x-method'] as string | undefined, body }),
+            );
+          });
+          req.on('error', reject);
+          req.end('posted through node:http');
+        },
+      );
       expect(reply).toEqual({ status: 200, method: 'POST', body: 'posted through node:http' });
     } finally {
       server.close();

@@ -24,10 +24,14 @@ describe('resolveClientOptions', () => {
   });
 
   it('refuses out-of-range values', () => {
-    expect(() => resolveClientOptions({ address: '/x.sock', poolSize: 0 })).toThrow(/poolSize must be an integer of at least 1/);
+    expect(() => resolveClientOptions({ address: '/x.sock', poolSize: 0 })).toThrow(
+      /poolSize must be an integer of at least 1/,
+    );
     expect(() => resolveClientOptions({ address: '/x.sock', queueLimit: -1 })).toThrow(InvalidArgumentError);
     expect(() => resolveClientOptions({ address: '/x.sock', requestTimeout: 1.5 })).toThrow(InvalidArgumentError);
     expect(() => resolveClientOptions({ address: '/x.sock', multiplex: 'yes' as never })).toThrow(InvalidArgumentError);
-    expect(() => resolveClientOptions({ address: '/x.sock', abortWith: 'kill' as never })).toThrow(InvalidArgumentError);
+    expect(() => resolveClientOptions({ address: '/x.sock', abortWith: 'kill' as never })).toThrow(
+      InvalidArgumentError,
+    );
   });
 });

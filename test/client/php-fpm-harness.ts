@@ -58,7 +58,9 @@ export class PhpFpm {
       'listen.mode = 0600',
       `pm = ${pm}`,
       `pm.max_children = ${children}`,
-      ...(pm === 'dynamic' ? [`pm.start_servers = 1`, `pm.min_spare_servers = 1`, `pm.max_spare_servers = ${children}`] : []),
+      ...(pm === 'dynamic'
+        ? [`pm.start_servers = 1`, `pm.min_spare_servers = 1`, `pm.max_spare_servers = ${children}`]
+        : []),
       'clear_env = yes',
       // Big bodies both ways; error_log stays unset so error_log() reaches the FastCGI STDERR stream.
       'php_admin_value[post_max_size] = 64M',

@@ -46,7 +46,11 @@ describe('client against php-fpm (php8.2-fpm, pm.max_children=4)', () => {
     expect(get.headers['content-type']).toBe('text/plain; charset=utf-8');
     expect(await get.text()).toBe('hello GET a=1&b=2 /hello.php\n');
     const post = await client.request({
-      params: phpParams('form.php', { REQUEST_METHOD: 'POST', CONTENT_TYPE: 'application/x-www-form-urlencoded', QUERY_STRING: 'q=1' }),
+      params: phpParams('form.php', {
+        REQUEST_METHOD: 'POST',
+        CONTENT_TYPE: 'application/x-www-form-urlencoded',
+        QUERY_STRING: 'q=1',
+      }),
       body: 'name=caf%C3%A9&n=42',
     });
     expect(JSON.parse(await post.text())).toEqual({ method: 'POST', post: { name: 'café', n: '42' }, get: { q: '1' } });
@@ -57,7 +61,10 @@ describe('client against php-fpm (php8.2-fpm, pm.max_children=4)', () => {
     const php = await fpm(context);
     const client = testClient({ address: php.socketPath });
     const body = pattern(10 * 1024 * 1024);
-    const response = await client.request({ params: phpParams('echo.php', { REQUEST_METHOD: 'POST', CONTENT_TYPE: 'application/octet-stream' }), body });
+    const response = await client.request({
+      params: phpParams('echo.php', { REQUEST_METHOD: 'POST', CONTENT_TYPE: 'application/octet-stream' }),
+      body,
+    });
     expect(response.headers['x-input-length']).toBe(String(body.length));
     expect(response.headers['x-input-sha256']).toBe(sha256(body));
     expect(response.headers['x-content-length-param']).toBe(String(body.length));
@@ -103,7 +110,9 @@ describe('client against php-fpm (php8.2-fpm, pm.max_children=4)', () => {
     const client = testClient({ address: php.socketPath, poolSize: 2 });
     const pids = new Set<string>();
     for (let batch = 0; batch < 100; batch++) {
-      const responses = await Promise.all(Array.from({ length: 10 }, () => client.request({ params: phpParams('sleep.php') })));
+      const responses = await Promise.all(
+        Array.from({ length: 10 }, () => client.request({ params: phpParams('sleep.php') })),
+      );
       for (const response of responses) pids.add(await response.text());
     }
     expect(client.stats.opened).toBeLessThanOrEqual(2);
@@ -123,14 +132,20 @@ describe('client against php-fpm (php8.2-fpm, pm.max_children=4)', () => {
     const error = await rejectionOf(client.request({ params: { ...phpParams('params.php'), BIG: `${value}x` } }));
     expect(error.code).toBe('FCGI_ERR_PAIR_TOO_LARGE');
     // The connection was never touched: the next request works on it.
-    expect(JSON.parse(await (await client.request({ params: { ...phpParams('params.php'), BIG: 'small' } })).text()).bigLength).toBe(5);
+    expect(
+      JSON.parse(await (await client.request({ params: { ...phpParams('params.php'), BIG: 'small' } })).text())
+        .bigLength,
+    ).toBe(5);
   });
 
   it('captures STDERR (error_log with no error_log file) beside the body', async (context) => {
     const php = await fpm(context);
     const client = testClient({ address: php.socketPath });
     const pieces: string[] = [];
-    const response = await client.request({ params: phpParams('stderr.php'), onStderr: (chunk) => pieces.push(chunk.toString()) });
+    const response = await client.request({
+      params: phpParams('stderr.php'),
+      onStderr: (chunk) => pieces.push(chunk.toString()),
+    });
     expect(await response.text()).toBe('body after stderr\n');
     const { stderr } = await response.completed;
     expect(stderr).toContain('PHP message: first message to stderr');
@@ -156,7 +171,10 @@ describe('client against php-fpm (php8.2-fpm, pm.max_children=4)', () => {
   it('runs a script in the Authorizer role', async (context) => {
     const php = await fpm(context);
     const client = testClient({ address: php.socketPath });
-    const granted = await client.request({ role: 'authorizer', params: phpParams('auth.php', { HTTP_AUTHORIZATION: 'Bearer good' }) });
+    const granted = await client.request({
+      role: 'authorizer',
+      params: phpParams('auth.php', { HTTP_AUTHORIZATION: 'Bearer good' }),
+    });
     expect(granted.status).toBe(200);
     expect(granted.variables).toEqual({ REMOTE_USER: 'alice' });
     await granted.text();
@@ -169,7 +187,9 @@ describe('client against php-fpm (php8.2-fpm, pm.max_children=4)', () => {
   it("learns from the GET_VALUES probe that php-fpm does not multiplex (multiplex: 'auto')", async (context) => {
     const php = await fpm(context);
     const client = testClient({ address: php.socketPath, poolSize: 2 });
-    await Promise.all(Array.from({ length: 20 }, async () => (await client.request({ params: phpParams('hello.php') })).text()));
+    await Promise.all(
+      Array.from({ length: 20 }, async () => (await client.request({ params: phpParams('hello.php') })).text()),
+    );
     await delay(100);
     expect(client.stats.multiplexing).toBe(false);
     expect(client.stats.opened).toBeLessThanOrEqual(2);
@@ -183,30 +203,36 @@ describe('client against php-fpm with one worker (pm.max_children=1)', () => {
     const php = await fpm(context);
     const client = testClient({ address: php.socketPath, poolSize: 1 });
     const started = Date.now();
-    const responses = await Promise.all(Array.from({ length: 10 }, () => client.request({ params: phpParams('sleep.php', { QUERY_STRING: 'ms=50' }) })));
+    const responses = await Promise.all(
+      Array.from({ length: 10 }, () => client.request({ params: phpParams('sleep.php', { QUERY_STRING: 'ms=50' }) })),
+    );
     const bodies = await Promise.all(responses.map((r) => r.text()));
     expect(new Set(bodies).size).toBe(1); // one worker served them all
     expect(Date.now() - started).toBeGreaterThanOrEqual(450);
     expect(client.stats.opened).toBe(1);
   });
 
-  it("recovers when php closes an accepted connection that stayed silent for 5 s", { timeout: 20_000 }, async (context) => {
-    const php = await fpm(context);
-    // Our own idle timeout is longer than php's 5 s, so php closes first.
-    const client = testClient({ address: php.socketPath, poolSize: 1, idleTimeout: 30_000, multiplex: false });
-    // A request aborted while its connection is being opened leaves that connection up and silent.
-    const controller = new AbortController();
-    const abandoned = client.request({ params: phpParams('hello.php'), signal: controller.signal });
-    controller.abort();
-    await rejectionOf(abandoned);
-    await waitFor(() => client.stats.connections === 1 && client.stats.connecting === 0, 2000, 'connection up');
-    const silentSince = Date.now();
-    await waitFor(() => client.stats.connections === 0, 8000, 'php closing the silent connection');
-    expect(Date.now() - silentSince).toBeGreaterThanOrEqual(4000);
-    const response = await client.request({ params: phpParams('hello.php') });
-    expect(await response.text()).toBe('hello GET  /hello.php\n');
-    expect(client.stats.opened).toBe(2);
-  });
+  it(
+    'recovers when php closes an accepted connection that stayed silent for 5 s',
+    { timeout: 20_000 },
+    async (context) => {
+      const php = await fpm(context);
+      // Our own idle timeout is longer than php's 5 s, so php closes first.
+      const client = testClient({ address: php.socketPath, poolSize: 1, idleTimeout: 30_000, multiplex: false });
+      // A request aborted while its connection is being opened leaves that connection up and silent.
+      const controller = new AbortController();
+      const abandoned = client.request({ params: phpParams('hello.php'), signal: controller.signal });
+      controller.abort();
+      await rejectionOf(abandoned);
+      await waitFor(() => client.stats.connections === 1 && client.stats.connecting === 0, 2000, 'connection up');
+      const silentSince = Date.now();
+      await waitFor(() => client.stats.connections === 0, 8000, 'php closing the silent connection');
+      expect(Date.now() - silentSince).toBeGreaterThanOrEqual(4000);
+      const response = await client.request({ params: phpParams('hello.php') });
+      expect(await response.text()).toBe('hello GET  /hello.php\n');
+      expect(client.stats.opened).toBe(2);
+    },
+  );
 });
 
 describe('client against php-fpm restarted under load', () => {

@@ -67,7 +67,9 @@ describe('client requests on the wire', () => {
     for (let i = 0; i < 10; i++) params[`P${i}`] = String(i).repeat(20_000);
     await (await client.request({ params })).text();
     expect(received!.params).toMatchObject(params);
-    const paramRecords = backend.connections[0]!.records.filter((r) => r.type === RecordType.PARAMS && r.contentLength > 0);
+    const paramRecords = backend.connections[0]!.records.filter(
+      (r) => r.type === RecordType.PARAMS && r.contentLength > 0,
+    );
     expect(paramRecords.length).toBeGreaterThan(3);
     for (const record of paramRecords) expect(record.contentLength).toBeLessThanOrEqual(65535);
     // Each record holds whole pairs: 3 pairs of 20007 bytes (1 + 4 + 2 + 20000) fit one 65535-byte record.
@@ -120,7 +122,12 @@ describe('client requests on the wire', () => {
       async request(request, connection) {
         const bytes = Buffer.concat([
           encodeStream(RecordType.STDERR, request.requestId, Buffer.from('warn\n')),
-          encodeStream(RecordType.STDOUT, request.requestId, Buffer.from(`Status: 201 Made\r\nX-A: 1\r\n\r\n\x00\x01\x02`, 'latin1'), { end: true }),
+          encodeStream(
+            RecordType.STDOUT,
+            request.requestId,
+            Buffer.from(`Status: 201 Made\r\nX-A: 1\r\n\r\n\x00\x01\x02`, 'latin1'),
+            { end: true },
+          ),
           encodeEndRequest(request.requestId, 0),
         ]);
         for (const byte of bytes) {
@@ -169,7 +176,12 @@ describe('client requests on the wire', () => {
       expect((error as BackendError).protocolStatus).toBe(statuses[i]);
       codes.push(error.code!);
     }
-    expect(codes).toEqual(['FCGI_ERR_OVERLOADED', 'FCGI_ERR_CANT_MPX_CONN', 'FCGI_ERR_UNKNOWN_ROLE', 'FCGI_ERR_UNKNOWN_PROTOCOL_STATUS']);
+    expect(codes).toEqual([
+      'FCGI_ERR_OVERLOADED',
+      'FCGI_ERR_CANT_MPX_CONN',
+      'FCGI_ERR_UNKNOWN_ROLE',
+      'FCGI_ERR_UNKNOWN_PROTOCOL_STATUS',
+    ]);
   });
 
   it('fails the request with FCGI_ERR_BACKEND_CLOSED when the backend closes before END_REQUEST, before or after the headers', async () => {
@@ -201,7 +213,13 @@ describe('client requests on the wire', () => {
         setTimeout(() => connection.end(request.requestId), 50);
       },
     });
-    const client = testClient({ address: backend.path, multiplex: false, highWaterMark: 1024, requestTimeout: 2000, bodyTimeout: 2000 });
+    const client = testClient({
+      address: backend.path,
+      multiplex: false,
+      highWaterMark: 1024,
+      requestTimeout: 2000,
+      bodyTimeout: 2000,
+    });
     for (const read of ['buffer', 'stream'] as const) {
       const response = await client.request({});
       await new Promise((r) => setTimeout(r, 20));
@@ -291,7 +309,10 @@ describe('client request bodies', () => {
   function echoBackend() {
     return ScriptedBackend.start({
       request(request, connection) {
-        connection.respond(request.requestId, Buffer.concat([Buffer.from(`X-Length: ${request.params.CONTENT_LENGTH}\r\n\r\n`), request.stdin]));
+        connection.respond(
+          request.requestId,
+          Buffer.concat([Buffer.from(`X-Length: ${request.params.CONTENT_LENGTH}\r\n\r\n`), request.stdin]),
+        );
       },
     });
   }
@@ -316,9 +337,14 @@ describe('client request bodies', () => {
     expect(error).toBeInstanceOf(LimitError);
     expect(error.code).toBe('FCGI_ERR_BODY_TOO_LARGE');
     const strict = testClient({ address: backend.path, multiplex: false, bufferUnknownLength: false });
-    expect((await rejectionOf(strict.request({ body: Readable.from([Buffer.alloc(1)]) }))).code).toBe('FCGI_ERR_BODY_TOO_LARGE');
+    expect((await rejectionOf(strict.request({ body: Readable.from([Buffer.alloc(1)]) }))).code).toBe(
+      'FCGI_ERR_BODY_TOO_LARGE',
+    );
     // With a declared length the stream goes out as it is read.
-    const response = await strict.request({ body: Readable.from([Buffer.from('ab'), Buffer.from('c')]), contentLength: 3 });
+    const response = await strict.request({
+      body: Readable.from([Buffer.from('ab'), Buffer.from('c')]),
+      contentLength: 3,
+    });
     expect(await response.text()).toBe('abc');
     expect(backend.connections).toHaveLength(1);
   });
@@ -452,7 +478,13 @@ describe('client pool', () => {
   it('probes with GET_VALUES and multiplexes when the backend says FCGI_MPXS_CONNS=1', async () => {
     const backend = await ScriptedBackend.start({
       getValues(connection) {
-        connection.raw(encodeRecord(RecordType.GET_VALUES_RESULT, 0, Buffer.from('\x0f\x01FCGI_MPXS_CONNS1\x0e\x02FCGI_MAX_CONNS10', 'latin1')));
+        connection.raw(
+          encodeRecord(
+            RecordType.GET_VALUES_RESULT,
+            0,
+            Buffer.from('\x0f\x01FCGI_MPXS_CONNS1\x0e\x02FCGI_MAX_CONNS10', 'latin1'),
+          ),
+        );
       },
       request(request, connection) {
         setTimeout(() => connection.respond(request.requestId, OK), 20);
@@ -533,27 +565,37 @@ describe('client pool', () => {
     // receiving its second request, unanswered, which is what the client sees when the race is lost.
     async function racingBackend(closeHow: 'end' | 'destroy' | 'reset' = 'end'): Promise<ScriptedBackend> {
       const served = new Map<unknown, number>();
-      return ScriptedBackend.start({
-        request(request, connection) {
-          const n = (served.get(connection) ?? 0) + 1;
-          served.set(connection, n);
-          if (n === 1) return connection.respond(request.requestId, `${OK}${request.params.REQUEST_METHOD} ${request.stdin.toString()}`);
-          if (closeHow === 'end') connection.socket.end();
-          else if (closeHow === 'reset') connection.socket.resetAndDestroy();
-          else connection.socket.destroy();
+      return ScriptedBackend.start(
+        {
+          request(request, connection) {
+            const n = (served.get(connection) ?? 0) + 1;
+            served.set(connection, n);
+            if (n === 1)
+              return connection.respond(
+                request.requestId,
+                `${OK}${request.params.REQUEST_METHOD} ${request.stdin.toString()}`,
+              );
+            if (closeHow === 'end') connection.socket.end();
+            else if (closeHow === 'reset') connection.socket.resetAndDestroy();
+            else connection.socket.destroy();
+          },
         },
-      }, { tcp: closeHow === 'reset' });
+        { tcp: closeHow === 'reset' },
+      );
     }
 
-    it.each(['end', 'destroy', 'reset'] as const)('sends an idempotent request again on a new connection (backend %s)', async (how) => {
-      const backend = await racingBackend(how);
-      const client = testClient({ address: backend.path, multiplex: false, poolSize: 1, idleTimeout: 60_000 });
-      expect(await (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text()).toBe('GET ');
-      const second = await client.request({ params: { REQUEST_METHOD: 'PUT' }, body: 'again' });
-      expect(await second.text()).toBe('PUT again');
-      expect(backend.connections).toHaveLength(2);
-      expect(client.stats.replayed).toBe(1);
-    });
+    it.each(['end', 'destroy', 'reset'] as const)(
+      'sends an idempotent request again on a new connection (backend %s)',
+      async (how) => {
+        const backend = await racingBackend(how);
+        const client = testClient({ address: backend.path, multiplex: false, poolSize: 1, idleTimeout: 60_000 });
+        expect(await (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text()).toBe('GET ');
+        const second = await client.request({ params: { REQUEST_METHOD: 'PUT' }, body: 'again' });
+        expect(await second.text()).toBe('PUT again');
+        expect(backend.connections).toHaveLength(2);
+        expect(client.stats.replayed).toBe(1);
+      },
+    );
 
     it('fails a POST, a streamed body, a request with no REQUEST_METHOD, and any request when turned off', async () => {
       const cases: { options: Parameters<ReturnType<typeof testClient>['request']>[0]; retry?: boolean }[] = [
@@ -564,7 +606,13 @@ describe('client pool', () => {
       ];
       for (const { options, retry } of cases) {
         const backend = await racingBackend();
-        const client = testClient({ address: backend.path, multiplex: false, poolSize: 1, idleTimeout: 60_000, retryStaleConnection: retry });
+        const client = testClient({
+          address: backend.path,
+          multiplex: false,
+          poolSize: 1,
+          idleTimeout: 60_000,
+          retryStaleConnection: retry,
+        });
         await (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text();
         const error = await rejectionOf(client.request(options));
         expect(error.code).toBe('FCGI_ERR_BACKEND_CLOSED');
@@ -577,7 +625,9 @@ describe('client pool', () => {
       // First request on a fresh connection: the close is about this request, not a stale connection.
       const closer = await ScriptedBackend.start({ request: (_request, connection) => connection.socket.end() });
       const fresh = testClient({ address: closer.path, multiplex: false, poolSize: 1 });
-      expect((await rejectionOf(fresh.request({ params: { REQUEST_METHOD: 'GET' } }))).code).toBe('FCGI_ERR_BACKEND_CLOSED');
+      expect((await rejectionOf(fresh.request({ params: { REQUEST_METHOD: 'GET' } }))).code).toBe(
+        'FCGI_ERR_BACKEND_CLOSED',
+      );
       expect(closer.connections).toHaveLength(1);
       // A reused connection that answered part of the headers before closing.
       let n = 0;
@@ -590,13 +640,21 @@ describe('client pool', () => {
       });
       const client = testClient({ address: partial.path, multiplex: false, poolSize: 1, idleTimeout: 60_000 });
       await (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text();
-      expect((await rejectionOf(client.request({ params: { REQUEST_METHOD: 'GET' } }))).code).toBe('FCGI_ERR_BACKEND_CLOSED');
+      expect((await rejectionOf(client.request({ params: { REQUEST_METHOD: 'GET' } }))).code).toBe(
+        'FCGI_ERR_BACKEND_CLOSED',
+      );
       expect(client.stats.replayed).toBe(0);
     });
 
     it('replays a request whose params come from a generator (read once), ahead of the queue limit after a reset', async () => {
       const backend = await racingBackend('reset');
-      const client = testClient({ address: backend.path, multiplex: false, poolSize: 1, queueLimit: 0, idleTimeout: 60_000 });
+      const client = testClient({
+        address: backend.path,
+        multiplex: false,
+        poolSize: 1,
+        queueLimit: 0,
+        idleTimeout: 60_000,
+      });
       await (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text();
       function* params(): Generator<[string, string]> {
         yield ['REQUEST_METHOD', 'GET'];
@@ -619,8 +677,12 @@ describe('client pool', () => {
       });
       const client = testClient({ address: backend.path, multiplex: false, poolSize: 4, idleTimeout: 60_000 });
       // Four warm kept connections, every one of them a candidate for a replay.
-      await Promise.all([1, 2, 3, 4].map(async () => (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text()));
-      await Promise.all([1, 2, 3, 4].map(async () => (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text()));
+      await Promise.all(
+        [1, 2, 3, 4].map(async () => (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text()),
+      );
+      await Promise.all(
+        [1, 2, 3, 4].map(async () => (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text()),
+      );
       const error = await rejectionOf(client.request({ params: { REQUEST_METHOD: 'GET', POISON: '1' } }));
       expect(error.code).toBe('FCGI_ERR_BACKEND_CLOSED');
       expect(attempts).toBe(2);
@@ -631,7 +693,8 @@ describe('client pool', () => {
       let first = true;
       const backend = await ScriptedBackend.start({
         request(request, connection) {
-          if (connection !== backend.connections[0]) return connection.respond(request.requestId, `${OK}${request.params.N}`);
+          if (connection !== backend.connections[0])
+            return connection.respond(request.requestId, `${OK}${request.params.N}`);
           if (first) {
             first = false;
             return connection.respond(request.requestId, `${OK}first`);
@@ -641,7 +704,9 @@ describe('client pool', () => {
       });
       const client = testClient({ address: backend.path, multiplex: true, poolSize: 1, idleTimeout: 60_000 });
       expect(await (await client.request({ params: { REQUEST_METHOD: 'GET' } })).text()).toBe('first');
-      const replies = await Promise.all([1, 2, 3].map(async (n) => (await client.request({ params: { REQUEST_METHOD: 'GET', N: String(n) } })).text()));
+      const replies = await Promise.all(
+        [1, 2, 3].map(async (n) => (await client.request({ params: { REQUEST_METHOD: 'GET', N: String(n) } })).text()),
+      );
       expect(replies).toEqual(['1', '2', '3']);
       expect(client.stats.replayed).toBe(3);
       expect(backend.connections).toHaveLength(2);

@@ -46,7 +46,10 @@ export interface Hooks {
 export class BackendConnection {
   readonly socket: Socket;
   readonly records: ReceivedRecord[] = [];
-  readonly #pending = new Map<number, ScriptedRequest & { stdinDone: boolean; dataDone: boolean; chunks: Buffer[]; dataChunks: Buffer[] }>();
+  readonly #pending = new Map<
+    number,
+    ScriptedRequest & { stdinDone: boolean; dataDone: boolean; chunks: Buffer[]; dataChunks: Buffer[] }
+  >();
   readonly #hooks: Hooks;
   readonly #decoder: Decoder;
   error: FastCGIError | null = null;
@@ -71,7 +74,12 @@ export class BackendConnection {
       const contentLength = this.#raw.readUInt16BE(at + 4);
       const size = 8 + contentLength + this.#raw[at + 6]!;
       if (this.#raw.length - at < size) break;
-      this.records.push({ type: this.#raw[at + 1]!, requestId: this.#raw.readUInt16BE(at + 2), contentLength, paddingLength: this.#raw[at + 6]! });
+      this.records.push({
+        type: this.#raw[at + 1]!,
+        requestId: this.#raw.readUInt16BE(at + 2),
+        contentLength,
+        paddingLength: this.#raw[at + 6]!,
+      });
       at += size;
     }
     this.#raw = Buffer.from(this.#raw.subarray(at));
@@ -140,7 +148,11 @@ export class BackendConnection {
   }
 
   /** A whole response: header block + body, the empty STDOUT record unless `noTerminator`, END_REQUEST. */
-  respond(requestId: number, response: string | Buffer, options: { noTerminator?: boolean; appStatus?: number } = {}): void {
+  respond(
+    requestId: number,
+    response: string | Buffer,
+    options: { noTerminator?: boolean; appStatus?: number } = {},
+  ): void {
     this.socket.write(
       Buffer.concat([
         encodeStream(RecordType.STDOUT, requestId, Buffer.from(response), { end: options.noTerminator !== true }),
@@ -176,7 +188,10 @@ export class ScriptedBackend {
    * `tcp`: listen on 127.0.0.1 (a reset reaches the client as ECONNRESET there, not as a FIN), or on `host` and
    * `port` when given (another loopback address, a port shared by several backends).
    */
-  static async start(hooks: Hooks, options: { tcp?: boolean; host?: string; port?: number } = {}): Promise<ScriptedBackend> {
+  static async start(
+    hooks: Hooks,
+    options: { tcp?: boolean; host?: string; port?: number } = {},
+  ): Promise<ScriptedBackend> {
     const backend = new ScriptedBackend(hooks);
     const host = options.host ?? '127.0.0.1';
     if (options.tcp === true) backend.server.listen(options.port ?? 0, host);

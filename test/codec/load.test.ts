@@ -24,7 +24,10 @@ describe('codec loader', () => {
   });
 
   it('uses TypeScript when FASTCGI_NO_NATIVE=1', () => {
-    const result = probe({ FASTCGI_NO_NATIVE: '1' }, "const { codec } = require('./src/codec/load'); console.log(codec.implementation, codec.nativeUnavailableReason)");
+    const result = probe(
+      { FASTCGI_NO_NATIVE: '1' },
+      "const { codec } = require('./src/codec/load'); console.log(codec.implementation, codec.nativeUnavailableReason)",
+    );
     expect(result.stdout.trim()).toBe('typescript disabled by FASTCGI_NO_NATIVE');
   });
 
@@ -36,10 +39,14 @@ describe('codec loader', () => {
   it('fails with NativeLoadError when FASTCGI_REQUIRE_NATIVE=1 and the addon cannot be used', () => {
     const result = probe({ FASTCGI_REQUIRE_NATIVE: '1', FASTCGI_NO_NATIVE: '1' }, "require('./src/codec/load')");
     expect(result.status).not.toBe(0);
-    expect(result.stderr).toMatch(/NativeLoadError[\s\S]*FCGI_ERR_NATIVE_LOAD|FCGI_ERR_NATIVE_LOAD[\s\S]*NativeLoadError/);
+    expect(result.stderr).toMatch(
+      /NativeLoadError[\s\S]*FCGI_ERR_NATIVE_LOAD|FCGI_ERR_NATIVE_LOAD[\s\S]*NativeLoadError/,
+    );
   });
 
   it('keeps native/generated in step with layout.ts and known-names.json', () => {
-    expect(() => execFileSync(process.execPath, ['scripts/gen-native-headers.mjs', '--check'], { cwd: root, stdio: 'pipe' })).not.toThrow();
+    expect(() =>
+      execFileSync(process.execPath, ['scripts/gen-native-headers.mjs', '--check'], { cwd: root, stdio: 'pipe' }),
+    ).not.toThrow();
   });
 });

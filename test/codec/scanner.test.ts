@@ -6,13 +6,15 @@ import { beginRequest, length, pair, record } from '../helpers/records';
 
 function records(out: Uint32Array, count: number): number[][] {
   const rows: number[][] = [];
-  for (let i = 0; i < count; i++) rows.push([...out.subarray(L.OUT_HEADER_SLOTS + i * L.REC_STRIDE, L.OUT_HEADER_SLOTS + (i + 1) * L.REC_STRIDE)]);
+  for (let i = 0; i < count; i++)
+    rows.push([...out.subarray(L.OUT_HEADER_SLOTS + i * L.REC_STRIDE, L.OUT_HEADER_SLOTS + (i + 1) * L.REC_STRIDE)]);
   return rows;
 }
 
 function pairs(out: Uint32Array, count: number): number[][] {
   const rows: number[][] = [];
-  for (let i = 0; i < count; i++) rows.push([...out.subarray(L.OUT_HEADER_SLOTS + i * L.PAIR_STRIDE, L.OUT_HEADER_SLOTS + (i + 1) * L.PAIR_STRIDE)]);
+  for (let i = 0; i < count; i++)
+    rows.push([...out.subarray(L.OUT_HEADER_SLOTS + i * L.PAIR_STRIDE, L.OUT_HEADER_SLOTS + (i + 1) * L.PAIR_STRIDE)]);
   return rows;
 }
 
@@ -38,7 +40,12 @@ describe.each(codecs)('$label scanner', (scanner) => {
     });
 
     it('describes each record and skips padding', () => {
-      const bytes = Buffer.concat([beginRequest(1, 1, 1), record(4, 1, 'abc', 5), record(4, 1), record(5, 0x1234, 'x', 255)]);
+      const bytes = Buffer.concat([
+        beginRequest(1, 1, 1),
+        record(4, 1, 'abc', 5),
+        record(4, 1),
+        record(5, 0x1234, 'x', 255),
+      ]);
       expect(scanner.scanRecords(bytes, 0, bytes.length, out)).toBe(4);
       expect(records(out, 4)).toEqual([
         [1, 1, 8, 8, 0],
@@ -78,7 +85,13 @@ describe.each(codecs)('$label scanner', (scanner) => {
     it('reports version 72 (an HTTP peer) at its offset, after the good records', () => {
       const bytes = Buffer.concat([record(5, 1, 'ok'), Buffer.from('HTTP/1.1 200 OK\r\n')]);
       expect(scanner.scanRecords(bytes, 0, bytes.length, out)).toBe(1);
-      expect(header(out)).toEqual({ count: 1, consumed: 10, error: L.ERR_BAD_VERSION, errorOffset: 10, errorValue: 72 });
+      expect(header(out)).toEqual({
+        count: 1,
+        consumed: 10,
+        error: L.ERR_BAD_VERSION,
+        errorOffset: 10,
+        errorValue: 72,
+      });
     });
 
     it('reports a bad version even when only one byte of the header has arrived', () => {
@@ -117,7 +130,9 @@ describe.each(codecs)('$label scanner', (scanner) => {
 
     it('throws a TypeError for arguments of the wrong type', () => {
       expect(() => scanner.scanRecords('x' as unknown as Uint8Array, 0, 1, out)).toThrow(TypeError);
-      expect(() => scanner.scanRecords(Buffer.alloc(1), 0, 1, new Int32Array(16) as unknown as Uint32Array)).toThrow(TypeError);
+      expect(() => scanner.scanRecords(Buffer.alloc(1), 0, 1, new Int32Array(16) as unknown as Uint32Array)).toThrow(
+        TypeError,
+      );
     });
   });
 
@@ -125,7 +140,11 @@ describe.each(codecs)('$label scanner', (scanner) => {
     const pout = new Uint32Array(L.OUT_HEADER_SLOTS + 64 * L.PAIR_STRIDE);
 
     it('describes pairs with 1- and 4-byte lengths and known-name ids', () => {
-      const block = Buffer.concat([pair('REQUEST_METHOD', 'GET'), pair('X_CUSTOM', 'v'.repeat(200)), pair('HTTP_HOST', '')]);
+      const block = Buffer.concat([
+        pair('REQUEST_METHOD', 'GET'),
+        pair('X_CUSTOM', 'v'.repeat(200)),
+        pair('HTTP_HOST', ''),
+      ]);
       expect(scanner.scanPairs(block, 0, block.length, pout)).toBe(3);
       const method = KNOWN_NAMES.indexOf('REQUEST_METHOD');
       const host = KNOWN_NAMES.indexOf('HTTP_HOST');
@@ -145,7 +164,12 @@ describe.each(codecs)('$label scanner', (scanner) => {
 
     it('recognises every known name and no near miss', () => {
       for (const [id, name] of KNOWN_NAMES.entries()) {
-        const block = Buffer.concat([pair(name, '1'), pair(name.toLowerCase(), '2'), pair(`${name}_`, '3'), pair(name.slice(0, -1), '4')]);
+        const block = Buffer.concat([
+          pair(name, '1'),
+          pair(name.toLowerCase(), '2'),
+          pair(`${name}_`, '3'),
+          pair(name.slice(0, -1), '4'),
+        ]);
         expect(scanner.scanPairs(block, 0, block.length, pout)).toBe(4);
         expect(pairs(pout, 4).map((p) => p[0])).toEqual([id, L.NAME_UNKNOWN, L.NAME_UNKNOWN, L.NAME_UNKNOWN]);
       }
@@ -164,7 +188,13 @@ describe.each(codecs)('$label scanner', (scanner) => {
       const block = Buffer.concat([pair('A', 'b'), length(300)]);
       for (const end of [5, 6, 7]) {
         expect(scanner.scanPairs(block, 0, end, pout)).toBe(1);
-        expect(header(pout)).toEqual({ count: 1, consumed: 4, error: L.ERR_PAIR_LENGTH_TRUNCATED, errorOffset: 4, errorValue: 0 });
+        expect(header(pout)).toEqual({
+          count: 1,
+          consumed: 4,
+          error: L.ERR_PAIR_LENGTH_TRUNCATED,
+          errorOffset: 4,
+          errorValue: 0,
+        });
       }
       const nameOnly = Buffer.concat([length(1), Buffer.from([0x80, 0, 0])]);
       expect(scanner.scanPairs(nameOnly, 0, nameOnly.length, pout)).toBe(0);
@@ -174,7 +204,13 @@ describe.each(codecs)('$label scanner', (scanner) => {
     it('reports a pair declaring 0x7fffffff bytes as ERR_PAIR_DATA_TRUNCATED with the declared total', () => {
       const block = Buffer.concat([length(0x7fffffff), length(0x7fffffff), Buffer.from('abc')]);
       expect(scanner.scanPairs(block, 0, block.length, pout)).toBe(0);
-      expect(header(pout)).toEqual({ count: 0, consumed: 0, error: L.ERR_PAIR_DATA_TRUNCATED, errorOffset: 0, errorValue: 0xfffffffe });
+      expect(header(pout)).toEqual({
+        count: 0,
+        consumed: 0,
+        error: L.ERR_PAIR_DATA_TRUNCATED,
+        errorOffset: 0,
+        errorValue: 0xfffffffe,
+      });
     });
 
     it('reports a pair running one byte past the end', () => {

@@ -58,7 +58,15 @@ describe('server channels', () => {
     expect(starts[0]).toMatchObject({ requestId: 3, role: 'responder' });
     expect((starts[0]!.params as Record<string, string>).REQUEST_URI).toBe('/missing?x=1');
     const finish = finishes[0]!;
-    expect(finish).toMatchObject({ requestId: 3, role: 'responder', status: 404, appStatus: 0, protocolStatus: 'REQUEST_COMPLETE', abortReason: null, bytesIn: 5 });
+    expect(finish).toMatchObject({
+      requestId: 3,
+      role: 'responder',
+      status: 404,
+      appStatus: 0,
+      protocolStatus: 'REQUEST_COMPLETE',
+      abortReason: null,
+      bytesIn: 5,
+    });
     expect(finish.request).toBe(starts[0]!.request);
     expect((finish.params as Record<string, string>).REQUEST_URI).toBe('/missing?x=1');
     expect(finish.bytesOut).toBe(response.stdout.length);
@@ -114,7 +122,11 @@ describe('server channels', () => {
     await peer.waitForEnd(2);
     await waitFor(() => finishes.length === 1, 2000, 'finish');
     expect(aborts[0]).toMatchObject({ requestId: 2, reason: 'abort-request' });
-    expect(finishes[0]).toMatchObject({ requestId: 2, abortReason: 'abort-request', protocolStatus: 'REQUEST_COMPLETE' });
+    expect(finishes[0]).toMatchObject({
+      requestId: 2,
+      abortReason: 'abort-request',
+      protocolStatus: 'REQUEST_COMPLETE',
+    });
   });
 
   it('a finish with protocolStatus null when the connection closes under a request', async () => {
@@ -157,7 +169,8 @@ describe('server channels', () => {
   it('tracing:fastcgi:server:handler runs start/end around the handler and asyncEnd when its promise settles', async () => {
     const events: string[] = [];
     const handlers = {
-      start: (context: object) => events.push(`start ${(context as { params: Record<string, string> }).params.REQUEST_URI}`),
+      start: (context: object) =>
+        events.push(`start ${(context as { params: Record<string, string> }).params.REQUEST_URI}`),
       end: () => events.push('end'),
       asyncStart: () => events.push('asyncStart'),
       asyncEnd: () => events.push('asyncEnd'),

@@ -14,11 +14,19 @@ import { waitFor } from '../client/helpers';
 /** A real pino logger writing JSON lines into an array. */
 function pinoLines(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const logger = pino(
+    { level: 'info' },
+    { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+  );
   return { logger, lines };
 }
 
-const params = (uri: string) => ({ REQUEST_METHOD: 'GET', REQUEST_URI: uri, SCRIPT_NAME: uri, SCRIPT_FILENAME: `/srv${uri}` });
+const params = (uri: string) => ({
+  REQUEST_METHOD: 'GET',
+  REQUEST_URI: uri,
+  SCRIPT_NAME: uri,
+  SCRIPT_FILENAME: `/srv${uri}`,
+});
 
 describe('logger', () => {
   it('tells pino (and its children) from a { warn, error } logger', () => {
@@ -30,7 +38,15 @@ describe('logger', () => {
 
   it('a plain logger gets the fields appended to the text, and is called as a method', () => {
     const seen: string[] = [];
-    const plain = { seen, warn(m: string) { this.seen.push(m); }, error(m: string) { this.seen.push(m); } };
+    const plain = {
+      seen,
+      warn(m: string) {
+        this.seen.push(m);
+      },
+      error(m: string) {
+        this.seen.push(m);
+      },
+    };
     const sink = toLogSink(plain);
     sink.warn('slow', { requestId: 2, uri: '/a?b', skipped: undefined });
     sink.error('failed', { requestId: 2 }, false);
@@ -52,9 +68,12 @@ describe('logger', () => {
 
   it('a slow request logs to pino at warn with its fields', async () => {
     const { logger, lines } = pinoLines();
-    const server = createServer({ logger: logger.child({ component: 'fastcgi' }), slowRequestThreshold: 20 }, (_req, res) => {
-      setTimeout(() => res.end('late'), 40);
-    });
+    const server = createServer(
+      { logger: logger.child({ component: 'fastcgi' }), slowRequestThreshold: 20 },
+      (_req, res) => {
+        setTimeout(() => res.end('late'), 40);
+      },
+    );
     const { connect } = await listenForTest(server);
     const peer = await connect();
     await peer.request({ requestId: 4, params: params('/late') });
@@ -79,7 +98,13 @@ describe('logger', () => {
       const response = await fetch(`http://127.0.0.1:${frontPort}/page.php?x=1`);
       expect(await response.text()).toBe('ok');
       await waitFor(() => lines.length > 0, 2000, 'stderr logged');
-      expect(lines[0]).toMatchObject({ level: 40, method: 'GET', uri: '/page.php?x=1', upstream: `127.0.0.1:${port}`, msg: 'stderr from /srv/page.php: PHP Notice: something' });
+      expect(lines[0]).toMatchObject({
+        level: 40,
+        method: 'GET',
+        uri: '/page.php?x=1',
+        upstream: `127.0.0.1:${port}`,
+        msg: 'stderr from /srv/page.php: PHP Notice: something',
+      });
     } finally {
       front.close();
       await gateway.close();

@@ -14,7 +14,15 @@ describe('valid streams', () => {
   it('decode to the expected trace with the TypeScript scanner, however they are split', () => {
     fc.assert(
       fc.property(arbStream, arbCuts, ({ bytes, expected }, cuts) => {
-        expect(traceDecode(splitAt(bytes, cuts.map((c) => c % (bytes.length + 1))), tsScanner)).toEqual(expected);
+        expect(
+          traceDecode(
+            splitAt(
+              bytes,
+              cuts.map((c) => c % (bytes.length + 1)),
+            ),
+            tsScanner,
+          ),
+        ).toEqual(expected);
       }),
       params,
     );
@@ -41,7 +49,13 @@ describe('params blocks cut anywhere', () => {
 describe.skipIf(nativeScanner === null)('native matches TypeScript', () => {
   const native = nativeScanner!;
 
-  function compareRaw(bytes: Uint8Array, start: number, end: number, capacity: number, kind: 'scanRecords' | 'scanPairs'): void {
+  function compareRaw(
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    capacity: number,
+    kind: 'scanRecords' | 'scanPairs',
+  ): void {
     const stride = kind === 'scanRecords' ? L.REC_STRIDE : L.PAIR_STRIDE;
     const a = new Uint32Array(L.OUT_HEADER_SLOTS + capacity * stride).fill(0xdeadbeef);
     const b = a.slice();
@@ -58,7 +72,10 @@ describe.skipIf(nativeScanner === null)('native matches TypeScript', () => {
   it('on valid streams split at random points (the decoder traces match the expected one)', () => {
     fc.assert(
       fc.property(arbStream, arbCuts, ({ bytes, expected }, cuts) => {
-        const chunks = splitAt(bytes, cuts.map((c) => c % (bytes.length + 1)));
+        const chunks = splitAt(
+          bytes,
+          cuts.map((c) => c % (bytes.length + 1)),
+        );
         expect(traceDecode(chunks, native)).toEqual(expected);
         expect(traceDecode(chunks, routed!)).toEqual(expected);
       }),
@@ -92,21 +109,37 @@ describe.skipIf(nativeScanner === null)('native matches TypeScript', () => {
 
   it('on garbage, including out-of-range arguments', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 3000 }), fc.integer({ min: -2, max: 3100 }), fc.integer({ min: -2, max: 3100 }), fc.integer({ min: -2, max: 40 }), (bytes, start, end, capacity) => {
-        compareRaw(bytes, start, end, Math.max(0, capacity), 'scanRecords');
-        compareRaw(bytes, start, end, Math.max(0, capacity), 'scanPairs');
-        compareRaw(bytes, 0, bytes.length, 64, 'scanRecords');
-        compareRaw(bytes, 0, bytes.length, 64, 'scanPairs');
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 3000 }),
+        fc.integer({ min: -2, max: 3100 }),
+        fc.integer({ min: -2, max: 3100 }),
+        fc.integer({ min: -2, max: 40 }),
+        (bytes, start, end, capacity) => {
+          compareRaw(bytes, start, end, Math.max(0, capacity), 'scanRecords');
+          compareRaw(bytes, start, end, Math.max(0, capacity), 'scanPairs');
+          compareRaw(bytes, 0, bytes.length, 64, 'scanRecords');
+          compareRaw(bytes, 0, bytes.length, 64, 'scanPairs');
+        },
+      ),
       params,
     );
   });
 
   it('on garbage made of plausible headers and pair lengths', () => {
-    const header = fc.tuple(fc.constantFrom(1, 1, 1, 0, 72), fc.integer({ min: 0, max: 12 }), fc.nat({ max: 3 }), fc.nat({ max: 80 }), fc.nat({ max: 255 }));
+    const header = fc.tuple(
+      fc.constantFrom(1, 1, 1, 0, 72),
+      fc.integer({ min: 0, max: 12 }),
+      fc.nat({ max: 3 }),
+      fc.nat({ max: 80 }),
+      fc.nat({ max: 255 }),
+    );
     const chunk = fc.oneof(
       header.map(([v, t, id, len, pad]) => new Uint8Array([v, t, 0, id, len >> 8, len & 0xff, pad, 0])),
-      fc.constantFrom(new Uint8Array([0x7f, 0xff, 0xff, 0xff]), new Uint8Array([0x80, 0, 0, 0x7f]), new Uint8Array([0xff, 0xff, 0xff, 0xff])),
+      fc.constantFrom(
+        new Uint8Array([0x7f, 0xff, 0xff, 0xff]),
+        new Uint8Array([0x80, 0, 0, 0x7f]),
+        new Uint8Array([0xff, 0xff, 0xff, 0xff]),
+      ),
       fc.uint8Array({ maxLength: 40 }),
     );
     fc.assert(
@@ -114,7 +147,10 @@ describe.skipIf(nativeScanner === null)('native matches TypeScript', () => {
         const bytes = Buffer.concat(parts);
         compareRaw(bytes, 0, bytes.length, 64, 'scanRecords');
         compareRaw(bytes, 0, bytes.length, 64, 'scanPairs');
-        const chunks = splitAt(bytes, cuts.map((c) => c % (bytes.length + 1)));
+        const chunks = splitAt(
+          bytes,
+          cuts.map((c) => c % (bytes.length + 1)),
+        );
         const ts = traceDecode(chunks, tsScanner);
         expect(traceDecode(chunks, native)).toEqual(ts);
         expect(traceDecode(chunks, routed!)).toEqual(ts);
@@ -125,16 +161,24 @@ describe.skipIf(nativeScanner === null)('native matches TypeScript', () => {
 
   it('on valid streams with mutated bytes and lengths', () => {
     fc.assert(
-      fc.property(arbStream, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), arbCuts, ({ bytes }, mutations, cuts) => {
-        if (bytes.length === 0) return;
-        const mutated = Buffer.from(bytes);
-        for (const [at, value] of mutations) mutated[at % mutated.length] = value;
-        const chunks = splitAt(mutated, cuts.map((c) => c % (mutated.length + 1)));
-        const ts = traceDecode(chunks, tsScanner);
-        expect(traceDecode(chunks, native)).toEqual(ts);
-        expect(traceDecode(chunks, routed!)).toEqual(ts);
-        compareRaw(mutated, 0, mutated.length, 16, 'scanRecords');
-      }),
+      fc.property(
+        arbStream,
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }),
+        arbCuts,
+        ({ bytes }, mutations, cuts) => {
+          if (bytes.length === 0) return;
+          const mutated = Buffer.from(bytes);
+          for (const [at, value] of mutations) mutated[at % mutated.length] = value;
+          const chunks = splitAt(
+            mutated,
+            cuts.map((c) => c % (mutated.length + 1)),
+          );
+          const ts = traceDecode(chunks, tsScanner);
+          expect(traceDecode(chunks, native)).toEqual(ts);
+          expect(traceDecode(chunks, routed!)).toEqual(ts);
+          compareRaw(mutated, 0, mutated.length, 16, 'scanRecords');
+        },
+      ),
       params,
     );
   });

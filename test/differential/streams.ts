@@ -38,11 +38,25 @@ const arbValue = fc.oneof(
   { weight: 4, arbitrary: fc.uint8Array({ maxLength: 40 }) },
   { weight: 1, arbitrary: fc.uint8Array({ minLength: 120, maxLength: 600 }) },
 );
-const arbPair: fc.Arbitrary<Pair> = fc.record({ name: arbName, value: arbValue, longName: fc.boolean(), longValue: fc.boolean() });
-const arbPadding = fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.integer({ min: 0, max: 7 }) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }) });
+const arbPair: fc.Arbitrary<Pair> = fc.record({
+  name: arbName,
+  value: arbValue,
+  longName: fc.boolean(),
+  longValue: fc.boolean(),
+});
+const arbPadding = fc.oneof(
+  { weight: 3, arbitrary: fc.constant(0) },
+  { weight: 2, arbitrary: fc.integer({ min: 0, max: 7 }) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }) },
+);
 
 function encodePair(p: Pair): Buffer {
-  return Buffer.concat([length(p.name.length, p.longName || p.name.length >= 128), length(p.value.length, p.longValue || p.value.length >= 128), p.name, p.value]);
+  return Buffer.concat([
+    length(p.name.length, p.longName || p.name.length >= 128),
+    length(p.value.length, p.longValue || p.value.length >= 128),
+    p.name,
+    p.value,
+  ]);
 }
 
 // One request's records in order: BEGIN, PARAMS split anywhere (pairs may straddle), empty PARAMS, STDIN pieces,
@@ -68,7 +82,14 @@ const arbRequest = fc
       last = p;
     }
     return (requestId: number): Rec[] => {
-      const recs: Rec[] = [{ type: 1, requestId, content: new Uint8Array([r.role >> 8, r.role & 0xff, r.flags, 0, 0, 0, 0, 0]), padding: pad(0) }];
+      const recs: Rec[] = [
+        {
+          type: 1,
+          requestId,
+          content: new Uint8Array([r.role >> 8, r.role & 0xff, r.flags, 0, 0, 0, 0, 0]),
+          padding: pad(0),
+        },
+      ];
       pieces.forEach((content, i) => recs.push({ type: 4, requestId, content, padding: pad(i + 1) }));
       recs.push({ type: 4, requestId, content: new Uint8Array(0), padding: pad(6), pairs: r.pairs });
       r.stdin.forEach((content, i) => recs.push({ type: 5, requestId, content, padding: pad(i + 7) }));
@@ -80,7 +101,10 @@ const arbRequest = fc
 
 // Records outside any request: management queries, unknown types, stray records for inactive ids.
 const arbLoose: fc.Arbitrary<Rec> = fc.record({
-  type: fc.oneof(fc.constant(9), fc.integer({ min: 0, max: 255 }).filter((t) => t !== 1 && t !== 4)),
+  type: fc.oneof(
+    fc.constant(9),
+    fc.integer({ min: 0, max: 255 }).filter((t) => t !== 1 && t !== 4),
+  ),
   requestId: fc.oneof(fc.constant(0), fc.integer({ min: 100, max: 0xffff })),
   content: fc.uint8Array({ maxLength: 64 }),
   padding: arbPadding,
@@ -97,7 +121,11 @@ function expectedTrace(recs: Rec[]): string[] {
           rec.requestId,
           rec.pairs!.map((p) => {
             const id = KNOWN_NAMES.indexOf(Buffer.from(p.name).toString('latin1'));
-            return [Buffer.from(p.name).toString('hex'), Buffer.from(p.value).toString('hex'), id < 0 ? NAME_UNKNOWN : id];
+            return [
+              Buffer.from(p.name).toString('hex'),
+              Buffer.from(p.value).toString('hex'),
+              id < 0 ? NAME_UNKNOWN : id,
+            ];
           }),
         );
       }
@@ -133,13 +161,15 @@ export const arbStream: fc.Arbitrary<Stream> = fc
   });
 
 /** A params block (pairs only) with the end offset of each pair. */
-export const arbPairBlock: fc.Arbitrary<{ block: Buffer; ends: number[] }> = fc.array(arbPair, { maxLength: 12 }).map((pairs) => {
-  const encoded = pairs.map(encodePair);
-  const ends: number[] = [];
-  let at = 0;
-  for (const e of encoded) ends.push((at += e.length));
-  return { block: Buffer.concat(encoded), ends };
-});
+export const arbPairBlock: fc.Arbitrary<{ block: Buffer; ends: number[] }> = fc
+  .array(arbPair, { maxLength: 12 })
+  .map((pairs) => {
+    const encoded = pairs.map(encodePair);
+    const ends: number[] = [];
+    let at = 0;
+    for (const e of encoded) ends.push((at += e.length));
+    return { block: Buffer.concat(encoded), ends };
+  });
 
 /** Cut points for splitting a stream into socket chunks. */
 export const arbCuts = fc.array(fc.nat({ max: 1 << 16 }), { maxLength: 12 });

@@ -3,7 +3,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader, type HistogramMetricData } from '@opentelemetry/sdk-metrics';
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+  type HistogramMetricData,
+} from '@opentelemetry/sdk-metrics';
 import { createServer } from '../../src/server/server';
 import { instrumentFastCGI } from '../../examples/otel/instrument';
 import { listenForTest } from '../server/harness';
@@ -30,7 +36,15 @@ describe('examples/otel', () => {
     });
     const { connect } = await listenForTest(server);
     const peer = await connect();
-    const params = (uri: string) => ({ REQUEST_METHOD: 'GET', REQUEST_URI: uri, SCRIPT_NAME: uri, SERVER_NAME: 'example.test', SERVER_PORT: '443', HTTPS: 'on', REMOTE_ADDR: '192.0.2.7' });
+    const params = (uri: string) => ({
+      REQUEST_METHOD: 'GET',
+      REQUEST_URI: uri,
+      SCRIPT_NAME: uri,
+      SERVER_NAME: 'example.test',
+      SERVER_PORT: '443',
+      HTTPS: 'on',
+      REMOTE_ADDR: '192.0.2.7',
+    });
     await peer.request({ requestId: 1, params: params('/hello?x=1'), keepConn: true });
     await peer.request({ requestId: 2, params: params('/fail'), keepConn: true });
     await waitFor(() => spans.getFinishedSpans().length === 2, 2000, 'two spans');

@@ -4,7 +4,12 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
-import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import {
+  createServer as createHttpServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server as HttpServer,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -78,12 +83,23 @@ interface Reply {
 }
 
 /** One HTTP request with node:http (fetch would hide hop-by-hop details and Set-Cookie order). */
-function send(url: string, options: { method?: string; headers?: Record<string, string>; body?: Buffer | string | Buffer[] } = {}): Promise<Reply> {
+function send(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: Buffer | string | Buffer[] } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode!, statusText: res.statusMessage!, headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks) }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode!,
+          statusText: res.statusMessage!,
+          headers: res.headers,
+          rawHeaders: res.rawHeaders,
+          body: Buffer.concat(chunks),
+        }),
+      );
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -103,12 +119,30 @@ describe('gateway in front of the engine server', () => {
       const p = req.cgiParams;
       res.setHeader('Set-Cookie', ['a=1', 'b=2']);
       res.setHeader('Content-Type', 'application/json');
-      res.end(JSON.stringify({ method: p.REQUEST_METHOD, uri: p.REQUEST_URI, script: p.SCRIPT_FILENAME, pathInfo: p.PATH_INFO, query: p.QUERY_STRING, agent: p.HTTP_X_AGENT, proxy: p.HTTP_PROXY ?? null }));
+      res.end(
+        JSON.stringify({
+          method: p.REQUEST_METHOD,
+          uri: p.REQUEST_URI,
+          script: p.SCRIPT_FILENAME,
+          pathInfo: p.PATH_INFO,
+          query: p.QUERY_STRING,
+          agent: p.HTTP_X_AGENT,
+          proxy: p.HTTP_PROXY ?? null,
+        }),
+      );
     });
     const { url } = await front({ upstream: address, documentRoot: '/srv/app', logger: logger() });
     const reply = await send(`${url}/index.php/a/b?x=1`, { headers: { 'X-Agent': 'test', Proxy: 'http://evil' } });
     expect(reply.status).toBe(200);
-    expect(JSON.parse(reply.body.toString())).toEqual({ method: 'GET', uri: '/index.php/a/b?x=1', script: '/srv/app/index.php', pathInfo: '/a/b', query: 'x=1', agent: 'test', proxy: null });
+    expect(JSON.parse(reply.body.toString())).toEqual({
+      method: 'GET',
+      uri: '/index.php/a/b?x=1',
+      script: '/srv/app/index.php',
+      pathInfo: '/a/b',
+      query: 'x=1',
+      agent: 'test',
+      proxy: null,
+    });
     expect(reply.headers['set-cookie']).toEqual(['a=1', 'b=2']);
   });
 
@@ -121,17 +155,33 @@ describe('gateway in front of the engine server', () => {
     });
     const tmp = await tempDir();
     const log = logger();
-    const { url } = await front({ upstream: address, documentRoot: '/srv', bufferRequests: { memory: 1024, maxBytes: 300_000, tmpDir: tmp }, logger: log });
+    const { url } = await front({
+      upstream: address,
+      documentRoot: '/srv',
+      bufferRequests: { memory: 1024, maxBytes: 300_000, tmpDir: tmp },
+      logger: log,
+    });
     const small = Buffer.alloc(500, 1);
     const large = Buffer.alloc(200_000, 2);
-    expect(JSON.parse((await send(`${url}/up.php`, { method: 'POST', body: small })).body.toString())).toEqual({ length: '500', sha: sha256(small) });
-    expect(JSON.parse((await send(`${url}/up.php`, { method: 'POST', body: large })).body.toString())).toEqual({ length: '200000', sha: sha256(large) });
+    expect(JSON.parse((await send(`${url}/up.php`, { method: 'POST', body: small })).body.toString())).toEqual({
+      length: '500',
+      sha: sha256(small),
+    });
+    expect(JSON.parse((await send(`${url}/up.php`, { method: 'POST', body: large })).body.toString())).toEqual({
+      length: '200000',
+      sha: sha256(large),
+    });
     // Chunked upload (no Content-Length): the gateway measures it, so CONTENT_LENGTH is exact.
     const pieces = [Buffer.alloc(70_000, 3), Buffer.alloc(30_000, 4)];
-    expect(JSON.parse((await send(`${url}/up.php`, { method: 'POST', body: pieces })).body.toString())).toEqual({ length: '100000', sha: sha256(Buffer.concat(pieces)) });
+    expect(JSON.parse((await send(`${url}/up.php`, { method: 'POST', body: pieces })).body.toString())).toEqual({
+      length: '100000',
+      sha: sha256(Buffer.concat(pieces)),
+    });
     const refused = await send(`${url}/up.php`, { method: 'POST', body: Buffer.alloc(400_000) });
     expect(refused.status).toBe(413);
-    expect(log.errors.some((e) => e.startsWith('413 for POST /up.php') && e.includes('FCGI_ERR_BODY_TOO_LARGE'))).toBe(true);
+    expect(log.errors.some((e) => e.startsWith('413 for POST /up.php') && e.includes('FCGI_ERR_BODY_TOO_LARGE'))).toBe(
+      true,
+    );
     // Temp files are unlinked as soon as they are open.
     expect(fs.readdirSync(tmp)).toEqual([]);
   });
@@ -145,7 +195,9 @@ describe('gateway in front of the engine server', () => {
       res.end(String(n));
     });
     const { url } = await front({ upstream: address, documentRoot: '/srv', bufferRequests: false, logger: logger() });
-    expect((await send(`${url}/s.php`, { method: 'PUT', body: Buffer.alloc(1_000_000) })).body.toString()).toBe('1000000');
+    expect((await send(`${url}/s.php`, { method: 'PUT', body: Buffer.alloc(1_000_000) })).body.toString()).toBe(
+      '1000000',
+    );
     expect(sawLength).toBe('1000000');
   });
 
@@ -159,17 +211,25 @@ describe('gateway in front of the engine server', () => {
     expect((await send(`${url}/w.php`)).body.toString()).toBe('ok');
     await waitFor(() => log.warnings.length > 0, 2000, 'stderr logged');
     // The request it belongs to rides along: method, URI and the upstream it went to.
-    expect(log.warnings[0]).toBe(`stderr from /srv/w.php: something odd [method=GET uri=/w.php upstream=unix:${address}]`);
+    expect(log.warnings[0]).toBe(
+      `stderr from /srv/w.php: something odd [method=GET uri=/w.php upstream=unix:${address}]`,
+    );
   });
 
   it('answers 502 when the backend refuses the connection, logging why', async () => {
     const log = logger();
-    const { url } = await front({ upstream: { address: path.join(await tempDir(), 'none.sock'), connectRetryWindow: 0 }, documentRoot: '/srv', logger: log });
+    const { url } = await front({
+      upstream: { address: path.join(await tempDir(), 'none.sock'), connectRetryWindow: 0 },
+      documentRoot: '/srv',
+      logger: log,
+    });
     const reply = await send(`${url}/x.php`);
     expect(reply.status).toBe(502);
     expect(reply.body.toString()).toBe('Bad Gateway\n');
     expect(log.errors).toHaveLength(1);
-    expect(log.errors[0]).toMatch(/^502 for GET \/x\.php: cannot connect to the FastCGI backend at unix:.*none\.sock: ENOENT \[FCGI_ERR_CONNECT\]$/);
+    expect(log.errors[0]).toMatch(
+      /^502 for GET \/x\.php: cannot connect to the FastCGI backend at unix:.*none\.sock: ENOENT \[FCGI_ERR_CONNECT\]$/,
+    );
   });
 
   it('answers 504 when the backend does not answer in time', async () => {
@@ -196,7 +256,9 @@ describe('gateway in front of the engine server', () => {
   });
 
   it('works as Express middleware under a mount path', async () => {
-    const address = await engine((req, res) => res.end(`${req.cgiParams.SCRIPT_NAME} ${req.cgiParams.SCRIPT_FILENAME} ${req.cgiParams.REQUEST_URI}`));
+    const address = await engine((req, res) =>
+      res.end(`${req.cgiParams.SCRIPT_NAME} ${req.cgiParams.SCRIPT_FILENAME} ${req.cgiParams.REQUEST_URI}`),
+    );
     const gateway = createGateway({ upstream: address, documentRoot: '/srv/php', logger: logger() });
     const app = express();
     app.use('/php', gateway);
@@ -207,7 +269,12 @@ describe('gateway in front of the engine server', () => {
 
 describe('gateway inside Express with middleware that sets headers first', () => {
   async function expressFront(address: string, log = logger()): Promise<string> {
-    const gateway = createGateway({ upstream: address, documentRoot: '/srv', logger: log, bufferRequests: { maxBytes: 300_000 } });
+    const gateway = createGateway({
+      upstream: address,
+      documentRoot: '/srv',
+      logger: log,
+      bufferRequests: { maxBytes: 300_000 },
+    });
     const app = express(); // sets X-Powered-By on every response
     app.use((_req, res, next) => {
       res.setHeader('X-Frame-Options', 'DENY'); // as helmet does
@@ -228,7 +295,9 @@ describe('gateway inside Express with middleware that sets headers first', () =>
     const reply = await send(`${await expressFront(address)}/login.php`);
     expect(reply.status).toBe(200);
     expect(reply.headers['set-cookie']).toEqual(['session=abc; HttpOnly', 'csrf=xyz', 'lang=de']);
-    expect(reply.rawHeaders.filter((_v, i) => i % 2 === 0 && reply.rawHeaders[i]!.toLowerCase() === 'link')).toHaveLength(2);
+    expect(
+      reply.rawHeaders.filter((_v, i) => i % 2 === 0 && reply.rawHeaders[i]!.toLowerCase() === 'link'),
+    ).toHaveLength(2);
     expect(reply.headers['x-frame-options']).toBe('DENY');
     expect(reply.headers['x-powered-by']).toBe('PHP/8.2');
   });
@@ -250,9 +319,14 @@ describe('gateway inside Express with middleware that sets headers first', () =>
     socket.on('data', (chunk: Buffer) => received.push(chunk));
     const ended = once(socket, 'end');
     // Headers and the first 1000 of 400,000 bytes; the rest is never sent.
-    socket.write(`POST /up.php HTTP/1.1\r\nHost: test\r\nContent-Length: 400000\r\nContent-Type: application/octet-stream\r\n\r\n`);
+    socket.write(
+      `POST /up.php HTTP/1.1\r\nHost: test\r\nContent-Length: 400000\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    );
     socket.write(Buffer.alloc(1000, 1));
-    await Promise.race([ended, delay(3000).then(() => Promise.reject(new Error('the gateway did not close the connection')))]);
+    await Promise.race([
+      ended,
+      delay(3000).then(() => Promise.reject(new Error('the gateway did not close the connection'))),
+    ]);
     const text = Buffer.concat(received).toString('latin1');
     expect(text).toMatch(/^HTTP\/1\.1 413 /);
     expect(text.toLowerCase()).toContain('connection: close');
@@ -269,11 +343,19 @@ describe('gateway in front of a misbehaving backend', () => {
         const which = n++;
         if (which === 0) connection.respond(request.requestId, 'HTTP/1.1 200 OK\r\n\r\n');
         else if (which === 1) connection.raw(Buffer.from('HTTP/1.1 200 OK\r\n\r\n'));
-        else connection.respond(request.requestId, 'Status: 201 Made\r\nTransfer-Encoding: gzip\r\nConnection: close\r\nX-Kept: 1\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
+        else
+          connection.respond(
+            request.requestId,
+            'Status: 201 Made\r\nTransfer-Encoding: gzip\r\nConnection: close\r\nX-Kept: 1\r\n\r\n3\r\nabc\r\n0\r\n\r\n',
+          );
       },
     });
     const log = logger();
-    const { url } = await front({ upstream: { address: backend.path, multiplex: false }, documentRoot: '/srv', logger: log });
+    const { url } = await front({
+      upstream: { address: backend.path, multiplex: false },
+      documentRoot: '/srv',
+      logger: log,
+    });
     expect((await send(`${url}/a.php`)).status).toBe(502);
     expect(log.errors[0]).toMatch(/\[FCGI_ERR_CGI_HEADER_MALFORMED\]$/);
     expect((await send(`${url}/b.php`)).status).toBe(502);
@@ -295,14 +377,20 @@ describe('gateway in front of a misbehaving backend', () => {
       request(request, connection) {
         const head = 'Content-Type: application/octet-stream\r\n\r\n';
         const which = request.params.SCRIPT_NAME;
-        if (which === '/whole.php') return connection.respond(request.requestId, Buffer.concat([Buffer.from(head), body]));
-        if (which === '/empty.php') return connection.respond(request.requestId, 'Status: 204 No Content\r\n\r\n', { noTerminator: true });
+        if (which === '/whole.php')
+          return connection.respond(request.requestId, Buffer.concat([Buffer.from(head), body]));
+        if (which === '/empty.php')
+          return connection.respond(request.requestId, 'Status: 204 No Content\r\n\r\n', { noTerminator: true });
         // Headers and a first piece now, the rest later: the gateway must stream.
         connection.stdout(request.requestId, Buffer.concat([Buffer.from(head), body.subarray(0, 1000)]));
         setTimeout(() => connection.respond(request.requestId, body.subarray(1000)), 50);
       },
     });
-    const { url } = await front({ upstream: { address: backend.path, multiplex: false }, documentRoot: '/srv', logger: logger() });
+    const { url } = await front({
+      upstream: { address: backend.path, multiplex: false },
+      documentRoot: '/srv',
+      logger: logger(),
+    });
     for (const path of ['/whole.php', '/later.php', '/whole.php']) {
       const reply = await send(`${url}${path}`);
       expect(reply.status).toBe(200);
@@ -320,24 +408,44 @@ describe('gateway in front of php-fpm (php8.2-fpm)', () => {
     onTestFinished(() => php.dispose());
     await php.start();
     const log = logger();
-    const { url } = await front({ upstream: { address: php.socketPath, poolSize: 2 }, documentRoot: PHP_FIXTURES, logger: log });
+    const { url } = await front({
+      upstream: { address: php.socketPath, poolSize: 2 },
+      documentRoot: PHP_FIXTURES,
+      logger: log,
+    });
     const hello = await send(`${url}/hello.php?who=me`);
     expect(hello.status).toBe(200);
     expect(hello.body.toString()).toBe('hello GET who=me /hello.php\n');
     const body = Buffer.alloc(1024 * 1024);
     for (let i = 0; i < body.length; i++) body[i] = (i * 7) & 0xff;
-    const echo = await send(`${url}/echo.php`, { method: 'POST', headers: { 'Content-Type': 'application/octet-stream' }, body });
+    const echo = await send(`${url}/echo.php`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/octet-stream' },
+      body,
+    });
     expect(echo.headers['x-input-sha256']).toBe(sha256(body));
     expect(echo.body.equals(body)).toBe(true);
-    const params = JSON.parse((await send(`${url}/params.php/extra/path?q=1`, { headers: { Cookie: 'k=v' } })).body.toString()) as { server: Record<string, string> };
-    expect(params.server).toMatchObject({ SCRIPT_NAME: '/params.php', PATH_INFO: '/extra/path', QUERY_STRING: 'q=1', HTTP_COOKIE: 'k=v', REQUEST_URI: '/params.php/extra/path?q=1' });
+    const params = JSON.parse(
+      (await send(`${url}/params.php/extra/path?q=1`, { headers: { Cookie: 'k=v' } })).body.toString(),
+    ) as { server: Record<string, string> };
+    expect(params.server).toMatchObject({
+      SCRIPT_NAME: '/params.php',
+      PATH_INFO: '/extra/path',
+      QUERY_STRING: 'q=1',
+      HTTP_COOKIE: 'k=v',
+      REQUEST_URI: '/params.php/extra/path?q=1',
+    });
     expect(params.server.HTTP_PROXY).toBeUndefined();
     const missing = await send(`${url}/status.php`);
     expect(missing.status).toBe(404);
     expect(missing.headers['set-cookie']).toEqual(['a=1', 'b=2']);
     const stderr = await send(`${url}/stderr.php`);
     expect(stderr.body.toString()).toBe('body after stderr\n');
-    await waitFor(() => log.warnings.some((w) => w.includes('PHP message: first message to stderr')), 2000, 'php stderr logged');
+    await waitFor(
+      () => log.warnings.some((w) => w.includes('PHP message: first message to stderr')),
+      2000,
+      'php stderr logged',
+    );
     // A script that does not exist: php-fpm answers 404 "File not found." and logs "Primary script unknown".
     const absent = await send(`${url}/absent.php`);
     expect(absent.status).toBe(404);

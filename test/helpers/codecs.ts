@@ -24,6 +24,7 @@ const labelled = (scanner: Scanner, label: string): TestCodec => ({ ...scanner, 
 
 export const nativeScanner: Scanner | null = tryNative();
 export const tsScanner: TestCodec = labelled(typescriptScanner, 'typescript');
-export const routed: TestCodec | null = nativeScanner === null ? null : labelled(routedScanner(nativeScanner, typescriptScanner), 'routed');
+export const routed: TestCodec | null =
+  nativeScanner === null ? null : labelled(routedScanner(nativeScanner, typescriptScanner), 'routed');
 export const codecs: TestCodec[] =
   nativeScanner === null ? [tsScanner] : [tsScanner, labelled(nativeScanner, 'native'), routed!];

@@ -5,12 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import {
-  encodeEndRequest,
-  encodeGetValuesResult,
-  encodeStream,
-  encodeUnknownType,
-} from '../../src/wire/records';
+import { encodeEndRequest, encodeGetValuesResult, encodeStream, encodeUnknownType } from '../../src/wire/records';
 import { ProtocolStatus, RecordType, Role } from '../../src/wire/constants';
 import { TestPeer, buildRequest, parseCgiResponse, randomCuts } from './fcgi-peer';
 import { beginRequest, pair, record } from './records';
@@ -74,7 +69,11 @@ interface Fake {
 let socketCounter = 0;
 
 /** Starts a fake app server; `onData` runs after every chunk with everything received so far. Cleaned up per test. */
-async function fake(onData: (conn: FakeConn) => void, where: Where = { kind: 'tcp' }, onConnect?: (conn: FakeConn) => void): Promise<Fake> {
+async function fake(
+  onData: (conn: FakeConn) => void,
+  where: Where = { kind: 'tcp' },
+  onConnect?: (conn: FakeConn) => void,
+): Promise<Fake> {
   const conns: FakeConn[] = [];
   // Half-open so a fake can still answer after the peer's end().
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
@@ -105,7 +104,8 @@ async function fake(onData: (conn: FakeConn) => void, where: Where = { kind: 'tc
     await new Promise<void>((resolve) => server.close(() => resolve()));
     if (where.kind === 'unix') fs.rmSync(unixPath, { force: true });
   });
-  const address = where.kind === 'unix' ? unixPath : { port: (server.address() as net.AddressInfo).port, host: '127.0.0.1' };
+  const address =
+    where.kind === 'unix' ? unixPath : { port: (server.address() as net.AddressInfo).port, host: '127.0.0.1' };
   return { address, conns };
 }
 
@@ -154,13 +154,25 @@ describe('buildRequest', () => {
   it('builds padded PARAMS and STDIN records and the KEEP_CONN flag', () => {
     const bytes = buildRequest({ requestId: 3, keepConn: true, params: { A: '1', BB: '22' }, stdin: 'hi' });
     const pairs = Buffer.concat([pair('A', '1'), pair('BB', '22')]); // 10 bytes: 6 padding
-    const expected = Buffer.concat([beginRequest(3, 1, 1), record(4, 3, pairs, 6), record(4, 3), record(5, 3, 'hi', 6), record(5, 3)]);
+    const expected = Buffer.concat([
+      beginRequest(3, 1, 1),
+      record(4, 3, pairs, 6),
+      record(4, 3),
+      record(5, 3, 'hi', 6),
+      record(5, 3),
+    ]);
     expect(bytes.toString('hex')).toBe(expected.toString('hex'));
   });
 
   it('leaves records unpadded with pad: false and keeps Buffer param values as bytes', () => {
     const bytes = buildRequest({ pad: false, params: [['V', Buffer.from([0xff, 0x00])]], stdin: 'abc' });
-    const expected = Buffer.concat([beginRequest(1), record(4, 1, pair('V', Buffer.from([0xff, 0x00]))), record(4, 1), record(5, 1, 'abc'), record(5, 1)]);
+    const expected = Buffer.concat([
+      beginRequest(1),
+      record(4, 1, pair('V', Buffer.from([0xff, 0x00]))),
+      record(4, 1),
+      record(5, 1, 'abc'),
+      record(5, 1),
+    ]);
     expect(bytes.toString('hex')).toBe(expected.toString('hex'));
   });
 
@@ -177,7 +189,14 @@ describe('buildRequest', () => {
 
   it('adds a DATA stream after STDIN for data and for the FILTER role only', () => {
     const types = (bytes: Buffer) => parseRaw(bytes).records.map((r) => `${r.type}:${r.content.toString()}`);
-    expect(types(buildRequest({ role: Role.FILTER, data: 'xyz', stdin: 'in' }))).toEqual(['1:\u0000\u0003\u0000\u0000\u0000\u0000\u0000\u0000', '4:', '5:in', '5:', '8:xyz', '8:']);
+    expect(types(buildRequest({ role: Role.FILTER, data: 'xyz', stdin: 'in' }))).toEqual([
+      '1:\u0000\u0003\u0000\u0000\u0000\u0000\u0000\u0000',
+      '4:',
+      '5:in',
+      '5:',
+      '8:xyz',
+      '8:',
+    ]);
     expect(types(buildRequest({ role: Role.FILTER })).slice(-2)).toEqual(['5:', '8:']);
     expect(types(buildRequest({})).some((t) => t.startsWith('8:'))).toBe(false);
   });
@@ -224,7 +243,9 @@ describe.each([{ kind: 'tcp' } as const, { kind: 'unix' } as const])('over $kind
 describe('send', () => {
   const request = buildRequest({ params: { QUERY_STRING: 'a=1&b=2', REQUEST_METHOD: 'POST' }, stdin: 'x'.repeat(300) });
 
-  async function deliver(send: (peer: TestPeer) => Promise<void>): Promise<{ bytes: Buffer; reads: number; chunks: Buffer[]; peer: TestPeer }> {
+  async function deliver(
+    send: (peer: TestPeer) => Promise<void>,
+  ): Promise<{ bytes: Buffer; reads: number; chunks: Buffer[]; peer: TestPeer }> {
     const f = await fake(() => undefined);
     const peer = await connect(f);
     // Bytes sent before the fake accepts, or before its first poll after accepting, arrive as one read.
@@ -292,7 +313,10 @@ describe('send', () => {
 
 describe('receiving', () => {
   it('reassembles a response the server writes one byte at a time', async () => {
-    const reply = Buffer.concat([encodeStream(RecordType.STDOUT, 1, Buffer.from('Content-Type: a/b\n\nok'), { end: true }), encodeEndRequest(1, 3)]);
+    const reply = Buffer.concat([
+      encodeStream(RecordType.STDOUT, 1, Buffer.from('Content-Type: a/b\n\nok'), { end: true }),
+      encodeEndRequest(1, 3),
+    ]);
     const f = await fake((conn) => {
       if (conn.chunks.length !== 1) return;
       void (async () => {
@@ -311,12 +335,17 @@ describe('receiving', () => {
   });
 
   it('parses more records in one chunk than one scan holds', async () => {
-    const many = Buffer.concat([...Array.from({ length: 200 }, (_, i) => record(6, 1, String.fromCharCode(65 + (i % 26)))), encodeEndRequest(1)]);
+    const many = Buffer.concat([
+      ...Array.from({ length: 200 }, (_, i) => record(6, 1, String.fromCharCode(65 + (i % 26)))),
+      encodeEndRequest(1),
+    ]);
     const f = await fake((conn) => conn.socket.write(many));
     const peer = await connect(f);
     const response = await peer.send(buildRequest()).then(() => peer.waitForEnd(1));
     expect(response.records).toHaveLength(201);
-    expect(response.stdout.toString()).toBe(Array.from({ length: 200 }, (_, i) => String.fromCharCode(65 + (i % 26))).join(''));
+    expect(response.stdout.toString()).toBe(
+      Array.from({ length: 200 }, (_, i) => String.fromCharCode(65 + (i % 26))).join(''),
+    );
     expect(response.stdoutEnded).toBe(false);
   });
 
@@ -339,7 +368,10 @@ describe('receiving', () => {
     expect((await second).stdout.toString()).toBe(`${CGI_HEAD}two`);
     // Empty PARAMS: the fake's STDERR stream is just its terminator.
     expect((await first).records.map((r) => r.type)).toEqual([6, 6, 7, 3]);
-    await peer.send([buildRequest({ keepConn: true, stdin: 'three' }), buildRequest({ keepConn: true, stdin: 'four' })]);
+    await peer.send([
+      buildRequest({ keepConn: true, stdin: 'three' }),
+      buildRequest({ keepConn: true, stdin: 'four' }),
+    ]);
     await vi.waitFor(() => expect(peer.records.filter((r) => r.type === RecordType.END_REQUEST)).toHaveLength(4));
     expect((await peer.waitForEnd(1)).stdout.toString()).toBe(`${CGI_HEAD}three`);
     expect((await peer.waitForEnd(1)).stdout.toString()).toBe(`${CGI_HEAD}four`);
@@ -372,7 +404,12 @@ describe('receiving', () => {
       const { records } = parseRaw(conn.bytes());
       if (records.length !== 1 || records[0]!.type !== RecordType.GET_VALUES) return;
       asked = rawPairNames(records[0]!.content);
-      conn.socket.write(encodeGetValuesResult([['FCGI_MAX_CONNS', 10], ['FCGI_MPXS_CONNS', 0]]));
+      conn.socket.write(
+        encodeGetValuesResult([
+          ['FCGI_MAX_CONNS', 10],
+          ['FCGI_MPXS_CONNS', 0],
+        ]),
+      );
     });
     const peer = await connect(f);
     const values = await peer.getValues(['FCGI_MAX_CONNS', 'FCGI_MAX_REQS', 'FCGI_MPXS_CONNS']);
@@ -422,7 +459,11 @@ describe('receiving', () => {
 
 describe('connection end', () => {
   it("reports 'fin' when the server ends cleanly", async () => {
-    const f = await fake(() => undefined, { kind: 'tcp' }, (conn) => conn.socket.end());
+    const f = await fake(
+      () => undefined,
+      { kind: 'tcp' },
+      (conn) => conn.socket.end(),
+    );
     const peer = await connect(f);
     const closed = await peer.closed;
     expect(closed).toEqual({ how: 'fin', unparsed: Buffer.alloc(0) });
@@ -447,7 +488,11 @@ describe('connection end', () => {
   });
 
   it('keeps the bytes of a record cut short by the close', async () => {
-    const f = await fake(() => undefined, { kind: 'tcp' }, (conn) => conn.socket.end(record(6, 1, 'truncated').subarray(0, 12)));
+    const f = await fake(
+      () => undefined,
+      { kind: 'tcp' },
+      (conn) => conn.socket.end(record(6, 1, 'truncated').subarray(0, 12)),
+    );
     const peer = await connect(f);
     const closed = await peer.closed;
     expect(closed.how).toBe('fin');
@@ -479,7 +524,9 @@ describe('connection end', () => {
 
 describe('parseCgiResponse', () => {
   it('reads Status, headers and body with CRLF lines', () => {
-    const r = parseCgiResponse(Buffer.from('Status: 404 Not Found\r\nContent-Type: text/html\r\nX-A:  padded  \r\n\r\n<p>\r\n\r\nmore'));
+    const r = parseCgiResponse(
+      Buffer.from('Status: 404 Not Found\r\nContent-Type: text/html\r\nX-A:  padded  \r\n\r\n<p>\r\n\r\nmore'),
+    );
     expect(r.status).toBe(404);
     expect(r.reason).toBe('Not Found');
     expect(r.headers).toEqual([
@@ -502,7 +549,10 @@ describe('parseCgiResponse', () => {
   it('defaults to 200 OK; Location without Status is 302; Status wins over Location', () => {
     expect(parseCgiResponse(Buffer.from('X: y\r\n\r\n'))).toMatchObject({ status: 200, reason: 'OK' });
     expect(parseCgiResponse(Buffer.from('Location: /next\r\n\r\n'))).toMatchObject({ status: 302, reason: 'Found' });
-    expect(parseCgiResponse(Buffer.from('Location: /n\r\nStatus: 301 Moved\r\n\r\n'))).toMatchObject({ status: 301, reason: 'Moved' });
+    expect(parseCgiResponse(Buffer.from('Location: /n\r\nStatus: 301 Moved\r\n\r\n'))).toMatchObject({
+      status: 301,
+      reason: 'Moved',
+    });
     expect(parseCgiResponse(Buffer.from('Status: 204\r\n\r\n'))).toMatchObject({ status: 204, reason: '' });
   });
 

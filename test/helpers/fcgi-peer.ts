@@ -240,7 +240,9 @@ export class TestPeer {
           : net.createConnection({ port: address.port, host: address.host ?? '127.0.0.1' });
       const onError = (error: Error): void => {
         socket.destroy();
-        reject(new Error(`TestPeer could not connect to ${JSON.stringify(address)}: ${error.message}`, { cause: error }));
+        reject(
+          new Error(`TestPeer could not connect to ${JSON.stringify(address)}: ${error.message}`, { cause: error }),
+        );
       };
       socket.once('error', onError);
       socket.once('connect', () => {
@@ -293,7 +295,12 @@ export class TestPeer {
         reject,
         timer: setTimeout(() => {
           remove(state.waiters, waiter);
-          reject(this.#withReceived(new Error(`TestPeer timed out after ${timeoutMs} ms waiting for END_REQUEST`), requestId));
+          reject(
+            this.#withReceived(
+              new Error(`TestPeer timed out after ${timeoutMs} ms waiting for END_REQUEST`),
+              requestId,
+            ),
+          );
         }, timeoutMs),
       };
       state.waiters.push(waiter);
@@ -317,7 +324,9 @@ export class TestPeer {
         reject,
         timer: setTimeout(() => {
           remove(this.#valueWaiters, registered);
-          reject(new Error(`TestPeer timed out after ${timeoutMs} ms waiting for GET_VALUES_RESULT; ${this.#summary()}`));
+          reject(
+            new Error(`TestPeer timed out after ${timeoutMs} ms waiting for GET_VALUES_RESULT; ${this.#summary()}`),
+          );
         }, timeoutMs),
       };
       waiter = registered;
@@ -355,7 +364,9 @@ export class TestPeer {
   #cut(bytes: Uint8Array | Uint8Array[], options: SendOptions): Uint8Array[] {
     const split = options.split;
     if (split === undefined) return Array.isArray(bytes) ? bytes : [bytes];
-    const whole = Array.isArray(bytes) ? Buffer.concat(bytes) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const whole = Array.isArray(bytes)
+      ? Buffer.concat(bytes)
+      : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     let cuts: number[];
     if (split === 'none') cuts = [];
     else if (split === 'bytes') cuts = Array.from({ length: Math.max(0, whole.length - 1) }, (_, i) => i + 1);
@@ -372,7 +383,9 @@ export class TestPeer {
       const socket = this.#socket;
       // Writing after end() or destroy() would make the socket emit an error and tear itself down; refuse instead.
       if (socket.destroyed || socket.writableEnded) {
-        reject(new Error(`TestPeer cannot send: the connection is ${socket.destroyed ? 'closed' : 'half-closed by end()'}`));
+        reject(
+          new Error(`TestPeer cannot send: the connection is ${socket.destroyed ? 'closed' : 'half-closed by end()'}`),
+        );
         return;
       }
       socket.write(chunk, (error) => {
@@ -415,7 +428,9 @@ export class TestPeer {
           contentLength,
           paddingLength,
           content: Buffer.from(buf.subarray(contentOffset, contentOffset + contentLength)),
-          padding: Buffer.from(buf.subarray(contentOffset + contentLength, contentOffset + contentLength + paddingLength)),
+          padding: Buffer.from(
+            buf.subarray(contentOffset + contentLength, contentOffset + contentLength + paddingLength),
+          ),
         });
         if (this.protocolError !== undefined) return;
       }
@@ -453,7 +468,9 @@ export class TestPeer {
           else partial.stderr.push(record.content);
         } else {
           if (record.contentLength < 8) {
-            this.#protocolFailure(`END_REQUEST for request ${record.requestId} has a ${record.contentLength}-byte body; it must be 8`);
+            this.#protocolFailure(
+              `END_REQUEST for request ${record.requestId} has a ${record.contentLength}-byte body; it must be 8`,
+            );
             return;
           }
           const response: PeerResponse = {
@@ -533,7 +550,8 @@ export class TestPeer {
 
   #closedError(result: PeerClosed): Error {
     const reason = result.error === undefined ? '' : ` (${result.error.message})`;
-    const partial = result.unparsed.length > 0 ? `; ${result.unparsed.length} bytes of an incomplete record unparsed` : '';
+    const partial =
+      result.unparsed.length > 0 ? `; ${result.unparsed.length} bytes of an incomplete record unparsed` : '';
     return new Error(`TestPeer: connection closed (${result.how})${reason}${partial}`, { cause: result.error });
   }
 
@@ -557,7 +575,10 @@ function remove<T>(list: T[], item: T): void {
 // With the TS scanner, whatever the loader picked: the peer judges the server with the reference implementation.
 function parsePairs(content: Buffer): Map<string, string> | Error {
   const { params, failure } = readPairBlock(content, typescriptScanner);
-  if (failure !== null) return new Error(`TestPeer: malformed GET_VALUES_RESULT pairs (scanner error ${failure.error} at ${failure.offset}): ${preview(content)}`);
+  if (failure !== null)
+    return new Error(
+      `TestPeer: malformed GET_VALUES_RESULT pairs (scanner error ${failure.error} at ${failure.offset}): ${preview(content)}`,
+    );
   return new Map(params);
 }
 

@@ -1,5 +1,11 @@
 // Byte builders for tests: raw records with any padding, pair blocks with chosen length encodings.
-export function record(type: number, requestId: number, content: Uint8Array | string = new Uint8Array(0), padding = 0, version = 1): Buffer {
+export function record(
+  type: number,
+  requestId: number,
+  content: Uint8Array | string = new Uint8Array(0),
+  padding = 0,
+  version = 1,
+): Buffer {
   const body = typeof content === 'string' ? Buffer.from(content, 'latin1') : Buffer.from(content);
   const out = Buffer.alloc(8 + body.length + padding, 0);
   out[0] = version;
@@ -19,7 +25,12 @@ export function length(n: number, long = n >= 128): Buffer {
   return b;
 }
 
-export function pair(name: string | Uint8Array, value: string | Uint8Array, longName?: boolean, longValue?: boolean): Buffer {
+export function pair(
+  name: string | Uint8Array,
+  value: string | Uint8Array,
+  longName?: boolean,
+  longValue?: boolean,
+): Buffer {
   const n = typeof name === 'string' ? Buffer.from(name, 'latin1') : Buffer.from(name);
   const v = typeof value === 'string' ? Buffer.from(value, 'latin1') : Buffer.from(value);
   return Buffer.concat([length(n.length, longName), length(v.length, longValue), n, v]);

@@ -44,14 +44,16 @@ export class Trace {
   }
 
   #flush(): void {
-    if (this.#open !== null) this.lines.push(`record type=${this.#open.type} id=${this.#open.requestId} hex=${this.#open.hex}`);
+    if (this.#open !== null)
+      this.lines.push(`record type=${this.#open.type} id=${this.#open.requestId} hex=${this.#open.hex}`);
     this.#open = null;
   }
 }
 
 export function paramsPairs(params: Params): [string, string, number][] {
   const pairs: [string, string, number][] = [];
-  for (let i = 0; i < params.size; i++) pairs.push([params.nameBytesAt(i).toString('hex'), params.valueBytesAt(i).toString('hex'), params.nameIdAt(i)]);
+  for (let i = 0; i < params.size; i++)
+    pairs.push([params.nameBytesAt(i).toString('hex'), params.valueBytesAt(i).toString('hex'), params.nameIdAt(i)]);
   return pairs;
 }
 

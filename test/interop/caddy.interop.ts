@@ -6,9 +6,44 @@
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { App, Events, freePorts, httpRequest, param, readText, removeDir, tempDir, waitForLog, type EnvAnswer } from './harness';
+import {
+  App,
+  Events,
+  freePorts,
+  httpRequest,
+  param,
+  readText,
+  removeDir,
+  tempDir,
+  waitForLog,
+  type EnvAnswer,
+} from './harness';
 import { caddy } from './recipes';
-import { clientAbort, download, dupHeaders, echo, env, expectConcurrentAnswered, expectControlByteRejected, expectHalfDuplexStall, expectHead, expectHeaders, expectLateReadBounded, expectLongPollNotAborted, expectPeerRefused, expectReasonPhrasesReplaced, expectRedirects, expectStalledDownloadBounded, latin1, manyHeaders, MiB, tag, upload, utf8RoundTrip, withQuery } from './scenarios';
+import {
+  clientAbort,
+  download,
+  dupHeaders,
+  echo,
+  env,
+  expectConcurrentAnswered,
+  expectControlByteRejected,
+  expectHalfDuplexStall,
+  expectHead,
+  expectHeaders,
+  expectLateReadBounded,
+  expectLongPollNotAborted,
+  expectPeerRefused,
+  expectReasonPhrasesReplaced,
+  expectRedirects,
+  expectStalledDownloadBounded,
+  latin1,
+  manyHeaders,
+  MiB,
+  tag,
+  upload,
+  utf8RoundTrip,
+  withQuery,
+} from './scenarios';
 import { startRecipe, type RunningServer } from './servers';
 import { describeServer } from './suite';
 
@@ -24,17 +59,31 @@ describeServer('Caddy in front of the engine', [{ binary: 'caddy', pkg: 'caddy' 
     const [HTTP_PORT, APP_PORT, APP_PORT_CGI, APP_PORT_PREFIX, APP_PORT_DENY] = await freePorts(5);
     const APP_SOCKET = path.join(dir, 'app.sock');
     events = new Events(path.join(dir, 'events.log'));
-    app = await App.start(events, [
-      { listen: `tcp:${APP_PORT}`, name: 'main' },
-      // Caddy runs as the user that started it; a unix peer is never in FCGI_WEB_SERVER_ADDRS.
-      { listen: `unix:${APP_SOCKET}`, name: 'unix', socketMode: 0o660, webServerAddrs: null },
-      { listen: `tcp:${APP_PORT_CGI}`, name: 'cgi', mount: 'cgi' },
-      { listen: `tcp:${APP_PORT_PREFIX}`, name: 'prefix', mount: '/prefix' },
-      { listen: `tcp:${APP_PORT_DENY}`, name: 'deny', webServerAddrs: ['10.9.8.7'] },
-    ], { FCGI_WEB_SERVER_ADDRS: '127.0.0.1' });
+    app = await App.start(
+      events,
+      [
+        { listen: `tcp:${APP_PORT}`, name: 'main' },
+        // Caddy runs as the user that started it; a unix peer is never in FCGI_WEB_SERVER_ADDRS.
+        { listen: `unix:${APP_SOCKET}`, name: 'unix', socketMode: 0o660, webServerAddrs: null },
+        { listen: `tcp:${APP_PORT_CGI}`, name: 'cgi', mount: 'cgi' },
+        { listen: `tcp:${APP_PORT_PREFIX}`, name: 'prefix', mount: '/prefix' },
+        { listen: `tcp:${APP_PORT_DENY}`, name: 'deny', webServerAddrs: ['10.9.8.7'] },
+      ],
+      { FCGI_WEB_SERVER_ADDRS: '127.0.0.1' },
+    );
     // Caddy writes its storage and an autosave of the config under these: keep them in the temp dir.
-    const caddyEnv = { ...process.env, HOME: dir, XDG_DATA_HOME: path.join(dir, 'data'), XDG_CONFIG_HOME: path.join(dir, 'config') };
-    server = await startRecipe(caddy, dir, { HTTP_PORT, APP_PORT, APP_PORT_CGI, APP_PORT_PREFIX, APP_PORT_DENY, APP_SOCKET }, { waitFor: [HTTP_PORT!], errorLog: path.join(dir, 'error.log'), env: caddyEnv });
+    const caddyEnv = {
+      ...process.env,
+      HOME: dir,
+      XDG_DATA_HOME: path.join(dir, 'data'),
+      XDG_CONFIG_HOME: path.join(dir, 'config'),
+    };
+    server = await startRecipe(
+      caddy,
+      dir,
+      { HTTP_PORT, APP_PORT, APP_PORT_CGI, APP_PORT_PREFIX, APP_PORT_DENY, APP_SOCKET },
+      { waitFor: [HTTP_PORT!], errorLog: path.join(dir, 'error.log'), env: caddyEnv },
+    );
     port = HTTP_PORT!;
   });
 
@@ -133,14 +182,18 @@ describeServer('Caddy in front of the engine', [{ binary: 'caddy', pkg: 'caddy' 
     await expectLongPollNotAborted(port, '/', events);
   });
 
-  it('status codes: Caddy sends Go\'s reason phrase, and passes the CGI Status header on to the client', async () => {
+  it("status codes: Caddy sends Go's reason phrase, and passes the CGI Status header on to the client", async () => {
     const results = await expectReasonPhrasesReplaced(port, '/');
     // Caddy 2.6 reads the status from the Status header but leaves the header in the response.
     expect(results.get(404)!.headers.status).toBe('404 Nope Not Here');
   });
 
   it('redirects: the status and Location the app set', async () => {
-    await expectRedirects(port, '/', [[302, 'http://example.test/elsewhere?x=1'], [301, '/moved/here'], [307, 'relative/path']]);
+    await expectRedirects(port, '/', [
+      [302, 'http://example.test/elsewhere?x=1'],
+      [301, '/moved/here'],
+      [307, 'relative/path'],
+    ]);
   });
 
   it('duplicate headers: response lines stay separate; Caddy merges request duplicates with ", ", cookies too', async () => {
@@ -182,7 +235,10 @@ describeServer('Caddy in front of the engine', [{ binary: 'caddy', pkg: 'caddy' 
     expect((await httpRequest({ port, path: withQuery('/', { do: 'throw', marker: t }) })).status).toBe(500);
     // The app did fail (its own log has the stack it also sent as STDERR); Caddy's log has neither text, even
     // after the 500 was answered and logged.
-    await events.waitFor((e) => e.ev === 'log' && String(e.message).includes(`interop handler failure ${t}`), 'the handler failure in the app log');
+    await events.waitFor(
+      (e) => e.ev === 'log' && String(e.message).includes(`interop handler failure ${t}`),
+      'the handler failure in the app log',
+    );
     await delay(300);
     expect(readText(server.errorLog)).not.toContain(m);
     expect(readText(server.errorLog)).not.toContain(t);
@@ -200,7 +256,10 @@ describeServer('Caddy in front of the engine', [{ binary: 'caddy', pkg: 'caddy' 
     await expectPeerRefused(port, '/denied/x', events, 502);
     // The app closes the connection at once: Caddy logs "EOF" when it was reading by then, or the failed
     // write ("broken pipe", "connection reset by peer") when it was still sending params or STDIN.
-    await waitForLog(server.errorLog, /"msg":"(EOF|[^"]*(broken pipe|connection reset by peer))".*"uri":"\/denied\/x".*"status":502/);
+    await waitForLog(
+      server.errorLog,
+      /"msg":"(EOF|[^"]*(broken pipe|connection reset by peer))".*"uri":"\/denied\/x".*"status":502/,
+    );
   });
 
   it('SCRIPT_NAME / PATH_INFO: split with mount cgi, handle_path with mount /prefix', async () => {

@@ -17,17 +17,24 @@ describe('docs/deployment.md', () => {
       const a = committed.split('\n');
       const b = generated.split('\n');
       const line = a.findIndex((l, i) => l !== b[i]);
-      expect.fail(`${DOC_PATH} differs from the generator at line ${line + 1}:\n  file:      ${JSON.stringify(a[line])}\n  generated: ${JSON.stringify(b[line])}\nRun: node scripts/gen-deploy-docs.mjs`);
+      expect.fail(
+        `${DOC_PATH} differs from the generator at line ${line + 1}:\n  file:      ${JSON.stringify(a[line])}\n  generated: ${JSON.stringify(b[line])}\nRun: node scripts/gen-deploy-docs.mjs`,
+      );
     }
   });
 
   it('every recipe renders with its doc values, and the suite fills the same placeholders', () => {
     for (const recipe of RECIPES) {
-      const templates = [recipe.command, ...recipe.files.map((f) => f.template), ...(recipe.variants ?? []).map((v) => v.command)];
+      const templates = [
+        recipe.command,
+        ...recipe.files.map((f) => f.template),
+        ...(recipe.variants ?? []).map((v) => v.command),
+      ];
       for (const template of templates) {
         expect(() => render(template, recipe.docValues), recipe.id).not.toThrow();
         // Only DIR is implicit (startRecipe sets it); every other placeholder has a documented value.
-        for (const name of placeholders(template)) expect(recipe.docValues[name], `${recipe.id}: {{${name}}}`).toBeDefined();
+        for (const name of placeholders(template))
+          expect(recipe.docValues[name], `${recipe.id}: {{${name}}}`).toBeDefined();
       }
       expect(recipe.notes.length, recipe.id).toBeGreaterThan(0);
     }

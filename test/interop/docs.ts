@@ -21,7 +21,19 @@ const SUITES: Record<string, string> = {
 };
 
 /** The order of the sections. */
-const ORDER = ['nginx', 'apache-proxy-fcgi', 'apache-fcgid', 'lighttpd', 'h2o', 'caddy', 'haproxy', 'supervisor', 'systemd', 'spawn-fcgi', 'cgi-fcgi'];
+const ORDER = [
+  'nginx',
+  'apache-proxy-fcgi',
+  'apache-fcgid',
+  'lighttpd',
+  'h2o',
+  'caddy',
+  'haproxy',
+  'supervisor',
+  'systemd',
+  'spawn-fcgi',
+  'cgi-fcgi',
+];
 
 const INTRO = `# Deploying behind a web server
 
@@ -192,14 +204,25 @@ long-polls with a timeout.
 function section(recipe: Recipe): string {
   const lines: string[] = [];
   lines.push(`## ${recipe.title}`, '');
-  lines.push(`Debian package${recipe.packages.length > 1 ? 's' : ''}: ${recipe.packages.map((p) => `\`${p}\``).join(', ')}. Run by \`${SUITES[recipe.id] ?? 'test/interop'}\`.`, '');
+  lines.push(
+    `Debian package${recipe.packages.length > 1 ? 's' : ''}: ${recipe.packages.map((p) => `\`${p}\``).join(', ')}. Run by \`${SUITES[recipe.id] ?? 'test/interop'}\`.`,
+    '',
+  );
   for (const note of recipe.notes) lines.push(`- ${note}`);
   lines.push('');
   for (const file of recipe.files) {
-    lines.push(`\`${file.name}\`:`, '', `\`\`\`${file.lang}`, render(file.template, recipe.docValues).trimEnd(), '```', '');
+    lines.push(
+      `\`${file.name}\`:`,
+      '',
+      `\`\`\`${file.lang}`,
+      render(file.template, recipe.docValues).trimEnd(),
+      '```',
+      '',
+    );
   }
   lines.push(recipe.files.length === 0 ? 'Run:' : 'Run it:', '', '```sh', render(recipe.command, recipe.docValues));
-  for (const variant of recipe.variants ?? []) lines.push(`# ${variant.label}:`, render(variant.command, recipe.docValues));
+  for (const variant of recipe.variants ?? [])
+    lines.push(`# ${variant.label}:`, render(variant.command, recipe.docValues));
   lines.push('```', '');
   return lines.join('\n');
 }

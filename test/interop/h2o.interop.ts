@@ -7,7 +7,29 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { bodySha256 } from '../fixtures/interop/data';
 import { App, Events, freePorts, httpRequest, param, removeDir, tempDir, waitForLog, type EnvAnswer } from './harness';
 import { h2o } from './recipes';
-import { clientAbort, download, dupHeaders, echo, env, expectConcurrentAnswered, expectControlByteRejected, expectHead, expectLongPollNotAborted, expectHeaders, expectPeerRefused, expectReasonPhrasesKept, expectRedirects, latin1, manyHeaders, MiB, REASON_PHRASES, tag, upload, utf8RoundTrip, withQuery } from './scenarios';
+import {
+  clientAbort,
+  download,
+  dupHeaders,
+  echo,
+  env,
+  expectConcurrentAnswered,
+  expectControlByteRejected,
+  expectHead,
+  expectLongPollNotAborted,
+  expectHeaders,
+  expectPeerRefused,
+  expectReasonPhrasesKept,
+  expectRedirects,
+  latin1,
+  manyHeaders,
+  MiB,
+  REASON_PHRASES,
+  tag,
+  upload,
+  utf8RoundTrip,
+  withQuery,
+} from './scenarios';
 import { startRecipe, type RunningServer } from './servers';
 import { describeServer } from './suite';
 
@@ -23,14 +45,23 @@ describeServer('h2o in front of the engine', [{ binary: 'h2o', pkg: 'h2o' }], ()
     const [HTTP_PORT, APP_PORT, APP_PORT_PREFIX, APP_PORT_DENY] = await freePorts(4);
     const APP_SOCKET = path.join(dir, 'app.sock');
     events = new Events(path.join(dir, 'events.log'));
-    app = await App.start(events, [
-      { listen: `tcp:${APP_PORT}`, name: 'main' },
-      // h2o runs as nobody: the socket must be world-writable; a unix peer is never in FCGI_WEB_SERVER_ADDRS.
-      { listen: `unix:${APP_SOCKET}`, name: 'unix', socketMode: 0o666, webServerAddrs: null },
-      { listen: `tcp:${APP_PORT_PREFIX}`, name: 'prefix', mount: '/prefix' },
-      { listen: `tcp:${APP_PORT_DENY}`, name: 'deny', webServerAddrs: ['10.9.8.7'] },
-    ], { FCGI_WEB_SERVER_ADDRS: '127.0.0.1' });
-    server = await startRecipe(h2o, dir, { HTTP_PORT, APP_PORT, APP_PORT_PREFIX, APP_PORT_DENY, APP_SOCKET }, { waitFor: [HTTP_PORT!], errorLog: path.join(dir, 'error.log') });
+    app = await App.start(
+      events,
+      [
+        { listen: `tcp:${APP_PORT}`, name: 'main' },
+        // h2o runs as nobody: the socket must be world-writable; a unix peer is never in FCGI_WEB_SERVER_ADDRS.
+        { listen: `unix:${APP_SOCKET}`, name: 'unix', socketMode: 0o666, webServerAddrs: null },
+        { listen: `tcp:${APP_PORT_PREFIX}`, name: 'prefix', mount: '/prefix' },
+        { listen: `tcp:${APP_PORT_DENY}`, name: 'deny', webServerAddrs: ['10.9.8.7'] },
+      ],
+      { FCGI_WEB_SERVER_ADDRS: '127.0.0.1' },
+    );
+    server = await startRecipe(
+      h2o,
+      dir,
+      { HTTP_PORT, APP_PORT, APP_PORT_PREFIX, APP_PORT_DENY, APP_SOCKET },
+      { waitFor: [HTTP_PORT!], errorLog: path.join(dir, 'error.log') },
+    );
     port = HTTP_PORT!;
   });
 
@@ -111,7 +142,10 @@ describeServer('h2o in front of the engine', [{ binary: 'h2o', pkg: 'h2o' }], ()
       path: withQuery('/', { do: 'download', size, seed: 2, tag: t }),
       hashOnly: true,
       onResponse: async () => {
-        await events.waitFor((e) => e.ev === 'download-done' && e.tag === t, 'download-done while the client reads nothing');
+        await events.waitFor(
+          (e) => e.ev === 'download-done' && e.tag === t,
+          'download-done while the client reads nothing',
+        );
       },
     });
     expect(result.length).toBe(size);
@@ -130,7 +164,11 @@ describeServer('h2o in front of the engine', [{ binary: 'h2o', pkg: 'h2o' }], ()
   });
 
   it('redirects: the status and Location the app set', async () => {
-    await expectRedirects(port, '/', [[302, 'http://example.test/elsewhere?x=1'], [301, '/moved/here'], [307, 'relative/path']]);
+    await expectRedirects(port, '/', [
+      [302, 'http://example.test/elsewhere?x=1'],
+      [301, '/moved/here'],
+      [307, 'relative/path'],
+    ]);
   });
 
   it('duplicate headers: response lines stay separate; X-Dup arrives as two params, h2o joins cookies with ";"', async () => {
@@ -169,11 +207,16 @@ describeServer('h2o in front of the engine', [{ binary: 'h2o', pkg: 'h2o' }], ()
     // One line per STDERR record, after the request's path cut to 32 characters and "...".
     await waitForLog(server.errorLog, `[lib/handler/fastcgi.c] in request:/?do=stderr&marker=stderr-mar...:${m}`);
     const big = tag('stderr-big');
-    expect((await httpRequest({ port, path: withQuery('/', { do: 'stderr', marker: big, size: 100_000 }) })).status).toBe(200);
+    expect(
+      (await httpRequest({ port, path: withQuery('/', { do: 'stderr', marker: big, size: 100_000 }) })).status,
+    ).toBe(200);
     await waitForLog(server.errorLog, big);
     const t = tag('throw');
     expect((await httpRequest({ port, path: withQuery('/', { do: 'throw', marker: t }) })).status).toBe(500);
-    await waitForLog(server.errorLog, new RegExp(`\\[lib/handler/fastcgi\\.c\\] in request:.*:Error: interop handler failure ${t}`));
+    await waitForLog(
+      server.errorLog,
+      new RegExp(`\\[lib/handler/fastcgi\\.c\\] in request:.*:Error: interop handler failure ${t}`),
+    );
   });
 
   it('HEAD: the app sees HEAD, the client gets headers and no body', async () => {

@@ -33,7 +33,12 @@ describeServer('HAProxy in front of the engine', [{ binary: 'haproxy', pkg: 'hap
       ],
       { FCGI_WEB_SERVER_ADDRS: '127.0.0.1' },
     );
-    server = await startRecipe(haproxy, dir, { HTTP_PORT, APP_PORT, HTTP_PORT_SINGLE, APP_PORT_SINGLE }, { waitFor: [HTTP_PORT!, HTTP_PORT_SINGLE!], errorLog: path.join(dir, 'error.log') });
+    server = await startRecipe(
+      haproxy,
+      dir,
+      { HTTP_PORT, APP_PORT, HTTP_PORT_SINGLE, APP_PORT_SINGLE },
+      { waitFor: [HTTP_PORT!, HTTP_PORT_SINGLE!], errorLog: path.join(dir, 'error.log') },
+    );
     mpxPort = HTTP_PORT!;
     port = HTTP_PORT_SINGLE!;
   });
@@ -46,18 +51,29 @@ describeServer('HAProxy in front of the engine', [{ binary: 'haproxy', pkg: 'hap
   });
 
   /** 380 slow GETs and 20 uploads of 5 MB at once; returns what failed and how many connections the app accepted. */
-  async function burst(httpPort: number, name: string): Promise<{ failed: { tag: string; status: number; ms: number }[]; opened: number; delivered: Set<string> }> {
+  async function burst(
+    httpPort: number,
+    name: string,
+  ): Promise<{ failed: { tag: string; status: number; ms: number }[]; opened: number; delivered: Set<string> }> {
     const before = (await env(httpPort, `/${name}/count`)).connections;
     const started = Date.now();
     const slow = Array.from({ length: 380 }, (_, i) => {
       const t = `${name}-slow-${i}`;
-      return httpRequest({ port: httpPort, path: withQuery(`/${name}/c/${i}`, { do: 'slow', ms: 300, tag: t }), timeoutMs: 40_000 }).then((r) => ({ tag: t, status: r.status, ms: Date.now() - started }));
+      return httpRequest({
+        port: httpPort,
+        path: withQuery(`/${name}/c/${i}`, { do: 'slow', ms: 300, tag: t }),
+        timeoutMs: 40_000,
+      }).then((r) => ({ tag: t, status: r.status, ms: Date.now() - started }));
     });
     const uploads = Array.from({ length: 20 }, (_, i) => {
       const t = `${name}-up-${i}`;
       return upload(httpPort, `/${name}/up/${i}`, 5 * MiB, { tag: t }).then(
         () => ({ tag: t, status: 200, ms: Date.now() - started }),
-        (error: Error) => ({ tag: t, status: Number(/expected (\d+)/.exec(error.message)?.[1] ?? 0), ms: Date.now() - started }),
+        (error: Error) => ({
+          tag: t,
+          status: Number(/expected (\d+)/.exec(error.message)?.[1] ?? 0),
+          ms: Date.now() - started,
+        }),
       );
     });
     const results = await Promise.all([...slow, ...uploads]);
@@ -79,7 +95,9 @@ describeServer('HAProxy in front of the engine', [{ binary: 'haproxy', pkg: 'hap
 
   it('multiplexed: the app takes every stream HAProxy sends it (FCGI_MAX_REQS is what it enforces); what fails, HAProxy failed before sending', async () => {
     const { failed, opened, delivered } = await burst(mpxPort, 'mpx');
-    console.log(`HAProxy multiplexing: 400 concurrent requests over ${opened} new FastCGI connection(s); ${failed.length} failed in HAProxy`);
+    console.log(
+      `HAProxy multiplexing: 400 concurrent requests over ${opened} new FastCGI connection(s); ${failed.length} failed in HAProxy`,
+    );
     // Nothing waits for a timeout: an OVERLOADED stream (a FCGI_MAX_REQS the app does not enforce) left
     // HAProxy's client waiting 30 s for a 504.
     expect(failed.filter((f) => f.status === 504 || f.ms > 20_000)).toEqual([]);

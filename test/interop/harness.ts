@@ -94,8 +94,12 @@ export async function waitForListen(where: number | string, timeoutMs = 15_000, 
       socket.once('error', () => resolve(false));
     });
     if (ok) return;
-    if (proc !== undefined && proc.exitCode !== null) throw new Error(`${proc.name} exited (${proc.exitCode}) before listening on ${where}:\n${proc.output()}`);
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${where} after ${timeoutMs} ms${proc === undefined ? '' : `\n${proc.name}: ${proc.output()}`}`);
+    if (proc !== undefined && proc.exitCode !== null)
+      throw new Error(`${proc.name} exited (${proc.exitCode}) before listening on ${where}:\n${proc.output()}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `nothing listens on ${where} after ${timeoutMs} ms${proc === undefined ? '' : `\n${proc.name}: ${proc.output()}`}`,
+      );
     await delay(50);
   }
 }
@@ -113,7 +117,11 @@ export class Proc {
   exitSignal: NodeJS.Signals | null = null;
   #output = '';
 
-  constructor(name: string, argv: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; stdio?: ('pipe' | 'ignore' | number)[] } = {}) {
+  constructor(
+    name: string,
+    argv: string[],
+    options: { cwd?: string; env?: NodeJS.ProcessEnv; stdio?: ('pipe' | 'ignore' | number)[] } = {},
+  ) {
     this.name = name;
     this.child = spawn(argv[0]!, argv.slice(1), {
       cwd: options.cwd,
@@ -270,7 +278,8 @@ export class Events {
     for (;;) {
       const found = this.all().find(predicate);
       if (found !== undefined) return found;
-      if (Date.now() > deadline) throw new Error(`no app event ${what} within ${timeoutMs} ms; events:\n${this.tail()}`);
+      if (Date.now() > deadline)
+        throw new Error(`no app event ${what} within ${timeoutMs} ms; events:\n${this.tail()}`);
       await delay(25);
     }
   }
@@ -303,7 +312,11 @@ export class Events {
 }
 
 /** The app's environment: where to report and what to listen on. */
-export function appEnv(events: Events, listeners: Listener[] = [{ listen: 'fd0' }], extra: Record<string, string> = {}): Record<string, string> {
+export function appEnv(
+  events: Events,
+  listeners: Listener[] = [{ listen: 'fd0' }],
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return { INTEROP_EVENTS: events.file, INTEROP_LISTEN: JSON.stringify(listeners), ...extra };
 }
 
@@ -316,7 +329,12 @@ function shellQuote(value: string): string {
  * the fixture, leaving fd 0 alone: what lighttpd bin-path, mod_fcgid, cgi-fcgi -start and supervisor run.
  */
 export function writeWrapper(file: string, env: Record<string, string>): string {
-  const lines = ['#!/bin/sh', ...Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`), `exec ${APP_ARGV.map(shellQuote).join(' ')}`, ''];
+  const lines = [
+    '#!/bin/sh',
+    ...Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`),
+    `exec ${APP_ARGV.map(shellQuote).join(' ')}`,
+    '',
+  ];
   fs.writeFileSync(file, lines.join('\n'), { mode: 0o755 });
   return file;
 }
@@ -331,9 +349,11 @@ export class App {
 
   static async start(events: Events, listeners: Listener[], env: Record<string, string> = {}): Promise<App> {
     const proc = new Proc('app', APP_ARGV, { cwd: ROOT, env: { ...process.env, ...appEnv(events, listeners, env) } });
-    await events.waitFor((e) => e.ev === 'listening' && e.pid === proc.pid, `listening from app ${proc.pid}`, 20_000).catch((error: Error) => {
-      throw new Error(`${error.message}\napp output: ${proc.output()}`);
-    });
+    await events
+      .waitFor((e) => e.ev === 'listening' && e.pid === proc.pid, `listening from app ${proc.pid}`, 20_000)
+      .catch((error: Error) => {
+        throw new Error(`${error.message}\napp output: ${proc.output()}`);
+      });
     return new App(proc, events, listeners);
   }
 
@@ -383,12 +403,14 @@ export function httpRequest(options: HttpOptions): Promise<HttpResult> {
     const headers: http.OutgoingHttpHeaders | [string, string][] = options.headers ?? {};
     const body = options.body;
     let flat: Record<string, string | string[] | number> | string[] = {};
-    const bodyLength = body === undefined ? 0 : typeof body === 'object' && !Buffer.isBuffer(body) ? body.size : Buffer.byteLength(body);
+    const bodyLength =
+      body === undefined ? 0 : typeof body === 'object' && !Buffer.isBuffer(body) ? body.size : Buffer.byteLength(body);
     if (Array.isArray(headers)) {
       // A raw header list (repeated names): node adds no Host or framing headers to one.
       const list: [string, string][] = [...headers];
       if (!list.some(([n]) => n.toLowerCase() === 'host')) list.unshift(['Host', `127.0.0.1:${options.port}`]);
-      if (body !== undefined) list.push(options.chunked === true ? ['Transfer-Encoding', 'chunked'] : ['Content-Length', String(bodyLength)]);
+      if (body !== undefined)
+        list.push(options.chunked === true ? ['Transfer-Encoding', 'chunked'] : ['Content-Length', String(bodyLength)]);
       flat = list.flat();
     } else {
       flat = { ...(headers as Record<string, string | string[] | number>) };
@@ -397,9 +419,24 @@ export function httpRequest(options: HttpOptions): Promise<HttpResult> {
         else if (flat['Content-Length'] === undefined) flat['Content-Length'] = bodyLength;
       }
     }
-    const req = http.request({ host: '127.0.0.1', port: options.port, path: options.path, method: options.method ?? (body === undefined ? 'GET' : 'POST'), headers: flat, agent: options.agent ?? false, setHost: true, maxHeaderSize: 1 << 20 });
+    const req = http.request({
+      host: '127.0.0.1',
+      port: options.port,
+      path: options.path,
+      method: options.method ?? (body === undefined ? 'GET' : 'POST'),
+      headers: flat,
+      agent: options.agent ?? false,
+      setHost: true,
+      maxHeaderSize: 1 << 20,
+    });
     options.onRequest?.(req);
-    const timer = setTimeout(() => req.destroy(new Error(`timed out after ${options.timeoutMs ?? 60_000} ms: ${options.method ?? 'GET'} ${options.path}`)), options.timeoutMs ?? 60_000);
+    const timer = setTimeout(
+      () =>
+        req.destroy(
+          new Error(`timed out after ${options.timeoutMs ?? 60_000} ms: ${options.method ?? 'GET'} ${options.path}`),
+        ),
+      options.timeoutMs ?? 60_000,
+    );
     req.once('error', (error) => {
       clearTimeout(timer);
       reject(error);
@@ -415,7 +452,15 @@ export function httpRequest(options: HttpOptions): Promise<HttpResult> {
       });
       res.once('end', () => {
         clearTimeout(timer);
-        resolve({ status: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks), sha256: hash.digest('hex'), length });
+        resolve({
+          status: res.statusCode ?? 0,
+          statusMessage: res.statusMessage ?? '',
+          headers: res.headers,
+          rawHeaders: res.rawHeaders,
+          body: Buffer.concat(chunks),
+          sha256: hash.digest('hex'),
+          length,
+        });
       });
       res.once('error', (error) => {
         clearTimeout(timer);
@@ -456,13 +501,19 @@ export function httpRequest(options: HttpOptions): Promise<HttpResult> {
 }
 
 /** GETs a path and parses the JSON body (the app's `env` answer, usually). */
-export async function getJson<T = Record<string, unknown>>(port: number, pathAndQuery: string, headers?: HttpOptions['headers']): Promise<{ result: HttpResult; json: T }> {
+export async function getJson<T = Record<string, unknown>>(
+  port: number,
+  pathAndQuery: string,
+  headers?: HttpOptions['headers'],
+): Promise<{ result: HttpResult; json: T }> {
   const result = await httpRequest({ port, path: pathAndQuery, ...(headers === undefined ? {} : { headers }) });
   let json: T;
   try {
     json = JSON.parse(result.body.toString('utf8')) as T;
   } catch {
-    throw new Error(`not JSON (${result.status} ${result.statusMessage}): ${result.body.toString('latin1').slice(0, 500)}`);
+    throw new Error(
+      `not JSON (${result.status} ${result.statusMessage}): ${result.body.toString('latin1').slice(0, 500)}`,
+    );
   }
   return { result, json };
 }
@@ -491,7 +542,11 @@ export function param(env: EnvAnswer, name: string): string | undefined {
 }
 
 /** A raw HTTP/1.1 exchange over a socket, for requests node:http refuses to send (control bytes). */
-export function rawHttp(port: number, request: Buffer | string, timeoutMs = 10_000): Promise<{ statusLine: string; head: string; body: Buffer }> {
+export function rawHttp(
+  port: number,
+  request: Buffer | string,
+  timeoutMs = 10_000,
+): Promise<{ statusLine: string; head: string; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -506,7 +561,11 @@ export function rawHttp(port: number, request: Buffer | string, timeoutMs = 10_0
       const all = Buffer.concat(chunks);
       const end = all.indexOf('\r\n\r\n');
       const head = all.toString('latin1', 0, end === -1 ? all.length : end);
-      resolve({ statusLine: head.split('\r\n')[0] ?? '', head, body: end === -1 ? Buffer.alloc(0) : all.subarray(end + 4) });
+      resolve({
+        statusLine: head.split('\r\n')[0] ?? '',
+        head,
+        body: end === -1 ? Buffer.alloc(0) : all.subarray(end + 4),
+      });
     });
     // Not end(): a half-close makes some servers drop the request as a client abort. The request says
     // Connection: close, so the server closes when it is done.
@@ -527,11 +586,21 @@ export interface CgiFcgiResult {
  * (so it runs with exactly `env`, as under env -i) and CONTENT_LENGTH bytes of `stdin` its body. Its stdout is
  * the raw CGI response; its exit code the app status.
  */
-export function cgiFcgi(address: string, env: Record<string, string>, stdin: Buffer | string = '', timeoutMs = 30_000): Promise<CgiFcgiResult> {
+export function cgiFcgi(
+  address: string,
+  env: Record<string, string>,
+  stdin: Buffer | string = '',
+  timeoutMs = 30_000,
+): Promise<CgiFcgiResult> {
   const binary = findBinary('cgi-fcgi');
   if (binary === null) throw new Error('cgi-fcgi not found (libfcgi-bin)');
   return new Promise((resolve, reject) => {
-    const child = spawn(binary, ['-bind', '-connect', address], { env, stdio: ['pipe', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
+    const child = spawn(binary, ['-bind', '-connect', address], {
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
+    });
     const out: Buffer[] = [];
     let err = '';
     child.stdout.on('data', (c: Buffer) => out.push(c));
@@ -544,7 +613,10 @@ export function cgiFcgi(address: string, env: Record<string, string>, stdin: Buf
 }
 
 /** The params cgi-fcgi sends for a request to `uri` (SCRIPT_NAME / PATH_INFO split at `scriptName`). */
-export function cgiEnv(uri: string, options: { method?: string; scriptName?: string; contentLength?: number; extra?: Record<string, string> } = {}): Record<string, string> {
+export function cgiEnv(
+  uri: string,
+  options: { method?: string; scriptName?: string; contentLength?: number; extra?: Record<string, string> } = {},
+): Record<string, string> {
   const q = uri.indexOf('?');
   const path = q === -1 ? uri : uri.slice(0, q);
   const scriptName = options.scriptName ?? '';
@@ -583,7 +655,10 @@ export async function waitForLog(file: string, pattern: RegExp | string, timeout
     const text = readText(file);
     const found = typeof pattern === 'string' ? text.includes(pattern) : pattern.test(text);
     if (found) return text;
-    if (Date.now() > deadline) throw new Error(`${file} does not match ${String(pattern)} after ${timeoutMs} ms; its end:\n${text.slice(-3000)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `${file} does not match ${String(pattern)} after ${timeoutMs} ms; its end:\n${text.slice(-3000)}`,
+      );
     await delay(50);
   }
 }

@@ -6,9 +6,45 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { alive, App, appEnv, Events, freePorts, httpRequest, param, removeDir, tempDir, waitForLog, writeWrapper, type EnvAnswer } from './harness';
+import {
+  alive,
+  App,
+  appEnv,
+  Events,
+  freePorts,
+  httpRequest,
+  param,
+  removeDir,
+  tempDir,
+  waitForLog,
+  writeWrapper,
+  type EnvAnswer,
+} from './harness';
 import { lighttpd } from './recipes';
-import { clientAbort, download, dupHeaders, echo, env, expectConcurrentAnswered, expectControlByteRejected, expectHead, expectHeaders, expectLateReadBounded, expectLongPollNotAborted, expectReasonPhrasesReplaced, expectRedirects, expectStalledDownloadBounded, latin1, leave, manyHeaders, MiB, tag, upload, utf8RoundTrip, withQuery } from './scenarios';
+import {
+  clientAbort,
+  download,
+  dupHeaders,
+  echo,
+  env,
+  expectConcurrentAnswered,
+  expectControlByteRejected,
+  expectHead,
+  expectHeaders,
+  expectLateReadBounded,
+  expectLongPollNotAborted,
+  expectReasonPhrasesReplaced,
+  expectRedirects,
+  expectStalledDownloadBounded,
+  latin1,
+  leave,
+  manyHeaders,
+  MiB,
+  tag,
+  upload,
+  utf8RoundTrip,
+  withQuery,
+} from './scenarios';
 import { startRecipe, type RunningServer } from './servers';
 import { describeServer } from './suite';
 
@@ -33,12 +69,20 @@ describeServer('lighttpd in front of the engine', [{ binary: 'lighttpd', pkg: 'l
     ]);
     // What bin-path runs: a wrapper that execs node on the fixture, leaving fd 0 (the listening socket) alone.
     const APP_RUN = writeWrapper(path.join(dir, 'run.sh'), appEnv(events));
-    server = await startRecipe(lighttpd, dir, { HTTP_PORT, APP_PORT, APP_PORT_CGI, APP_PORT_PREFIX, SPAWN_PORT, SPAWN_PORT_DENY, APP_SOCKET, APP_RUN }, { waitFor: [HTTP_PORT!], errorLog: path.join(dir, 'error.log') });
+    server = await startRecipe(
+      lighttpd,
+      dir,
+      { HTTP_PORT, APP_PORT, APP_PORT_CGI, APP_PORT_PREFIX, SPAWN_PORT, SPAWN_PORT_DENY, APP_SOCKET, APP_RUN },
+      { waitFor: [HTTP_PORT!], errorLog: path.join(dir, 'error.log') },
+    );
     port = HTTP_PORT!;
     // lighttpd spawns its three apps at startup.
     const deadline = Date.now() + 20_000;
     while (events.find((e) => e.ev === 'listening' && e.fd0 === 'socket').length < 3) {
-      if (Date.now() > deadline) throw new Error(`lighttpd did not spawn its apps:\n${events.tail()}\n${fs.readFileSync(server.errorLog, 'utf8')}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `lighttpd did not spawn its apps:\n${events.tail()}\n${fs.readFileSync(server.errorLog, 'utf8')}`,
+        );
       await delay(50);
     }
   });
@@ -68,7 +112,7 @@ describeServer('lighttpd in front of the engine', [{ binary: 'lighttpd', pkg: 'l
     expect(u.listener).toBe('unix');
   });
 
-  it('bin-path spawns the app with a listening socket on fd 0 (unix and TCP), cwd = the wrapper\'s directory', async () => {
+  it("bin-path spawns the app with a listening socket on fd 0 (unix and TCP), cwd = the wrapper's directory", async () => {
     const spawned = events.find((e) => e.ev === 'listening' && e.fd0 === 'socket');
     expect(spawned).toHaveLength(3);
     for (const e of spawned) {
@@ -89,7 +133,10 @@ describeServer('lighttpd in front of the engine', [{ binary: 'lighttpd', pkg: 'l
     expect((await env(port, '/spawntcp/allowed')).pid).toBe(allowed[0]!.pid);
     const r = await httpRequest({ port, path: '/spawndeny/x?do=env' });
     expect(r.status).toBeGreaterThanOrEqual(500);
-    await events.waitFor((e) => e.ev === 'log' && String(e.message).includes('FCGI_ERR_PEER_NOT_ALLOWED'), 'refused peer logged');
+    await events.waitFor(
+      (e) => e.ev === 'log' && String(e.message).includes('FCGI_ERR_PEER_NOT_ALLOWED'),
+      'refused peer logged',
+    );
   });
 
   it('1 MB and 100 MB both ways, buffered (default) and streaming (stream-*-body 2): exact bytes', async () => {
@@ -108,7 +155,12 @@ describeServer('lighttpd in front of the engine', [{ binary: 'lighttpd', pkg: 'l
     expect(buffered.contentLength).toBe(String(3 * MiB + 1));
     // Refused when the body is still arriving as lighttpd starts the backend (a small body read along with
     // the headers is measured and passes).
-    const refused = await httpRequest({ port, path: '/stream/?do=upload', body: { size: 16 * MiB, seed: 1 }, chunked: true });
+    const refused = await httpRequest({
+      port,
+      path: '/stream/?do=upload',
+      body: { size: 16 * MiB, seed: 1 },
+      chunked: true,
+    });
     expect(refused.status).toBe(411);
   });
 
@@ -130,7 +182,11 @@ describeServer('lighttpd in front of the engine', [{ binary: 'lighttpd', pkg: 'l
     // Buffered (the default): lighttpd collects the whole response before sending it, and does not watch the
     // client meanwhile: the handler runs to its end although nobody is listening.
     const buffered = await leave(port, '/', events, { max: MiB, leaveEarly: true });
-    const done = await events.waitFor((e) => e.ev === 'trickle-done' && e.tag === buffered, 'the trickle runs to its end', 15_000);
+    const done = await events.waitFor(
+      (e) => e.ev === 'trickle-done' && e.tag === buffered,
+      'the trickle runs to its end',
+      15_000,
+    );
     expect(done.aborted).toBe(false);
     await expectLongPollNotAborted(port, '/stream/', events);
   });
@@ -169,7 +225,9 @@ describeServer('lighttpd in front of the engine', [{ binary: 'lighttpd', pkg: 'l
 
   it('response headers: 60 KB pass; over 64 KB lighttpd answers 502', async () => {
     expect((await httpRequest({ port, path: withQuery('/', { do: 'bigheader', bytes: 60_000 }) })).status).toBe(200);
-    expect((await httpRequest({ port, path: withQuery('/', { do: 'bigheader', lines: 150, each: 100 }) })).status).toBe(200);
+    expect((await httpRequest({ port, path: withQuery('/', { do: 'bigheader', lines: 150, each: 100 }) })).status).toBe(
+      200,
+    );
     expect((await httpRequest({ port, path: withQuery('/', { do: 'bigheader', bytes: 70_000 }) })).status).toBe(502);
     await waitForLog(server.errorLog, 'response headers too large');
   });
@@ -180,7 +238,9 @@ describeServer('lighttpd in front of the engine', [{ binary: 'lighttpd', pkg: 'l
     expect(r.status).toBe(200);
     await waitForLog(server.errorLog, `FastCGI-stderr:${m}`);
     const big = tag('stderr-big');
-    expect((await httpRequest({ port, path: withQuery('/', { do: 'stderr', marker: big, size: 100_000 }) })).status).toBe(200);
+    expect(
+      (await httpRequest({ port, path: withQuery('/', { do: 'stderr', marker: big, size: 100_000 }) })).status,
+    ).toBe(200);
     await waitForLog(server.errorLog, big);
     const t = tag('throw');
     expect((await httpRequest({ port, path: withQuery('/', { do: 'throw', marker: t }) })).status).toBe(500);
@@ -199,7 +259,10 @@ describeServer('lighttpd in front of the engine', [{ binary: 'lighttpd', pkg: 'l
     const denied = await httpRequest({ port, path: '/private/doc?do=env' });
     expect(denied.status).toBe(403);
     expect(denied.body.toString()).toBe('denied by the application\n');
-    const auth = await events.waitFor((e) => e.ev === 'authorize' && e.uri === '/private/doc?do=env', 'authorizer request');
+    const auth = await events.waitFor(
+      (e) => e.ev === 'authorize' && e.uri === '/private/doc?do=env',
+      'authorizer request',
+    );
     // FastCGI 1.0 §6.3: no body, no SCRIPT_NAME / PATH_INFO for an authorizer.
     expect(auth.scriptName).toBeNull();
     expect(auth.pathInfo).toBeNull();

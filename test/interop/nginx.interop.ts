@@ -5,9 +5,45 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { App, Events, freePorts, httpRequest, param, rawHttp, readText, removeDir, tempDir, waitForLog, type Listener } from './harness';
+import {
+  App,
+  Events,
+  freePorts,
+  httpRequest,
+  param,
+  rawHttp,
+  readText,
+  removeDir,
+  tempDir,
+  waitForLog,
+  type Listener,
+} from './harness';
 import { nginx } from './recipes';
-import { clientAbort, download, dupHeaders, echo, env, expectConcurrentAnswered, expectHead, expectHeaders, expectHalfDuplexStall, expectLateReadBounded, expectPeerRefused, expectReasonPhrasesKept, expectRedirects, expectStalledDownloadBounded, latin1, manyHeaders, MiB, REASON_PHRASES, REDIRECTS, tag, upload, utf8RoundTrip, withQuery } from './scenarios';
+import {
+  clientAbort,
+  download,
+  dupHeaders,
+  echo,
+  env,
+  expectConcurrentAnswered,
+  expectHead,
+  expectHeaders,
+  expectHalfDuplexStall,
+  expectLateReadBounded,
+  expectPeerRefused,
+  expectReasonPhrasesKept,
+  expectRedirects,
+  expectStalledDownloadBounded,
+  latin1,
+  manyHeaders,
+  MiB,
+  REASON_PHRASES,
+  REDIRECTS,
+  tag,
+  upload,
+  utf8RoundTrip,
+  withQuery,
+} from './scenarios';
 import { startRecipe, type RunningServer } from './servers';
 import { describeServer } from './suite';
 
@@ -37,7 +73,12 @@ describeServer('nginx in front of the engine', [{ binary: 'nginx', pkg: 'nginx-l
       { listen: `tcp:${APP_PORT_DENY}`, name: 'deny', webServerAddrs: ['10.9.8.7'] },
     ];
     app = await App.start(events, listeners, appEnv);
-    server = await startRecipe(nginx, dir, { HTTP_PORT, HTTP_PORT_BIG, APP_PORT, APP_PORT_CGI, APP_PORT_PREFIX, APP_PORT_DENY, APP_SOCKET }, { waitFor: [HTTP_PORT!, HTTP_PORT_BIG!], errorLog: path.join(dir, 'error.log') });
+    server = await startRecipe(
+      nginx,
+      dir,
+      { HTTP_PORT, HTTP_PORT_BIG, APP_PORT, APP_PORT_CGI, APP_PORT_PREFIX, APP_PORT_DENY, APP_SOCKET },
+      { waitFor: [HTTP_PORT!, HTTP_PORT_BIG!], errorLog: path.join(dir, 'error.log') },
+    );
     port = HTTP_PORT!;
     bigPort = HTTP_PORT_BIG!;
     appPort = APP_PORT!;
@@ -126,7 +167,10 @@ describeServer('nginx in front of the engine', [{ binary: 'nginx', pkg: 'nginx-l
     // header arrives (ngx_http_upstream_send_response), so the echo stalls with part of the body read; after
     // fastcgi_read_timeout (3 s) nginx gives up and closes the connection, and the handler sees it.
     const { done } = await expectHalfDuplexStall(port, '/halfduplex/', events, 'nginx');
-    await waitForLog(server.errorLog, /upstream timed out \(110: Connection timed out\) while reading upstream.*halfduplex/);
+    await waitForLog(
+      server.errorLog,
+      /upstream timed out \(110: Connection timed out\) while reading upstream.*halfduplex/,
+    );
     const result = await done;
     // The client gets a cut response (or an error): never the 32 MB.
     if (!(result instanceof Error)) expect(result.length).toBeLessThan(32 * MiB);
@@ -144,7 +188,10 @@ describeServer('nginx in front of the engine', [{ binary: 'nginx', pkg: 'nginx-l
       path: withQuery('/', { do: 'download', size, seed: 2, tag: t }),
       hashOnly: true,
       onResponse: async () => {
-        await events.waitFor((e) => e.ev === 'download-done' && e.tag === t, 'download-done while the client reads nothing');
+        await events.waitFor(
+          (e) => e.ev === 'download-done' && e.tag === t,
+          'download-done while the client reads nothing',
+        );
       },
     });
     expect(result.length).toBe(size);
@@ -193,7 +240,7 @@ describeServer('nginx in front of the engine', [{ binary: 'nginx', pkg: 'nginx-l
     expectHeaders(a, headers);
   });
 
-  it('params near 64 KiB pass in nginx\'s single PARAMS record; over 64 KiB nginx fails the request itself (500)', async () => {
+  it("params near 64 KiB pass in nginx's single PARAMS record; over 64 KiB nginx fails the request itself (500)", async () => {
     const value = 'p'.repeat(60_000);
     const a = await env(bigPort, '/', { 'X-Big': value });
     expect(a.headers['x-big']).toBe(value);
@@ -206,7 +253,9 @@ describeServer('nginx in front of the engine', [{ binary: 'nginx', pkg: 'nginx-l
 
   it('response headers: 3 KB pass, 5 KB exceed fastcgi_buffer_size (one page): 502 "upstream sent too big header"', async () => {
     expect((await httpRequest({ port, path: withQuery('/', { do: 'bigheader', bytes: 3000 }) })).status).toBe(200);
-    expect((await httpRequest({ port, path: withQuery('/', { do: 'bigheader', lines: 30, each: 90 }) })).status).toBe(200);
+    expect((await httpRequest({ port, path: withQuery('/', { do: 'bigheader', lines: 30, each: 90 }) })).status).toBe(
+      200,
+    );
     expect((await httpRequest({ port, path: withQuery('/', { do: 'bigheader', bytes: 5000 }) })).status).toBe(502);
     await waitForLog(server.errorLog, 'upstream sent too big header');
   });
@@ -243,7 +292,10 @@ describeServer('nginx in front of the engine', [{ binary: 'nginx', pkg: 'nginx-l
   it('HTTP sent to the FastCGI port (proxy_pass instead of fastcgi_pass) is refused with a message naming the cause', async () => {
     const r = await httpRequest({ port: appPort, path: '/' }).catch((e: Error) => e);
     expect(r).toBeInstanceOf(Error);
-    const logged = await events.waitFor((e) => e.ev === 'log' && String(e.message).includes('FCGI_ERR_BAD_VERSION'), 'bad version logged');
+    const logged = await events.waitFor(
+      (e) => e.ev === 'log' && String(e.message).includes('FCGI_ERR_BAD_VERSION'),
+      'bad version logged',
+    );
     expect(logged.message).toMatch(/invalid record version 71 at offset 0 \(the peer speaks HTTP/);
   });
 

@@ -47,7 +47,15 @@ http {
 /** nginx with nginxPhpConf in `dir`, listening on `port`. */
 export async function startNginx(dir: string, port: number, root: string, socket: string): Promise<Proc> {
   fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxPhpConf(dir, port, root, socket));
-  const proc = new Proc('nginx', [NGINX!, '-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')]);
+  const proc = new Proc('nginx', [
+    NGINX!,
+    '-p',
+    dir,
+    '-c',
+    path.join(dir, 'nginx.conf'),
+    '-e',
+    path.join(dir, 'error.log'),
+  ]);
   await waitForListen(port, 15_000, proc);
   return proc;
 }

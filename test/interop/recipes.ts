@@ -175,13 +175,13 @@ export const nginx: Recipe = {
   command: 'nginx -p {{DIR}} -c {{DIR}}/nginx.conf -e {{DIR}}/error.log',
   docValues: { ...APP_DOC_VALUES, DIR: '/var/lib/myapp/nginx' },
   notes: [
-    "One FastCGI connection per request. Connections are reused (FCGI_KEEP_CONN, request id 1 every time) only with an `upstream { keepalive N; }` pool **and** `fastcgi_keep_conn on`: the suite sends 100 requests through `/keep/` over one connection.",
+    'One FastCGI connection per request. Connections are reused (FCGI_KEEP_CONN, request id 1 every time) only with an `upstream { keepalive N; }` pool **and** `fastcgi_keep_conn on`: the suite sends 100 requests through `/keep/` over one connection.',
     "Debian's `fastcgi_params` sends SCRIPT_NAME = the whole path and no PATH_INFO, HTTP_HOST = `$host` (the port is dropped), and `CONTENT_TYPE` / `CONTENT_LENGTH` as `\"\"` on a GET (the engine treats both as absent). With `fastcgi_split_path_info` SCRIPT_NAME and PATH_INFO are right: `mount: 'cgi'`.",
-    "Buffering is on by default both ways: request bodies are read completely (to temp files) before the app sees them, so chunked uploads get their real CONTENT_LENGTH; responses are absorbed into temp files (up to 1 GB) whatever the client's speed, so the app never feels a slow client. `fastcgi_request_buffering off` and `fastcgi_buffering off` stream both ways: a chunked upload then has `CONTENT_LENGTH \"\"` (the app reads to the end of the body), and a stalled client stalls `res.write()` (the suite stalls a 100 MB download: the app stops after a few MB, its memory flat).",
+    'Buffering is on by default both ways: request bodies are read completely (to temp files) before the app sees them, so chunked uploads get their real CONTENT_LENGTH; responses are absorbed into temp files (up to 1 GB) whatever the client\'s speed, so the app never feels a slow client. `fastcgi_request_buffering off` and `fastcgi_buffering off` stream both ways: a chunked upload then has `CONTENT_LENGTH ""` (the app reads to the end of the body), and a stalled client stalls `res.write()` (the suite stalls a 100 MB download: the app stops after a few MB, its memory flat).',
     "**nginx is half-duplex**: once the app's response header arrives, nginx stops sending the request body. An app that starts its response and then reads on (an echo, a streaming transform) waits forever for the rest of a body bigger than the socket buffers; nginx gives up after `fastcgi_read_timeout` with `upstream timed out (110: Connection timed out) while reading upstream`, and the app sees the request aborted. Read the whole body before writing behind nginx.",
-    "All params go in one record: more than 64 KiB of them fails in nginx with 500 and `fastcgi request record is too big` (first `large_client_header_buffers`, 8 KB per line by default, answers 400).",
-    "The response header block must fit `fastcgi_buffer_size` (4 KB, one page): more gives 502 and `upstream sent too big header`. Raise it (`fastcgi_buffer_size 16k;`) for big cookies or CSP headers.",
-    "Duplicate request headers arrive as duplicate params (the engine joins them with `, `, cookies with `; `); duplicate response headers stay separate lines. The reason phrase the app sends (`res.statusMessage`) reaches the client.",
+    'All params go in one record: more than 64 KiB of them fails in nginx with 500 and `fastcgi request record is too big` (first `large_client_header_buffers`, 8 KB per line by default, answers 400).',
+    'The response header block must fit `fastcgi_buffer_size` (4 KB, one page): more gives 502 and `upstream sent too big header`. Raise it (`fastcgi_buffer_size 16k;`) for big cookies or CSP headers.',
+    'Duplicate request headers arrive as duplicate params (the engine joins them with `, `, cookies with `; `); duplicate response headers stay separate lines. The reason phrase the app sends (`res.statusMessage`) reaches the client.',
     "A client that goes away makes nginx close the FastCGI connection at once, buffered or not: the handler sees the abort (`req.fastcgi.signal`, `res` 'close').",
     "Started as root, the workers run as `nobody` (Debian's nginx.conf says `user www-data`): a unix socket must be reachable by that user (`socketMode: 0o666`, or a shared group and `0o660`).",
   ],
@@ -288,15 +288,15 @@ export const lighttpd: Recipe = {
   command: 'lighttpd -D -f {{DIR}}/lighttpd.conf',
   docValues: { ...APP_DOC_VALUES, DIR: '/var/lib/myapp/lighttpd', SPAWN_PORT: '9010', SPAWN_PORT_DENY: '9011' },
   notes: [
-    "Never FCGI_KEEP_CONN: one connection per request.",
-    "SCRIPT_NAME / PATH_INFO depend on the prefix: `\"/app\"` gives `/app` + `/x/y` (`mount: 'cgi'` works) and also takes `/application/x` (prefixes match as strings); `\"/app/\"` moves the next segment into SCRIPT_NAME (`/app/a` + `/b`: use `mount: '/app'`); the root `\"/\"` splits the first segment off (`/foo` + `/bar`: use `mount: '/'`, or `\"fix-root-scriptname\" => \"enable\"` and `mount: 'cgi'`).",
+    'Never FCGI_KEEP_CONN: one connection per request.',
+    'SCRIPT_NAME / PATH_INFO depend on the prefix: `"/app"` gives `/app` + `/x/y` (`mount: \'cgi\'` works) and also takes `/application/x` (prefixes match as strings); `"/app/"` moves the next segment into SCRIPT_NAME (`/app/a` + `/b`: use `mount: \'/app\'`); the root `"/"` splits the first segment off (`/foo` + `/bar`: use `mount: \'/\'`, or `"fix-root-scriptname" => "enable"` and `mount: \'cgi\'`).',
     "By default lighttpd reads the whole request body first (chunked uploads get their real CONTENT_LENGTH) and collects the whole response before sending it with a Content-Length. Meanwhile it does not watch the client: **a client that leaves is not passed on**, the handler runs to its end. `server.stream-request-body = 2` and `server.stream-response-body = 2` stream both ways with backpressure, and a departed client is then seen on the app's next write; a chunked upload is then refused with 411 unless it arrived whole with the headers. A silent long-poll is never aborted.",
     "The reason phrase is lighttpd's own (`404 Not Found` whatever the app says).",
-    "Duplicate request headers are merged with `, ` (cookies with `; `); a control byte in a header value gets 400.",
-    "All request headers together are limited by `server.max-request-field-size` (8 KB by default, 64 KB in this config; more gives 431), so params never pass 64 KiB. The response header block must stay under 64 KB: more gives 502 and `response headers too large`.",
-    "STDERR lands in `server.errorlog` as `(mod_fastcgi.c.449) FastCGI-stderr:…`.",
-    "`bin-path` runs the app at startup with a listening socket on fd 0: a unix socket gets a `-0` suffix (`spawn.sock-0`), TCP listens on `port`; the cwd is the directory of `bin-path`; `bin-environment` adds variables. A dead app is started again on the next request. FCGI_WEB_SERVER_ADDRS only makes sense over TCP: a unix peer is never in the list.",
-    "`\"mode\" => \"authorizer\"` entries run first (role AUTHORIZER, no body, no SCRIPT_NAME, PATH_INFO or CONTENT_LENGTH); a 200 passes the request on to the responders with each `Variable-NAME: value` header as a param `NAME` (use `res.setVariable(name, value)` and `res.allow()`); any other answer goes to the client with its body.",
+    'Duplicate request headers are merged with `, ` (cookies with `; `); a control byte in a header value gets 400.',
+    'All request headers together are limited by `server.max-request-field-size` (8 KB by default, 64 KB in this config; more gives 431), so params never pass 64 KiB. The response header block must stay under 64 KB: more gives 502 and `response headers too large`.',
+    'STDERR lands in `server.errorlog` as `(mod_fastcgi.c.449) FastCGI-stderr:…`.',
+    '`bin-path` runs the app at startup with a listening socket on fd 0: a unix socket gets a `-0` suffix (`spawn.sock-0`), TCP listens on `port`; the cwd is the directory of `bin-path`; `bin-environment` adds variables. A dead app is started again on the next request. FCGI_WEB_SERVER_ADDRS only makes sense over TCP: a unix peer is never in the list.',
+    '`"mode" => "authorizer"` entries run first (role AUTHORIZER, no body, no SCRIPT_NAME, PATH_INFO or CONTENT_LENGTH); a 200 passes the request on to the responders with each `Variable-NAME: value` header as a param `NAME` (use `res.setVariable(name, value)` and `res.allow()`); any other answer goes to the client with its body.',
   ],
 };
 
@@ -359,15 +359,15 @@ export const h2o: Recipe = {
   command: 'h2o -c {{DIR}}/h2o.conf',
   docValues: { ...APP_DOC_VALUES, DIR: '/var/lib/myapp/h2o' },
   notes: [
-    "One FastCGI connection per request unless `fastcgi.timeout.keepalive` is above 0 (milliseconds): then h2o sends FCGI_KEEP_CONN and reuses idle connections (the suite sends 100 requests through `/keep` over one connection, request id 1 every time). `fastcgi.timeout.io` (30 s) bounds each read and write.",
-    "SCRIPT_NAME is always `\"\"` and PATH_INFO the whole decoded path, whatever `paths:` entry matched; REQUEST_URI is the whole path. At the root no `mount` is needed; under a prefix use `mount: '/prefix'`. No GATEWAY_INTERFACE, and no CONTENT_LENGTH or CONTENT_TYPE on a GET.",
+    'One FastCGI connection per request unless `fastcgi.timeout.keepalive` is above 0 (milliseconds): then h2o sends FCGI_KEEP_CONN and reuses idle connections (the suite sends 100 requests through `/keep` over one connection, request id 1 every time). `fastcgi.timeout.io` (30 s) bounds each read and write.',
+    'SCRIPT_NAME is always `""` and PATH_INFO the whole decoded path, whatever `paths:` entry matched; REQUEST_URI is the whole path. At the root no `mount` is needed; under a prefix use `mount: \'/prefix\'`. No GATEWAY_INTERFACE, and no CONTENT_LENGTH or CONTENT_TYPE on a GET.',
     "h2o reads the whole request body before the app sees it (a chunked upload gets its real CONTENT_LENGTH; an echo of 16 MB works) and absorbs the whole response whatever the client's speed (the suite's app finishes a 32 MB download while the client reads nothing; h2o spills large buffers to files under `temp-buffer-path`, /tmp by default): the app never feels a slow client.",
-    "A client that leaves mid-response is passed on at once (the handler sees the abort); before the response header arrives h2o does not watch the client: a silent long-poll runs to its end.",
-    "The reason phrase the app sends reaches the client. Duplicate request headers arrive as duplicate params (the engine joins them with `, `), but h2o merges Cookie lines itself with `;` and no space (`c1=1;c2=2`); duplicate response headers stay separate lines. A control byte in a header value gets 400.",
-    "At most 100 request header lines: more gives 400. A single header of 70 KB passes intact (params over 64 KiB are spread over records).",
-    "STDERR lands in `error-log`, one line per record: `[lib/handler/fastcgi.c] in request:/path-cut-to-32-chars...:text`.",
+    'A client that leaves mid-response is passed on at once (the handler sees the abort); before the response header arrives h2o does not watch the client: a silent long-poll runs to its end.',
+    'The reason phrase the app sends reaches the client. Duplicate request headers arrive as duplicate params (the engine joins them with `, `), but h2o merges Cookie lines itself with `;` and no space (`c1=1;c2=2`); duplicate response headers stay separate lines. A control byte in a header value gets 400.',
+    'At most 100 request header lines: more gives 400. A single header of 70 KB passes intact (params over 64 KiB are spread over records).',
+    'STDERR lands in `error-log`, one line per record: `[lib/handler/fastcgi.c] in request:/path-cut-to-32-chars...:text`.',
     "An app that refuses the connection (FCGI_WEB_SERVER_ADDRS) gives 503, with nothing in h2o's error log.",
-    "Started as root, h2o runs as `user` (`nobody` when omitted): a unix socket must be reachable by that user (`socketMode: 0o666`, or a shared group), and files it opens later (a `pid-file`) must be writable by it.",
+    'Started as root, h2o runs as `user` (`nobody` when omitted): a unix socket must be reachable by that user (`socketMode: 0o666`, or a shared group), and files it opens later (a `pid-file`) must be writable by it.',
   ],
 };
 
@@ -455,17 +455,17 @@ export const caddy: Recipe = {
   command: 'caddy run --config {{DIR}}/Caddyfile --adapter caddyfile',
   docValues: { ...APP_DOC_VALUES, DIR: '/var/lib/myapp/caddy' },
   notes: [
-    "Run it in the foreground with `caddy run`, an `http://` site address, `auto_https off` (no certificates) and `admin off` (or the admin endpoint on a port of your choice; 2019 by default); HOME, XDG_DATA_HOME and XDG_CONFIG_HOME say where Caddy keeps its storage and an autosave of the config.",
-    "Caddy 2.6 never keeps a FastCGI connection: a new one per request, no FCGI_KEEP_CONN.",
+    'Run it in the foreground with `caddy run`, an `http://` site address, `auto_https off` (no certificates) and `admin off` (or the admin endpoint on a port of your choice; 2019 by default); HOME, XDG_DATA_HOME and XDG_CONFIG_HOME say where Caddy keeps its storage and an autosave of the config.',
+    'Caddy 2.6 never keeps a FastCGI connection: a new one per request, no FCGI_KEEP_CONN.',
     "Without `split`, SCRIPT_NAME is `\"\"` and PATH_INFO the decoded path; REQUEST_URI is always the path the client asked for. `split /app` gives SCRIPT_NAME `/app` and PATH_INFO the rest (`mount: 'cgi'`); `handle_path /prefix/*` strips the prefix from PATH_INFO only (`mount: '/prefix'`). DOCUMENT_ROOT and SCRIPT_FILENAME come from `root` (by default Caddy's working directory). Caddy adds X-Forwarded-For, -Proto and -Host.",
-    "A GET has `CONTENT_LENGTH \"0\"` (the app sees `content-length: 0`); a chunked upload is streamed with `CONTENT_LENGTH \"-1\"` (the engine reads to the end of the body).",
-    "**Caddy writes the whole request body before it reads the response.** An app that answers (echoes, streams) before it has read a body bigger than the socket buffers waits for Caddy, which waits for it, until `write_timeout` (none by default: forever), then 504 and `write tcp …: i/o timeout` in the log; the app sees the request aborted. Read the body first behind Caddy. Responses are streamed with backpressure: a stalled client stalls `res.write()`, memory stays flat.",
-    "A client that leaves mid-response is passed on at once; before the response header arrives Caddy does not watch the client: a silent long-poll runs to its end.",
+    'A GET has `CONTENT_LENGTH "0"` (the app sees `content-length: 0`); a chunked upload is streamed with `CONTENT_LENGTH "-1"` (the engine reads to the end of the body).',
+    '**Caddy writes the whole request body before it reads the response.** An app that answers (echoes, streams) before it has read a body bigger than the socket buffers waits for Caddy, which waits for it, until `write_timeout` (none by default: forever), then 504 and `write tcp …: i/o timeout` in the log; the app sees the request aborted. Read the body first behind Caddy. Responses are streamed with backpressure: a stalled client stalls `res.write()`, memory stays flat.',
+    'A client that leaves mid-response is passed on at once; before the response header arrives Caddy does not watch the client: a silent long-poll runs to its end.',
     "The reason phrase is Go's own (`404 Not Found` whatever the app says), and the CGI `Status` header reaches the client as a header (`Status: 404 Nope Not Here`).",
-    "Duplicate request headers are merged with `, `, **cookies too** (`c1=1, c2=2`, which cookie parsers read as one cookie `c1` = `1, c2=2`); duplicate response headers stay separate lines. A control byte in a header value gets 400.",
+    'Duplicate request headers are merged with `, `, **cookies too** (`c1=1, c2=2`, which cookie parsers read as one cookie `c1` = `1, c2=2`); duplicate response headers stay separate lines. A control byte in a header value gets 400.',
     "A single param is cut to 65500 bytes minus 8 and its name's length, silently (a 70 KB header arrives as its first 65482 bytes); 200 headers of 100 bytes pass.",
-    "**STDERR is dropped**: `capture_stderr` is accepted but Caddy 2.6.2 never passes it to its FastCGI client, so nothing is logged (later releases log it at WARN, ERROR for a status of 400 and up). Log from the app itself.",
-    "An app that refuses the connection (FCGI_WEB_SERVER_ADDRS) gives 502 and `\"msg\":\"EOF\"` in Caddy's log (or `write: broken pipe` when the close came while Caddy was still writing).",
+    '**STDERR is dropped**: `capture_stderr` is accepted but Caddy 2.6.2 never passes it to its FastCGI client, so nothing is logged (later releases log it at WARN, ERROR for a status of 400 and up). Log from the app itself.',
+    'An app that refuses the connection (FCGI_WEB_SERVER_ADDRS) gives 502 and `"msg":"EOF"` in Caddy\'s log (or `write: broken pipe` when the close came while Caddy was still writing).',
   ],
 };
 
@@ -524,9 +524,9 @@ export const haproxy: Recipe = {
   command: 'haproxy -db -f {{DIR}}/haproxy.cfg',
   docValues: { ...APP_DOC_VALUES, DIR: '/var/lib/myapp/haproxy', HTTP_PORT_SINGLE: '8082', APP_PORT_SINGLE: '9005' },
   notes: [
-    "HAProxy is the only common front end that multiplexes: with `option get-values` and `http-reuse always` it asks the app for FCGI_MPXS_CONNS and FCGI_MAX_REQS and puts up to that many requests at once on one connection. The engine answers FCGI_MAX_REQS with `maxRequestsPerConnection` (128 by default), the number it takes on one connection, so no stream is refused.",
-    "**HAProxy 2.6 loses streams when it multiplexes under load**: when it adds a stream to a connection whose output buffer is partly full (uploads, bursts), it sends BEGIN_REQUEST and at once ABORT_REQUEST, without the params, and answers the client 500 (termination state `IH` in its log). The suite sees this in a burst of 400 requests with 5 MB uploads (a few dozen streams; none reach the app). With `multiplex: false` in the app (FCGI_MPXS_CONNS 0) HAProxy keeps connections and sends one request at a time on each, and the same burst is answered in full: use that behind HAProxy 2.6 until a release with a fixed FastCGI multiplexer.",
-    "Without `option keep-conn` every request gets its own connection; without `option mpxs-conns` a kept connection carries one request at a time.",
+    'HAProxy is the only common front end that multiplexes: with `option get-values` and `http-reuse always` it asks the app for FCGI_MPXS_CONNS and FCGI_MAX_REQS and puts up to that many requests at once on one connection. The engine answers FCGI_MAX_REQS with `maxRequestsPerConnection` (128 by default), the number it takes on one connection, so no stream is refused.',
+    '**HAProxy 2.6 loses streams when it multiplexes under load**: when it adds a stream to a connection whose output buffer is partly full (uploads, bursts), it sends BEGIN_REQUEST and at once ABORT_REQUEST, without the params, and answers the client 500 (termination state `IH` in its log). The suite sees this in a burst of 400 requests with 5 MB uploads (a few dozen streams; none reach the app). With `multiplex: false` in the app (FCGI_MPXS_CONNS 0) HAProxy keeps connections and sends one request at a time on each, and the same burst is answered in full: use that behind HAProxy 2.6 until a release with a fixed FastCGI multiplexer.',
+    'Without `option keep-conn` every request gets its own connection; without `option mpxs-conns` a kept connection carries one request at a time.',
     "SCRIPT_NAME is the whole path and PATH_INFO is empty unless `path-info` is set in the fcgi-app (a regex with two groups, as nginx's `fastcgi_split_path_info`); DOCUMENT_ROOT and SCRIPT_FILENAME come from `docroot`.",
   ],
 };
@@ -600,11 +600,11 @@ export const apacheProxyFcgi: Recipe = {
     "SCRIPT_NAME is the whole path and there is no PATH_INFO: run the app with `mount: '/prefix'`. Or set `proxy-fcgi-pathinfo` with SetEnvIf (SetEnv runs too late) for SCRIPT_NAME + PATH_INFO and `mount: 'cgi'`. SCRIPT_FILENAME is `proxy:fcgi://host:port/path`.",
     "Apache streams both ways, full duplex: a slow client slows the app's writes, an echo of 16 MB works.",
     "A chunked upload has CONTENT_LENGTH when the body fits Apache's 16 KB prefetch; otherwise there is no CONTENT_LENGTH and `HTTP_TRANSFER_ENCODING: chunked` (the engine reads to the end of the body either way).",
-    "Params go in records of at most 16 KB: more than 64 KiB of params in all is fine (the suite sends 75 KB), but a single variable over 16 KB is dropped with AH02536. Raise `LimitRequestFieldSize` (8190) and `LimitRequestFields` (100) for big or many headers.",
-    "A response header line over 8 KB gives 500 (AH01070, `Premature end of script headers`). Duplicate response headers are merged with `, ` except Set-Cookie; duplicate request headers are merged too, **cookies with `, `**. The reason phrase the app sends reaches the client.",
-    "Apache reads the app and writes the client in turn: a client that leaves is noticed only when a write to it fails (a big response: at once; a silent long-poll runs to its end).",
+    'Params go in records of at most 16 KB: more than 64 KiB of params in all is fine (the suite sends 75 KB), but a single variable over 16 KB is dropped with AH02536. Raise `LimitRequestFieldSize` (8190) and `LimitRequestFields` (100) for big or many headers.',
+    'A response header line over 8 KB gives 500 (AH01070, `Premature end of script headers`). Duplicate response headers are merged with `, ` except Set-Cookie; duplicate request headers are merged too, **cookies with `, `**. The reason phrase the app sends reaches the client.',
+    'Apache reads the app and writes the client in turn: a client that leaves is noticed only when a write to it fails (a big response: at once; a silent long-poll runs to its end).',
     "STDERR lands in the error log as `AH01071: Got error '…'`. A refused or crashed app gives 503 with `AH01067: Failed to read FastCGI header` and `AH01075: Error dispatching request`.",
-    "With `enablereuse=on` Apache keeps idle connections without reading them: on SIGTERM the engine ends them and does not wait for Apache to answer.",
+    'With `enablereuse=on` Apache keeps idle connections without reading them: on SIGTERM the engine ends them and does not wait for Apache to answer.',
   ],
 };
 
@@ -662,13 +662,13 @@ export const apacheFcgid: Recipe = {
   notes: [
     "mod_fcgid starts the app on demand with a listening unix socket on fd 0, as `User`, with the script's directory as cwd and no environment but PATH and `FcgidInitialEnv` / `FcgidCmdOptions … InitialEnv`. Each process takes one request at a time; more at once start more processes, up to `FcgidMaxProcessesPerClass`. Never FCGI_KEEP_CONN.",
     "SCRIPT_NAME is the script (`/fcgid/run.sh`) and PATH_INFO the rest: `mount: 'cgi'` gives the app `/x/y` for `/fcgid/run.sh/x/y` and `/` for the script itself.",
-    "The request body is read completely (spooled to disk past 64 KB) before the app gets it, with its real CONTENT_LENGTH; `FcgidMaxRequestLen` (128 KB by default) answers bigger bodies with 500.",
-    "mod_fcgid writes the whole body before it reads the response: an app that writes more than the socket buffers hold before it has read its body waits for mod_fcgid, which waits for it, until `FcgidIOTimeout` (40 s) and a 500. Read the body first.",
+    'The request body is read completely (spooled to disk past 64 KB) before the app gets it, with its real CONTENT_LENGTH; `FcgidMaxRequestLen` (128 KB by default) answers bigger bodies with 500.',
+    'mod_fcgid writes the whole body before it reads the response: an app that writes more than the socket buffers hold before it has read its body waits for mod_fcgid, which waits for it, until `FcgidIOTimeout` (40 s) and a 500. Read the body first.',
     "All params in one record: more than 64 KiB gives 500 (`can't init env request header`). A response header line over 8 KB gives 500.",
     "A client that leaves is noticed once the app's output passes mod_fcgid's 64 KB buffer; a silent long-poll runs to its end.",
-    "STDERR lands in the error log as `mod_fcgid: stderr: …`.",
-    "Do not set FCGI_WEB_SERVER_ADDRS: mod_fcgid connects over a unix socket, which the spec never allows (500, `End of script output before headers`).",
-    "`FcgidAuthenticator` and `FcgidAuthorizer` call the app with role AUTHORIZER and `FCGI_APACHE_ROLE` = AUTHENTICATOR (with REMOTE_USER and REMOTE_PASSWD) or AUTHORIZER. A refusal from the authorizer reaches the client as 401. `Variable-` headers of both phases are merged: the same variable from both arrives as `alice, alice`.",
+    'STDERR lands in the error log as `mod_fcgid: stderr: …`.',
+    'Do not set FCGI_WEB_SERVER_ADDRS: mod_fcgid connects over a unix socket, which the spec never allows (500, `End of script output before headers`).',
+    '`FcgidAuthenticator` and `FcgidAuthorizer` call the app with role AUTHORIZER and `FCGI_APACHE_ROLE` = AUTHENTICATOR (with REMOTE_USER and REMOTE_PASSWD) or AUTHORIZER. A refusal from the authorizer reaches the client as 401. `Variable-` headers of both phases are merged: the same variable from both arrives as `alice, alice`.',
     "If an app process exits on its own (someone else's SIGTERM), mod_fcgid may send it one more request: 500 `End of script output before headers`; the next one starts a new process.",
   ],
 };
@@ -726,7 +726,7 @@ export const supervisor: Recipe = {
   command: 'supervisord -n -c {{DIR}}/supervisord.conf',
   docValues: { ...APP_DOC_VALUES, DIR: '/var/lib/myapp/supervisor' },
   notes: [
-    "supervisord creates the socket and hands it to each of the `numprocs` processes as fd 0; they all accept on it.",
+    'supervisord creates the socket and hands it to each of the `numprocs` processes as fd 0; they all accept on it.',
     "`environment=` reaches the app (here FCGI_WEB_SERVER_ADDRS); `socket_mode` sets a unix socket's mode.",
     "On stop each process gets SIGTERM: requests in flight finish, the process exits 0 (`stopped: app_00 (exit status 0)` in the log). Keep `stopwaitsecs` above the app's `closeTimeout` (30 s), or supervisord's SIGKILL cuts the last requests.",
   ],
@@ -771,8 +771,8 @@ export const systemd: Recipe = {
   docValues: { ...APP_DOC_VALUES, UNIT: 'myapp' },
   notes: [
     "`server.listen()` with no address takes systemd's socket (fd 3, when `LISTEN_PID` is the app's PID); keep `exec` in any wrapper so the PID stays the one systemd started.",
-    "On stop systemd sends SIGTERM: requests in flight finish within `closeTimeout` (30 s), then the app exits 0; keep `TimeoutStopSec` above it.",
-    "The suite checks both units with `systemd-analyze verify` and runs the service with `systemd-socket-activate`, which passes the socket the way systemd does.",
+    'On stop systemd sends SIGTERM: requests in flight finish within `closeTimeout` (30 s), then the app exits 0; keep `TimeoutStopSec` above it.',
+    'The suite checks both units with `systemd-analyze verify` and runs the service with `systemd-socket-activate`, which passes the socket the way systemd does.',
   ],
 };
 
@@ -785,9 +785,21 @@ export const cgiFcgiStart: Recipe = {
   command: 'cgi-fcgi -start -connect {{APP_SOCKET}} {{APP_RUN}}',
   docValues: { ...APP_DOC_VALUES },
   notes: [
-    "`cgi-fcgi -start -connect` creates the socket, starts the app detached (its parent becomes PID 1) with the socket on fd 0, and exits; stop the app by its PID. The app gets no arguments: point it at a wrapper.",
-    "As a client (`cgi-fcgi -bind -connect`), its whole environment becomes the params, in 8184-byte records that split pairs (the engine joins them). It exits 254 when a record header arrives split across two of its reads (a bug in its reader), which grows likely with large responses.",
+    '`cgi-fcgi -start -connect` creates the socket, starts the app detached (its parent becomes PID 1) with the socket on fd 0, and exits; stop the app by its PID. The app gets no arguments: point it at a wrapper.',
+    'As a client (`cgi-fcgi -bind -connect`), its whole environment becomes the params, in 8184-byte records that split pairs (the engine joins them). It exits 254 when a record header arrives split across two of its reads (a bug in its reader), which grows likely with large responses.',
   ],
 };
 
-export const RECIPES: Recipe[] = [nginx, lighttpd, h2o, caddy, haproxy, apacheProxyFcgi, apacheFcgid, spawnFcgi, supervisor, systemd, cgiFcgiStart];
+export const RECIPES: Recipe[] = [
+  nginx,
+  lighttpd,
+  h2o,
+  caddy,
+  haproxy,
+  apacheProxyFcgi,
+  apacheFcgid,
+  spawnFcgi,
+  supervisor,
+  systemd,
+  cgiFcgiStart,
+];

@@ -27,9 +27,19 @@ export async function env(port: number, path: string, headers?: Parameters<typeo
 }
 
 /** Downloads `size` deterministic bytes; asserts status, length and sha256. */
-export async function download(port: number, path: string, size: number, options: { cl?: boolean; seed?: number } = {}): Promise<HttpResult> {
+export async function download(
+  port: number,
+  path: string,
+  size: number,
+  options: { cl?: boolean; seed?: number } = {},
+): Promise<HttpResult> {
   const seed = options.seed ?? size % 1000;
-  const result = await httpRequest({ port, path: withQuery(path, { do: 'download', size, seed, cl: options.cl === false ? 0 : 1, tag: tag('download') }), hashOnly: true, timeoutMs: 120_000 });
+  const result = await httpRequest({
+    port,
+    path: withQuery(path, { do: 'download', size, seed, cl: options.cl === false ? 0 : 1, tag: tag('download') }),
+    hashOnly: true,
+    timeoutMs: 120_000,
+  });
   expect(result.status).toBe(200);
   expect(result.length).toBe(size);
   expect(result.sha256).toBe(bodySha256(size, seed));
@@ -46,11 +56,22 @@ export interface UploadAnswer {
 }
 
 /** Uploads `size` deterministic bytes (chunked or with Content-Length); asserts the app hashed them exactly. */
-export async function upload(port: number, path: string, size: number, options: { chunked?: boolean; pauseMs?: number; tag?: string } = {}): Promise<UploadAnswer> {
+export async function upload(
+  port: number,
+  path: string,
+  size: number,
+  options: { chunked?: boolean; pauseMs?: number; tag?: string } = {},
+): Promise<UploadAnswer> {
   const seed = (size + 17) % 1000;
   const query: Record<string, string | number> = { do: 'upload', tag: options.tag ?? tag('upload') };
   if (options.pauseMs !== undefined) query.pause = options.pauseMs;
-  const result = await httpRequest({ port, path: withQuery(path, query), body: { size, seed }, chunked: options.chunked === true, timeoutMs: 120_000 });
+  const result = await httpRequest({
+    port,
+    path: withQuery(path, query),
+    body: { size, seed },
+    chunked: options.chunked === true,
+    timeoutMs: 120_000,
+  });
   expect(result.status, result.body.toString('latin1').slice(0, 300)).toBe(200);
   const answer = JSON.parse(result.body.toString('utf8')) as UploadAnswer;
   expect(answer.bytes).toBe(size);
@@ -59,9 +80,21 @@ export async function upload(port: number, path: string, size: number, options: 
 }
 
 /** Sends `size` bytes to the echo action (the app writes each chunk back as it reads); asserts the bytes. */
-export async function echo(port: number, path: string, size: number, options: { chunked?: boolean; timeoutMs?: number } = {}): Promise<HttpResult> {
+export async function echo(
+  port: number,
+  path: string,
+  size: number,
+  options: { chunked?: boolean; timeoutMs?: number } = {},
+): Promise<HttpResult> {
   const seed = (size + 5) % 1000;
-  const result = await httpRequest({ port, path: withQuery(path, { do: 'echo', tag: tag('echo') }), body: { size, seed }, chunked: options.chunked === true, hashOnly: true, timeoutMs: options.timeoutMs ?? 60_000 });
+  const result = await httpRequest({
+    port,
+    path: withQuery(path, { do: 'echo', tag: tag('echo') }),
+    body: { size, seed },
+    chunked: options.chunked === true,
+    hashOnly: true,
+    timeoutMs: options.timeoutMs ?? 60_000,
+  });
   expect(result.status).toBe(200);
   expect(result.length).toBe(size);
   expect(result.sha256).toBe(bodySha256(size, seed));
@@ -73,7 +106,13 @@ export async function echo(port: number, path: string, size: number, options: { 
  * flat, and the whole body must arrive intact once the client reads again. Returns what was written while
  * stalled and the app's RSS growth.
  */
-export async function stalledDownload(port: number, path: string, events: Events, size: number, stallMs = 1500): Promise<{ stalledAt: number; rssGrowth: number }> {
+export async function stalledDownload(
+  port: number,
+  path: string,
+  events: Events,
+  size: number,
+  stallMs = 1500,
+): Promise<{ stalledAt: number; rssGrowth: number }> {
   const t = tag('stall');
   const seed = 3;
   let stalledAt = -1;
@@ -105,11 +144,31 @@ export async function stalledDownload(port: number, path: string, events: Events
  * Starts a trickling response (or a silent long-poll) and goes away: after the first body bytes, or, with
  * `leaveEarly` (and always for a long-poll), 200 ms after the app got the request. Returns the tag.
  */
-export async function leave(port: number, path: string, events: Events, options: { chunk?: number; interval?: number; max?: number; action?: 'trickle' | 'longpoll'; ms?: number; leaveEarly?: boolean } = {}): Promise<string> {
+export async function leave(
+  port: number,
+  path: string,
+  events: Events,
+  options: {
+    chunk?: number;
+    interval?: number;
+    max?: number;
+    action?: 'trickle' | 'longpoll';
+    ms?: number;
+    leaveEarly?: boolean;
+  } = {},
+): Promise<string> {
   const t = tag('abort');
   const action = options.action ?? 'trickle';
   const query: Record<string, string | number> =
-    action === 'trickle' ? { do: action, chunk: options.chunk ?? 16384, interval: options.interval ?? 20, max: options.max ?? 64 * MiB, tag: t } : { do: action, ms: options.ms ?? 30_000, tag: t };
+    action === 'trickle'
+      ? {
+          do: action,
+          chunk: options.chunk ?? 16384,
+          interval: options.interval ?? 20,
+          max: options.max ?? 64 * MiB,
+          tag: t,
+        }
+      : { do: action, ms: options.ms ?? 30_000, tag: t };
   let request: import('node:http').ClientRequest | undefined;
   const done = httpRequest({
     port,
@@ -131,15 +190,28 @@ export async function leave(port: number, path: string, events: Events, options:
 }
 
 /** leave(), then wait for the app to report the abort; returns how long that took (ms). */
-export async function clientAbort(port: number, path: string, events: Events, options: Parameters<typeof leave>[3] & { timeoutMs?: number } = {}): Promise<number> {
+export async function clientAbort(
+  port: number,
+  path: string,
+  events: Events,
+  options: Parameters<typeof leave>[3] & { timeoutMs?: number } = {},
+): Promise<number> {
   const started = Date.now();
   const t = await leave(port, path, events, options);
-  const aborted = await events.waitFor((e) => e.ev === 'aborted' && e.tag === t, `aborted ${t}`, options.timeoutMs ?? 10_000);
+  const aborted = await events.waitFor(
+    (e) => e.ev === 'aborted' && e.tag === t,
+    `aborted ${t}`,
+    options.timeoutMs ?? 10_000,
+  );
   return aborted.t - started;
 }
 
 /** Status codes with reason phrases: what the client sees for each. */
-export async function statuses(port: number, path: string, codes: readonly [number, string][]): Promise<Map<number, HttpResult>> {
+export async function statuses(
+  port: number,
+  path: string,
+  codes: readonly [number, string][],
+): Promise<Map<number, HttpResult>> {
   const out = new Map<number, HttpResult>();
   for (const [code, reason] of codes) {
     const result = await httpRequest({ port, path: withQuery(path, { do: 'status', code, reason }) });
@@ -154,7 +226,8 @@ export async function statuses(port: number, path: string, codes: readonly [numb
 /** `count` request headers of `size` bytes each. */
 export function manyHeaders(count: number, size: number): [string, string][] {
   const headers: [string, string][] = [];
-  for (let i = 0; i < count; i++) headers.push([`X-Many-${i}`, `${i}:`.padEnd(size, String.fromCharCode(97 + (i % 26)))]);
+  for (let i = 0; i < count; i++)
+    headers.push([`X-Many-${i}`, `${i}:`.padEnd(size, String.fromCharCode(97 + (i % 26)))]);
   return headers;
 }
 
@@ -179,7 +252,11 @@ export const REASON_PHRASES: readonly [number, string][] = [
 ];
 
 /** Statuses whose reason phrase the server passes on: each reaches the client with the phrase the engine sent. */
-export async function expectReasonPhrasesKept(port: number, path: string, codes: readonly [number, string][]): Promise<void> {
+export async function expectReasonPhrasesKept(
+  port: number,
+  path: string,
+  codes: readonly [number, string][],
+): Promise<void> {
   const results = await statuses(port, path, codes);
   for (const [code, reason] of codes) expect(results.get(code)!.statusMessage).toBe(reason);
 }
@@ -210,7 +287,11 @@ export const REDIRECTS: readonly (readonly [number, string])[] = [
 ];
 
 /** Each redirect reaches the client with the status and Location the app set. */
-export async function expectRedirects(port: number, path: string, redirects: readonly (readonly [number, string])[] = REDIRECTS): Promise<void> {
+export async function expectRedirects(
+  port: number,
+  path: string,
+  redirects: readonly (readonly [number, string])[] = REDIRECTS,
+): Promise<void> {
   for (const [code, to] of redirects) {
     const r = await httpRequest({ port, path: withQuery(path, { do: 'redirect', code, to }) });
     expect(r.status).toBe(code);
@@ -223,7 +304,16 @@ export async function expectRedirects(port: number, path: string, redirects: rea
  * Set-Cookie lines stay separate. Returns the response and what the app saw, for the server's own merging.
  */
 export async function dupHeaders(port: number, path: string): Promise<{ r: HttpResult; a: EnvAnswer }> {
-  const r = await httpRequest({ port, path: withQuery(path, { do: 'dupheaders' }), headers: [['X-Dup', 'a'], ['X-Dup', 'b'], ['Cookie', 'c1=1'], ['Cookie', 'c2=2']] });
+  const r = await httpRequest({
+    port,
+    path: withQuery(path, { do: 'dupheaders' }),
+    headers: [
+      ['X-Dup', 'a'],
+      ['X-Dup', 'b'],
+      ['Cookie', 'c1=1'],
+      ['Cookie', 'c2=2'],
+    ],
+  });
   expect(r.headers['set-cookie']).toEqual(['a=1; Path=/', 'b=2; Path=/']);
   return { r, a: JSON.parse(r.body.toString()) as EnvAnswer };
 }
@@ -244,7 +334,10 @@ export async function utf8RoundTrip(port: number, path: string): Promise<EnvAnsw
 
 /** A control byte in a request header value: the server answers 400 itself. */
 export async function expectControlByteRejected(port: number, path: string): Promise<void> {
-  const raw = await rawHttp(port, `GET ${path}?do=env HTTP/1.1\r\nHost: x\r\nX-Ctl: a\x01b\r\nConnection: close\r\n\r\n`);
+  const raw = await rawHttp(
+    port,
+    `GET ${path}?do=env HTTP/1.1\r\nHost: x\r\nX-Ctl: a\x01b\r\nConnection: close\r\n\r\n`,
+  );
   expect(raw.statusLine).toMatch(/^HTTP\/1\.1 400/);
 }
 
@@ -258,7 +351,11 @@ export async function expectHead(port: number, path: string): Promise<void> {
 
 /** 50 concurrent 200 ms requests to `${path}c/<i>`: all answered 200. */
 export async function expectConcurrentAnswered(port: number, path: string): Promise<void> {
-  const results = await Promise.all(Array.from({ length: 50 }, (_, i) => httpRequest({ port, path: withQuery(`${path}c/${i}`, { do: 'slow', ms: 200 }) })));
+  const results = await Promise.all(
+    Array.from({ length: 50 }, (_, i) =>
+      httpRequest({ port, path: withQuery(`${path}c/${i}`, { do: 'slow', ms: 200 }) }),
+    ),
+  );
   expect(results.map((r) => r.status)).toEqual(Array(50).fill(200));
 }
 
@@ -278,7 +375,10 @@ export async function expectLateReadBounded(port: number, path: string): Promise
 /** A client that leaves a silent 1.5 s long-poll: the server does not pass the abort on, the poll runs to its end. */
 export async function expectLongPollNotAborted(port: number, path: string, events: Events): Promise<void> {
   const poll = await leave(port, path, events, { action: 'longpoll', ms: 1500 });
-  const polled = await events.waitFor((e) => e.ev === 'longpoll-done' && e.tag === poll, 'the long-poll runs to its end');
+  const polled = await events.waitFor(
+    (e) => e.ev === 'longpoll-done' && e.tag === poll,
+    'the long-poll runs to its end',
+  );
   expect(polled.aborted).toBe(false);
 }
 
@@ -286,7 +386,10 @@ export async function expectLongPollNotAborted(port: number, path: string, event
 export async function expectPeerRefused(port: number, path: string, events: Events, status: number): Promise<void> {
   const r = await httpRequest({ port, path });
   expect(r.status).toBe(status);
-  await events.waitFor((e) => e.ev === 'log' && e.listener === 'deny' && String(e.message).includes('FCGI_ERR_PEER_NOT_ALLOWED'), 'refused peer logged');
+  await events.waitFor(
+    (e) => e.ev === 'log' && e.listener === 'deny' && String(e.message).includes('FCGI_ERR_PEER_NOT_ALLOWED'),
+    'refused peer logged',
+  );
 }
 
 /**
@@ -295,15 +398,33 @@ export async function expectPeerRefused(port: number, path: string, events: Even
  * gives up the handler sees the connection closed. Returns the request's tag and the client's outcome (a cut
  * response or an error), for the suite to check the server's own log and status.
  */
-export async function expectHalfDuplexStall(port: number, path: string, events: Events, who: string): Promise<{ tag: string; done: Promise<HttpResult | Error> }> {
+export async function expectHalfDuplexStall(
+  port: number,
+  path: string,
+  events: Events,
+  who: string,
+): Promise<{ tag: string; done: Promise<HttpResult | Error> }> {
   const t = tag('halfduplex');
-  const done = httpRequest({ port, path: withQuery(path, { do: 'echo', tag: t }), body: { size: 32 * MiB, seed: 1 }, hashOnly: true, timeoutMs: 30_000 }).catch((e: Error) => e);
+  const done = httpRequest({
+    port,
+    path: withQuery(path, { do: 'echo', tag: t }),
+    body: { size: 32 * MiB, seed: 1 },
+    hashOnly: true,
+    timeoutMs: 30_000,
+  }).catch((e: Error) => e);
   await events.waitFor((e) => e.ev === 'progress' && e.tag === t && (e.read as number) > 0, 'echo progress');
   await delay(1000);
-  const read = events.find((e) => e.ev === 'progress' && e.tag === t).slice(-5).map((e) => e.read as number);
+  const read = events
+    .find((e) => e.ev === 'progress' && e.tag === t)
+    .slice(-5)
+    .map((e) => e.read as number);
   expect(new Set(read).size, `reads stalled: ${read.join(', ')}`).toBe(1);
   expect(read[0]).toBeLessThan(32 * MiB);
-  const failed = await events.waitFor((e) => e.ev === 'echo-error' && e.tag === t, `the echo aborted by ${who}`, 10_000);
+  const failed = await events.waitFor(
+    (e) => e.ev === 'echo-error' && e.tag === t,
+    `the echo aborted by ${who}`,
+    10_000,
+  );
   expect(failed.message).toMatch(/closed the connection/);
   return { tag: t, done };
 }

@@ -15,7 +15,11 @@ export interface RunningServer {
 }
 
 /** Writes the recipe's files into `dir` with `values` (DIR is set to `dir`) and returns the rendered command. */
-export function writeRecipe(recipe: Recipe, dir: string, values: Record<string, string | number>): { values: Record<string, string>; command: string } {
+export function writeRecipe(
+  recipe: Recipe,
+  dir: string,
+  values: Record<string, string | number>,
+): { values: Record<string, string>; command: string } {
   const all: Record<string, string> = { DIR: dir };
   for (const [k, v] of Object.entries(values)) all[k] = String(v);
   for (const file of recipe.files) fs.writeFileSync(path.join(dir, file.name), render(file.template, all));
@@ -35,7 +39,13 @@ export async function startRecipe(
   recipe: Recipe,
   dir: string,
   values: Record<string, string | number>,
-  options: { waitFor: (number | string)[]; errorLog: string; env?: NodeJS.ProcessEnv; before?: () => void; cwd?: string },
+  options: {
+    waitFor: (number | string)[];
+    errorLog: string;
+    env?: NodeJS.ProcessEnv;
+    before?: () => void;
+    cwd?: string;
+  },
 ): Promise<RunningServer> {
   const { values: all, command } = writeRecipe(recipe, dir, values);
   options.before?.();

@@ -48,4 +48,3 @@ export function describeServer(title: string, needs: Need[], body: () => void): 
   console.warn(`interop: skipping "${title}": ${message}; set FASTCGI_INTEROP_REQUIRED=1 to fail instead`);
   describe.skip(`${title} [skipped: ${message}; set FASTCGI_INTEROP_REQUIRED=1 to fail instead]`, body);
 }
-

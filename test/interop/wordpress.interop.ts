@@ -19,7 +19,12 @@ const MARIADBD = findBinary(['mariadbd', 'mysqld']);
 const INSTALL_DB = findBinary('mariadb-install-db');
 const MARIADB = findBinary(['mariadb', 'mysql']);
 const NGINX = findBinary('nginx');
-const HAVE = MARIADBD !== null && INSTALL_DB !== null && MARIADB !== null && NGINX !== null && fs.existsSync(`${WORDPRESS}/wp-login.php`);
+const HAVE =
+  MARIADBD !== null &&
+  INSTALL_DB !== null &&
+  MARIADB !== null &&
+  NGINX !== null &&
+  fs.existsSync(`${WORDPRESS}/wp-login.php`);
 
 const WP_CONFIG = (socket: string): string => `<?php
 // One database per HTTP port: nginx and the front end each install their own site.
@@ -67,18 +72,42 @@ async function walk(port: number): Promise<Step[]> {
   const go = async (p: string, form?: Record<string, string>): Promise<Step> => {
     const headers: Record<string, string> = { Cookie: jar.header() };
     if (form !== undefined) headers['Content-Type'] = 'application/x-www-form-urlencoded';
-    const result = await httpRequest({ port, path: p, headers, ...(form === undefined ? {} : { body: new URLSearchParams(form).toString() }) });
+    const result = await httpRequest({
+      port,
+      path: p,
+      headers,
+      ...(form === undefined ? {} : { body: new URLSearchParams(form).toString() }),
+    });
     jar.take(result.headers['set-cookie']);
-    const step = { status: result.status, location: result.headers.location?.replaceAll(String(port), 'PORT'), body: result.body.toString() };
+    const step = {
+      status: result.status,
+      location: result.headers.location?.replaceAll(String(port), 'PORT'),
+      body: result.body.toString(),
+    };
     steps.push(step);
     return step;
   };
   await go('/wp-admin/install.php');
-  const installed = await go('/wp-admin/install.php?step=2', { weblog_title: 'Test', user_name: 'admin', admin_password: 'a-long-test-password-1', admin_password2: 'a-long-test-password-1', pw_weak: '1', admin_email: 'admin@example.org', blog_public: '0', language: '' });
+  const installed = await go('/wp-admin/install.php?step=2', {
+    weblog_title: 'Test',
+    user_name: 'admin',
+    admin_password: 'a-long-test-password-1',
+    admin_password2: 'a-long-test-password-1',
+    pw_weak: '1',
+    admin_email: 'admin@example.org',
+    blog_public: '0',
+    language: '',
+  });
   expect(installed.body).toContain('Success!');
   jar.cookies.set('wordpress_test_cookie', 'WP%20Cookie%20check');
   await go('/wp-login.php');
-  const login = await go('/wp-login.php', { log: 'admin', pwd: 'a-long-test-password-1', 'wp-submit': 'Log In', testcookie: '1', redirect_to: `http://127.0.0.1:${port}/wp-admin/` });
+  const login = await go('/wp-login.php', {
+    log: 'admin',
+    pwd: 'a-long-test-password-1',
+    'wp-submit': 'Log In',
+    testcookie: '1',
+    redirect_to: `http://127.0.0.1:${port}/wp-admin/`,
+  });
   expect(login.status).toBe(302);
   const dashboard = await go('/wp-admin/');
   expect(dashboard.body).toContain('Dashboard');
@@ -106,25 +135,49 @@ describe.runIf(HAVE || REQUIRED)('WordPress through createPhpFrontEnd and throug
   let server: http.Server;
 
   beforeAll(async () => {
-    if (!HAVE) throw new Error('needs mariadb-server, wordpress and nginx (apt-get install mariadb-server wordpress nginx-light php8.2-mysql)');
+    if (!HAVE)
+      throw new Error(
+        'needs mariadb-server, wordpress and nginx (apt-get install mariadb-server wordpress nginx-light php8.2-mysql)',
+      );
     dir = tempDir('wordpress');
     const data = path.join(dir, 'db');
     const socket = path.join(dir, 'db.sock');
-    execFileSync(INSTALL_DB!, [`--datadir=${data}`, '--auth-root-authentication-method=normal', '--user=root', '--skip-test-db'], { stdio: 'ignore' });
-    db = new Proc('mariadbd', [MARIADBD!, '--no-defaults', `--datadir=${data}`, `--socket=${socket}`, '--skip-networking', '--user=root', `--pid-file=${dir}/db.pid`]);
+    execFileSync(
+      INSTALL_DB!,
+      [`--datadir=${data}`, '--auth-root-authentication-method=normal', '--user=root', '--skip-test-db'],
+      { stdio: 'ignore' },
+    );
+    db = new Proc('mariadbd', [
+      MARIADBD!,
+      '--no-defaults',
+      `--datadir=${data}`,
+      `--socket=${socket}`,
+      '--skip-networking',
+      '--user=root',
+      `--pid-file=${dir}/db.pid`,
+    ]);
     await waitForListen(socket, 30_000, db);
     const site = path.join(dir, 'www');
     fs.mkdirSync(site);
     // Copied, not linked: PHP resolves symlinks in __DIR__, and wp-load.php would find Debian's wp-config.php.
     for (const name of fs.readdirSync(WORDPRESS)) {
-      if (name !== 'wp-config.php' && name !== 'wp-content') fs.cpSync(path.join(WORDPRESS, name), path.join(site, name), { recursive: true, dereference: true });
+      if (name !== 'wp-config.php' && name !== 'wp-content')
+        fs.cpSync(path.join(WORDPRESS, name), path.join(site, name), { recursive: true, dereference: true });
     }
     fs.mkdirSync(path.join(site, 'wp-content/uploads'), { recursive: true });
-    for (const name of ['themes', 'plugins']) fs.symlinkSync(path.join(WORDPRESS, 'wp-content', name), path.join(site, 'wp-content', name));
+    for (const name of ['themes', 'plugins'])
+      fs.symlinkSync(path.join(WORDPRESS, 'wp-content', name), path.join(site, 'wp-content', name));
     fs.writeFileSync(path.join(site, 'wp-config.php'), WP_CONFIG(socket));
     nginxPort = await freePort();
     const ourPort = await freePort();
-    execFileSync(MARIADB!, ['--no-defaults', '-S', socket, '-uroot', '-e', `CREATE DATABASE wp_${nginxPort}; CREATE DATABASE wp_${ourPort};`]);
+    execFileSync(MARIADB!, [
+      '--no-defaults',
+      '-S',
+      socket,
+      '-uroot',
+      '-e',
+      `CREATE DATABASE wp_${nginxPort}; CREATE DATABASE wp_${ourPort};`,
+    ]);
     fpm = new PhpFpmSupervisor({ log: fs.createWriteStream(path.join(dir, 'fpm.log')) });
     await fpm.start();
     const nginxDir = path.join(dir, 'nginx');
@@ -151,9 +204,13 @@ describe.runIf(HAVE || REQUIRED)('WordPress through createPhpFrontEnd and throug
     if (dir !== undefined) removeDir(dir);
   }, 60_000);
 
-  it('install, log in, dashboard, front page, assets, log out: the same statuses as nginx', { timeout: 120_000 }, async () => {
-    const theirs = await walk(nginxPort);
-    const ours = await walk((server.address() as AddressInfo).port);
-    expect(ours.map((s) => [s.status, s.location])).toEqual(theirs.map((s) => [s.status, s.location]));
-  });
+  it(
+    'install, log in, dashboard, front page, assets, log out: the same statuses as nginx',
+    { timeout: 120_000 },
+    async () => {
+      const theirs = await walk(nginxPort);
+      const ours = await walk((server.address() as AddressInfo).port);
+      expect(ours.map((s) => [s.status, s.location])).toEqual(theirs.map((s) => [s.status, s.location]));
+    },
+  );
 });

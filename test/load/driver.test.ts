@@ -29,7 +29,15 @@ function driverFor(options: Partial<LoadDriverOptions> & { address: LoadDriverOp
     }
   };
   const driver = new LoadDriver(
-    { connections: 1, perConnection: 1, keepConn: true, params: [['REQUEST_METHOD', 'GET']], body: null, timeoutMs: 5000, ...options },
+    {
+      connections: 1,
+      perConnection: 1,
+      keepConn: true,
+      params: [['REQUEST_METHOD', 'GET']],
+      body: null,
+      timeoutMs: 5000,
+      ...options,
+    },
     {
       completed: (_at, status, bytes) => {
         outcomes.push({ ok: true, status, bytes });
@@ -87,7 +95,10 @@ describe('load driver', () => {
       [1, { ok: true, status: 302, bytes: 0 }],
       [2, { ok: true, status: 200, bytes: 100_000 }],
     ] as const) {
-      const { driver, outcomes, wait, now } = driverFor({ address: { path: b.path }, params: [['KIND', String(kind)]] });
+      const { driver, outcomes, wait, now } = driverFor({
+        address: { path: b.path },
+        params: [['KIND', String(kind)]],
+      });
       driver.submit(now());
       await wait(1);
       expect(outcomes).toEqual([expected]);
@@ -98,12 +109,21 @@ describe('load driver', () => {
     const seen: { id: number; keepConn: boolean; length: string | undefined; stdin: number }[] = [];
     const b = await backend({
       request(request, c) {
-        seen.push({ id: request.requestId, keepConn: request.keepConn, length: request.params.CONTENT_LENGTH, stdin: request.stdin.length });
+        seen.push({
+          id: request.requestId,
+          keepConn: request.keepConn,
+          length: request.params.CONTENT_LENGTH,
+          stdin: request.stdin.length,
+        });
         // Answer only once all three are in: proves they were in flight together.
         if (seen.length % 3 === 0) for (const s of seen.slice(-3)) c.respond(s.id, 'Content-Type: a/b\r\n\r\nok');
       },
     });
-    const { driver, outcomes, wait, now } = driverFor({ address: { path: b.path }, perConnection: 3, body: Buffer.alloc(70_000, 2) });
+    const { driver, outcomes, wait, now } = driverFor({
+      address: { path: b.path },
+      perConnection: 3,
+      body: Buffer.alloc(70_000, 2),
+    });
     for (let i = 0; i < 6; i++) driver.submit(now());
     await wait(6);
     expect(outcomes.every((o) => o.ok && o.status === 200 && o.bytes === 2)).toBe(true);
@@ -148,7 +168,7 @@ describe('load driver', () => {
     expect(b.connections).toHaveLength(2);
   });
 
-  it('reads header blocks by the client\'s rules: an empty block is a 200, a malformed one fails the request and keeps the connection', async () => {
+  it("reads header blocks by the client's rules: an empty block is a 200, a malformed one fails the request and keeps the connection", async () => {
     let n = 0;
     const b = await backend({
       request(request, c) {
@@ -211,7 +231,7 @@ describe('load driver', () => {
     ]);
   });
 
-  it('keeps the first answered reply\'s body when asked, and counts the connections it opened', async () => {
+  it("keeps the first answered reply's body when asked, and counts the connections it opened", async () => {
     let n = 0;
     const b = await backend({
       request(request, c) {
@@ -239,4 +259,3 @@ describe('load driver', () => {
     expect(driver.target).toEqual({ path: b.path, label: `unix:${b.path}` });
   });
 });
-

@@ -26,24 +26,30 @@ describe('open-loop accuracy against a fixed service time', () => {
     await responder.close();
   });
 
-  it('open loop at 100 req/s reports the closed loop median (the service time) and counts from the intended start', { timeout: 60_000 }, async () => {
-    const closed = await bench([responder.path, '--connections', '1', '--requests', '300']);
-    const open = await bench([responder.path, '--rate', '100', '--duration', '3s', '--connections', '4']);
-    const service = SERVICE_US / 1000;
-    // Neither can answer faster than the service time: a median below it would mean a wrong clock.
-    expect(closed.latencyMs.p50).toBeGreaterThanOrEqual(service);
-    expect(open.latencyMs.p50).toBeGreaterThanOrEqual(service);
-    expect(open.total).toBe(300);
-    const gap = open.latencyMs.p50 - closed.latencyMs.p50;
-    if (open.scheduler === 'timerfd') {
-      expect(Math.abs(gap), `open p50 ${open.latencyMs.p50} ms, closed p50 ${closed.latencyMs.p50} ms`).toBeLessThan(0.25);
-      expect(open.senderLagMs!.p50).toBeLessThan(0.1);
-    } else {
-      // The fallback sends on event-loop timers: it says so, and its sender lag (part of every latency it
-      // reports, since latency counts from the intended start) is there to read.
-      expect(open.scheduler).toBe('setTimeout');
-      expect(open.senderLagMs!.p50).toBeGreaterThanOrEqual(0);
-      expect(open.latencyMs.p50).toBeGreaterThanOrEqual(closed.latencyMs.p50 - 0.25);
-    }
-  });
+  it(
+    'open loop at 100 req/s reports the closed loop median (the service time) and counts from the intended start',
+    { timeout: 60_000 },
+    async () => {
+      const closed = await bench([responder.path, '--connections', '1', '--requests', '300']);
+      const open = await bench([responder.path, '--rate', '100', '--duration', '3s', '--connections', '4']);
+      const service = SERVICE_US / 1000;
+      // Neither can answer faster than the service time: a median below it would mean a wrong clock.
+      expect(closed.latencyMs.p50).toBeGreaterThanOrEqual(service);
+      expect(open.latencyMs.p50).toBeGreaterThanOrEqual(service);
+      expect(open.total).toBe(300);
+      const gap = open.latencyMs.p50 - closed.latencyMs.p50;
+      if (open.scheduler === 'timerfd') {
+        expect(Math.abs(gap), `open p50 ${open.latencyMs.p50} ms, closed p50 ${closed.latencyMs.p50} ms`).toBeLessThan(
+          0.25,
+        );
+        expect(open.senderLagMs!.p50).toBeLessThan(0.1);
+      } else {
+        // The fallback sends on event-loop timers: it says so, and its sender lag (part of every latency it
+        // reports, since latency counts from the intended start) is there to read.
+        expect(open.scheduler).toBe('setTimeout');
+        expect(open.senderLagMs!.p50).toBeGreaterThanOrEqual(0);
+        expect(open.latencyMs.p50).toBeGreaterThanOrEqual(closed.latencyMs.p50 - 0.25);
+      }
+    },
+  );
 });

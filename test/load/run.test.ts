@@ -70,7 +70,11 @@ describe('runLoad', () => {
   it('open loop: starts requests on schedule, whatever the answers, and says what timed them', async () => {
     let target: FakeTarget | null = null;
     const started = performance.now();
-    const run = await runLoad((sink) => (target = new FakeTarget(sink, 30)), { concurrency: 1, rate: 200, requests: 20 });
+    const run = await runLoad((sink) => (target = new FakeTarget(sink, 30)), {
+      concurrency: 1,
+      rate: 200,
+      requests: 20,
+    });
     // 20 requests at 200/s: the last starts ~95 ms in, with several in flight at once (each takes 30 ms).
     expect(performance.now() - started).toBeGreaterThanOrEqual(90);
     expect(target!.maxInFlight).toBeGreaterThan(1);
@@ -101,4 +105,3 @@ describe('runLoad', () => {
     expect(target!.closed).toBe(true);
   });
 });
-

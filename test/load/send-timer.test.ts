@@ -17,36 +17,41 @@ function fireAt(timer: ReturnType<typeof createSendTimer>, dueUs: number): Promi
 describe('send timer', () => {
   it('is the timerfd when the addon is in use on Linux, else setTimeout', () => {
     const timer = createSendTimer();
-    expect(timer.kind).toBe(codec.implementation === 'native' && process.platform === 'linux' ? 'timerfd' : 'setTimeout');
+    expect(timer.kind).toBe(
+      codec.implementation === 'native' && process.platform === 'linux' ? 'timerfd' : 'setTimeout',
+    );
     timer.close();
   });
 
-  it.runIf(native)('fires close to the asked time, once per arm; a re-arm replaces the time; close silences it', async () => {
-    const timer = createSendTimer();
-    const lateness: number[] = [];
-    for (let i = 0; i < 200; i++) {
-      const due = clock() + 1000 + (i % 7) * 137;
-      lateness.push((await fireAt(timer, due)) - due);
-    }
-    lateness.sort((a, b) => a - b);
-    const p50 = lateness[100]!;
-    // setTimeout's median here is several hundred µs; the timerfd, armed early by the wake-up delay it learns,
-    // lands within tens of µs (the bound is loose for a shared CI machine).
-    expect(p50).toBeLessThan(150);
-    expect(p50).toBeGreaterThan(-150);
-    // Re-armed later before it fired: fires once, at the later time.
-    let fired = 0;
-    timer.setCallback(() => fired++);
-    const now = clock();
-    timer.at(now + 2000);
-    timer.at(now + 20_000);
-    await new Promise((r) => setTimeout(r, 10));
-    expect(fired).toBe(0);
-    await new Promise((r) => setTimeout(r, 30));
-    expect(fired).toBe(1);
-    timer.at(clock() + 2000);
-    timer.close();
-    await new Promise((r) => setTimeout(r, 20));
-    expect(fired).toBe(1);
-  });
+  it.runIf(native)(
+    'fires close to the asked time, once per arm; a re-arm replaces the time; close silences it',
+    async () => {
+      const timer = createSendTimer();
+      const lateness: number[] = [];
+      for (let i = 0; i < 200; i++) {
+        const due = clock() + 1000 + (i % 7) * 137;
+        lateness.push((await fireAt(timer, due)) - due);
+      }
+      lateness.sort((a, b) => a - b);
+      const p50 = lateness[100]!;
+      // setTimeout's median here is several hundred µs; the timerfd, armed early by the wake-up delay it learns,
+      // lands within tens of µs (the bound is loose for a shared CI machine).
+      expect(p50).toBeLessThan(150);
+      expect(p50).toBeGreaterThan(-150);
+      // Re-armed later before it fired: fires once, at the later time.
+      let fired = 0;
+      timer.setCallback(() => fired++);
+      const now = clock();
+      timer.at(now + 2000);
+      timer.at(now + 20_000);
+      await new Promise((r) => setTimeout(r, 10));
+      expect(fired).toBe(0);
+      await new Promise((r) => setTimeout(r, 30));
+      expect(fired).toBe(1);
+      timer.at(clock() + 2000);
+      timer.close();
+      await new Promise((r) => setTimeout(r, 20));
+      expect(fired).toBe(1);
+    },
+  );
 });

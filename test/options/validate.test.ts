@@ -1,7 +1,15 @@
 // createServer and createClient check their options with one validator (src/options/validate.ts): an option
 // of one kind is refused the same way on both sides, always with an InvalidArgumentError.
 import { describe, expect, it } from 'vitest';
-import { createClient, createServer, ErrorCode, FastCGIError, InvalidArgumentError, type ClientOptions, type ServerOptions } from '../../src/index';
+import {
+  createClient,
+  createServer,
+  ErrorCode,
+  FastCGIError,
+  InvalidArgumentError,
+  type ClientOptions,
+  type ServerOptions,
+} from '../../src/index';
 import { MAX_DURATION_MS } from '../../src/options/validate';
 import { createServer as createNodeFastcgiServer } from '../../src/node-fastcgi';
 
@@ -19,7 +27,8 @@ function refusal(make: () => unknown): FastCGIError {
 }
 
 const server = (options: Record<string, unknown>) => () => createServer(options as ServerOptions);
-const client = (options: Record<string, unknown>) => () => createClient({ address: '/tmp/none.sock', ...options } as ClientOptions);
+const client = (options: Record<string, unknown>) => () =>
+  createClient({ address: '/tmp/none.sock', ...options } as ClientOptions);
 
 describe('option validation', () => {
   // [kind, server option, client option, bad values]
@@ -51,7 +60,9 @@ describe('option validation', () => {
       expect(c.settings.idleTimeout).toBe(timeout);
       void c.close();
     }
-    expect(createServer({ maxConnections: 1, maxRequestsPerConnection: 1, multiplex: false }).settings.maxConnections).toBe(1);
+    expect(
+      createServer({ maxConnections: 1, maxRequestsPerConnection: 1, multiplex: false }).settings.maxConnections,
+    ).toBe(1);
   });
 
   it('refuses the server-only options that are out of range', () => {
@@ -66,8 +77,10 @@ describe('option validation', () => {
   });
 
   it('refuses the client-only options that are out of range', () => {
-    expect(refusal(client({ multiplex: 'yes' })).message).toBe("multiplex must be 'auto', true or false, got \"yes\"");
-    expect(refusal(client({ abortWith: 'kill' })).message).toBe("abortWith must be 'abort-request' or 'close', got \"kill\"");
+    expect(refusal(client({ multiplex: 'yes' })).message).toBe('multiplex must be \'auto\', true or false, got "yes"');
+    expect(refusal(client({ abortWith: 'kill' })).message).toBe(
+      "abortWith must be 'abort-request' or 'close', got \"kill\"",
+    );
     expect(refusal(client({ probeTimeout: 0 })).message).toContain('probeTimeout');
     expect(refusal(client({ bufferUnknownLength: true })).message).toContain('bufferUnknownLength');
     expect(refusal(() => createClient(null as unknown as ClientOptions)).message).toContain('createClient');

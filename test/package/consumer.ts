@@ -55,7 +55,10 @@ export class Consumer {
     this.path = nodeOnlyPath(this.base);
     this.dir = join(this.base, 'project');
     mkdirSync(this.dir);
-    writeFileSync(join(this.dir, 'package.json'), `${JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }, null, 2)}\n`);
+    writeFileSync(
+      join(this.dir, 'package.json'),
+      `${JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }, null, 2)}\n`,
+    );
     this.pkg = join(this.dir, 'node_modules', 'fastcgi-engine');
   }
 
@@ -74,7 +77,12 @@ export class Consumer {
 
   /** `npm install <tarball>` with the install script's output shown, as npm --foreground-scripts shows it. */
   installTarball(tarball: string, env: Record<string, string> = {}): Run {
-    this.install = this.run('npm', ['install', '--no-audit', '--no-fund', '--foreground-scripts', '--prefer-offline', tarball], env, 240_000);
+    this.install = this.run(
+      'npm',
+      ['install', '--no-audit', '--no-fund', '--foreground-scripts', '--prefer-offline', tarball],
+      env,
+      240_000,
+    );
     return this.install;
   }
 
@@ -94,7 +102,12 @@ export class Consumer {
 
   /** Starts a long-running command; resolves once `ready` matches its stderr, with a stop function and its output. */
   async start(command: string, args: string[], ready: RegExp): Promise<{ stop: () => void; output: () => string }> {
-    const child = spawn(command, args, { cwd: this.dir, env: this.env(), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(command, args, {
+      cwd: this.dir,
+      env: this.env(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     const stop = () => {

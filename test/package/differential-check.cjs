@@ -48,13 +48,27 @@ function pairBlock() {
     else if (kind < 6) name = Buffer.from(`${pick(KNOWN_NAMES)}X`, 'latin1');
     else name = bytes(127 + int(200));
     const value = int(5) === 0 ? bytes(120 + int(480)) : bytes(int(40));
-    parts.push(...encodeLength(name.length, int(8) === 0), ...encodeLength(value.length, int(8) === 0), ...name, ...value);
+    parts.push(
+      ...encodeLength(name.length, int(8) === 0),
+      ...encodeLength(value.length, int(8) === 0),
+      ...name,
+      ...value,
+    );
   }
   return Uint8Array.from(parts);
 }
 
 function record(type, requestId, content, padding) {
-  const header = [L.FCGI_VERSION, type, requestId >> 8, requestId & 0xff, content.length >> 8, content.length & 0xff, padding, 0];
+  const header = [
+    L.FCGI_VERSION,
+    type,
+    requestId >> 8,
+    requestId & 0xff,
+    content.length >> 8,
+    content.length & 0xff,
+    padding,
+    0,
+  ];
   return [...header, ...content, ...new Uint8Array(padding)];
 }
 
@@ -72,7 +86,8 @@ function stream() {
       const block = pairBlock();
       blocks.push(block);
       out.push(...record(pick([4, 4, 4, 9, 10]), requestId, block, padding));
-    } else if (kind < 8) out.push(...record(pick([5, 6, 7, 8]), requestId, bytes(int(5) === 0 ? 1000 + int(3000) : int(200)), padding));
+    } else if (kind < 8)
+      out.push(...record(pick([5, 6, 7, 8]), requestId, bytes(int(5) === 0 ? 1000 + int(3000) : int(200)), padding));
     else if (kind < 9) out.push(...record(pick([2, 3, 11]), requestId, bytes(int(16)), padding));
     else out.push(...record(12 + int(244), requestId, bytes(int(64)), padding));
   }
@@ -108,7 +123,16 @@ function compare(kind, buf, start, end, capacity) {
     if (!same) {
       mismatches++;
       if (examples.length < 5) {
-        examples.push({ label, kind, start, end, capacity, count, expectedCount, bytes: Buffer.from(buf.subarray(start, Math.min(end, start + 64))).toString('hex') });
+        examples.push({
+          label,
+          kind,
+          start,
+          end,
+          capacity,
+          count,
+          expectedCount,
+          bytes: Buffer.from(buf.subarray(start, Math.min(end, start + 64))).toString('hex'),
+        });
       }
     }
   }

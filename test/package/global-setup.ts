@@ -23,7 +23,10 @@ const ROOT = resolve(__dirname, '../..');
 
 function packFromCopy(work: string): string {
   const stage = join(work, 'stage');
-  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8' })
+  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  })
     .split('\0')
     .filter((f) => f !== '' && existsSync(join(ROOT, f)));
   for (const f of files) {
@@ -33,7 +36,10 @@ function packFromCopy(work: string): string {
   symlinkSync(join(ROOT, 'node_modules'), join(stage, 'node_modules'), 'dir');
   execFileSync('npm', ['run', 'prebuild'], { cwd: stage, stdio: ['ignore', 'pipe', 'pipe'] });
   execFileSync('npm', ['pack', '--pack-destination', work], { cwd: stage, stdio: ['ignore', 'pipe', 'pipe'] });
-  return join(work, readdirSync(work).find((f) => f.endsWith('.tgz'))!);
+  return join(
+    work,
+    readdirSync(work).find((f) => f.endsWith('.tgz'))!,
+  );
 }
 
 export default function setup(project: TestProject): () => void {

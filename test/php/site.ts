@@ -47,13 +47,16 @@ export function makeSite(): Site {
   write('.well-known/security.txt', 'Contact: mailto:security@example.org\n');
   write('vendor/composer.json', '{"SOURCE-LEAK": true}\n');
   write('cookies.php', `<?php setcookie('a', '1'); setcookie('b', '2'); header('X-From-App: yes'); echo 'cookies';`);
-  write('download.php', `<?php
+  write(
+    'download.php',
+    `<?php
 $target = $_GET['to'] ?? 'report.txt';
 header(($_GET['via'] ?? 'accel') === 'accel' ? 'X-Accel-Redirect: ' . $target : 'X-Sendfile: ' . $target);
 header('Content-Disposition: attachment; filename="report.txt"');
 setcookie('seen', '1');
 setcookie('twice', '2');
-echo 'this body is replaced by the file';`);
+echo 'this body is replaced by the file';`,
+  );
   fs.mkdirSync(files);
   fs.writeFileSync(path.join(files, 'report.txt'), 'the protected report\n');
   return { root, files, dispose: () => fs.rmSync(base, { recursive: true, force: true }) };

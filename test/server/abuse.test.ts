@@ -40,7 +40,15 @@ async function startApp(options: Record<string, unknown> = {}): Promise<App> {
   const path = join(dir, 'app.sock');
   const child = spawn(
     process.execPath,
-    ['--expose-gc', '--max-old-space-size=256', '--import', 'tsx', join(__dirname, '../fixtures/apps/abuse-app.ts'), path, JSON.stringify(options)],
+    [
+      '--expose-gc',
+      '--max-old-space-size=256',
+      '--import',
+      'tsx',
+      join(__dirname, '../fixtures/apps/abuse-app.ts'),
+      path,
+      JSON.stringify(options),
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   let exited = false;
@@ -182,16 +190,27 @@ describe('memory under abuse (default limits, 256 MiB heap)', () => {
     const before = await app.memory();
     // One request of 1,000,000 params bytes as 1-byte records (16 MB on the wire), never ended.
     const socket = await rawConnection(app.path);
-    await writeAll(socket, [encodeBeginRequest(1, 1, Flag.KEEP_CONN), ...oneByteRecords(RecordType.PARAMS, 1, paramsBlock(1_000_000))]);
+    await writeAll(socket, [
+      encodeBeginRequest(1, 1, Flag.KEEP_CONN),
+      ...oneByteRecords(RecordType.PARAMS, 1, paramsBlock(1_000_000)),
+    ]);
     await sync(socket);
     const one = await app.memory();
     const growth = held(one) - held(before);
-    console.log(`one request's params in 1-byte records: +${(growth / MiB).toFixed(1)} MiB held, ${one.bufferedBytes} bytes charged`);
+    console.log(
+      `one request's params in 1-byte records: +${(growth / MiB).toFixed(1)} MiB held, ${one.bufferedBytes} bytes charged`,
+    );
     expect(growth).toBeLessThan(2 * MiB + MiB);
     expect(one.bufferedBytes).toBeGreaterThanOrEqual(1_000_000);
     expect(one.bufferedBytes).toBeLessThanOrEqual(2 * MiB);
     // Two more on the same connection: each holds its own 2x at most, and all of it goes when it closes.
-    await writeAll(socket, [2, 3].flatMap((id) => [encodeBeginRequest(id, 1, Flag.KEEP_CONN), ...oneByteRecords(RecordType.PARAMS, id, paramsBlock(1_000_000))]));
+    await writeAll(
+      socket,
+      [2, 3].flatMap((id) => [
+        encodeBeginRequest(id, 1, Flag.KEEP_CONN),
+        ...oneByteRecords(RecordType.PARAMS, id, paramsBlock(1_000_000)),
+      ]),
+    );
     await sync(socket);
     const three = await app.memory();
     expect(three.bufferedBytes).toBeLessThanOrEqual(3 * 2 * MiB);
@@ -211,7 +230,10 @@ describe('memory under abuse (default limits, 256 MiB heap)', () => {
     const BODY = 60_000; // under inputHighWaterMark (64 KiB): the server keeps reading, so it all arrives
     const sockets = await Promise.all(Array.from({ length: CONNECTIONS }, () => rawConnection(app.path)));
     for (const socket of sockets) {
-      const head = buildRequest({ params: { REQUEST_METHOD: 'POST', REQUEST_URI: '/hold', CONTENT_LENGTH: String(BODY) }, noStdinEnd: true });
+      const head = buildRequest({
+        params: { REQUEST_METHOD: 'POST', REQUEST_URI: '/hold', CONTENT_LENGTH: String(BODY) },
+        noStdinEnd: true,
+      });
       await writeAll(socket, [head, ...oneByteRecords(RecordType.STDIN, 1, Buffer.alloc(BODY, 0x63))]);
     }
     await Promise.all(sockets.map(sync));
@@ -227,7 +249,13 @@ describe('memory under abuse (default limits, 256 MiB heap)', () => {
     // 128 requests x 1 MiB of params in ordinary records on one connection, none ended.
     const socket = await rawConnection(app.path);
     const block = paramsBlock(MiB - 64);
-    const requests = Array.from({ length: 128 }, (_, i) => Buffer.concat([encodeBeginRequest(i + 1, 1, Flag.KEEP_CONN), encodeRecord(RecordType.PARAMS, i + 1, block.subarray(0, 60_000)), ...chunksOf(block.subarray(60_000), i + 1)]));
+    const requests = Array.from({ length: 128 }, (_, i) =>
+      Buffer.concat([
+        encodeBeginRequest(i + 1, 1, Flag.KEEP_CONN),
+        encodeRecord(RecordType.PARAMS, i + 1, block.subarray(0, 60_000)),
+        ...chunksOf(block.subarray(60_000), i + 1),
+      ]),
+    );
     await writeAll(socket, requests);
     await until(() => app.errors.includes('FCGI_ERR_BUFFER_LIMIT'), 10_000);
     // Six connections of 6 MiB each (under their own budget): together over the server's 24 MiB.
@@ -235,7 +263,9 @@ describe('memory under abuse (default limits, 256 MiB heap)', () => {
     await Promise.all(sockets.map((s) => writeAll(s, requests.slice(0, 6))));
     await delay(200);
     const m = await app.memory();
-    console.log(`server budget: ${(m.bufferedBytes / MiB).toFixed(1)} MiB charged, ${m.connections} connections, errors ${app.errors.join(' ')}`);
+    console.log(
+      `server budget: ${(m.bufferedBytes / MiB).toFixed(1)} MiB charged, ${m.connections} connections, errors ${app.errors.join(' ')}`,
+    );
     expect(m.bufferedBytes).toBeLessThanOrEqual(24 * MiB);
     expect(app.errors.filter((e) => e === 'FCGI_ERR_BUFFER_LIMIT').length).toBeGreaterThanOrEqual(2);
     expect(await app.ok()).toBe('ok');
@@ -247,7 +277,9 @@ describe('memory under abuse (default limits, 256 MiB heap)', () => {
     // 128 pipelined requests for a 1 MiB response each, multiplexed on one connection that reads nothing.
     const socket = await rawConnection(app.path);
     socket.pause();
-    const requests = Array.from({ length: 128 }, (_, i) => buildRequest({ requestId: i + 1, keepConn: true, params: { REQUEST_METHOD: 'GET', REQUEST_URI: '/big' } }));
+    const requests = Array.from({ length: 128 }, (_, i) =>
+      buildRequest({ requestId: i + 1, keepConn: true, params: { REQUEST_METHOD: 'GET', REQUEST_URI: '/big' } }),
+    );
     // And GET_VALUES, 8 MB of queries: each answer is queued for a peer that reads nothing.
     const query = encodeRecord(RecordType.GET_VALUES, 0, Buffer.from([15, 0, ...Buffer.from('FCGI_MPXS_CONNS')]));
     const queries = Array.from({ length: 64 }, () => Buffer.concat(Array.from({ length: 4096 }, () => query)));
@@ -264,6 +296,7 @@ describe('memory under abuse (default limits, 256 MiB heap)', () => {
 
 function chunksOf(content: Buffer, requestId: number): Buffer[] {
   const out: Buffer[] = [];
-  for (let o = 0; o < content.length; o += 65_528) out.push(encodeRecord(RecordType.PARAMS, requestId, content.subarray(o, Math.min(content.length, o + 65_528))));
+  for (let o = 0; o < content.length; o += 65_528)
+    out.push(encodeRecord(RecordType.PARAMS, requestId, content.subarray(o, Math.min(content.length, o + 65_528))));
   return out;
 }

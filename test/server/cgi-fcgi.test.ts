@@ -28,7 +28,12 @@ interface RunResult {
 }
 
 /** Runs `cgi-fcgi -bind -connect ADDRESS` with exactly `env` (like `env -i`) and `stdin`, bounded in time. */
-function runCgiFcgi(binary: string, address: string, env: Record<string, string>, stdin: Buffer | string = ''): Promise<RunResult> {
+function runCgiFcgi(
+  binary: string,
+  address: string,
+  env: Record<string, string>,
+  stdin: Buffer | string = '',
+): Promise<RunResult> {
   return new Promise<RunResult>((resolve, reject) => {
     const child = spawn(binary, ['-bind', '-connect', address], {
       env,
@@ -206,7 +211,12 @@ describe('cgi-fcgi (libfcgi-bin) as the web server', () => {
     const result = await runCgiFcgi(
       binary,
       address,
-      { REQUEST_METHOD: 'PUT', REQUEST_URI: '/upload', CONTENT_LENGTH: String(body.length), CONTENT_TYPE: 'application/octet-stream' },
+      {
+        REQUEST_METHOD: 'PUT',
+        REQUEST_URI: '/upload',
+        CONTENT_LENGTH: String(body.length),
+        CONTENT_TYPE: 'application/octet-stream',
+      },
       body,
     );
     const { echo } = parseEcho(result);
@@ -249,7 +259,11 @@ describe('cgi-fcgi (libfcgi-bin) as the web server', () => {
   it("the app's STDERR appears on cgi-fcgi's stderr, its response on stdout", async (context) => {
     const binary = cgiFcgi(context);
     const { address } = await echoServer('tcp');
-    const result = await runCgiFcgi(binary, address, { REQUEST_METHOD: 'GET', REQUEST_URI: '/stderr', CONTENT_LENGTH: '0' });
+    const result = await runCgiFcgi(binary, address, {
+      REQUEST_METHOD: 'GET',
+      REQUEST_URI: '/stderr',
+      CONTENT_LENGTH: '0',
+    });
     const { status, echo } = parseEcho(result);
     expect(status).toBe(200);
     expect(echo.url).toBe('/stderr');
@@ -260,7 +274,11 @@ describe('cgi-fcgi (libfcgi-bin) as the web server', () => {
   it('a 404 from the app is a Status header; cgi-fcgi still exits 0', async (context) => {
     const binary = cgiFcgi(context);
     const { address } = await echoServer('unix');
-    const result = await runCgiFcgi(binary, address, { REQUEST_METHOD: 'GET', REQUEST_URI: '/missing', CONTENT_LENGTH: '0' });
+    const result = await runCgiFcgi(binary, address, {
+      REQUEST_METHOD: 'GET',
+      REQUEST_URI: '/missing',
+      CONTENT_LENGTH: '0',
+    });
     expect(result.code, describeRun(result)).toBe(0);
     expect(result.stdout.toString('latin1')).toMatch(/^Status: 404 Not Found\r?\n/);
     expect(parseEcho(result).status).toBe(404);
@@ -269,7 +287,11 @@ describe('cgi-fcgi (libfcgi-bin) as the web server', () => {
   it('a handler that throws: a 500 on stdout and the stack on stderr (the web server error log)', async (context) => {
     const binary = cgiFcgi(context);
     const { address, errors } = await echoServer('tcp');
-    const result = await runCgiFcgi(binary, address, { REQUEST_METHOD: 'GET', REQUEST_URI: '/throw', CONTENT_LENGTH: '0' });
+    const result = await runCgiFcgi(binary, address, {
+      REQUEST_METHOD: 'GET',
+      REQUEST_URI: '/throw',
+      CONTENT_LENGTH: '0',
+    });
     expect(result.code, describeRun(result)).toBe(0);
     const cgi = parseCgiResponse(result.stdout);
     expect(cgi.status).toBe(500);
@@ -283,9 +305,12 @@ describe('cgi-fcgi (libfcgi-bin) as the web server', () => {
     const results = await Promise.all(
       Array.from({ length: 8 }, (_, i) => {
         const body = patterned(1000 + i * 3000, `c${i}`);
-        return runCgiFcgi(binary, address, { REQUEST_METHOD: 'POST', REQUEST_URI: `/c/${i}`, CONTENT_LENGTH: String(body.length) }, body).then(
-          (result) => ({ result, body }),
-        );
+        return runCgiFcgi(
+          binary,
+          address,
+          { REQUEST_METHOD: 'POST', REQUEST_URI: `/c/${i}`, CONTENT_LENGTH: String(body.length) },
+          body,
+        ).then((result) => ({ result, body }));
       }),
     );
     results.forEach(({ result, body }, i) => {

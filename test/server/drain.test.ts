@@ -42,7 +42,9 @@ async function accepted(server: Server, count: number): Promise<void> {
 
 /** server.close(); resolves with when the callback ran. */
 function close(server: Server): Promise<number> {
-  return new Promise((resolve, reject) => server.close((error) => (error === undefined ? resolve(Date.now()) : reject(error))));
+  return new Promise((resolve, reject) =>
+    server.close((error) => (error === undefined ? resolve(Date.now()) : reject(error))),
+  );
 }
 
 describe('close(): a connection that has not started a request yet', () => {
@@ -86,7 +88,11 @@ describe('close(): a connection that has not started a request yet', () => {
     const startedAt = Date.now();
     const closed = close(s.server);
     expect(await settlesWithin(silent.closed, FIRST_REQUEST_GRACE_MS - 300)).toBe(false);
-    const how = await within(silent.closed, FIRST_REQUEST_GRACE_MS + 1500, 'the silent connection to close after the grace');
+    const how = await within(
+      silent.closed,
+      FIRST_REQUEST_GRACE_MS + 1500,
+      'the silent connection to close after the grace',
+    );
     expect(how.how).toBe('fin');
     expect(Date.now() - startedAt).toBeGreaterThanOrEqual(FIRST_REQUEST_GRACE_MS - 20);
     await within(closed, 1000, 'the close callback');

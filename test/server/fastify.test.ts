@@ -19,15 +19,29 @@ describe('Fastify through serverFactory', () => {
     try {
       const port = (app.server.address() as AddressInfo).port;
       const get = parseCgiResponse(
-        (await (await TestPeer.connect({ port })).request({ params: { REQUEST_METHOD: 'GET', REQUEST_URI: '/items/7', REMOTE_ADDR: '198.51.100.1', HTTP_HOST: 'x' } })).stdout,
+        (
+          await (
+            await TestPeer.connect({ port })
+          ).request({
+            params: { REQUEST_METHOD: 'GET', REQUEST_URI: '/items/7', REMOTE_ADDR: '198.51.100.1', HTTP_HOST: 'x' },
+          })
+        ).stdout,
       );
       expect([get.status, get.header('x-hook')]).toEqual([200, 'yes']);
       expect(JSON.parse(get.body.toString())).toEqual({ id: '7', ip: '198.51.100.1' });
       const body = Buffer.from('[1,2,3,4]');
       const post = parseCgiResponse(
         (
-          await (await TestPeer.connect({ port })).request({
-            params: { REQUEST_METHOD: 'POST', REQUEST_URI: '/sum', CONTENT_TYPE: 'application/json', CONTENT_LENGTH: String(body.length), HTTP_HOST: 'x' },
+          await (
+            await TestPeer.connect({ port })
+          ).request({
+            params: {
+              REQUEST_METHOD: 'POST',
+              REQUEST_URI: '/sum',
+              CONTENT_TYPE: 'application/json',
+              CONTENT_LENGTH: String(body.length),
+              HTTP_HOST: 'x',
+            },
             stdin: body,
           })
         ).stdout,

@@ -65,9 +65,29 @@ describe('serve with the light Request and Response', () => {
   it('gives request.url exactly as new URL(REQUEST_URI, origin).href would, for plain and tricky paths', async () => {
     const seen: string[] = [];
     const { peer } = await start(serve((request) => (seen.push(request.url), new Response('')), quiet));
-    const paths = ['/', '/a/b?x=1&y=2', '/a/./b', '/a/../b', '/..', '/a//b', '/%7e%41', '/a b', '/ü', '/a?q=a b', '/a#frag', '/a\\b', '/.hidden', '/a.', '/a/.', '/a/..?x', '/x:y@z', "/!$&'()*+,;="];
+    const paths = [
+      '/',
+      '/a/b?x=1&y=2',
+      '/a/./b',
+      '/a/../b',
+      '/..',
+      '/a//b',
+      '/%7e%41',
+      '/a b',
+      '/ü',
+      '/a?q=a b',
+      '/a#frag',
+      '/a\\b',
+      '/.hidden',
+      '/a.',
+      '/a/.',
+      '/a/..?x',
+      '/x:y@z',
+      "/!$&'()*+,;=",
+    ];
     const p = await peer();
-    for (const path of paths) await p.request({ keepConn: true, params: { REQUEST_URI: path, HTTP_HOST: 'site.test:8080' } });
+    for (const path of paths)
+      await p.request({ keepConn: true, params: { REQUEST_URI: path, HTTP_HOST: 'site.test:8080' } });
     expect(seen).toEqual(paths.map((path) => new URL(path, 'http://site.test:8080').href));
   });
 
@@ -76,7 +96,14 @@ describe('serve with the light Request and Response', () => {
     const { peer } = await start(
       serve(async (request) => {
         const kind = new URL(request.url).pathname.slice(1);
-        const value = kind === 'json' ? await request.json() : kind === 'bytes' ? [...(await (request as unknown as { bytes(): Promise<Uint8Array> }).bytes())] : kind === 'buffer' ? (await request.arrayBuffer()).byteLength : await request.text();
+        const value =
+          kind === 'json'
+            ? await request.json()
+            : kind === 'bytes'
+              ? [...(await (request as unknown as { bytes(): Promise<Uint8Array> }).bytes())]
+              : kind === 'buffer'
+                ? (await request.arrayBuffer()).byteLength
+                : await request.text();
         const again = await request.text().then(
           () => 'read twice',
           (error: unknown) => (error as Error).constructor.name,
@@ -86,7 +113,12 @@ describe('serve with the light Request and Response', () => {
       }, quiet),
     );
     const p = await peer();
-    const post = (uri: string, body: string) => p.request({ keepConn: true, params: { REQUEST_METHOD: 'POST', REQUEST_URI: uri, CONTENT_LENGTH: String(body.length) }, stdin: body });
+    const post = (uri: string, body: string) =>
+      p.request({
+        keepConn: true,
+        params: { REQUEST_METHOD: 'POST', REQUEST_URI: uri, CONTENT_LENGTH: String(body.length) },
+        stdin: body,
+      });
     await post('/json', '{"a":[1,2]}');
     await post('/bytes', 'ab');
     await post('/buffer', 'abcd');
@@ -104,11 +136,24 @@ describe('serve with the light Request and Response', () => {
     const { peer } = await start(
       serve(async (request) => {
         const copy = new Request(request, { headers: { 'x-copy': '1' } });
-        seen.push(copy instanceof Request, request instanceof Request, copy.url, copy.method, copy.headers.get('x-copy'), request.mode, await copy.text());
+        seen.push(
+          copy instanceof Request,
+          request instanceof Request,
+          copy.url,
+          copy.method,
+          copy.headers.get('x-copy'),
+          request.mode,
+          await copy.text(),
+        );
         return new Response('ok');
       }, quiet),
     );
-    await (await peer()).request({ params: { REQUEST_METHOD: 'PUT', REQUEST_URI: '/c', HTTP_HOST: 'h.test', CONTENT_LENGTH: '3' }, stdin: 'abc' });
+    await (
+      await peer()
+    ).request({
+      params: { REQUEST_METHOD: 'PUT', REQUEST_URI: '/c', HTTP_HOST: 'h.test', CONTENT_LENGTH: '3' },
+      stdin: 'abc',
+    });
     expect(seen).toEqual([true, true, 'http://h.test/c', 'PUT', '1', 'cors', 'abc']);
   });
 
@@ -123,7 +168,13 @@ describe('serve with the light Request and Response', () => {
       }, quiet),
     );
     const r = parseCgiResponse((await (await peer()).request({ params: { REQUEST_URI: '/' } })).stdout);
-    expect([r.status, r.header('x-late'), r.header('content-type'), r.header('content-length'), r.body.toString()]).toEqual([200, 'yes', 'text/plain;charset=UTF-8', '4', 'body']);
+    expect([
+      r.status,
+      r.header('x-late'),
+      r.header('content-type'),
+      r.header('content-length'),
+      r.body.toString(),
+    ]).toEqual([200, 'yes', 'text/plain;charset=UTF-8', '4', 'body']);
     expect(r.headers.filter(([n]) => n.toLowerCase() === 'set-cookie').map(([, v]) => v)).toEqual(['a=1', 'b=2']);
   });
 
@@ -143,7 +194,9 @@ describe('serve with the light Request and Response', () => {
       }, quiet),
     );
     const p = await peer();
-    const head = parseCgiResponse((await p.request({ keepConn: true, params: { REQUEST_METHOD: 'HEAD', REQUEST_URI: '/head' } })).stdout);
+    const head = parseCgiResponse(
+      (await p.request({ keepConn: true, params: { REQUEST_METHOD: 'HEAD', REQUEST_URI: '/head' } })).stdout,
+    );
     expect([head.header('content-length'), head.header('content-type'), head.body.length]).toEqual(['5', 'text/x', 0]);
     const given = parseCgiResponse((await p.request({ keepConn: true, params: { REQUEST_URI: '/given' } })).stdout);
     expect([given.header('content-length'), given.body.toString()]).toEqual(['6', 'abcdef']);
@@ -155,17 +208,20 @@ describe('serve with the light Request and Response', () => {
 
   it('cuts a response whose body stream fails midway (appStatus 1) and answers 503 when the handler times out', async () => {
     const { peer } = await start(
-      serve((request) => {
-        if (new URL(request.url).pathname === '/slow') return new Promise<Response>(() => {});
-        let n = 0;
-        const stream = new ReadableStream<Uint8Array>({
-          pull(controller) {
-            if (n++ < 3) controller.enqueue(new Uint8Array(10));
-            else controller.error(new Error('disk gone'));
-          },
-        });
-        return new Response(stream);
-      }, { ...quiet, handlerTimeout: 200 }),
+      serve(
+        (request) => {
+          if (new URL(request.url).pathname === '/slow') return new Promise<Response>(() => {});
+          let n = 0;
+          const stream = new ReadableStream<Uint8Array>({
+            pull(controller) {
+              if (n++ < 3) controller.enqueue(new Uint8Array(10));
+              else controller.error(new Error('disk gone'));
+            },
+          });
+          return new Response(stream);
+        },
+        { ...quiet, handlerTimeout: 200 },
+      ),
     );
     const p = await peer();
     const cut = await p.request({ keepConn: true, params: { REQUEST_URI: '/fail' } });
@@ -178,10 +234,13 @@ describe('serve with the light Request and Response', () => {
   it('with overrideGlobalObjects: false leaves the globals alone and gives the handler a native Request', async () => {
     let proto: unknown = null;
     const { peer } = await start(
-      serve((request) => {
-        proto = Object.getPrototypeOf(request);
-        return new Response('x');
-      }, { ...quiet, overrideGlobalObjects: false }),
+      serve(
+        (request) => {
+          proto = Object.getPrototypeOf(request);
+          return new Response('x');
+        },
+        { ...quiet, overrideGlobalObjects: false },
+      ),
     );
     expect(globalThis.Response).toBe(NativeResponse);
     const r = parseCgiResponse((await (await peer()).request({ params: { REQUEST_URI: '/' } })).stdout);

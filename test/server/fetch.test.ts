@@ -11,12 +11,26 @@ describe('serve (fetch handlers)', () => {
     let seen: Record<string, unknown> = {};
     const { peer } = await start(
       serve(async (request) => {
-        seen = { url: request.url, method: request.method, ua: request.headers.get('user-agent'), body: await request.text() };
+        seen = {
+          url: request.url,
+          method: request.method,
+          ua: request.headers.get('user-agent'),
+          body: await request.text(),
+        };
         return new Response('ok');
       }),
     );
-    await (await peer()).request({
-      params: { REQUEST_METHOD: 'PUT', REQUEST_URI: '/p?q=1', HTTPS: 'on', HTTP_HOST: 'site.test', HTTP_USER_AGENT: 'ua/1', CONTENT_LENGTH: '5' },
+    await (
+      await peer()
+    ).request({
+      params: {
+        REQUEST_METHOD: 'PUT',
+        REQUEST_URI: '/p?q=1',
+        HTTPS: 'on',
+        HTTP_HOST: 'site.test',
+        HTTP_USER_AGENT: 'ua/1',
+        CONTENT_LENGTH: '5',
+      },
       stdin: 'hello',
     });
     expect(seen).toEqual({ url: 'https://site.test/p?q=1', method: 'PUT', ua: 'ua/1', body: 'hello' });
@@ -34,13 +48,19 @@ describe('serve (fetch handlers)', () => {
       }),
     );
     const r = parseCgiResponse((await (await peer()).request({ params: { REQUEST_URI: '/' } })).stdout);
-    expect([r.status, r.reason, r.header('content-type'), r.header('content-length'), r.body.toString()]).toEqual([418, "I'm a Teapot", 'text/plain', '6', 'teapot']);
+    expect([r.status, r.reason, r.header('content-type'), r.header('content-length'), r.body.toString()]).toEqual([
+      418,
+      "I'm a Teapot",
+      'text/plain',
+      '6',
+      'teapot',
+    ]);
     expect(r.headers.filter(([n]) => n.toLowerCase() === 'set-cookie').map(([, v]) => v)).toEqual(['a=1', 'b=2']);
   });
 
   it('streams a large request body and a large response body with exact bytes', async () => {
     const body = Buffer.alloc(3 * 1024 * 1024);
-    for (let i = 0; i < body.length; i += 4) body.writeUInt32LE(i * 2654435761 >>> 0, i);
+    for (let i = 0; i < body.length; i += 4) body.writeUInt32LE((i * 2654435761) >>> 0, i);
     const { peer } = await start(
       serve(async (request) => {
         const hash = createHash('sha256');
@@ -59,7 +79,13 @@ describe('serve (fetch handlers)', () => {
         return new Response(stream);
       }),
     );
-    const response = await (await peer()).request({ params: { REQUEST_METHOD: 'POST', CONTENT_LENGTH: String(body.length) }, stdin: body, timeoutMs: 20_000 });
+    const response = await (
+      await peer()
+    ).request({
+      params: { REQUEST_METHOD: 'POST', CONTENT_LENGTH: String(body.length) },
+      stdin: body,
+      timeoutMs: 20_000,
+    });
     const r = parseCgiResponse(response.stdout);
     expect(r.body.subarray(0, 32).toString('hex')).toBe(createHash('sha256').update(body).digest('hex'));
     expect(r.body.length).toBe(32 + 4 * 1024 * 1024);
@@ -88,13 +114,20 @@ describe('serve (fetch handlers)', () => {
 
   it('answers 500 when the handler rejects or returns something that is not a Response', async () => {
     const { peer } = await start(
-      serve(async (request) => {
-        if (new URL(request.url).pathname === '/reject') throw new Error('nope');
-        return 'not a response' as unknown as Response;
-      }, { logger: { warn() {}, error() {} } }),
+      serve(
+        async (request) => {
+          if (new URL(request.url).pathname === '/reject') throw new Error('nope');
+          return 'not a response' as unknown as Response;
+        },
+        { logger: { warn() {}, error() {} } },
+      ),
     );
-    expect(parseCgiResponse((await (await peer()).request({ params: { REQUEST_URI: '/reject' } })).stdout).status).toBe(500);
-    expect(parseCgiResponse((await (await peer()).request({ params: { REQUEST_URI: '/other' } })).stdout).status).toBe(500);
+    expect(parseCgiResponse((await (await peer()).request({ params: { REQUEST_URI: '/reject' } })).stdout).status).toBe(
+      500,
+    );
+    expect(parseCgiResponse((await (await peer()).request({ params: { REQUEST_URI: '/other' } })).stdout).status).toBe(
+      500,
+    );
   });
 
   it('fails a handler that returns something other than a Response with FCGI_ERR_HANDLER_RESULT', async () => {
@@ -109,6 +142,9 @@ describe('serve (fetch handlers)', () => {
     expect(parseCgiResponse((await (await peer()).request({ params: { REQUEST_URI: '/' } })).stdout).status).toBe(500);
     expect(failures).toHaveLength(1);
     expect(failures[0]).toBeInstanceOf(FastCGIError);
-    expect(failures[0]).toMatchObject({ code: ErrorCode.HANDLER_RESULT, message: 'the fetch handler must return a Response, got a plain object' });
+    expect(failures[0]).toMatchObject({
+      code: ErrorCode.HANDLER_RESULT,
+      message: 'the fetch handler must return a Response, got a plain object',
+    });
   });
 });

@@ -98,7 +98,26 @@ describe('http.IncomingMessage from CGI params', () => {
         cookie: 'a=1; b=2',
         'x-dup': 'one, two',
       },
-      rawHeaders: ['Host', 'example.test:8080', 'User-Agent', 'curl/8.0', 'Accept', '*/*', 'Content-Type', 'text/plain', 'Content-Length', '0', 'Cookie', 'a=1', 'Cookie', 'b=2', 'X-Dup', 'one', 'X-Dup', 'two'],
+      rawHeaders: [
+        'Host',
+        'example.test:8080',
+        'User-Agent',
+        'curl/8.0',
+        'Accept',
+        '*/*',
+        'Content-Type',
+        'text/plain',
+        'Content-Length',
+        '0',
+        'Cookie',
+        'a=1',
+        'Cookie',
+        'b=2',
+        'X-Dup',
+        'one',
+        'X-Dup',
+        'two',
+      ],
       remoteAddress: '192.0.2.7',
       remotePort: 51234,
       localPort: 8080,
@@ -126,7 +145,9 @@ describe('http.IncomingMessage from CGI params', () => {
   it('never copies params into process.env (httpoxy)', async () => {
     const before = process.env.HTTP_PROXY;
     const { peer } = await start(createServer((_req, res) => res.end(String(process.env.HTTP_PROXY))));
-    const response = await (await peer()).request({ params: { REQUEST_METHOD: 'GET', HTTP_PROXY: 'http://evil.test' } });
+    const response = await (
+      await peer()
+    ).request({ params: { REQUEST_METHOD: 'GET', HTTP_PROXY: 'http://evil.test' } });
     expect(parseCgiResponse(response.stdout).body.toString()).toBe(String(before));
     expect(process.env.HTTP_PROXY).toBe(before);
   });
@@ -141,7 +162,9 @@ describe('http.IncomingMessage from CGI params', () => {
         req.on('end', () => res.end(hash.digest('hex')));
       }),
     );
-    const response = await (await peer()).request({ params: { REQUEST_METHOD: 'POST', CONTENT_LENGTH: String(body.length) }, stdin: body });
+    const response = await (
+      await peer()
+    ).request({ params: { REQUEST_METHOD: 'POST', CONTENT_LENGTH: String(body.length) }, stdin: body });
     expect(parseCgiResponse(response.stdout).body.toString()).toBe(createHash('sha256').update(body).digest('hex'));
   });
 });
@@ -161,7 +184,12 @@ describe('http.ServerResponse as CGI output', () => {
       }),
     );
     const known = parseCgiResponse((await (await peer()).request({ params: { REQUEST_URI: '/known' } })).stdout);
-    expect([known.status, known.reason, known.header('content-length'), known.body.toString()]).toEqual([201, 'Created', '7', 'created']);
+    expect([known.status, known.reason, known.header('content-length'), known.body.toString()]).toEqual([
+      201,
+      'Created',
+      '7',
+      'created',
+    ]);
     expect(known.header('date')).toBeUndefined();
     expect(known.header('connection')).toBeUndefined();
     const streamed = (await (await peer()).request({ params: { REQUEST_URI: '/streamed' } })).stdout.toString('latin1');
@@ -225,12 +253,32 @@ describe('frameworks', () => {
     });
     app.get('/go', (_req, res) => res.redirect('/users/1'));
     const { peer } = await start(createServer(app));
-    const get = parseCgiResponse((await (await peer()).request({ params: nginxParams({ REQUEST_URI: '/users/42?q=hi', HTTPS: 'on' }) })).stdout);
+    const get = parseCgiResponse(
+      (await (await peer()).request({ params: nginxParams({ REQUEST_URI: '/users/42?q=hi', HTTPS: 'on' }) })).stdout,
+    );
     expect(get.status).toBe(200);
-    expect(JSON.parse(get.body.toString())).toEqual({ id: '42', q: 'hi', ip: '192.0.2.7', host: 'example.test', protocol: 'https' });
+    expect(JSON.parse(get.body.toString())).toEqual({
+      id: '42',
+      q: 'hi',
+      ip: '192.0.2.7',
+      host: 'example.test',
+      protocol: 'https',
+    });
     const json = Buffer.from(JSON.stringify({ a: [1, 2], b: 'é' }));
     const post = parseCgiResponse(
-      (await (await peer()).request({ params: nginxParams({ REQUEST_METHOD: 'POST', REQUEST_URI: '/echo', CONTENT_TYPE: 'application/json', CONTENT_LENGTH: String(json.length) }), stdin: json })).stdout,
+      (
+        await (
+          await peer()
+        ).request({
+          params: nginxParams({
+            REQUEST_METHOD: 'POST',
+            REQUEST_URI: '/echo',
+            CONTENT_TYPE: 'application/json',
+            CONTENT_LENGTH: String(json.length),
+          }),
+          stdin: json,
+        })
+      ).stdout,
     );
     expect(post.status).toBe(201);
     expect(post.header('set-cookie')).toMatch(/^seen=1/);
@@ -248,10 +296,14 @@ describe('frameworks', () => {
       ctx.body = { method: ctx.method, query: ctx.query };
     });
     const { peer } = await start(createServer(app.callback()));
-    const ok = parseCgiResponse((await (await peer()).request({ params: nginxParams({ REQUEST_URI: '/k?z=9' }) })).stdout);
+    const ok = parseCgiResponse(
+      (await (await peer()).request({ params: nginxParams({ REQUEST_URI: '/k?z=9' }) })).stdout,
+    );
     expect([ok.status, ok.header('x-path')]).toEqual([200, '/k']);
     expect(JSON.parse(ok.body.toString())).toEqual({ method: 'GET', query: { z: '9' } });
-    const fail = parseCgiResponse((await (await peer()).request({ params: nginxParams({ REQUEST_URI: '/fail' }) })).stdout);
+    const fail = parseCgiResponse(
+      (await (await peer()).request({ params: nginxParams({ REQUEST_URI: '/fail' }) })).stdout,
+    );
     expect(fail.status).toBe(500);
   });
 });

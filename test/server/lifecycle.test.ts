@@ -79,7 +79,11 @@ class Harness {
 
   /** Resolves when the handler receives the next held request. */
   nextHeld(): Promise<Held> {
-    return within(new Promise<Held>((resolve) => this.#arrivals.push(resolve)), 5000, 'the handler to receive a request');
+    return within(
+      new Promise<Held>((resolve) => this.#arrivals.push(resolve)),
+      5000,
+      'the handler to receive a request',
+    );
   }
 
   async peer(): Promise<TestPeer> {
@@ -89,7 +93,10 @@ class Harness {
   }
 
   /** Opens a connection and starts a held request on it; resolves once the handler has it. */
-  async inFlight(url: string, keepConn = true): Promise<{ peer: TestPeer; held: Held; response: Promise<PeerResponse> }> {
+  async inFlight(
+    url: string,
+    keepConn = true,
+  ): Promise<{ peer: TestPeer; held: Held; response: Promise<PeerResponse> }> {
     const peer = await this.peer();
     const arrived = this.nextHeld();
     const response = peer.request({ params: get(url), keepConn, timeoutMs: 10_000 });
@@ -291,7 +298,9 @@ describe('closeAllConnections()', () => {
     const busy = await h.inFlight('/busy');
     const idle = await h.idle();
     expect(h.server.connectionCount).toBe(2);
-    const aborted = new Promise<void>((resolve) => busy.held.req.fastcgi.signal.addEventListener('abort', () => resolve()));
+    const aborted = new Promise<void>((resolve) =>
+      busy.held.req.fastcgi.signal.addEventListener('abort', () => resolve()),
+    );
 
     h.server.closeAllConnections();
     await within(busy.peer.closed, 1000, 'the busy connection to close');

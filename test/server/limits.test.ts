@@ -92,14 +92,27 @@ describe('Server params limits', () => {
     const fits = Buffer.concat([pair('REQUEST_METHOD', 'GET'), pair('HTTP_X_PAD', 'p'.repeat(990))]);
     expect(fits.length).toBe(1024);
     const okPeer = await h.connect();
-    await okPeer.send(Buffer.concat([beginRequest(1), record(RecordType.PARAMS, 1, fits), record(RecordType.PARAMS, 1), record(RecordType.STDIN, 1)]));
+    await okPeer.send(
+      Buffer.concat([
+        beginRequest(1),
+        record(RecordType.PARAMS, 1, fits),
+        record(RecordType.PARAMS, 1),
+        record(RecordType.STDIN, 1),
+      ]),
+    );
     expect(parseCgiResponse((await okPeer.waitForEnd(1)).stdout).body.toString()).toBe('ok');
 
     const peer = await h.connect();
     const reported = nextClientError(h.server);
     // One byte over, in two records: the limit counts the whole stream, not one record.
     const over = Buffer.concat([fits, pair('X', '')]);
-    await peer.send(Buffer.concat([beginRequest(1), record(RecordType.PARAMS, 1, over.subarray(0, 600)), record(RecordType.PARAMS, 1, over.subarray(600))]));
+    await peer.send(
+      Buffer.concat([
+        beginRequest(1),
+        record(RecordType.PARAMS, 1, over.subarray(0, 600)),
+        record(RecordType.PARAMS, 1, over.subarray(600)),
+      ]),
+    );
     const error = await within(reported, 2000, 'clientError');
     expect(error.code).toBe(ErrorCode.PARAMS_TOO_LARGE);
     expect(error.message).toContain('maxParamsBytes');
@@ -114,7 +127,8 @@ describe('Server params limits', () => {
       calls++;
       res.end('ok');
     });
-    const params = (n: number): Array<[string, string]> => Array.from({ length: n }, (_, i): [string, string] => [`HTTP_X_${i}`, 'v']);
+    const params = (n: number): Array<[string, string]> =>
+      Array.from({ length: n }, (_, i): [string, string] => [`HTTP_X_${i}`, 'v']);
     const okPeer = await h.connect();
     expect(parseCgiResponse((await okPeer.request({ params: params(10) })).stdout).body.toString()).toBe('ok');
 
@@ -137,7 +151,9 @@ describe('Server timeouts', () => {
     const peer = await h.connect();
     const reported = nextClientError(h.server);
     const sent = Date.now();
-    await peer.send(Buffer.concat([beginRequest(1, 1, 1), record(RecordType.PARAMS, 1, pair('REQUEST_METHOD', 'GET'))]));
+    await peer.send(
+      Buffer.concat([beginRequest(1, 1, 1), record(RecordType.PARAMS, 1, pair('REQUEST_METHOD', 'GET'))]),
+    );
     const error = await within(reported, 2000, 'params timeout');
     const elapsed = Date.now() - sent;
     expect(error.code).toBe(ErrorCode.PARAMS_TIMEOUT);
@@ -239,7 +255,9 @@ describe('Server request body backpressure', () => {
     const peer = await h.connect();
     const socket = await h.firstSocket;
     const paused = nextPause(socket);
-    const sending = peer.send(buildRequest({ params: { ...GET, REQUEST_METHOD: 'POST', CONTENT_LENGTH: String(TOTAL) }, stdin: body }));
+    const sending = peer.send(
+      buildRequest({ params: { ...GET, REQUEST_METHOD: 'POST', CONTENT_LENGTH: String(TOTAL) }, stdin: body }),
+    );
     sending.catch(() => undefined);
     const req = await within(requestArrived.promise, 2000, 'request');
     await within(paused, 2000, 'server paused its socket');
@@ -301,38 +319,49 @@ describe('Server response backpressure', () => {
     let peerPaused = true;
     let drainedWhilePaused = false;
     let serverSocket: net.Socket | undefined;
-    const h = await start({ outputHighWaterMark: OUTPUT_HWM, connectionHighWaterMark: CONNECTION_HWM }, async (req, res) => {
-      res.setHeader('Content-Type', 'application/octet-stream');
-      let written = 0;
-      let bufferedAtFirstFalse = -1;
-      // Write until the kernel's buffers are full too: a 'false' followed by a prompt 'drain' only means the
-      // bytes reached the kernel, so keep going until no 'drain' comes for 50 ms.
-      for (;;) {
-        const accepted = res.write(CHUNK);
-        written += CHUNK.length;
-        if (accepted) {
-          if (written > LIMIT) break;
-          continue;
+    const h = await start(
+      { outputHighWaterMark: OUTPUT_HWM, connectionHighWaterMark: CONNECTION_HWM },
+      async (req, res) => {
+        res.setHeader('Content-Type', 'application/octet-stream');
+        let written = 0;
+        let bufferedAtFirstFalse = -1;
+        // Write until the kernel's buffers are full too: a 'false' followed by a prompt 'drain' only means the
+        // bytes reached the kernel, so keep going until no 'drain' comes for 50 ms.
+        for (;;) {
+          const accepted = res.write(CHUNK);
+          written += CHUNK.length;
+          if (accepted) {
+            if (written > LIMIT) break;
+            continue;
+          }
+          if (bufferedAtFirstFalse < 0) bufferedAtFirstFalse = req.fastcgi.writableLength;
+          const drain = new Promise<boolean>((resolve) => res.once('drain', () => resolve(true)));
+          if (await Promise.race([drain, delay(50).then(() => false)])) continue;
+          void drain.then(() => {
+            if (peerPaused) drainedWhilePaused = true;
+            drained.resolve();
+          });
+          break;
         }
-        if (bufferedAtFirstFalse < 0) bufferedAtFirstFalse = req.fastcgi.writableLength;
-        const drain = new Promise<boolean>((resolve) => res.once('drain', () => resolve(true)));
-        if (await Promise.race([drain, delay(50).then(() => false)])) continue;
-        void drain.then(() => {
-          if (peerPaused) drainedWhilePaused = true;
-          drained.resolve();
+        blocked.resolve({
+          written,
+          inProcess: req.fastcgi.writableLength + serverSocket!.writableLength,
+          bufferedAtFirstFalse,
         });
-        break;
-      }
-      blocked.resolve({ written, inProcess: req.fastcgi.writableLength + serverSocket!.writableLength, bufferedAtFirstFalse });
-      await drained.promise;
-      res.end();
-    });
+        await drained.promise;
+        res.end();
+      },
+    );
     h.server.on('connection', (socket: net.Socket) => (serverSocket = socket));
     const peer = await h.connect();
     peer.socket.pause();
     const ended = peer.request({ params: GET, timeoutMs: 20_000 });
     ended.catch(() => undefined); // awaited below; a failed assertion before that must not leave it unhandled
-    const { written, inProcess, bufferedAtFirstFalse } = await within(blocked.promise, 15_000, 'res.write() stayed false');
+    const { written, inProcess, bufferedAtFirstFalse } = await within(
+      blocked.promise,
+      15_000,
+      'res.write() stayed false',
+    );
     expect(written).toBeLessThan(LIMIT);
     // write() said false only with outputHighWaterMark bytes buffered for the request...
     expect(bufferedAtFirstFalse).toBeGreaterThanOrEqual(OUTPUT_HWM);
@@ -421,13 +450,25 @@ describe('Every stall ends', () => {
       res.end(String(length));
     });
     const peer = await h.connect();
-    const response = await peer.request({ params: { ...GET, REQUEST_METHOD: 'POST' }, stdin: pattern(TOTAL, 3), timeoutMs: 10_000 });
+    const response = await peer.request({
+      params: { ...GET, REQUEST_METHOD: 'POST' },
+      stdin: pattern(TOTAL, 3),
+      timeoutMs: 10_000,
+    });
     expect(parseCgiResponse(response.stdout).body.toString()).toBe(String(TOTAL));
     expect(h.clientErrors).toEqual([]);
   });
 
   it('at maxConnections closes the oldest idle connection to let a new one in, and refuses only when all are busy', async () => {
-    const logger = { messages: [] as string[], warn(m: string) { this.messages.push(m); }, error(m: string) { this.messages.push(m); } };
+    const logger = {
+      messages: [] as string[],
+      warn(m: string) {
+        this.messages.push(m);
+      },
+      error(m: string) {
+        this.messages.push(m);
+      },
+    };
     const hold: Array<() => void> = [];
     const h = await start({ maxConnections: 4, logger }, (req, res) => {
       if (req.url === '/hold') hold.push(() => res.end('held'));
@@ -447,7 +488,8 @@ describe('Every stall ends', () => {
     await within(refused.closed, 2000, 'refused');
     expect(h.clientErrors.map((e) => e.error.code)).toContain(ErrorCode.CONNECTION_LIMIT);
     for (const release of hold) release();
-    for (const response of await Promise.all(inFlight)) expect(parseCgiResponse(response.stdout).body.toString()).toBe('held');
+    for (const response of await Promise.all(inFlight))
+      expect(parseCgiResponse(response.stdout).body.toString()).toBe('held');
   });
 });
 
@@ -458,12 +500,15 @@ describe('FCGI_MAX_REQS is what the server enforces', () => {
     const peer = await h.connect();
     const announced = Number((await peer.getValues(['FCGI_MAX_REQS'])).get('FCGI_MAX_REQS'));
     expect(announced).toBe(5);
-    const requests = Array.from({ length: announced + 1 }, (_, i) => peer.request({ requestId: i + 1, keepConn: true, params: GET }));
+    const requests = Array.from({ length: announced + 1 }, (_, i) =>
+      peer.request({ requestId: i + 1, keepConn: true, params: GET }),
+    );
     const extra = await requests[announced]!;
     expect(extra.protocolStatus).toBe(ProtocolStatus.OVERLOADED);
     await until(() => hold.length === announced);
     for (const release of hold) release();
-    for (const response of await Promise.all(requests.slice(0, announced))) expect(response.protocolStatus).toBe(ProtocolStatus.REQUEST_COMPLETE);
+    for (const response of await Promise.all(requests.slice(0, announced)))
+      expect(response.protocolStatus).toBe(ProtocolStatus.REQUEST_COMPLETE);
   });
 });
 
@@ -491,7 +536,12 @@ describe('Requests whose handler waits (output backed up) or never reads', () =>
     await peer.send(
       Buffer.concat([
         buildRequest({ requestId: 1, keepConn: true, params: { ...GET, REQUEST_URI: '/big' } }),
-        buildRequest({ requestId: 2, keepConn: true, params: { ...GET, REQUEST_METHOD: 'POST', REQUEST_URI: '/post' }, stdin: 'hello deferred body' }),
+        buildRequest({
+          requestId: 2,
+          keepConn: true,
+          params: { ...GET, REQUEST_METHOD: 'POST', REQUEST_URI: '/post' },
+          stdin: 'hello deferred body',
+        }),
       ]),
     );
     await delay(300);
@@ -506,7 +556,15 @@ describe('Requests whose handler waits (output backed up) or never reads', () =>
       // Otherwise: hold, never touching req or req.data.
     });
     const filter = await h.connect();
-    await filter.send(Buffer.concat([beginRequest(1, 3, 1), record(RecordType.PARAMS, 1, pair('REQUEST_URI', '/hold')), record(RecordType.PARAMS, 1), record(RecordType.STDIN, 1), record(RecordType.DATA, 1, 'partial')]));
+    await filter.send(
+      Buffer.concat([
+        beginRequest(1, 3, 1),
+        record(RecordType.PARAMS, 1, pair('REQUEST_URI', '/hold')),
+        record(RecordType.PARAMS, 1),
+        record(RecordType.STDIN, 1),
+        record(RecordType.DATA, 1, 'partial'),
+      ]),
+    );
     await delay(50);
     await filter.send(record(RecordType.ABORT_REQUEST, 1));
     expect((await filter.waitForEnd(1)).protocolStatus).toBe(ProtocolStatus.REQUEST_COMPLETE);
@@ -514,21 +572,33 @@ describe('Requests whose handler waits (output backed up) or never reads', () =>
     deferred.socket.pause();
     await deferred.send([
       buildRequest({ requestId: 1, keepConn: true, params: { ...GET, REQUEST_URI: '/big' } }),
-      buildRequest({ requestId: 2, keepConn: true, params: { ...GET, REQUEST_METHOD: 'POST', REQUEST_URI: '/post' }, stdin: 'part', noStdinEnd: true }),
+      buildRequest({
+        requestId: 2,
+        keepConn: true,
+        params: { ...GET, REQUEST_METHOD: 'POST', REQUEST_URI: '/post' },
+        stdin: 'part',
+        noStdinEnd: true,
+      }),
     ]);
     await delay(100);
     deferred.destroy();
     await delay(100);
     const after = await h.connect();
-    expect(parseCgiResponse((await after.request({ params: { ...GET, REQUEST_URI: '/big' } })).stdout).body.length).toBe(1024 * 1024);
+    expect(
+      parseCgiResponse((await after.request({ params: { ...GET, REQUEST_URI: '/big' } })).stdout).body.length,
+    ).toBe(1024 * 1024);
   });
 });
 
 describe('A connection we ended', () => {
-  it("is closed when the web server closes its side, even though reading had stopped for an unread body and a large answer", async () => {
+  it('is closed when the web server closes its side, even though reading had stopped for an unread body and a large answer', async () => {
     const h = await start({}, (_req, res) => res.end(Buffer.alloc(8 * 1024 * 1024, 0x62))); // never reads the body
     const peer = await h.connect();
-    const response = await peer.request({ params: { ...GET, REQUEST_METHOD: 'POST', REQUEST_URI: '/big' }, stdin: Buffer.alloc(200_000, 0x65), timeoutMs: 10_000 });
+    const response = await peer.request({
+      params: { ...GET, REQUEST_METHOD: 'POST', REQUEST_URI: '/big' },
+      stdin: Buffer.alloc(200_000, 0x65),
+      timeoutMs: 10_000,
+    });
     expect(parseCgiResponse(response.stdout).body.length).toBe(8 * 1024 * 1024);
     peer.end(); // our FIN: the server must see it and let the connection go
     await until(() => h.server.connectionCount === 0, 3000);

@@ -189,7 +189,13 @@ function spawnApp(stdio: StdioOptions, env: Record<string, string> = {}): App {
 
 /** Runs the fixture app through `sh -c SCRIPT NODE ARGV...` ($0 is node, "$@" its arguments), for what only a shell can set up before exec. */
 function spawnAppViaShell(script: string, stdio: StdioOptions, env: Record<string, string> = {}): App {
-  return new App(spawn('/bin/sh', ['-c', script, process.execPath, ...APP_ARGV], { cwd: root, stdio, env: { ...process.env, ...env } }));
+  return new App(
+    spawn('/bin/sh', ['-c', script, process.execPath, ...APP_ARGV], {
+      cwd: root,
+      stdio,
+      env: { ...process.env, ...env },
+    }),
+  );
 }
 
 /** A listening TCP socket on 127.0.0.1 made in this process, to hand to a child; `release()` closes our copy. */
@@ -289,11 +295,17 @@ describe('listen on an address', () => {
       ['-e', "require('net').createServer().listen(process.argv[1], () => console.log('ready'))", socketPath],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
-    const ownerExit = new Promise<NodeJS.Signals | null>((resolve) => owner.once('exit', (_code, signal) => resolve(signal)));
+    const ownerExit = new Promise<NodeJS.Signals | null>((resolve) =>
+      owner.once('exit', (_code, signal) => resolve(signal)),
+    );
     onTestFinished(() => {
       if (owner.exitCode === null && owner.signalCode === null) owner.kill('SIGKILL');
     });
-    await within(new Promise<void>((resolve) => owner.stdout!.once('data', () => resolve())), 10_000, 'socket owner ready');
+    await within(
+      new Promise<void>((resolve) => owner.stdout!.once('data', () => resolve())),
+      10_000,
+      'socket owner ready',
+    );
     owner.kill('SIGKILL');
     expect(await within(ownerExit, 10_000, 'socket owner exit')).toBe('SIGKILL');
     // The file is still there, and nothing answers on it.
@@ -555,7 +567,10 @@ describe('SIGTERM (FastCGI 1.0 §7: the process manager asks the app to exit)', 
     const peer = await TestPeer.connect({ port: socket.port });
     onTestFinished(() => peer.destroy());
     // The handler waits for SIGTERM and then takes another 300 ms: certainly in flight when the signal comes.
-    const pending = peer.request({ params: { REQUEST_METHOD: 'GET', REQUEST_URI: '/until-sigterm?ms=300' }, timeoutMs: 10_000 });
+    const pending = peer.request({
+      params: { REQUEST_METHOD: 'GET', REQUEST_URI: '/until-sigterm?ms=300' },
+      timeoutMs: 10_000,
+    });
     await app.waitFor('request');
     app.child.kill('SIGTERM');
     const sigterm = await app.waitFor('sigterm');

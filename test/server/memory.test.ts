@@ -18,9 +18,13 @@ const LIMIT = 64 * MiB;
 async function startApp(mode: string): Promise<{ path: string; lines: AsyncIterator<string> }> {
   const dir = mkdtempSync(join(tmpdir(), 'fcgi-mem-'));
   const path = join(dir, 'app.sock');
-  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', join(__dirname, '../fixtures/apps/memory-app.ts'), path, mode, String(TOTAL)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', join(__dirname, '../fixtures/apps/memory-app.ts'), path, mode, String(TOTAL)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   onTestFinished(async () => {
     child.kill('SIGTERM');
     await once(child, 'exit');

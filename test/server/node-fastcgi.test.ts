@@ -31,9 +31,13 @@ describe('node-fastcgi drop-in', () => {
       }
     });
     const port = await listen(server);
-    const get = parseCgiResponse((await (await TestPeer.connect({ port })).request({ params: { REQUEST_METHOD: 'GET' } })).stdout);
+    const get = parseCgiResponse(
+      (await (await TestPeer.connect({ port })).request({ params: { REQUEST_METHOD: 'GET' } })).stdout,
+    );
     expect([get.status, get.header('content-type'), get.body.toString()]).toEqual([200, 'text/plain', "It's working"]);
-    const post = parseCgiResponse((await (await TestPeer.connect({ port })).request({ params: { REQUEST_METHOD: 'POST' } })).stdout);
+    const post = parseCgiResponse(
+      (await (await TestPeer.connect({ port })).request({ params: { REQUEST_METHOD: 'POST' } })).stdout,
+    );
     expect([post.status, post.reason]).toEqual([501, 'Not Implemented']);
   });
 
@@ -60,13 +64,25 @@ describe('node-fastcgi drop-in', () => {
     );
     const port = await listen(server);
     await (await TestPeer.connect({ port })).request({ role: 1, params: { SCRIPT_NAME: '/s' } });
-    const auth = parseCgiResponse((await (await TestPeer.connect({ port })).request({ role: 2, params: { REMOTE_USER: 'ann' } })).stdout);
+    const auth = parseCgiResponse(
+      (await (await TestPeer.connect({ port })).request({ role: 2, params: { REMOTE_USER: 'ann' } })).stdout,
+    );
     expect([auth.status, auth.header('variable-uid')]).toEqual([200, '1000']);
-    const filtered = parseCgiResponse((await (await TestPeer.connect({ port })).request({ role: 3, params: { FCGI_DATA_LENGTH: '4' }, data: 'data' })).stdout);
+    const filtered = parseCgiResponse(
+      (await (await TestPeer.connect({ port })).request({ role: 3, params: { FCGI_DATA_LENGTH: '4' }, data: 'data' }))
+        .stdout,
+    );
     expect(filtered.body.toString()).toBe('DATA');
     expect(calls).toEqual(['responder /s', 'authorizer ann', 'filter']);
-    const values = await (await TestPeer.connect({ port })).getValues(['FCGI_MAX_CONNS', 'FCGI_MAX_REQS', 'FCGI_MPXS_CONNS', 'APP_NAME', 'NOPE']);
-    expect(Object.fromEntries(values)).toEqual({ FCGI_MAX_CONNS: '7', FCGI_MAX_REQS: '3', FCGI_MPXS_CONNS: '0', APP_NAME: 'legacy' });
+    const values = await (
+      await TestPeer.connect({ port })
+    ).getValues(['FCGI_MAX_CONNS', 'FCGI_MAX_REQS', 'FCGI_MPXS_CONNS', 'APP_NAME', 'NOPE']);
+    expect(Object.fromEntries(values)).toEqual({
+      FCGI_MAX_CONNS: '7',
+      FCGI_MAX_REQS: '3',
+      FCGI_MPXS_CONNS: '0',
+      APP_NAME: 'legacy',
+    });
   });
 
   it('enforces multiplex:false, which node-fastcgi only advertised', async () => {
@@ -97,7 +113,9 @@ describe('node-fastcgi drop-in', () => {
       res.send(`${legacy.cgiParams.SCRIPT_FILENAME} ${typeof legacy.data.on}`);
     });
     const port = await listen(fcgi.createServer(app));
-    const response = await (await TestPeer.connect({ port })).request({ params: { REQUEST_METHOD: 'GET', REQUEST_URI: '/x', SCRIPT_FILENAME: '/srv/x.js' } });
+    const response = await (
+      await TestPeer.connect({ port })
+    ).request({ params: { REQUEST_METHOD: 'GET', REQUEST_URI: '/x', SCRIPT_FILENAME: '/srv/x.js' } });
     expect(parseCgiResponse(response.stdout).body.toString()).toBe('/srv/x.js function');
     expect(response.stderr.toString()).toBe('logged');
   });
@@ -182,11 +200,18 @@ describe('node-fastcgi drop-in shows an app what node-fastcgi 2.0 showed it', ()
     const app = express();
     app.use(express.text());
     app.post('/*', (req, res) => {
-      res.json({ user: req.headers['x-user'], length: req.headers['content-length'], body: req.body as string, path: (req as unknown as { cgiParams: Record<string, string> }).cgiParams.PATH_INFO });
+      res.json({
+        user: req.headers['x-user'],
+        length: req.headers['content-length'],
+        body: req.body as string,
+        path: (req as unknown as { cgiParams: Record<string, string> }).cgiParams.PATH_INFO,
+      });
     });
     const server = fcgi.createServer(app);
     const port = await listen(server);
-    const response = await (await TestPeer.connect({ port })).request({
+    const response = await (
+      await TestPeer.connect({ port })
+    ).request({
       params: [
         ['REQUEST_METHOD', 'POST'],
         ['REQUEST_URI', '/x'],
@@ -200,6 +225,11 @@ describe('node-fastcgi drop-in shows an app what node-fastcgi 2.0 showed it', ()
     });
     const parsed = parseCgiResponse(response.stdout);
     expect(parsed.status).toBe(200);
-    expect(JSON.parse(parsed.body.toString())).toEqual({ user: 'Jürgen', length: '10', body: '0123456789', path: '/café' });
+    expect(JSON.parse(parsed.body.toString())).toEqual({
+      user: 'Jürgen',
+      length: '10',
+      body: '0123456789',
+      path: '/café',
+    });
   });
 });

@@ -94,7 +94,9 @@ async function readAll(stream: AsyncIterable<Buffer | string>): Promise<Buffer> 
 
 /** Resolves with the next clientError the server emits. */
 function nextClientError(server: Server): Promise<{ error: FastCGIError; socket: net.Socket }> {
-  return new Promise((resolve) => server.once('clientError', (error: FastCGIError, socket: net.Socket) => resolve({ error, socket })));
+  return new Promise((resolve) =>
+    server.once('clientError', (error: FastCGIError, socket: net.Socket) => resolve({ error, socket })),
+  );
 }
 
 const GET = { REQUEST_METHOD: 'GET', REQUEST_URI: '/', SERVER_PROTOCOL: 'HTTP/1.1' };
@@ -146,7 +148,9 @@ describe('Server responder requests', () => {
     expect(response.appStatus).toBe(0);
     expect(response.protocolStatus).toBe(ProtocolStatus.REQUEST_COMPLETE);
     expect(response.stdoutEnded).toBe(true);
-    expect(response.records.filter((r) => r.type === RecordType.STDOUT && r.contentLength > 0).length).toBeGreaterThanOrEqual(4);
+    expect(
+      response.records.filter((r) => r.type === RecordType.STDOUT && r.contentLength > 0).length,
+    ).toBeGreaterThanOrEqual(4);
     expectWellFramed(response);
     for (const r of peer.records) {
       expect(r.requestId).toBe(1);
@@ -202,7 +206,9 @@ describe('Server responder requests', () => {
     const h = await start({}, async (req, res) => {
       const body = await readAll(req);
       res.setHeader('Content-Type', 'application/json');
-      res.end(JSON.stringify({ method: req.method, url: req.url, x: req.headers['x-trace'], body: body.toString('latin1') }));
+      res.end(
+        JSON.stringify({ method: req.method, url: req.url, x: req.headers['x-trace'], body: body.toString('latin1') }),
+      );
     });
     const options = {
       params: { REQUEST_METHOD: 'POST', REQUEST_URI: '/split?q=1', CONTENT_LENGTH: '11', HTTP_X_TRACE: 'é\x01z' },
@@ -212,7 +218,8 @@ describe('Server responder requests', () => {
     const exchange = async (split: 'none' | 'bytes' | number[]): Promise<PeerResponse> => {
       const peer = await h.connect();
       const socket = await h.serverSocketOf(peer);
-      const cuts = split === 'none' ? [] : split === 'bytes' ? Array.from({ length: bytes.length - 1 }, (_, i) => i + 1) : split;
+      const cuts =
+        split === 'none' ? [] : split === 'bytes' ? Array.from({ length: bytes.length - 1 }, (_, i) => i + 1) : split;
       // With both ends in one process, writes can pile up before the server reads: send each piece only
       // once the server has read the previous one, so every piece is a read of its own.
       for (const piece of splitAt(bytes, cuts)) {
@@ -260,7 +267,11 @@ describe('Server responder requests', () => {
     const peer = await h.connect();
     const response = await peer.request({ keepConn: true, params: GET });
     expect(parseCgiResponse(response.stdout).body.toString()).toBe('hi');
-    expect(types(peer.records)).toEqual([`${RecordType.STDOUT}:1:data`, `${RecordType.STDOUT}:1:empty`, `${RecordType.END_REQUEST}:1:data`]);
+    expect(types(peer.records)).toEqual([
+      `${RecordType.STDOUT}:1:data`,
+      `${RecordType.STDOUT}:1:empty`,
+      `${RecordType.END_REQUEST}:1:data`,
+    ]);
     expect(peer.receivedChunks.length).toBe(1);
     expect(peer.receivedChunks[0]!.length).toBe(peer.bytesReceived);
     expect(writes).toEqual([peer.bytesReceived]);
@@ -280,9 +291,19 @@ describe('Server multiplexing', () => {
     });
     const peer = await h.connect();
     const ids = Array.from({ length: N }, (_, i) => i + 1);
-    const pieces = (id: number): Buffer[] => [0, 1, 2].map((k) => Buffer.from(`<${id}.${k}:${'x'.repeat((id * 13 + k) % 50)}>`));
+    const pieces = (id: number): Buffer[] =>
+      [0, 1, 2].map((k) => Buffer.from(`<${id}.${k}:${'x'.repeat((id * 13 + k) % 50)}>`));
     // All requests open first, then the bodies round-robin: every STDIN record sits between other ids' records.
-    await peer.send(Buffer.concat(ids.map((id) => Buffer.concat([encodeBeginRequest(id, Role.RESPONDER, Flag.KEEP_CONN), encodeParams(id, Object.entries({ ...GET, REQUEST_METHOD: 'POST', REQUEST_URI: `/echo/${id}` }))]))));
+    await peer.send(
+      Buffer.concat(
+        ids.map((id) =>
+          Buffer.concat([
+            encodeBeginRequest(id, Role.RESPONDER, Flag.KEEP_CONN),
+            encodeParams(id, Object.entries({ ...GET, REQUEST_METHOD: 'POST', REQUEST_URI: `/echo/${id}` })),
+          ]),
+        ),
+      ),
+    );
     for (let k = 0; k < 3; k++) {
       await peer.send(Buffer.concat(ids.map((id) => encodeStream(RecordType.STDIN, id, pieces(id)[k]!))));
     }
@@ -316,7 +337,12 @@ describe('Server multiplexing', () => {
     const peer = await h.connect();
     const first = peer.request({ requestId: 1, keepConn: true, params: { ...GET, REQUEST_URI: '/hold' } });
     await started.promise;
-    const refused = await peer.request({ requestId: 2, keepConn: true, params: { ...GET, REQUEST_URI: '/second' }, stdin: 'ignored' });
+    const refused = await peer.request({
+      requestId: 2,
+      keepConn: true,
+      params: { ...GET, REQUEST_URI: '/second' },
+      stdin: 'ignored',
+    });
     expect(refused.protocolStatus).toBe(ProtocolStatus.CANT_MPX_CONN);
     expect(refused.appStatus).toBe(0);
     expect(types(refused.records)).toEqual([`${RecordType.END_REQUEST}:2:data`]);
@@ -389,12 +415,20 @@ describe('Server roles', () => {
       }
     });
     const peer = await h.connect();
-    const allowed = await peer.request({ role: Role.AUTHORIZER, keepConn: true, params: { ...GET, HTTP_AUTHORIZATION: 'Basic good' } });
+    const allowed = await peer.request({
+      role: Role.AUTHORIZER,
+      keepConn: true,
+      params: { ...GET, HTTP_AUTHORIZATION: 'Basic good' },
+    });
     const granted = parseCgiResponse(allowed.stdout);
     expect(granted.status).toBe(200);
     expect(granted.headers).toContainEqual(['Variable-USER', 'x']);
     expect(allowed.stdout.toString('latin1')).toContain('\r\nVariable-USER: x\r\n');
-    const denied = await peer.request({ role: Role.AUTHORIZER, keepConn: true, params: { ...GET, HTTP_AUTHORIZATION: 'Basic bad' } });
+    const denied = await peer.request({
+      role: Role.AUTHORIZER,
+      keepConn: true,
+      params: { ...GET, HTTP_AUTHORIZATION: 'Basic bad' },
+    });
     expect(parseCgiResponse(denied.stdout).status).toBe(403);
     expect(denied.stdout.toString('latin1').startsWith('Status: 403 Forbidden\r\n')).toBe(true);
     expect(requests).toBe(0);
@@ -483,7 +517,14 @@ describe('Server management records', () => {
   it('treats names of Object.prototype members as unknown names, and answers valueMap entries', async () => {
     const h = await start({ valueMap: { X_CUSTOM: 'yes', FCGI_MAX_CONNS: 3 } });
     const peer = await h.connect();
-    const values = await peer.getValues(['toString', 'constructor', '__proto__', 'hasOwnProperty', 'X_CUSTOM', 'FCGI_MAX_CONNS']);
+    const values = await peer.getValues([
+      'toString',
+      'constructor',
+      '__proto__',
+      'hasOwnProperty',
+      'X_CUSTOM',
+      'FCGI_MAX_CONNS',
+    ]);
     expect(Object.fromEntries(values)).toEqual({ X_CUSTOM: 'yes', FCGI_MAX_CONNS: '3' });
   });
 
@@ -513,7 +554,11 @@ describe('Server management records', () => {
     ]);
     const response = await peer.request({ keepConn: true, params: GET });
     expect(parseCgiResponse(response.stdout).body.toString()).toBe('alive');
-    expect(types(peer.records.slice(before))).toEqual([`${RecordType.STDOUT}:1:data`, `${RecordType.STDOUT}:1:empty`, `${RecordType.END_REQUEST}:1:data`]);
+    expect(types(peer.records.slice(before))).toEqual([
+      `${RecordType.STDOUT}:1:data`,
+      `${RecordType.STDOUT}:1:empty`,
+      `${RecordType.END_REQUEST}:1:data`,
+    ]);
     expect(peer.unknownTypeReplies).toEqual([12, 200]);
     expect(errors).toEqual([]);
     expect(peer.closedResult).toBeUndefined();
@@ -522,7 +567,10 @@ describe('Server management records', () => {
 
 describe('Server ABORT_REQUEST', () => {
   it('aborts the handler (signal, abort event), ends the request at once, drops later output and leaves other requests running', async () => {
-    const started = new Map([['/victim', deferred()], ['/other', deferred()]]);
+    const started = new Map([
+      ['/victim', deferred()],
+      ['/other', deferred()],
+    ]);
     const releaseOther = deferred();
     const seen = deferred<{ reason: unknown; aborted: boolean; code: unknown }>();
     const lateWritten = deferred<boolean>();
@@ -575,7 +623,9 @@ describe('Server ABORT_REQUEST', () => {
       res.end('ok');
     });
     const peer = await h.connect();
-    await peer.send(Buffer.concat([beginRequest(1, 1, 1), record(RecordType.PARAMS, 1, pair('REQUEST_METHOD', 'GET'))]));
+    await peer.send(
+      Buffer.concat([beginRequest(1, 1, 1), record(RecordType.PARAMS, 1, pair('REQUEST_METHOD', 'GET'))]),
+    );
     await peer.abort(1);
     const ended = await within(peer.waitForEnd(1), 1000, 'END_REQUEST after ABORT_REQUEST');
     expect(ended.protocolStatus).toBe(ProtocolStatus.REQUEST_COMPLETE);
@@ -612,53 +662,61 @@ describe('Server peer disconnects', () => {
   it.each([
     { how: 'FIN (destroy)', close: (peer: TestPeer) => peer.destroy() },
     { how: 'RST (resetAndDestroy)', close: (peer: TestPeer) => void peer.socket.resetAndDestroy() },
-  ])('aborts a request whose peer closes with $how mid-response; later writes raise no EPIPE or ECONNRESET', async ({ close }) => {
-    const aborted = deferred<{ reason: unknown; code: unknown }>();
-    const closed = deferred();
-    const loopDone = deferred<{ writes: number; afterAbort: number; thrown: unknown }>();
-    const firstWrite = deferred();
-    const serverErrors: unknown[] = [];
-    const h = await start({}, (req, res) => {
-      if (req.url !== '/stream') return void res.end('plain');
-      const signal = req.fastcgi.signal;
-      signal.addEventListener('abort', () => aborted.resolve({ reason: req.fastcgi.abortReason, code: (signal.reason as FastCGIError).code }));
-      res.on('close', () => closed.resolve());
-      res.writeHead(200, { 'Content-Type': 'text/plain' });
-      // Writes slowly, as a streaming handler would, and (careless) goes on writing for a while after the abort.
-      void (async () => {
-        let writes = 0;
-        let afterAbort = 0;
-        let thrown: unknown;
-        try {
-          while (writes < 500 && afterAbort < 20) {
-            if (signal.aborted) afterAbort++;
-            res.write(`tick ${writes++}\n`);
-            if (writes === 1) firstWrite.resolve();
-            await delay(2);
+  ])(
+    'aborts a request whose peer closes with $how mid-response; later writes raise no EPIPE or ECONNRESET',
+    async ({ close }) => {
+      const aborted = deferred<{ reason: unknown; code: unknown }>();
+      const closed = deferred();
+      const loopDone = deferred<{ writes: number; afterAbort: number; thrown: unknown }>();
+      const firstWrite = deferred();
+      const serverErrors: unknown[] = [];
+      const h = await start({}, (req, res) => {
+        if (req.url !== '/stream') return void res.end('plain');
+        const signal = req.fastcgi.signal;
+        signal.addEventListener('abort', () =>
+          aborted.resolve({ reason: req.fastcgi.abortReason, code: (signal.reason as FastCGIError).code }),
+        );
+        res.on('close', () => closed.resolve());
+        res.writeHead(200, { 'Content-Type': 'text/plain' });
+        // Writes slowly, as a streaming handler would, and (careless) goes on writing for a while after the abort.
+        void (async () => {
+          let writes = 0;
+          let afterAbort = 0;
+          let thrown: unknown;
+          try {
+            while (writes < 500 && afterAbort < 20) {
+              if (signal.aborted) afterAbort++;
+              res.write(`tick ${writes++}\n`);
+              if (writes === 1) firstWrite.resolve();
+              await delay(2);
+            }
+          } catch (error) {
+            thrown = error;
           }
-        } catch (error) {
-          thrown = error;
-        }
-        loopDone.resolve({ writes, afterAbort, thrown });
-      })();
-    });
-    h.server.on('error', (error) => serverErrors.push(error));
-    h.server.on('clientError', (error) => serverErrors.push(error));
-    const peer = await h.connect();
-    await peer.send(buildRequest({ params: { ...GET, REQUEST_URI: '/stream' } }));
-    await firstWrite.promise;
-    close(peer);
-    expect(await within(aborted.promise, 2000, 'abort signal')).toEqual({ reason: 'connection-closed', code: ErrorCode.REQUEST_ABORTED });
-    await within(closed.promise, 2000, "res 'close'");
-    const loop = await within(loopDone.promise, 2000, 'handler loop');
-    expect(loop.thrown).toBeUndefined();
-    expect(loop.afterAbort).toBe(20);
-    expect(serverErrors).toEqual([]);
-    expect(h.server.connectionCount).toBe(0);
-    // The server is fine: a new connection is served.
-    const again = await (await h.connect()).request({ params: GET });
-    expect(parseCgiResponse(again.stdout).body.toString()).toBe('plain');
-  });
+          loopDone.resolve({ writes, afterAbort, thrown });
+        })();
+      });
+      h.server.on('error', (error) => serverErrors.push(error));
+      h.server.on('clientError', (error) => serverErrors.push(error));
+      const peer = await h.connect();
+      await peer.send(buildRequest({ params: { ...GET, REQUEST_URI: '/stream' } }));
+      await firstWrite.promise;
+      close(peer);
+      expect(await within(aborted.promise, 2000, 'abort signal')).toEqual({
+        reason: 'connection-closed',
+        code: ErrorCode.REQUEST_ABORTED,
+      });
+      await within(closed.promise, 2000, "res 'close'");
+      const loop = await within(loopDone.promise, 2000, 'handler loop');
+      expect(loop.thrown).toBeUndefined();
+      expect(loop.afterAbort).toBe(20);
+      expect(serverErrors).toEqual([]);
+      expect(h.server.connectionCount).toBe(0);
+      // The server is fine: a new connection is served.
+      const again = await (await h.connect()).request({ params: GET });
+      expect(parseCgiResponse(again.stdout).body.toString()).toBe('plain');
+    },
+  );
 
   it('aborts a request still waiting for its body when the peer closes the connection; the body read fails', async () => {
     const started = deferred();
@@ -675,7 +733,9 @@ describe('Server peer disconnects', () => {
       started.resolve();
     });
     const peer = await h.connect();
-    await peer.send(buildRequest({ params: { ...GET, REQUEST_METHOD: 'POST' }, stdin: 'partial body', noStdinEnd: true }));
+    await peer.send(
+      buildRequest({ params: { ...GET, REQUEST_METHOD: 'POST' }, stdin: 'partial body', noStdinEnd: true }),
+    );
     await within(started.promise, 2000, 'handler called');
     peer.end();
     expect(await within(aborted.promise, 2000, 'abort signal')).toBe('connection-closed');
@@ -696,17 +756,28 @@ describe('Server malformed input', () => {
     {
       name: 'STDIN before the end of PARAMS',
       code: ErrorCode.STDIN_BEFORE_PARAMS_END,
-      bytes: () => [beginRequest(1, 1, 1), record(RecordType.PARAMS, 1, pair('REQUEST_METHOD', 'POST')), record(RecordType.STDIN, 1, 'body')],
+      bytes: () => [
+        beginRequest(1, 1, 1),
+        record(RecordType.PARAMS, 1, pair('REQUEST_METHOD', 'POST')),
+        record(RecordType.STDIN, 1, 'body'),
+      ],
     },
     {
       name: 'a second BEGIN_REQUEST for an active id',
       code: ErrorCode.DUPLICATE_REQUEST_ID,
-      bytes: () => [buildRequest({ requestId: 1, keepConn: true, params: { ...GET, REQUEST_URI: '/hold' } }), beginRequest(1, 1, 1)],
+      bytes: () => [
+        buildRequest({ requestId: 1, keepConn: true, params: { ...GET, REQUEST_URI: '/hold' } }),
+        beginRequest(1, 1, 1),
+      ],
     },
     {
       name: 'a pair whose length runs past the end of PARAMS',
       code: ErrorCode.PAIR_DATA_TRUNCATED,
-      bytes: () => [beginRequest(1, 1, 0), record(RecordType.PARAMS, 1, Buffer.from([10, 5, 0x41, 0x42, 0x43])), record(RecordType.PARAMS, 1)],
+      bytes: () => [
+        beginRequest(1, 1, 0),
+        record(RecordType.PARAMS, 1, Buffer.from([10, 5, 0x41, 0x42, 0x43])),
+        record(RecordType.PARAMS, 1),
+      ],
     },
   ];
 
@@ -756,14 +827,24 @@ describe('Server params', () => {
   it('reassembles pairs straddling PARAMS records, cut inside lengths, names and values', async () => {
     const h = await start({}, (req, res) => res.end(JSON.stringify(req.cgiParams)));
     const long = 'L'.repeat(300) + 'end';
-    const block = Buffer.concat([pair('REQUEST_METHOD', 'GET'), pair('HTTP_X_LONG', long), pair('REQUEST_URI', '/straddle')]);
+    const block = Buffer.concat([
+      pair('REQUEST_METHOD', 'GET'),
+      pair('HTTP_X_LONG', long),
+      pair('REQUEST_URI', '/straddle'),
+    ]);
     const longAt = pair('REQUEST_METHOD', 'GET').length;
     // Cut inside the 4-byte value length, inside the name, inside the value, and at every 7th byte.
-    const cutSets = [[longAt + 3], [longAt + 7], [longAt + 5 + 11 + 150], Array.from({ length: Math.floor(block.length / 7) }, (_, i) => (i + 1) * 7)];
+    const cutSets = [
+      [longAt + 3],
+      [longAt + 7],
+      [longAt + 5 + 11 + 150],
+      Array.from({ length: Math.floor(block.length / 7) }, (_, i) => (i + 1) * 7),
+    ];
     for (const cuts of cutSets) {
       const points = [0, ...cuts.filter((c) => c > 0 && c < block.length), block.length];
       const records: Buffer[] = [beginRequest(1, 1, 0)];
-      for (let i = 0; i + 1 < points.length; i++) records.push(record(RecordType.PARAMS, 1, block.subarray(points[i], points[i + 1]), i % 3));
+      for (let i = 0; i + 1 < points.length; i++)
+        records.push(record(RecordType.PARAMS, 1, block.subarray(points[i], points[i + 1]), i % 3));
       records.push(record(RecordType.PARAMS, 1), record(RecordType.STDIN, 1));
       const peer = await h.connect();
       await peer.send(Buffer.concat(records));
@@ -781,7 +862,8 @@ describe('Server params', () => {
     const h = await start({}, (req, res) => {
       const raw = req.fastcgi.rawParams;
       let bytes = '';
-      for (let i = 0; i < raw.size; i++) if (raw.nameAt(i) === 'HTTP_X_BIN') bytes = raw.valueBytesAt(i).toString('hex');
+      for (let i = 0; i < raw.size; i++)
+        if (raw.nameAt(i) === 'HTTP_X_BIN') bytes = raw.valueBytesAt(i).toString('hex');
       res.end(
         JSON.stringify({
           bytes,
@@ -793,7 +875,13 @@ describe('Server params', () => {
     });
     const peer = await h.connect();
     const uri = Buffer.from('/é/\x01', 'utf8');
-    const response = await peer.request({ params: [['REQUEST_METHOD', 'GET'], ['REQUEST_URI', uri], ['HTTP_X_BIN', value]] });
+    const response = await peer.request({
+      params: [
+        ['REQUEST_METHOD', 'GET'],
+        ['REQUEST_URI', uri],
+        ['HTTP_X_BIN', value],
+      ],
+    });
     expect(JSON.parse(parseCgiResponse(response.stdout).body.toString())).toEqual({
       bytes: value.toString('hex'),
       latin1: value.toString('hex'),
@@ -819,7 +907,9 @@ describe('Server STDERR and stream order', () => {
       });
     });
     const peer = await h.connect();
-    const responses = await Promise.all([1, 2, 3].map((id) => peer.request({ requestId: id, keepConn: true, params: { ...GET, REQUEST_URI: `/${id}` } })));
+    const responses = await Promise.all(
+      [1, 2, 3].map((id) => peer.request({ requestId: id, keepConn: true, params: { ...GET, REQUEST_URI: `/${id}` } })),
+    );
     // A later request on the same connection flushes anything the late writes may have queued.
     await peer.request({ requestId: 4, keepConn: true, params: GET });
     for (const [i, response] of responses.entries()) {
@@ -862,7 +952,8 @@ describe('Server handler failures', () => {
       }
     });
     const peer = await h.connect();
-    const get = (url: string): Promise<PeerResponse> => peer.request({ keepConn: true, params: { ...GET, REQUEST_URI: url } });
+    const get = (url: string): Promise<PeerResponse> =>
+      peer.request({ keepConn: true, params: { ...GET, REQUEST_URI: url } });
 
     for (const kind of ['sync', 'async']) {
       const errorsBefore = h.logs.filter((l) => l.level === 'error').length;

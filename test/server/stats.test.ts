@@ -120,13 +120,18 @@ describe('server.stats()', () => {
 
   it('counts requests slower than slowRequestThreshold, and logs them with their id and URI', async () => {
     const warnings: string[] = [];
-    const { server: s, connect } = await server({ slowRequestThreshold: 40, logger: { warn: (m: string) => warnings.push(m), error() {} } });
+    const { server: s, connect } = await server({
+      slowRequestThreshold: 40,
+      logger: { warn: (m: string) => warnings.push(m), error() {} },
+    });
     const peer = await connect();
     await peer.request({ requestId: 1, params: params('/slow'), keepConn: true });
     await peer.request({ requestId: 2, params: params('/ok'), keepConn: true });
     expect(s.stats().requests.slow).toBe(1);
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/^slow request: \d+ ms \(slowRequestThreshold 40 ms\) \[requestId=1 method=GET uri=\/slow\]$/);
+    expect(warnings[0]).toMatch(
+      /^slow request: \d+ ms \(slowRequestThreshold 40 ms\) \[requestId=1 method=GET uri=\/slow\]$/,
+    );
   });
 });
 

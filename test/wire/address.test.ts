@@ -4,7 +4,10 @@ import { InvalidArgumentError } from '../../src/errors';
 
 describe('parseAddress', () => {
   it('reads unix socket spellings', () => {
-    expect(parseAddress('/run/php/php8.2-fpm.sock')).toEqual({ path: '/run/php/php8.2-fpm.sock', label: 'unix:/run/php/php8.2-fpm.sock' });
+    expect(parseAddress('/run/php/php8.2-fpm.sock')).toEqual({
+      path: '/run/php/php8.2-fpm.sock',
+      label: 'unix:/run/php/php8.2-fpm.sock',
+    });
     expect(parseAddress('unix:/run/app.sock')).toMatchObject({ path: '/run/app.sock' });
     expect(parseAddress('unix:///run/app.sock')).toMatchObject({ path: '/run/app.sock' });
     expect(parseAddress('unix:rel.sock')).toMatchObject({ path: 'rel.sock' });
@@ -30,7 +33,21 @@ describe('parseAddress', () => {
   });
 
   it('refuses what it cannot read with InvalidArgumentError', () => {
-    const bad = ['', 'localhost', 'host:0', 'host:70000', '0', '70000', 'unix:', 'tcp://host', 'tcp://app.sock', 'run/app', 'a/b:9000', { port: 0 }, {} as { path: string }];
+    const bad = [
+      '',
+      'localhost',
+      'host:0',
+      'host:70000',
+      '0',
+      '70000',
+      'unix:',
+      'tcp://host',
+      'tcp://app.sock',
+      'run/app',
+      'a/b:9000',
+      { port: 0 },
+      {} as { path: string },
+    ];
     for (const address of bad) {
       expect(() => parseAddress(address), JSON.stringify(address)).toThrow(InvalidArgumentError);
     }

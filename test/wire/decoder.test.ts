@@ -7,7 +7,11 @@ import { beginRequest, pair, record, splitAt } from '../helpers/records';
 import { traceDecode } from '../helpers/trace';
 
 // A responder request as nginx sends it: BEGIN, one padded PARAMS record, the empty PARAMS, a body, empty STDIN.
-const params = Buffer.concat([pair('REQUEST_METHOD', 'POST'), pair('REQUEST_URI', '/a?b=c'), pair('HTTP_X_TRACE', 'é\x01')]);
+const params = Buffer.concat([
+  pair('REQUEST_METHOD', 'POST'),
+  pair('REQUEST_URI', '/a?b=c'),
+  pair('HTTP_X_TRACE', 'é\x01'),
+]);
 const request = Buffer.concat([
   beginRequest(1, 1, 1),
   record(4, 1, params, 8 - (params.length % 8)),
@@ -17,7 +21,13 @@ const request = Buffer.concat([
 ]);
 
 function everySplit(bytes: Buffer): Buffer[][] {
-  const splits: Buffer[][] = [[bytes], splitAt(bytes, Array.from({ length: bytes.length }, (_, i) => i))];
+  const splits: Buffer[][] = [
+    [bytes],
+    splitAt(
+      bytes,
+      Array.from({ length: bytes.length }, (_, i) => i),
+    ),
+  ];
   for (let i = 1; i < bytes.length; i++) splits.push(splitAt(bytes, [i]));
   return splits;
 }
@@ -59,7 +69,13 @@ describe.each(codecs)('Decoder with the $label scanner', (scanner) => {
 
   it('joins a pair straddling PARAMS records, as h2o and cgi-fcgi send it', () => {
     const block = Buffer.concat([pair('HTTP_COOKIE', 'x'.repeat(300)), pair('SCRIPT_NAME', '/s')]);
-    const straddled = Buffer.concat([beginRequest(7), record(4, 7, block.subarray(0, 2)), record(4, 7, block.subarray(2, 150), 3), record(4, 7, block.subarray(150)), record(4, 7)]);
+    const straddled = Buffer.concat([
+      beginRequest(7),
+      record(4, 7, block.subarray(0, 2)),
+      record(4, 7, block.subarray(2, 150), 3),
+      record(4, 7, block.subarray(150)),
+      record(4, 7),
+    ]);
     const lines = traceDecode([straddled], scanner);
     const whole = traceDecode([Buffer.concat([beginRequest(7), record(4, 7, block), record(4, 7)])], scanner);
     expect(lines).toEqual(whole);
@@ -69,7 +85,9 @@ describe.each(codecs)('Decoder with the $label scanner', (scanner) => {
   it('hands out record content as views of the socket chunk, without copying', () => {
     const chunk = Buffer.concat([beginRequest(3), record(5, 3, 'body-bytes')]);
     const views: Buffer[] = [];
-    new Decoder({ onRecord: (_t, _id, content) => views.push(content), onParams() {}, onError() {} }, { scanner }).push(chunk);
+    new Decoder({ onRecord: (_t, _id, content) => views.push(content), onParams() {}, onError() {} }, { scanner }).push(
+      chunk,
+    );
     expect(views[1]!.buffer).toBe(chunk.buffer);
     expect(views[1]!.toString()).toBe('body-bytes');
   });
@@ -78,7 +96,10 @@ describe.each(codecs)('Decoder with the $label scanner', (scanner) => {
     const body = Buffer.alloc(60000, 0x61);
     const [first, second] = splitAt(Buffer.concat([beginRequest(1), record(5, 1, body, 0)]), [16 + 8 + 1000]);
     const pieces: number[] = [];
-    const decoder = new Decoder({ onRecord: (t, _id, c) => t === 5 && pieces.push(c.length), onParams() {}, onError() {} }, { scanner });
+    const decoder = new Decoder(
+      { onRecord: (t, _id, c) => t === 5 && pieces.push(c.length), onParams() {}, onError() {} },
+      { scanner },
+    );
     decoder.push(first!);
     expect(pieces).toEqual([1000]);
     expect(decoder.midRecord).toBe(true);
@@ -102,12 +123,25 @@ describe.each(codecs)('Decoder with the $label scanner', (scanner) => {
   it('reports a bad version at its stream offset when it arrives in a later chunk', () => {
     const lines = traceDecode([record(5, 0, 'abc'), Buffer.from([2, 0, 0])], scanner);
     expect(lines).toEqual(['record type=5 id=0 hex=616263', `error code=${ErrorCode.BAD_VERSION} offset=11`]);
-    const split = traceDecode([record(5, 0, 'abc'), Buffer.from([1, 5]), Buffer.from([0]), Buffer.from([0, 0, 0, 0, 0]), record(5, 0, 'x', 0, 9)], scanner);
+    const split = traceDecode(
+      [
+        record(5, 0, 'abc'),
+        Buffer.from([1, 5]),
+        Buffer.from([0]),
+        Buffer.from([0, 0, 0, 0, 0]),
+        record(5, 0, 'x', 0, 9),
+      ],
+      scanner,
+    );
     expect(split.at(-1)).toBe(`error code=${ErrorCode.BAD_VERSION} offset=19`);
   });
 
   it('reports a truncated pair at the end of a params stream', () => {
-    const bad = Buffer.concat([beginRequest(1), record(4, 1, Buffer.concat([pair('A', 'b'), Buffer.from([5, 9, 0x41])])), record(4, 1)]);
+    const bad = Buffer.concat([
+      beginRequest(1),
+      record(4, 1, Buffer.concat([pair('A', 'b'), Buffer.from([5, 9, 0x41])])),
+      record(4, 1),
+    ]);
     const errors: FastCGIError[] = [];
     new Decoder({ onRecord() {}, onParams() {}, onError: (e) => errors.push(e) }, { scanner }).push(bad);
     expect(errors.map((e) => e.code)).toEqual([ErrorCode.PAIR_DATA_TRUNCATED]);
@@ -119,7 +153,9 @@ describe.each(codecs)('Decoder with the $label scanner', (scanner) => {
     const stream = Buffer.concat([beginRequest(1), record(4, 1, many), record(4, 1)]);
     const codes = (options: object) => {
       const errors: FastCGIError[] = [];
-      new Decoder({ onRecord() {}, onParams() {}, onError: (e) => errors.push(e) }, { scanner, ...options }).push(stream);
+      new Decoder({ onRecord() {}, onParams() {}, onError: (e) => errors.push(e) }, { scanner, ...options }).push(
+        stream,
+      );
       return errors;
     };
     expect(codes({ maxParamsBytes: 100 })[0]).toBeInstanceOf(LimitError);
@@ -131,10 +167,24 @@ describe.each(codecs)('Decoder with the $label scanner', (scanner) => {
 
   it('grows its pair scratch space for a large params stream', () => {
     const many = Buffer.concat(Array.from({ length: 3000 }, (_, i) => pair(`HTTP_X_${i}`, String(i))));
-    const stream = Buffer.concat([beginRequest(1), record(4, 1, many.subarray(0, 60000)), record(4, 1, many.subarray(60000)), record(4, 1)]);
+    const stream = Buffer.concat([
+      beginRequest(1),
+      record(4, 1, many.subarray(0, 60000)),
+      record(4, 1, many.subarray(60000)),
+      record(4, 1),
+    ]);
     let size = 0;
     let last: string | undefined;
-    new Decoder({ onRecord() {}, onParams: (_id, p) => ((size = p.size), (last = p.get('HTTP_X_2999'))), onError: (e) => { throw e; } }, { scanner }).push(stream);
+    new Decoder(
+      {
+        onRecord() {},
+        onParams: (_id, p) => ((size = p.size), (last = p.get('HTTP_X_2999'))),
+        onError: (e) => {
+          throw e;
+        },
+      },
+      { scanner },
+    ).push(stream);
     expect(size).toBe(3000);
     expect(last).toBe('2999');
   });
@@ -143,7 +193,10 @@ describe.each(codecs)('Decoder with the $label scanner', (scanner) => {
     const lines = traceDecode([record(4, 2, pair('A', 'b')), record(4, 2)], scanner);
     expect(lines).toEqual([`record type=4 id=2 hex=${pair('A', 'b').toString('hex')}`, 'record type=4 id=2 hex=']);
     const seen: number[] = [];
-    const decoder = new Decoder({ onRecord: (t) => seen.push(t), onParams: () => seen.push(-1), onError() {} }, { scanner });
+    const decoder = new Decoder(
+      { onRecord: (t) => seen.push(t), onParams: () => seen.push(-1), onError() {} },
+      { scanner },
+    );
     decoder.push(beginRequest(5));
     decoder.discardParams(5);
     decoder.push(Buffer.concat([record(4, 5, pair('A', 'b')), record(4, 5)]));
@@ -152,7 +205,16 @@ describe.each(codecs)('Decoder with the $label scanner', (scanner) => {
 
   it('decodes correctly when a handler pushes into another decoder from inside a push (shared scratch)', () => {
     const inner: string[] = [];
-    const b = new Decoder({ onRecord: (t, id) => inner.push(`record ${t} ${id}`), onParams: (id, p) => inner.push(`params ${id} ${p.get('REQUEST_URI')}`), onError: (e) => { throw e; } }, { scanner });
+    const b = new Decoder(
+      {
+        onRecord: (t, id) => inner.push(`record ${t} ${id}`),
+        onParams: (id, p) => inner.push(`params ${id} ${p.get('REQUEST_URI')}`),
+        onError: (e) => {
+          throw e;
+        },
+      },
+      { scanner },
+    );
     const outer: string[] = [];
     const a = new Decoder(
       {
@@ -161,7 +223,9 @@ describe.each(codecs)('Decoder with the $label scanner', (scanner) => {
           b.push(Buffer.concat([beginRequest(9), record(4, 9, pair('REQUEST_URI', '/inner')), record(4, 9)]));
           outer.push(`params ${id} ${p.get('REQUEST_URI')}`);
         },
-        onError: (e) => { throw e; },
+        onError: (e) => {
+          throw e;
+        },
       },
       { scanner },
     );
@@ -172,7 +236,10 @@ describe.each(codecs)('Decoder with the $label scanner', (scanner) => {
 
   it('says when the input ends inside a record', () => {
     expect(traceDecode([beginRequest(1).subarray(0, 5)], scanner)).toEqual(['partial']);
-    expect(traceDecode([record(8, 1, 'abc').subarray(0, 9)], scanner)).toEqual(['record type=8 id=1 hex=61', 'partial']);
+    expect(traceDecode([record(8, 1, 'abc').subarray(0, 9)], scanner)).toEqual([
+      'record type=8 id=1 hex=61',
+      'partial',
+    ]);
   });
 
   it('shows the observer each record once, whole, in order, whatever the chunking', () => {
@@ -180,7 +247,13 @@ describe.each(codecs)('Decoder with the $label scanner', (scanner) => {
     const observe = (chunks: Buffer[]): string[] => {
       const seen: string[] = [];
       const decoder = new Decoder(
-        { onRecord() {}, onParams() {}, onError: (e) => { throw e; } },
+        {
+          onRecord() {},
+          onParams() {},
+          onError: (e) => {
+            throw e;
+          },
+        },
         {
           scanner,
           observer: (type, id, contentLength, paddingLength, content) =>
@@ -203,13 +276,18 @@ describe.each(codecs)('Decoder with the $label scanner', (scanner) => {
     // A stream record cut by chunk boundaries is observed when it ends, with its first piece (4 bytes here).
     for (const chunks of everySplit(stream)) {
       const seen = observe(chunks);
-      expect(seen.map((line) => line.split(' ').slice(0, 4).join(' '))).toEqual(whole.map((line) => line.split(' ').slice(0, 4).join(' ')));
+      expect(seen.map((line) => line.split(' ').slice(0, 4).join(' '))).toEqual(
+        whole.map((line) => line.split(' ').slice(0, 4).join(' ')),
+      );
     }
   });
 
   it('never shows the observer a record the input ends inside, and counts its bytes', () => {
     const seen: number[] = [];
-    const decoder = new Decoder({ onRecord() {}, onParams() {}, onError() {} }, { scanner, collectParams: false, observer: (type) => seen.push(type) });
+    const decoder = new Decoder(
+      { onRecord() {}, onParams() {}, onError() {} },
+      { scanner, collectParams: false, observer: (type) => seen.push(type) },
+    );
     decoder.push(Buffer.concat([record(6, 1, 'ab'), record(6, 1, 'x'.repeat(100)).subarray(0, 18)]));
     expect(seen).toEqual([6]);
     expect(decoder.partialRecordBytes).toBe(18);

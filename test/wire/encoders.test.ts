@@ -25,7 +25,8 @@ function scan(bytes: Uint8Array): number[][] {
   expect(out[L.OUT_ERROR]).toBe(L.ERR_NONE);
   expect(out[L.OUT_CONSUMED]).toBe(bytes.length);
   const rows: number[][] = [];
-  for (let i = 0; i < count; i++) rows.push([...out.subarray(L.OUT_HEADER_SLOTS + i * L.REC_STRIDE, L.OUT_HEADER_SLOTS + (i + 1) * L.REC_STRIDE)]);
+  for (let i = 0; i < count; i++)
+    rows.push([...out.subarray(L.OUT_HEADER_SLOTS + i * L.REC_STRIDE, L.OUT_HEADER_SLOTS + (i + 1) * L.REC_STRIDE)]);
   return rows;
 }
 
@@ -40,7 +41,9 @@ describe('record encoders', () => {
   it('writes the header fields big-endian and leaves padding zeroed', () => {
     const record = encodeRecord(5, 0x1234, Buffer.from('abc'));
     expect([...record]).toEqual([1, 5, 0x12, 0x34, 0, 3, 5, 0, 0x61, 0x62, 0x63, 0, 0, 0, 0, 0]);
-    expect([...encodeRecord(5, 1, Buffer.from('abc'), { pad: false })]).toEqual([1, 5, 0, 1, 0, 3, 0, 0, 0x61, 0x62, 0x63]);
+    expect([...encodeRecord(5, 1, Buffer.from('abc'), { pad: false })]).toEqual([
+      1, 5, 0, 1, 0, 3, 0, 0, 0x61, 0x62, 0x63,
+    ]);
   });
 
   it('rejects content over 65535 bytes and request ids outside 16 bits', () => {
@@ -96,7 +99,11 @@ describe('pair encoders', () => {
 
   it('never splits a pair across PARAMS records, and ends the stream', () => {
     const big = 'v'.repeat(40000);
-    const stream = encodeParams(1, [['A', big], ['B', big], ['C', 'c']]);
+    const stream = encodeParams(1, [
+      ['A', big],
+      ['B', big],
+      ['C', 'c'],
+    ]);
     const rows = scan(stream);
     expect(rows.map((r) => r[3])).toEqual([40006, 40010, 0]);
     for (const codec of codecs) {
@@ -129,14 +136,32 @@ describe('pair encoders', () => {
 describe('pair encoding against a one-pair-at-a-time reference', () => {
   // The reference: what FastCGI 1.0 §3.4 says, written out plainly (byte strings as latin1, wider ones as UTF-8).
   const bytesOf = (input: string | Uint8Array): Buffer =>
-    typeof input !== 'string' ? Buffer.from(input) : /[^\u0000-\u00ff]/.test(input) ? Buffer.from(input, 'utf8') : Buffer.from(input, 'latin1');
-  const lengthBytes = (n: number): Buffer => (n < 128 ? Buffer.from([n]) : Buffer.from([((n >>> 24) & 0x7f) | 0x80, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]));
+    typeof input !== 'string'
+      ? Buffer.from(input)
+      : /[^\u0000-\u00ff]/.test(input)
+        ? Buffer.from(input, 'utf8')
+        : Buffer.from(input, 'latin1');
+  const lengthBytes = (n: number): Buffer =>
+    n < 128
+      ? Buffer.from([n])
+      : Buffer.from([((n >>> 24) & 0x7f) | 0x80, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
   const reference = (pairs: [string | Uint8Array, string | Uint8Array][]): Buffer =>
-    Buffer.concat(pairs.flatMap(([n, v]) => [lengthBytes(bytesOf(n).length), lengthBytes(bytesOf(v).length), bytesOf(n), bytesOf(v)]));
+    Buffer.concat(
+      pairs.flatMap(([n, v]) => [
+        lengthBytes(bytesOf(n).length),
+        lengthBytes(bytesOf(v).length),
+        bytesOf(n),
+        bytesOf(v),
+      ]),
+    );
   // Lengths around the 1-byte/4-byte boundary, byte strings with chars 0x80-0xff, UTF-8 strings, Buffers, mixed.
   const text = fc.oneof(
     fc.string({ unit: 'grapheme-ascii', maxLength: 200 }),
-    fc.string({ unit: fc.integer({ min: 0, max: 0xff }).map((c) => String.fromCharCode(c)), minLength: 120, maxLength: 140 }),
+    fc.string({
+      unit: fc.integer({ min: 0, max: 0xff }).map((c) => String.fromCharCode(c)),
+      minLength: 120,
+      maxLength: 140,
+    }),
     fc.string({ unit: 'grapheme', maxLength: 40 }),
   );
   const input = fc.oneof(text, fc.uint8Array({ maxLength: 300 }));
@@ -152,12 +177,19 @@ describe('pair encoding against a one-pair-at-a-time reference', () => {
   });
 
   it("encodeParams' records carry the reference bytes, split only between pairs", () => {
-    const big = fc.array(fc.tuple(fc.string({ maxLength: 20 }), fc.string({ minLength: 20_000, maxLength: 30_000 })), { minLength: 1, maxLength: 6 });
+    const big = fc.array(fc.tuple(fc.string({ maxLength: 20 }), fc.string({ minLength: 20_000, maxLength: 30_000 })), {
+      minLength: 1,
+      maxLength: 6,
+    });
     fc.assert(
       fc.property(fc.oneof(pairs, big), (p) => {
         const stream = encodeParams(3, p);
         const rows = scan(stream);
-        const content = Buffer.concat(rows.map((row) => stream.subarray(row[L.REC_CONTENT_OFFSET]!, row[L.REC_CONTENT_OFFSET]! + row[L.REC_CONTENT_LENGTH]!)));
+        const content = Buffer.concat(
+          rows.map((row) =>
+            stream.subarray(row[L.REC_CONTENT_OFFSET]!, row[L.REC_CONTENT_OFFSET]! + row[L.REC_CONTENT_LENGTH]!),
+          ),
+        );
         expect(content.equals(reference(p))).toBe(true);
         // Each record's content is whole pairs: the reference of some run of pairs.
         let next = 0;

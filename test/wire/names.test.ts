@@ -16,7 +16,10 @@ describe('wire names', () => {
   it('maps each refusal to the error code clients report', () => {
     expect(refusalOf(ProtocolStatus.CANT_MPX_CONN).code).toBe(ErrorCode.CANT_MPX_CONN);
     expect(refusalOf(ProtocolStatus.OVERLOADED).code).toBe(ErrorCode.OVERLOADED);
-    expect(refusalOf(ProtocolStatus.UNKNOWN_ROLE)).toMatchObject({ code: ErrorCode.UNKNOWN_ROLE, reason: expect.stringContaining('(UNKNOWN_ROLE)') });
+    expect(refusalOf(ProtocolStatus.UNKNOWN_ROLE)).toMatchObject({
+      code: ErrorCode.UNKNOWN_ROLE,
+      reason: expect.stringContaining('(UNKNOWN_ROLE)'),
+    });
     expect(refusalOf(7).code).toBe(ErrorCode.UNKNOWN_PROTOCOL_STATUS);
   });
 });

@@ -7,17 +7,26 @@ import { encodeRequest } from '../../src/wire/request-records';
 
 describe('encodeRequest', () => {
   it('is BEGIN_REQUEST, the PARAMS stream and the STDIN stream, each ended, in one buffer', () => {
-    const params: [string, string][] = [['REQUEST_METHOD', 'POST'], ['CONTENT_LENGTH', '3']];
+    const params: [string, string][] = [
+      ['REQUEST_METHOD', 'POST'],
+      ['CONTENT_LENGTH', '3'],
+    ];
     const body = Buffer.from('abc');
     expect(encodeRequest({ requestId: 7, keepConn: true, params, stdin: body })).toEqual(
-      Buffer.concat([encodeBeginRequest(7, Role.RESPONDER, Flag.KEEP_CONN), encodeParams(7, params), encodeStream(RecordType.STDIN, 7, body, { end: true })]),
+      Buffer.concat([
+        encodeBeginRequest(7, Role.RESPONDER, Flag.KEEP_CONN),
+        encodeParams(7, params),
+        encodeStream(RecordType.STDIN, 7, body, { end: true }),
+      ]),
     );
   });
 
   it('keeps the record boundaries of a STDIN list, leaves the stream open on request, and sends a filter its DATA', () => {
     const a = Buffer.from('ab');
     const b = Buffer.from('cde');
-    expect(encodeRequest({ role: Role.FILTER, stdin: [a, b], endStdin: false, data: Buffer.from('d'), pad: false })).toEqual(
+    expect(
+      encodeRequest({ role: Role.FILTER, stdin: [a, b], endStdin: false, data: Buffer.from('d'), pad: false }),
+    ).toEqual(
       Buffer.concat([
         encodeBeginRequest(1, Role.FILTER, 0),
         encodeParams(1, [], { pad: false }),
@@ -29,8 +38,23 @@ describe('encodeRequest', () => {
   });
 
   it('can be re-addressed to another request id by setRequestId', () => {
-    const request = encodeRequest({ params: [['A', 'x'.repeat(60_000)], ['B', 'y']], stdin: Buffer.alloc(60_000, 1) });
+    const request = encodeRequest({
+      params: [
+        ['A', 'x'.repeat(60_000)],
+        ['B', 'y'],
+      ],
+      stdin: Buffer.alloc(60_000, 1),
+    });
     setRequestId(request, 513);
-    expect(request).toEqual(encodeRequest({ requestId: 513, params: [['A', 'x'.repeat(60_000)], ['B', 'y']], stdin: Buffer.alloc(60_000, 1) }));
+    expect(request).toEqual(
+      encodeRequest({
+        requestId: 513,
+        params: [
+          ['A', 'x'.repeat(60_000)],
+          ['B', 'y'],
+        ],
+        stdin: Buffer.alloc(60_000, 1),
+      }),
+    );
   });
 });

@@ -33,12 +33,17 @@ interface LightFields {
 /** requestOrigin rebuilds the client-facing origin from CGI params (REQUEST_SCHEME or HTTPS, then Host). */
 export function requestOrigin(params: Params): string {
   const https = params.get('HTTPS');
-  const scheme = params.get('REQUEST_SCHEME') ?? (https !== undefined && https !== '' && https.toLowerCase() !== 'off' ? 'https' : 'http');
+  const scheme =
+    params.get('REQUEST_SCHEME') ??
+    (https !== undefined && https !== '' && https.toLowerCase() !== 'off' ? 'https' : 'http');
   let host = params.get('HTTP_HOST');
   if (host === undefined || host === '') {
     const name = params.get('SERVER_NAME') ?? 'localhost';
     const port = params.get('SERVER_PORT');
-    host = port === undefined || port === '' || (scheme === 'https' ? port === '443' : port === '80') ? name : `${name}:${port}`;
+    host =
+      port === undefined || port === '' || (scheme === 'https' ? port === '443' : port === '80')
+        ? name
+        : `${name}:${port}`;
   }
   return `${scheme}://${host}`;
 }
@@ -60,7 +65,14 @@ export class LightRequest {
   constructor(request: RequestSocket) {
     const params = request.rawParams;
     const fields = this as unknown as LightFields;
-    fields[kSource] = { request, method: params.get('REQUEST_METHOD') ?? 'GET', url: null, origin: requestOrigin(params), headers: null, bodyUsed: false };
+    fields[kSource] = {
+      request,
+      method: params.get('REQUEST_METHOD') ?? 'GET',
+      url: null,
+      origin: requestOrigin(params),
+      headers: null,
+      bodyUsed: false,
+    };
     fields[kReal] = null;
   }
 
@@ -73,7 +85,10 @@ export class LightRequest {
     const source = (this as unknown as LightFields)[kSource];
     if (source.url === null) {
       const path = requestUrl(source.request.rawParams);
-      source.url = PLAIN_PATH.test(path) && PLAIN_ORIGIN.test(source.origin) ? source.origin + path : new URL(path, source.origin).href;
+      source.url =
+        PLAIN_PATH.test(path) && PLAIN_ORIGIN.test(source.origin)
+          ? source.origin + path
+          : new URL(path, source.origin).href;
     }
     return source.url;
   }
@@ -155,7 +170,11 @@ export function realRequest(light: LightRequest): Request {
   let real = fields[kReal];
   if (real === null) {
     const source = fields[kSource];
-    const init: RequestInit & { duplex?: 'half' } = { method: source.method, headers: light.headers, signal: source.request.signal };
+    const init: RequestInit & { duplex?: 'half' } = {
+      method: source.method,
+      headers: light.headers,
+      signal: source.request.signal,
+    };
     if (hasBody(source.method)) {
       if (source.bodyUsed) {
         // Read already: the real Request gets an empty, used body, as a Request whose body was consumed.
@@ -177,7 +196,21 @@ export function isLightRequest(value: unknown): value is LightRequest {
 }
 
 // Everything else a Request has goes to the real one.
-const DELEGATED_GETTERS = ['body', 'cache', 'credentials', 'destination', 'duplex', 'integrity', 'isHistoryNavigation', 'isReloadNavigation', 'keepalive', 'mode', 'redirect', 'referrer', 'referrerPolicy'];
+const DELEGATED_GETTERS = [
+  'body',
+  'cache',
+  'credentials',
+  'destination',
+  'duplex',
+  'integrity',
+  'isHistoryNavigation',
+  'isReloadNavigation',
+  'keepalive',
+  'mode',
+  'redirect',
+  'referrer',
+  'referrerPolicy',
+];
 for (const name of DELEGATED_GETTERS) {
   Object.defineProperty(LightRequest.prototype, name, {
     get(this: LightRequest) {

@@ -57,11 +57,13 @@ function checkHeaders(headers: unknown): { valid: boolean; hasType: boolean } {
     return true;
   };
   if (Array.isArray(headers)) {
-    for (const pair of headers) if (!Array.isArray(pair) || pair.length !== 2 || !check(pair[0], pair[1])) return { valid: false, hasType };
+    for (const pair of headers)
+      if (!Array.isArray(pair) || pair.length !== 2 || !check(pair[0], pair[1])) return { valid: false, hasType };
     return { valid: true, hasType };
   }
   if (typeof headers === 'object' && headers !== null && Object.getPrototypeOf(headers) === Object.prototype) {
-    for (const name in headers) if (!check(name, (headers as Record<string, unknown>)[name])) return { valid: false, hasType };
+    for (const name in headers)
+      if (!check(name, (headers as Record<string, unknown>)[name])) return { valid: false, hasType };
     return { valid: true, hasType };
   }
   return { valid: false, hasType };
@@ -80,7 +82,13 @@ export class LightResponse {
     const status = init?.status ?? 200;
     const statusText = init?.statusText ?? '';
     const headers = init?.headers;
-    let light = simple !== undefined && Number.isInteger(status) && status >= 200 && status <= 599 && typeof statusText === 'string' && REASON.test(statusText);
+    let light =
+      simple !== undefined &&
+      Number.isInteger(status) &&
+      status >= 200 &&
+      status <= 599 &&
+      typeof statusText === 'string' &&
+      REASON.test(statusText);
     // A null-body status (204, 205, 304) with a body is an error undici reports: let it.
     if (light && simple !== null && (status === 204 || status === 205 || status === 304)) light = false;
     let hasType = false;
@@ -93,7 +101,13 @@ export class LightResponse {
       fields[kReal] = new NativeResponse(body, init);
       return;
     }
-    fields[kState] = { status, statusText, body: simple as SimpleBody, headers, defaultTextType: typeof simple === 'string' && !hasType };
+    fields[kState] = {
+      status,
+      statusText,
+      body: simple as SimpleBody,
+      headers,
+      defaultTextType: typeof simple === 'string' && !hasType,
+    };
   }
 
   // Response.json() and friends (inherited statics) make native responses: those are Responses too.

@@ -45,7 +45,9 @@ function linesFromInit(headers: HeadersInit | undefined): string {
   let lines = '';
   if (headers === undefined) return lines;
   if (headers instanceof NativeHeaders) return linesFromHeaders(headers);
-  const pairs: Iterable<readonly [string, string]> = Array.isArray(headers) ? (headers as [string, string][]) : Object.entries(headers as Record<string, string>);
+  const pairs: Iterable<readonly [string, string]> = Array.isArray(headers)
+    ? (headers as [string, string][])
+    : Object.entries(headers as Record<string, string>);
   for (const [name, value] of pairs) {
     const lower = name.length === 14 || name.length === 17 ? name.toLowerCase() : '';
     if (lower === 'content-length' || lower === 'transfer-encoding') continue;
@@ -59,7 +61,12 @@ function contentLength(length: number | string): string {
 }
 
 /** The response's head and body went out, or `signal` aborted the write. */
-export async function writeFetchResponse(response: Response, request: RequestSocket, head: boolean, signal: AbortSignal): Promise<void> {
+export async function writeFetchResponse(
+  response: Response,
+  request: RequestSocket,
+  head: boolean,
+  signal: AbortSignal,
+): Promise<void> {
   const light = lightParts(response);
   if (light !== null) {
     started.add(request);
@@ -71,7 +78,8 @@ export async function writeFetchResponse(response: Response, request: RequestSoc
       request.end(block + CRLF, 'latin1');
       return;
     }
-    const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    const bytes =
+      typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     block += contentLength(bytes.length) + CRLF;
     if (head || bytes.length === 0) request.end(block, 'latin1');
     else {

@@ -4,8 +4,11 @@ export default function handler(req, res) {
   const url = new URL(req.url, 'http://localhost');
   const tag = url.searchParams.get('tag') ?? '-';
   process.stderr.write(`served ${tag} pid=${process.pid}\n`);
-  setTimeout(() => {
-    res.setHeader('Content-Type', 'text/plain');
-    res.end(`tag=${tag} pid=${process.pid}`);
-  }, Number(url.searchParams.get('ms') ?? 0));
+  setTimeout(
+    () => {
+      res.setHeader('Content-Type', 'text/plain');
+      res.end(`tag=${tag} pid=${process.pid}`);
+    },
+    Number(url.searchParams.get('ms') ?? 0),
+  );
 }
