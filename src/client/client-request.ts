@@ -3,7 +3,7 @@
 // queues it. It never touches a socket.
 import { channels } from '../diagnostics/channels';
 import { build } from '../diagnostics/messages';
-import type { ParamsInput } from './client';
+import type { ParamsInput } from './params-input';
 import { ProtocolStatus } from '../wire/constants';
 import { ErrorCode, RequestAbortedError, TimeoutError } from '../errors';
 import { CgiHeaderParser } from '../cgi/response';

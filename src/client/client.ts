@@ -21,11 +21,9 @@ import {
 } from '../diagnostics/channels';
 import { build } from '../diagnostics/messages';
 
-/** A param value: a byte string or UTF-8 text (see PairInput), raw bytes, or a number; undefined leaves it out. */
-export type ParamValue = PairInput | number | undefined;
+import type { ParamsInput, ParamValue } from './params-input';
 
-/** Params as an object, or as [name, value] pairs (duplicates allowed, order kept). */
-export type ParamsInput = Readonly<Record<string, ParamValue>> | Iterable<readonly [PairInput, PairInput]>;
+export type { ParamsInput, ParamValue };
 
 /** @internal Who started a request through requestFor(), and may abort it. */
 export interface RequestOwner {

@@ -5,7 +5,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
 import type { AbortReason, RequestSocket } from '../server/request-socket';
 import type { FastCGIError } from '../errors';
-import type { ParamsInput } from '../client/client';
+import type { ParamsInput } from '../client/params-input';
 import type { CgiHeaders } from '../cgi/response';
 
 /** The role names messages carry (FastCGI 1.0 §6); an undefined role number is given as its number. */

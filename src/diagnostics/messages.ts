@@ -3,9 +3,9 @@
 import type { Socket } from 'node:net';
 import type { AbortReason, RequestSocket } from '../server/request-socket';
 import type { FastCGIError } from '../errors';
-import type { ParamsInput } from '../client/client';
+import type { ParamsInput } from '../client/params-input';
 import type { ClientResponse } from '../client/client-response';
-import { protocolStatusName } from '../server/stats';
+import { protocolStatusName } from '../wire/names';
 import {
   roleLabel,
   type ClientConnectErrorMessage,

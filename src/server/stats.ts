@@ -1,6 +1,7 @@
 // Server statistics: plain counters the connection and server bump as events happen, and the snapshot
 // server.stats() returns (the figures php-fpm's status page shows, in Prometheus-friendly shapes).
 import { ErrorCode, type FastCGIError } from '../errors';
+import { protocolStatusName } from '../wire/names';
 
 export interface LatencyHistogram {
   /** Upper bounds in seconds of each bucket, ascending (Prometheus-style `le`), the last one Infinity. */
@@ -47,13 +48,6 @@ export interface ServerStats {
 
 /** Bucket bounds of the latency histogram, in seconds: Prometheus' default buckets, the last one +Inf. */
 export const LATENCY_BOUNDS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, Infinity];
-
-const PROTOCOL_STATUS_NAMES = ['REQUEST_COMPLETE', 'CANT_MPX_CONN', 'OVERLOADED', 'UNKNOWN_ROLE'];
-
-/** The name of an END_REQUEST protocolStatus (FastCGI 1.0 §5.5), or its number for one the spec does not define. */
-export function protocolStatusName(status: number): string {
-  return PROTOCOL_STATUS_NAMES[status] ?? String(status);
-}
 
 /** The `refused` cause a connection-closing error counts under. */
 export function refusalCause(error: FastCGIError): string {
@@ -161,7 +155,7 @@ export class StatsRecorder {
   snapshot(): ServerStats {
     const byProtocolStatus: Record<string, number> = {};
     for (let status = 0; status < 4; status++)
-      byProtocolStatus[PROTOCOL_STATUS_NAMES[status]!] = this.protocolStatuses[status]!;
+      byProtocolStatus[protocolStatusName(status)] = this.protocolStatuses[status]!;
     Object.assign(byProtocolStatus, this.otherProtocolStatus);
     const [c1, c2, c3, c4, c5] = this.statusClasses as [number, number, number, number, number];
     return {
