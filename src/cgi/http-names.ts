@@ -25,3 +25,18 @@ export function headerNameOf(param: string): string {
   }
   return name;
 }
+
+/**
+ * RFC 7230 §6.1 hop-by-hop headers: they describe one connection, not the message, so a gateway forwards them
+ * neither to the backend (as params) nor from it (node:http does its own framing; an application's
+ * `Transfer-Encoding: chunked` passed on would corrupt the body).
+ */
+export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);

@@ -5,7 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import { posix } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { unmapIPv4 } from '../wire/address';
-import { paramNameOf } from './http-names';
+import { HOP_BY_HOP_HEADERS, paramNameOf } from './http-names';
 
 /** How a request path maps to a script under the document root. */
 export interface ScriptMapping {
@@ -27,19 +27,9 @@ export class BadPathError extends Error {}
 
 const DEFAULT_SPLIT = /^(.+?\.php)(\/.*)?$/;
 
-// RFC 7230 §6.1 hop-by-hop headers, never forwarded. `Proxy` is dropped too: as HTTP_PROXY it would be read as
-// the proxy setting by CGI programs (httpoxy, CVE-2016-5385); lighttpd and Apache drop it, nginx does not.
-const DROPPED = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'proxy',
-  'http2-settings',
-]);
+// Hop-by-hop headers are never forwarded. `Proxy` is dropped too: as HTTP_PROXY it would be read as the proxy
+// setting by CGI programs (httpoxy, CVE-2016-5385); lighttpd and Apache drop it, nginx does not.
+const DROPPED = new Set([...HOP_BY_HOP_HEADERS, 'proxy', 'http2-settings']);
 
 /** Express adds these to req; plain node:http does not. */
 interface MountedRequest {

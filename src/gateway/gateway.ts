@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { BadPathError, cgiParamsFor, type ScriptMapping } from '../cgi/params';
+import { HOP_BY_HOP_HEADERS } from '../cgi/http-names';
 import { Client, type AttachedRequest, type RequestOptions, type RequestOwner } from '../client/client';
 import { toLogSink, type LogSink } from '../diagnostics/logger';
 import type { ClientResponse } from '../client/client-response';
@@ -64,18 +65,6 @@ const consoleLogger: GatewayLogger = {
   warn: (message) => console.warn(`fastcgi-engine gateway: ${message}`),
   error: (message) => console.error(`fastcgi-engine gateway: ${message}`),
 };
-
-// Response headers that describe the backend's connection, not the response (RFC 7230 §6.1); node:http does its
-// own framing. An application's `Transfer-Encoding: chunked` passed on would corrupt the body (nginx's bug).
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 /** Settings resolved once per gateway. */
 interface GatewaySettings {
@@ -249,7 +238,7 @@ class Exchange implements RequestOwner {
     const raw = response.rawHeaders;
     const headers: string[] = [];
     for (let i = 0; i < raw.length; i += 2) {
-      if (!HOP_BY_HOP.has(raw[i]!.toLowerCase())) headers.push(raw[i]!, raw[i + 1]!);
+      if (!HOP_BY_HOP_HEADERS.has(raw[i]!.toLowerCase())) headers.push(raw[i]!, raw[i + 1]!);
     }
     try {
       writeHead(res, response.status, response.statusText, headers);
