@@ -3,7 +3,8 @@
 // and a light Response's body is written at once (src/server/fetch/response-writer.ts). Bodies stream both ways
 // with backpressure, and request.signal aborts when the web server goes away.
 import { requestFields } from './connection';
-import { channels } from '../diagnostics/channels';
+import { channels, tracingActive, tracingChannels } from '../diagnostics/channels';
+import { traceHandler } from '../diagnostics/trace-handler';
 import { build } from '../diagnostics/messages';
 import type { Params } from '../wire/params';
 import { ErrorCode, FastCGIError } from '../errors';
@@ -82,6 +83,13 @@ export class FetchServer extends Server {
   /** @internal */
   override dispatch(request: RequestSocket): void {
     request.once('timeout', () => this.#answerOnce(request, TIMED_OUT));
+    if (tracingActive(tracingChannels.serverHandler)) traceHandler(request, () => this.#call(request));
+    else this.#call(request);
+  }
+
+  // Runs the handler and writes what it returns; returns the handler's promise (its rejection handled) for the
+  // handler tracing channel, or undefined when it answered synchronously.
+  #call(request: RequestSocket): Promise<void> | undefined {
     let result: Response | Promise<Response>;
     const light = new LightRequest(request);
     try {
@@ -91,15 +99,17 @@ export class FetchServer extends Server {
       });
     } catch (error) {
       this.fetchFailed(error, request);
-      return;
+      return undefined;
     }
     const head = light.method === 'HEAD';
-    if (result instanceof Response) this.#write(result, request, head);
-    else
-      Promise.resolve(result).then(
-        (response) => this.#write(response, request, head),
-        (error: unknown) => this.fetchFailed(error, request),
-      );
+    if (result instanceof Response) {
+      this.#write(result, request, head);
+      return undefined;
+    }
+    return Promise.resolve(result).then(
+      (response) => this.#write(response, request, head),
+      (error: unknown) => this.fetchFailed(error, request),
+    );
   }
 
   #write(response: unknown, request: RequestSocket, head: boolean): void {

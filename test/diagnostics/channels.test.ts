@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createServer } from '../../src/server/server';
+import { serve } from '../../src/server/fetch';
 import type { ServerOptions } from '../../src/server/options';
 import { createClient } from '../../src/client/client';
 import { channels, tracingChannels } from '../../src/diagnostics/channels';
@@ -187,6 +188,32 @@ describe('server channels', () => {
     await peer.request({ params: params('/traced') });
     await waitFor(() => events.includes('asyncEnd'), 2000, 'asyncEnd');
     expect(events).toEqual(['start /traced', 'end', 'asyncStart', 'asyncEnd']);
+  });
+
+  it('tracing:fastcgi:server:handler also wraps a fetch handler (serve)', async () => {
+    const events: string[] = [];
+    const handlers = {
+      start: (context: object) =>
+        events.push(`start ${(context as { params: Record<string, string> }).params.REQUEST_URI}`),
+      end: () => events.push('end'),
+      asyncStart: () => events.push('asyncStart'),
+      asyncEnd: () => events.push('asyncEnd'),
+      error: () => events.push('error'),
+    };
+    tracingChannels.serverHandler.subscribe(handlers);
+    undo.push(() => tracingChannels.serverHandler.unsubscribe(handlers));
+    const s = serve(
+      async () => {
+        await delay(5);
+        return new Response('ok');
+      },
+      { ...quiet, overrideGlobalObjects: false },
+    );
+    const { connect } = await listenForTest(s);
+    const peer = await connect();
+    await peer.request({ params: params('/fetch-traced') });
+    await waitFor(() => events.includes('asyncEnd'), 2000, 'asyncEnd');
+    expect(events).toEqual(['start /fetch-traced', 'end', 'asyncStart', 'asyncEnd']);
   });
 });
 
