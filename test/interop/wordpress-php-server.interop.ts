@@ -9,7 +9,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findPhpFpm } from '../../src/php/php-fpm-supervisor';
 import { childPids, freePort, httpRequest, NODE, Proc, REQUIRED, ROOT, TSX_LOADER, waitForListen } from './harness';
-import { HAVE_WORDPRESS, Visitor, WORDPRESS_PACKAGES, WordPressSite } from './wordpress-site';
+import { HAVE_WORDPRESS, view, Visitor, WORDPRESS_PACKAGES, WordPressSite } from './wordpress-site';
 
 const HAVE = HAVE_WORDPRESS && findPhpFpm() !== null;
 
@@ -92,7 +92,9 @@ describe.runIf(HAVE || REQUIRED)('WordPress through `fastcgi-engine php-server` 
     const dashboard = await v.go('dashboard', '/wp-admin/', { marker: 'Dashboard' });
     expect([dashboard.status, dashboard.marked]).toEqual([200, true]);
     await v.prettyPermalinks();
-    const pretty = await v.go('pretty URL', '/hello-world/', { marker: 'Hello world!' });
+    const pretty = await v.go('pretty URL', '/hello-world/', {
+      marker: `${view('single 1')}<article><h1>Hello world!`,
+    });
     expect([pretty.status, pretty.marked], '/hello-world/ through index.php').toEqual([200, true]);
     const byId = await v.go('by ID', '/?p=1');
     expect([byId.status, byId.location]).toEqual([301, 'http://127.0.0.1:PORT/hello-world/']);
@@ -140,7 +142,7 @@ describe.runIf(HAVE || REQUIRED)('WordPress through `fastcgi-engine php-server` 
     for (const pid of oldWorkers) expect(running(pid), `worker ${pid} of the killed master`).toBe(false);
     expect(fpmMaster(server.pid), 'the new master stays up').toBe(restarted);
     for (const [what, url, marker] of [
-      ['pretty URL', '/hello-world/', 'Hello world!'],
+      ['pretty URL', '/hello-world/', view('single 1')],
       ['dashboard, logged in', '/wp-admin/', 'Dashboard'],
       ['front page', '/', 'Hello world!'],
     ] as const) {

@@ -52,10 +52,14 @@ require_once ABSPATH . 'wp-settings.php';
 
 const THEME_INDEX = `<!DOCTYPE html>
 <html><head><?php wp_head(); ?></head><body>
-<?php if (is_404()) echo '<p>Nothing found</p>'; ?>
-<?php while (have_posts()) { the_post(); ?><article><h1><?php the_title(); ?></h1><?php the_content(); ?></article><?php } ?>
+<p id="view"><?php echo is_404() ? '404' : (is_singular() ? 'single ' . get_queried_object_id() : (is_search() ? 'search' : 'list')); ?></p><?php while (have_posts()) { the_post(); ?><article><h1><?php the_title(); ?></h1><?php the_content(); ?></article><?php } ?>
 <?php wp_footer(); ?></body></html>
 `;
+
+/** The theme's line saying what WordPress made of the URL: 'single <ID>', 'search', 'list' or '404'. */
+export function view(what: string): string {
+  return `<p id="view">${what}</p>`;
+}
 
 /** The copied site and its database server. */
 export class WordPressSite {

@@ -21,6 +21,7 @@ import {
   POST_SLUG,
   POST_TITLE,
   type Step,
+  view,
   Visitor,
   WORDPRESS_PACKAGES,
   WordPressSite,
@@ -78,24 +79,29 @@ async function walk(port: number): Promise<Step[]> {
   expect(image.headers['content-type']).toBe('image/png');
   expect(image.body.equals(PNG), 'the uploaded bytes come back').toBe(true);
 
-  const front = await v.go('front page lists the post', '/', { marker: POST_TITLE });
-  expect(front.marked, 'the post on the front page').toBe(true);
+  const front = await v.go('front page lists the post', '/', { marker: `<h1>${POST_TITLE}</h1>` });
+  expect([front.marked, front.text.includes(view('list'))], 'the post on the front page').toEqual([true, true]);
 
   // Pretty permalinks: /<slug>/ names no file, so it reaches index.php through try_files (the front
   // controller), with REQUEST_URI as asked, from which WordPress finds the post.
   await v.prettyPermalinks();
-  const pretty = await v.go('the post at its pretty URL', `/${POST_SLUG}/`, { marker: POST_TITLE });
+  const pretty = await v.go('the post at its pretty URL', `/${POST_SLUG}/`, {
+    marker: `${view(`single ${post.id}`)}<article><h1>${POST_TITLE}`,
+  });
   expect([pretty.status, pretty.marked], 'the pretty URL').toEqual([200, true]);
   const old = await v.go('the post by ID', `/?p=${post.id}`);
   expect([old.status, old.location]).toEqual([301, `http://127.0.0.1:PORT/${POST_SLUG}/`]);
   await v.go('the pretty URL without its slash', `/${POST_SLUG}`);
-  await v.go('a pretty search URL', '/search/interop+walk/', { marker: POST_TITLE });
+  const search = await v.go('a pretty search URL', '/search/interop+walk/', {
+    marker: `${view('search')}<article><h1>${POST_TITLE}`,
+  });
+  expect(search.marked, 'the search finds the post').toBe(true);
   const api = await v.go('the REST API at /wp-json/', `/wp-json/wp/v2/posts/${post.id}`, { marker: POST_TITLE });
   expect([api.status, api.marked], '/wp-json/ through the front controller').toEqual([200, true]);
-  const missing = await v.go('a missing page', '/no-such-page/', { marker: 'Nothing found' });
+  const missing = await v.go('a missing page', '/no-such-page/', { marker: view('404') });
   expect([missing.status, missing.marked]).toEqual([404, true]);
 
-  await v.go('hello world', '/hello-world/', { marker: 'Hello world!' });
+  await v.go('hello world', '/hello-world/', { marker: view('single 1') });
   await v.go('a static asset', '/wp-includes/css/dashicons.min.css', { marker: 'dashicons' });
   const config = await v.go('wp-config.php', '/wp-config.php');
   expect(config.text, 'wp-config.php is run, never sent').not.toContain('DB_NAME');
