@@ -39,9 +39,9 @@ async function walk(port: number): Promise<Step[]> {
   expect(dashboard.marked, 'dashboard').toBe(true);
   await v.go('wp-admin without its slash', '/wp-admin');
 
-  // Publishing as the block editor does: post-new.php opens the block editor (WordPress 6.1 has no classic
-  // form without the Classic Editor plugin), which saves through the REST API with the cookie and the nonce
-  // it was given (wp.apiFetch.createNonceMiddleware, the same wp_rest nonce as wpApiSettings.nonce). Plain
+  // Publishing as WordPress 6.1 itself does: post-new.php opens the block editor (the classic form only
+  // appears when a plugin turns it off), which saves through the REST API with the login cookie and the nonce
+  // the page gave it (wp.apiFetch.createNonceMiddleware: the wp_rest nonce, as wpApiSettings.nonce). Plain
   // permalinks are still on, so the route goes in ?rest_route=, as WordPress's own rest_url() gives it.
   const editor = await v.go('post-new.php', '/wp-admin/post-new.php', { marker: 'createNonceMiddleware' });
   const nonce = /createNonceMiddleware\( "([0-9a-f]+)" \)/.exec(editor.text)?.[1];
