@@ -124,6 +124,11 @@ export class PhpFpmSupervisor {
     child.stderr!.pipe(this.#log, { end: false });
     child.once('exit', (code, signal) => {
       if (this.#child === child) this.#child = null;
+      // The master leads its own process group (php-fpm calls setsid() even in the foreground). Killed without
+      // stopping its workers (kill -9, the OOM killer), it leaves them serving the old socket, which a new
+      // master then refuses to take over ("Another FPM instance seems to already listen"), and holding our
+      // stdout/stderr pipes open: the group goes with it. The group's ID cannot be reused while a member lives.
+      if (child.pid !== undefined) killGroup(child.pid);
       if (this.#stopping) return;
       // A master that ran a while had a real crash: start again quickly. One that dies at once (bad config,
       // port in use) is retried more and more slowly, up to 10 s apart.
@@ -150,6 +155,14 @@ export class PhpFpmSupervisor {
       clearTimeout(timer);
     }
     fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function killGroup(pgid: number): void {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    // no member left
   }
 }
 

@@ -1,9 +1,10 @@
-// WordPress (Debian's `wordpress` package) on a private MariaDB, through createPhpFrontEnd inside Express and
-// through nginx's usual PHP server block, both on one php-fpm run by PhpFpmSupervisor (php-server's): install,
-// log in, the dashboard, the front page, a static asset, log out; each step's status compared with nginx's.
-// Not yet covered here: publishing a post, a media upload and pretty permalinks (see the report of the branch).
+// WordPress (Debian's `wordpress` package, 6.1) on a private MariaDB, through createPhpFrontEnd inside Express
+// and through nginx's usual PHP server block, both on one php-fpm run by PhpFpmSupervisor (php-server's): install,
+// log in, the dashboard, publish a post and upload a PNG through the REST API as the block editor does, fetch
+// the upload back as a static file, switch to pretty permalinks with the settings form and read the post at
+// /<slug>/ (try_files to index.php), /?p=ID redirected there, /wp-json/, the front page, a static asset,
+// wp-config.php run and never sent, log out. Each step's status, Location and body marker compared with nginx's.
 import express from 'express';
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,123 +12,110 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPhpFrontEnd, type PhpFrontEnd } from '../../src/php/front-end';
 import { PhpFpmSupervisor } from '../../src/php/php-fpm-supervisor';
-import { findBinary, freePort, httpRequest, Proc, REQUIRED, removeDir, tempDir, waitForListen } from './harness';
+import { findBinary, freePort, type Proc, REQUIRED } from './harness';
 import { startNginx } from './php-nginx';
+import {
+  comparable,
+  HAVE_WORDPRESS,
+  PNG,
+  POST_SLUG,
+  POST_TITLE,
+  type Step,
+  view,
+  Visitor,
+  WORDPRESS_PACKAGES,
+  WordPressSite,
+} from './wordpress-site';
 
-const WORDPRESS = '/usr/share/wordpress';
-const MARIADBD = findBinary(['mariadbd', 'mysqld']);
-const INSTALL_DB = findBinary('mariadb-install-db');
-const MARIADB = findBinary(['mariadb', 'mysql']);
 const NGINX = findBinary('nginx');
-const HAVE =
-  MARIADBD !== null &&
-  INSTALL_DB !== null &&
-  MARIADB !== null &&
-  NGINX !== null &&
-  fs.existsSync(`${WORDPRESS}/wp-login.php`);
+const HAVE = HAVE_WORDPRESS && NGINX !== null;
 
-const WP_CONFIG = (socket: string): string => `<?php
-// One database per HTTP port: nginx and the front end each install their own site.
-$port = preg_replace('/\\D/', '', $_SERVER['SERVER_PORT'] ?? '0');
-define('DB_NAME', 'wp_' . $port);
-define('DB_USER', 'root');
-define('DB_PASSWORD', '');
-define('DB_HOST', 'localhost:${socket}');
-define('DB_CHARSET', 'utf8mb4');
-define('DB_COLLATE', '');
-define('WP_HOME', 'http://' . $_SERVER['HTTP_HOST']);
-define('WP_SITEURL', 'http://' . $_SERVER['HTTP_HOST']);
-define('WP_CONTENT_DIR', __DIR__ . '/wp-content');
-define('AUTOMATIC_UPDATER_DISABLED', true);
-define('WP_HTTP_BLOCK_EXTERNAL', true);
-foreach (['AUTH', 'SECURE_AUTH', 'LOGGED_IN', 'NONCE'] as $k) { define($k . '_KEY', 'test-' . $k); define($k . '_SALT', 'salt-' . $k); }
-$table_prefix = 'wp_';
-if (!defined('ABSPATH')) define('ABSPATH', __DIR__ . '/');
-require_once ABSPATH . 'wp-settings.php';
-`;
-
-class Jar {
-  readonly cookies = new Map<string, string>();
-  take(setCookie: string[] | undefined): void {
-    for (const line of setCookie ?? []) {
-      const [pair] = line.split(';');
-      const at = pair!.indexOf('=');
-      this.cookies.set(pair!.slice(0, at), pair!.slice(at + 1));
-    }
-  }
-  header(): string {
-    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-  }
-}
-
-interface Step {
-  status: number;
-  location: string | undefined;
-  body: string;
-}
-
+/** Everything a visitor does, the same on both front ends; every answer is recorded by the Visitor. */
 async function walk(port: number): Promise<Step[]> {
-  const jar = new Jar();
-  const steps: Step[] = [];
-  const go = async (p: string, form?: Record<string, string>): Promise<Step> => {
-    const headers: Record<string, string> = { Cookie: jar.header() };
-    if (form !== undefined) headers['Content-Type'] = 'application/x-www-form-urlencoded';
-    const result = await httpRequest({
-      port,
-      path: p,
-      headers,
-      ...(form === undefined ? {} : { body: new URLSearchParams(form).toString() }),
-    });
-    jar.take(result.headers['set-cookie']);
-    const step = {
-      status: result.status,
-      location: result.headers.location?.replaceAll(String(port), 'PORT'),
-      body: result.body.toString(),
-    };
-    steps.push(step);
-    return step;
-  };
-  await go('/wp-admin/install.php');
-  const installed = await go('/wp-admin/install.php?step=2', {
-    weblog_title: 'Test',
-    user_name: 'admin',
-    admin_password: 'a-long-test-password-1',
-    admin_password2: 'a-long-test-password-1',
-    pw_weak: '1',
-    admin_email: 'admin@example.org',
-    blog_public: '0',
-    language: '',
+  const v = new Visitor(port);
+  await v.install();
+  await v.logIn();
+  const dashboard = await v.go('dashboard', '/wp-admin/', { marker: 'Dashboard' });
+  expect(dashboard.marked, 'dashboard').toBe(true);
+  await v.go('wp-admin without its slash', '/wp-admin');
+
+  // Publishing as WordPress 6.1 itself does: post-new.php opens the block editor (the classic form only
+  // appears when a plugin turns it off), which saves through the REST API with the login cookie and the nonce
+  // the page gave it (wp.apiFetch.createNonceMiddleware: the wp_rest nonce, as wpApiSettings.nonce). Plain
+  // permalinks are still on, so the route goes in ?rest_route=, as WordPress's own rest_url() gives it.
+  const editor = await v.go('post-new.php', '/wp-admin/post-new.php', { marker: 'createNonceMiddleware' });
+  const nonce = /createNonceMiddleware\( "([0-9a-f]+)" \)/.exec(editor.text)?.[1];
+  expect(nonce, 'the REST nonce in post-new.php').toBeDefined();
+  const published = await v.go('publish a post (REST)', '/?rest_route=/wp/v2/posts', {
+    json: {
+      title: POST_TITLE,
+      content: '<!-- wp:paragraph --><p>Body of the walk.</p><!-- /wp:paragraph -->',
+      status: 'publish',
+    },
+    headers: { 'X-WP-Nonce': nonce! },
+    marker: POST_TITLE,
   });
-  expect(installed.body).toContain('Success!');
-  jar.cookies.set('wordpress_test_cookie', 'WP%20Cookie%20check');
-  await go('/wp-login.php');
-  const login = await go('/wp-login.php', {
-    log: 'admin',
-    pwd: 'a-long-test-password-1',
-    'wp-submit': 'Log In',
-    testcookie: '1',
-    redirect_to: `http://127.0.0.1:${port}/wp-admin/`,
+  expect(published.status, published.text).toBe(201);
+  const post = JSON.parse(published.text) as { id: number; slug: string; status: string };
+  expect([post.slug, post.status]).toEqual([POST_SLUG, 'publish']);
+
+  // The upload as the editor's media library sends it; named per port since both sites share wp-content.
+  const uploaded = await v.go('upload a PNG (REST)', '/?rest_route=/wp/v2/media', {
+    body: PNG,
+    headers: {
+      'X-WP-Nonce': nonce!,
+      'Content-Type': 'image/png',
+      'Content-Disposition': `attachment; filename="pixel-${port}.png"`,
+    },
+    marker: `pixel-${port}`,
   });
-  expect(login.status).toBe(302);
-  const dashboard = await go('/wp-admin/');
-  expect(dashboard.body).toContain('Dashboard');
-  await go('/wp-admin');
-  await go('/');
-  await go('/?p=1');
-  await go('/wp-includes/css/dashicons.min.css');
-  await go('/wp-config.php');
-  await go('/readme.html');
-  const nonce = /action=logout(?:&amp;|&|&#038;)_wpnonce=([0-9a-f]+)/.exec(dashboard.body)?.[1];
-  expect(nonce).toBeDefined();
-  await go(`/wp-login.php?action=logout&_wpnonce=${nonce}`);
-  const after = await go('/wp-admin/');
+  expect(uploaded.status, uploaded.text).toBe(201);
+  const media = JSON.parse(uploaded.text) as { source_url: string; mime_type: string };
+  expect(media.mime_type).toBe('image/png');
+  const mediaUrl = new URL(media.source_url);
+  expect(mediaUrl.pathname).toMatch(new RegExp(`^/wp-content/uploads/\\d{4}/\\d{2}/pixel-${port}\\.png$`));
+  const image = await v.go('the upload as a static file', mediaUrl.pathname);
+  expect(image.status).toBe(200);
+  expect(image.headers['content-type']).toBe('image/png');
+  expect(image.body.equals(PNG), 'the uploaded bytes come back').toBe(true);
+
+  const front = await v.go('front page lists the post', '/', { marker: `<h1>${POST_TITLE}</h1>` });
+  expect([front.marked, front.text.includes(view('list'))], 'the post on the front page').toEqual([true, true]);
+
+  // Pretty permalinks: /<slug>/ names no file, so it reaches index.php through try_files (the front
+  // controller), with REQUEST_URI as asked, from which WordPress finds the post.
+  await v.prettyPermalinks();
+  const pretty = await v.go('the post at its pretty URL', `/${POST_SLUG}/`, {
+    marker: `${view(`single ${post.id}`)}<article><h1>${POST_TITLE}`,
+  });
+  expect([pretty.status, pretty.marked], 'the pretty URL').toEqual([200, true]);
+  const old = await v.go('the post by ID', `/?p=${post.id}`);
+  expect([old.status, old.location]).toEqual([301, `http://127.0.0.1:PORT/${POST_SLUG}/`]);
+  await v.go('the pretty URL without its slash', `/${POST_SLUG}`);
+  const search = await v.go('a pretty search URL', '/search/interop+walk/', {
+    marker: `${view('search')}<article><h1>${POST_TITLE}`,
+  });
+  expect(search.marked, 'the search finds the post').toBe(true);
+  const api = await v.go('the REST API at /wp-json/', `/wp-json/wp/v2/posts/${post.id}`, { marker: POST_TITLE });
+  expect([api.status, api.marked], '/wp-json/ through the front controller').toEqual([200, true]);
+  const missing = await v.go('a missing page', '/no-such-page/', { marker: view('404') });
+  expect([missing.status, missing.marked]).toEqual([404, true]);
+
+  await v.go('hello world', '/hello-world/', { marker: view('single 1') });
+  await v.go('a static asset', '/wp-includes/css/dashicons.min.css', { marker: 'dashicons' });
+  const config = await v.go('wp-config.php', '/wp-config.php');
+  expect(config.text, 'wp-config.php is run, never sent').not.toContain('DB_NAME');
+  await v.go('readme.html', '/readme.html', { marker: 'WordPress' });
+  const logout = /action=logout(?:&amp;|&|&#038;)_wpnonce=([0-9a-f]+)/.exec(dashboard.text)?.[1];
+  expect(logout).toBeDefined();
+  await v.go('log out', `/wp-login.php?action=logout&_wpnonce=${logout}`);
+  const after = await v.go('wp-admin logged out', '/wp-admin/');
   expect(after.status).toBe(302);
-  return steps;
+  return v.steps;
 }
 
 describe.runIf(HAVE || REQUIRED)('WordPress through createPhpFrontEnd and through nginx', () => {
-  let dir: string;
-  let db: Proc;
+  let wp: WordPressSite;
   let fpm: PhpFpmSupervisor;
   let nginx: Proc;
   let nginxPort: number;
@@ -135,55 +123,18 @@ describe.runIf(HAVE || REQUIRED)('WordPress through createPhpFrontEnd and throug
   let server: http.Server;
 
   beforeAll(async () => {
-    if (!HAVE)
-      throw new Error(
-        'needs mariadb-server, wordpress and nginx (apt-get install mariadb-server wordpress nginx-light php8.2-mysql)',
-      );
-    dir = tempDir('wordpress');
-    const data = path.join(dir, 'db');
-    const socket = path.join(dir, 'db.sock');
-    execFileSync(
-      INSTALL_DB!,
-      [`--datadir=${data}`, '--auth-root-authentication-method=normal', '--user=root', '--skip-test-db'],
-      { stdio: 'ignore' },
-    );
-    db = new Proc('mariadbd', [
-      MARIADBD!,
-      '--no-defaults',
-      `--datadir=${data}`,
-      `--socket=${socket}`,
-      '--skip-networking',
-      '--user=root',
-      `--pid-file=${dir}/db.pid`,
-    ]);
-    await waitForListen(socket, 30_000, db);
-    const site = path.join(dir, 'www');
-    fs.mkdirSync(site);
-    // Copied, not linked: PHP resolves symlinks in __DIR__, and wp-load.php would find Debian's wp-config.php.
-    for (const name of fs.readdirSync(WORDPRESS)) {
-      if (name !== 'wp-config.php' && name !== 'wp-content')
-        fs.cpSync(path.join(WORDPRESS, name), path.join(site, name), { recursive: true, dereference: true });
-    }
-    fs.mkdirSync(path.join(site, 'wp-content/uploads'), { recursive: true });
-    for (const name of ['themes', 'plugins'])
-      fs.symlinkSync(path.join(WORDPRESS, 'wp-content', name), path.join(site, 'wp-content', name));
-    fs.writeFileSync(path.join(site, 'wp-config.php'), WP_CONFIG(socket));
+    if (!HAVE) throw new Error(`needs MariaDB, WordPress and nginx (${WORDPRESS_PACKAGES} nginx-light)`);
+    wp = await WordPressSite.start('wordpress');
     nginxPort = await freePort();
     const ourPort = await freePort();
-    execFileSync(MARIADB!, [
-      '--no-defaults',
-      '-S',
-      socket,
-      '-uroot',
-      '-e',
-      `CREATE DATABASE wp_${nginxPort}; CREATE DATABASE wp_${ourPort};`,
-    ]);
-    fpm = new PhpFpmSupervisor({ log: fs.createWriteStream(path.join(dir, 'fpm.log')) });
+    wp.createDatabase(nginxPort);
+    wp.createDatabase(ourPort);
+    fpm = new PhpFpmSupervisor({ log: fs.createWriteStream(path.join(wp.dir, 'fpm.log')) });
     await fpm.start();
-    const nginxDir = path.join(dir, 'nginx');
+    const nginxDir = path.join(wp.dir, 'nginx');
     fs.mkdirSync(nginxDir);
-    nginx = await startNginx(nginxDir, nginxPort, site, fpm.socketPath);
-    frontEnd = createPhpFrontEnd({ root: site, upstream: fpm.address, logger: { warn: () => {}, error: () => {} } });
+    nginx = await startNginx(nginxDir, nginxPort, wp.root, fpm.socketPath);
+    frontEnd = createPhpFrontEnd({ root: wp.root, upstream: fpm.address, logger: { warn: () => {}, error: () => {} } });
     const app = express();
     app.use((_req, res, next) => {
       res.setHeader('X-Frame-Options', 'SAMEORIGIN');
@@ -200,17 +151,16 @@ describe.runIf(HAVE || REQUIRED)('WordPress through createPhpFrontEnd and throug
     await frontEnd?.close();
     await nginx?.stop('SIGTERM', 5000);
     await fpm?.stop();
-    await db?.stop('SIGTERM', 10_000);
-    if (dir !== undefined) removeDir(dir);
+    await wp?.stop();
   }, 60_000);
 
   it(
-    'install, log in, dashboard, front page, assets, log out: the same statuses as nginx',
+    'install, log in, publish, upload, pretty permalinks, static files, log out: the same answers as nginx',
     { timeout: 120_000 },
     async () => {
       const theirs = await walk(nginxPort);
       const ours = await walk((server.address() as AddressInfo).port);
-      expect(ours.map((s) => [s.status, s.location])).toEqual(theirs.map((s) => [s.status, s.location]));
+      expect(comparable(ours)).toEqual(comparable(theirs));
     },
   );
 });
