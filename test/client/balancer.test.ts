@@ -150,7 +150,9 @@ describe('a client with upstreams: slots and the wait queue', () => {
     expect(await (await first).text()).toBe('a');
   });
 
-  it('keeps no timer running once nothing waits (the process may exit)', async () => {
+  // Counts the process's active timers, which other work in the worker can move by one at any moment on a loaded
+  // machine: retried rather than loosened.
+  it('keeps no timer running once nothing waits (the process may exit)', { retry: 2 }, async () => {
     const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
     const a = await named('a', { hold: true });
     const client = testClient({ upstreams: [{ address: a.address, maxConcurrent: 1 }], queueTimeout: 60_000 });
