@@ -26,9 +26,11 @@ describe('open-loop accuracy against a fixed service time', () => {
     await responder.close();
   });
 
+  // A latency measurement: other test files running beside it on a 2-core machine can move a median by more than
+  // the tolerance, so it is retried rather than loosened.
   it(
     'open loop at 100 req/s reports the closed loop median (the service time) and counts from the intended start',
-    { timeout: 60_000 },
+    { timeout: 120_000, retry: 2 },
     async () => {
       const closed = await bench([responder.path, '--connections', '1', '--requests', '300']);
       const open = await bench([responder.path, '--rate', '100', '--duration', '3s', '--connections', '4']);
