@@ -146,6 +146,14 @@ export function observe(server: Server, settings: ServeSettings, source: ReportS
     request.once('close', () => end(false));
   };
 
+  const close = (): Promise<void> =>
+    new Promise<void>((resolvePromise) => {
+      if (log === null || log === process.stdout) return resolvePromise();
+      (log as WriteStream).end(() => resolvePromise());
+    });
+  // Nothing asked for: the app's requests are not followed at all (following costs listeners per request).
+  if (log === null && settings.statusPath === undefined && settings.pingPath === undefined) return { sample, close };
+
   const dispatch = server.dispatch.bind(server);
   server.dispatch = (request: RequestSocket): void => {
     follow(request);
@@ -170,14 +178,7 @@ export function observe(server: Server, settings: ServeSettings, source: ReportS
     dispatch(request);
   };
 
-  return {
-    sample,
-    close: () =>
-      new Promise<void>((resolvePromise) => {
-        if (log === null || log === process.stdout) return resolvePromise();
-        (log as WriteStream).end(() => resolvePromise());
-      }),
-  };
+  return { sample, close };
 }
 
 /** The report of a process serving alone. */

@@ -132,6 +132,9 @@ export class FetchServer extends Server {
   // the client gets a 500 if nothing was sent yet, else the response is cut off with a non-zero appStatus.
   /** @internal */
   fetchFailed(error: unknown, request: RequestSocket): void {
+    // The web server went away (ABORT_REQUEST, a closed connection, the handler timeout): a body read or a
+    // write that fails because of it is not the application's failure, and there is no one left to answer.
+    if (request.abortReason !== null) return;
     const stack = error instanceof Error ? (error.stack ?? String(error)) : String(error);
     const params = request.rawParams;
     this.settings.logger.error(

@@ -5,7 +5,7 @@ import { installLightFetch, serve, uninstallLightFetch } from '../../src/server/
 import { LightResponse, NativeResponse } from '../../src/server/fetch/light-response';
 import { NativeRequest } from '../../src/server/fetch/light-request';
 import { parseCgiResponse } from '../helpers/fcgi-peer';
-import { start } from './harness';
+import { recordingLogger, start } from './harness';
 
 afterEach(() => uninstallLightFetch());
 
@@ -245,5 +245,44 @@ describe('serve with the light Request and Response', () => {
     expect(globalThis.Response).toBe(NativeResponse);
     const r = parseCgiResponse((await (await peer()).request({ params: { REQUEST_URI: '/' } })).stdout);
     expect([r.status, r.body.toString(), proto === NativeRequest.prototype]).toEqual([200, 'x', true]);
+  });
+});
+
+describe('serve when the web server goes away', () => {
+  it('does not log a body read that failed because the connection closed: no one to answer, not an app failure', async () => {
+    const logger = recordingLogger();
+    let reading!: () => void;
+    const started = new Promise<void>((resolve) => (reading = resolve));
+    let settled!: (outcome: string) => void;
+    const outcome = new Promise<string>((resolve) => (settled = resolve));
+    const { peer } = await start(
+      serve(
+        async (request) => {
+          reading();
+          try {
+            await request.text();
+            settled('read');
+          } catch (error) {
+            settled('failed');
+            throw error;
+          }
+          return new Response('late');
+        },
+        { logger },
+      ),
+    );
+    const p = await peer();
+    void p
+      .request({
+        params: { REQUEST_METHOD: 'POST', REQUEST_URI: '/upload', CONTENT_LENGTH: '100000' },
+        stdin: Buffer.alloc(1000),
+        noStdinEnd: true,
+      })
+      .catch(() => {});
+    await started;
+    p.destroy();
+    expect(await outcome).toBe('failed');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(logger.messages.filter((m) => m.startsWith('error'))).toEqual([]);
   });
 });
