@@ -286,3 +286,61 @@ describe('serve when the web server goes away', () => {
     expect(logger.messages.filter((m) => m.startsWith('error'))).toEqual([]);
   });
 });
+
+describe('request.body of the light Request', () => {
+  it('streams the exact bytes as Uint8Array, is null for GET, marks the body used, and refuses text() after a read', async () => {
+    const seen: unknown[] = [];
+    const { peer } = await start(
+      serve(async (request) => {
+        if (request.method === 'GET') {
+          seen.push(['get', request.body]);
+          return new Response('');
+        }
+        const body = request.body!;
+        seen.push(['before', request.bodyUsed, body === request.body]);
+        const chunks: Uint8Array[] = [];
+        for await (const chunk of body) {
+          if (!(chunk instanceof Uint8Array)) throw new Error('not a Uint8Array');
+          chunks.push(chunk);
+        }
+        const all = Buffer.concat(chunks);
+        const again = await request.text().then(
+          () => 'read twice',
+          (error: unknown) => (error as Error).constructor.name,
+        );
+        seen.push(['after', request.bodyUsed, all.length, all.readUInt32LE(4096), again]);
+        return new Response(null, { status: 204 });
+      }, quiet),
+    );
+    const body = Buffer.alloc(300_000);
+    for (let i = 0; i + 4 <= body.length; i += 4) body.writeUInt32LE(i, i);
+    const p = await peer();
+    await p.request({ keepConn: true, params: { REQUEST_METHOD: 'GET', REQUEST_URI: '/' } });
+    await p.request({
+      keepConn: true,
+      params: { REQUEST_METHOD: 'POST', REQUEST_URI: '/', CONTENT_LENGTH: String(body.length) },
+      stdin: body,
+      timeoutMs: 10_000,
+    });
+    expect(seen).toEqual([
+      ['get', null],
+      ['before', false, true],
+      ['after', true, 300_000, 4096, 'TypeError'],
+    ]);
+  });
+
+  it('text() after request.body was only looked at reads the whole body through it', async () => {
+    let text = '';
+    const { peer } = await start(
+      serve(async (request) => {
+        void request.body;
+        text = await request.text();
+        return new Response('');
+      }, quiet),
+    );
+    await (
+      await peer()
+    ).request({ params: { REQUEST_METHOD: 'PUT', REQUEST_URI: '/', CONTENT_LENGTH: '5' }, stdin: 'hello' });
+    expect(text).toBe('hello');
+  });
+});

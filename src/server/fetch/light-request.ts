@@ -4,11 +4,11 @@
 // arrayBuffer() and bytes() read the body stream directly. Its prototype chain runs to the global Request, so
 // `instanceof Request` holds; `new Request(lightRequest, init)` works where the global Request is the one
 // installLightFetch installs (the `serve` command does).
-import { Readable } from 'node:stream';
 import type { Params } from '../../wire/params';
 import type { RequestSocket } from '../request-socket';
 import { headersFromParams, requestUrl } from '../http-message';
 import { NativeHeaders } from './light-response';
+import { webBody } from './web-body';
 
 const NativeRequest = globalThis.Request;
 
@@ -21,8 +21,10 @@ interface Source {
   url: string | null;
   origin: string;
   headers: Headers | null;
-  /** The body was read by text()/json()/arrayBuffer()/bytes(), or handed to the real Request. */
+  /** The body was read by text()/json()/arrayBuffer()/bytes() or through `body`, or handed to the real Request. */
   bodyUsed: boolean;
+  /** `request.body`, once asked for. */
+  web: ReadableStream<Uint8Array> | null;
 }
 
 interface LightFields {
@@ -72,6 +74,7 @@ export class LightRequest {
       origin: requestOrigin(params),
       headers: null,
       bodyUsed: false,
+      web: null,
     };
     fields[kReal] = null;
   }
@@ -117,6 +120,21 @@ export class LightRequest {
     return real !== null ? real.signal : (this as unknown as LightFields)[kSource].request.signal;
   }
 
+  /** The body as a web stream (zero-copy views of the STDIN pieces); null for GET and HEAD, as undici has it. */
+  get body(): ReadableStream<Uint8Array> | null {
+    const real = (this as unknown as LightFields)[kReal];
+    if (real !== null) return real.body;
+    const source = (this as unknown as LightFields)[kSource];
+    if (!hasBody(source.method)) return null;
+    if (source.web === null) {
+      if (source.bodyUsed) {
+        // Read by text() and the like already: an empty stream, as a consumed body.
+        source.web = new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
+      } else source.web = webBody(source.request.body, () => (source.bodyUsed = true));
+    }
+    return source.web;
+  }
+
   get bodyUsed(): boolean {
     const real = (this as unknown as LightFields)[kReal];
     return real !== null ? real.bodyUsed : (this as unknown as LightFields)[kSource].bodyUsed;
@@ -148,7 +166,10 @@ function readBody(light: LightRequest): Promise<Buffer> {
   const real = fields[kReal];
   if (real !== null) return real.arrayBuffer().then((buffer) => Buffer.from(buffer));
   const source = fields[kSource];
-  if (source.bodyUsed) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
+  if (source.bodyUsed || source.web?.locked === true) {
+    return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
+  }
+  if (source.web !== null) return collect(source.web);
   source.bodyUsed = true;
   if (!hasBody(source.method)) return Promise.resolve(Buffer.alloc(0));
   const stream = source.request.body;
@@ -164,6 +185,13 @@ function readBody(light: LightRequest): Promise<Buffer> {
   });
 }
 
+// Reads a whole web stream (request.body was asked for first, then text() or the like).
+async function collect(web: ReadableStream<Uint8Array>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of web) chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
 /** The real Request behind a light one, made on first need. */
 export function realRequest(light: LightRequest): Request {
   const fields = light as unknown as LightFields;
@@ -176,14 +204,15 @@ export function realRequest(light: LightRequest): Request {
       signal: source.request.signal,
     };
     if (hasBody(source.method)) {
-      if (source.bodyUsed) {
+      if (source.web !== null && !source.web.locked) init.body = source.web;
+      else if (source.bodyUsed || source.web !== null) {
         // Read already: the real Request gets an empty, used body, as a Request whose body was consumed.
         init.body = new ReadableStream({ start: (controller) => controller.close() });
-      } else init.body = Readable.toWeb(source.request.body) as ReadableStream<Uint8Array>;
+      } else init.body = webBody(source.request.body, () => {});
       init.duplex = 'half';
     }
     real = new NativeRequest(light.url, init);
-    if (source.bodyUsed && init.body !== undefined) void real.arrayBuffer().catch(() => {});
+    if (source.bodyUsed && init.body !== undefined && init.body !== source.web) void real.arrayBuffer().catch(() => {});
     source.bodyUsed = true;
     fields[kReal] = real;
   }
@@ -197,7 +226,6 @@ export function isLightRequest(value: unknown): value is LightRequest {
 
 // Everything else a Request has goes to the real one.
 const DELEGATED_GETTERS = [
-  'body',
   'cache',
   'credentials',
   'destination',
