@@ -2,7 +2,7 @@
 // Readable.toWeb copies every Buffer into a new Uint8Array, and `readable.read()` concatenates whatever is
 // buffered; here each chunk the Node stream emits is handed over as a view of the same memory, one chunk per
 // pull (a 1 MB upload: no copy and no garbage per chunk). Backpressure is the pull: the Node stream is paused
-// after each chunk and resumed when the reader asks for the next, so the connection reads no further ahead.
+// once 64 KiB wait unread and resumed when the reader asks for more, so the connection reads no further ahead.
 import type { Readable } from 'node:stream';
 
 /** `stream` as a ReadableStream of Uint8Array views; `onPull` runs on the first read (the body is then disturbed). */
@@ -41,6 +41,8 @@ export function webBody(stream: Readable, onPull: () => void): ReadableStream<Ui
         stream.destroy(reason instanceof Error ? reason : undefined);
       },
     },
-    { highWaterMark: 0 },
+    // Up to 64 KiB queued before the Node stream is paused: a pause and resume per small STDIN record (nginx
+    // sends 8-32 KiB ones) cost more than the bytes.
+    { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength },
   );
 }
