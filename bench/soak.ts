@@ -13,9 +13,9 @@
 // warm-up (for 600 s: 60-120 s) with the median of the last 10 % (540-600 s), so one GC's sawtooth does not
 // decide it. Prints requests, errors (with the first few), RSS after warm-up and at the end, and the drift;
 // exits 1 when there was any error or the drift is 5 % or more.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +23,8 @@ import { liveBytes } from '../test/fixtures/apps/live-app';
 import { benchFlags, numberFlag } from './_util/args';
 import { prng } from './_util/legit';
 import { LiveServer, mib } from './_util/live-server';
-import { canConnect, cleanUpOnExit, findBinary, freePort, stop, track, waitUntil } from './_util/processes';
+import { startNginxRoutes } from './_util/nginx';
+import { cleanUpOnExit, findBinary, stop } from './_util/processes';
 
 interface Args {
   seconds: number;
@@ -43,65 +44,15 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-async function startNginx(
-  binary: string,
-  dir: string,
-  appSocket: string,
-): Promise<{ child: ChildProcess; port: number }> {
-  const port = await freePort();
-  const temp = join(dir, 'nginx-temp');
-  mkdirSync(temp, { recursive: true });
-  const conf = join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `${process.getuid?.() === 0 ? 'user root;\n' : ''}worker_processes 1;
-daemon off;
-pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'nginx-error.log')} warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${temp}/body;
-  fastcgi_temp_path ${temp}/fastcgi;
-  proxy_temp_path ${temp}/proxy;
-  scgi_temp_path ${temp}/scgi;
-  uwsgi_temp_path ${temp}/uwsgi;
-  keepalive_requests 1000000;
-  # The 1 MiB uploads stay in memory, and 64 KiB answers in buffers: the soak measures the app, not disk.
-  client_max_body_size 0;
-  client_body_buffer_size 2m;
-  fastcgi_buffer_size 16k;
-  fastcgi_buffers 16 16k;
-  upstream app { server unix:${appSocket}; keepalive 16; }
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      include /etc/nginx/fastcgi_params;
-      fastcgi_keep_conn on;
-      fastcgi_pass app;
-    }
-  }
-}
-`,
+// nginx in front of the engine: the 1 MiB uploads stay in memory and 64 KiB answers in buffers, so the soak
+// measures the app, not the disk.
+function startNginx(binary: string, dir: string, appSocket: string): Promise<{ child: ChildProcess; port: number }> {
+  return startNginxRoutes(
+    binary,
+    dir,
+    [{ location: '/', protocol: 'fastcgi', server: `unix:${appSocket}`, keepalive: 16 }],
+    { root: dir, maxBodyBytes: 2 * 1024 * 1024, responseBufferBytes: 256 * 1024 },
   );
-  const child = track(spawn(binary, ['-c', conf, '-p', dir], { stdio: ['ignore', 'ignore', 'pipe'] }));
-  let log = '';
-  child.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()));
-  await waitUntil(
-    'nginx',
-    () => canConnect({ port, host: '127.0.0.1' }),
-    child,
-    () => log + readIfThere(join(dir, 'nginx-error.log')),
-  );
-  return { child, port };
-}
-
-function readIfThere(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
-  }
 }
 
 const median = (values: number[]): number => {
