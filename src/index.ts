@@ -86,8 +86,7 @@ export {
 export type { ClientOptions } from './client/options';
 export type { BalancerOptions, HealthCheckOptions, LookupFunction, UpstreamOptions } from './client/balancer-options';
 export type { BalancePolicy } from './client/balance-policy';
-export type { ClientStats } from './client/balancer';
-export type { UpstreamStats } from './client/upstream';
+export type { ClientStats, UpstreamStats } from './client/stats';
 export type { BackendAddress } from './wire/address';
 export type { RequestBody } from './client/body';
 export { ClientResponse, ResponseBody, type ClientCompletion } from './client/client-response';

@@ -16,15 +16,11 @@ import type { ClientRequest, RequestQueue } from './client-request';
 import { ClientClosedError, ClientTimeoutError, NoUpstreamError, clientLimitError } from './errors';
 import { Fifo } from './fifo';
 import type { ResolvedClientOptions } from './options';
-import type { PoolStats } from './pool';
-import { Upstream, type HealthSettings, type UpstreamEvents, type UpstreamStats } from './upstream';
-import { UpstreamSet, type MembershipEvents } from './upstream-set';
+import { Upstream, type HealthSettings, type UpstreamEvents } from './upstream';
+import type { ClientStats, UpstreamStats } from './stats';
 
-/** client.stats: the pool's figures (summed over upstreams), and one line per upstream when there are several. */
-export interface ClientStats extends PoolStats {
-  /** Each upstream, those draining included; only for a client created with `upstreams`. */
-  readonly upstreams?: readonly UpstreamStats[];
-}
+export type { ClientStats };
+import { UpstreamSet, type MembershipEvents } from './upstream-set';
 
 interface Waiter {
   readonly request: ClientRequest;

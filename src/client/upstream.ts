@@ -9,37 +9,9 @@ import type { ClientRequest, RequestTracker } from './client-request';
 import { HealthProbe } from './health';
 import type { ResolvedClientOptions } from './options';
 import { Pool, type PoolOwner, type PoolStats } from './pool';
+import type { UpstreamStats } from './stats';
 
-/** One upstream in `client.stats.upstreams`. */
-export interface UpstreamStats {
-  /** Where it listens: 'unix:/run/php/a.sock', '10.0.0.5:9000'. */
-  readonly address: string;
-  /** The address as configured; the upstreams a hostname resolved to share it ('php-fpm.default.svc:9000'). */
-  readonly configured: string;
-  readonly weight: number;
-  /** Most requests sent to it at once: maxConcurrent, else what its connections carry. */
-  readonly maxConcurrent: number;
-  /** Requests sent to it that have not ended (those waiting for one of its connections included). */
-  readonly inFlight: number;
-  /** Of those, the ones waiting for one of its connections to open. */
-  readonly queued: number;
-  /** Connections open or opening. */
-  readonly connections: number;
-  /** Requests it answered in full. */
-  readonly served: number;
-  /** Attempts that failed on it (caller aborts aside), including requests then sent to another upstream. */
-  readonly failed: number;
-  /** Times it was ejected. */
-  readonly ejections: number;
-  /** Ejected now: its cooldown runs. */
-  readonly ejected: boolean;
-  /** Its last health probe passed (always true without healthCheck). */
-  readonly healthy: boolean;
-  /** Why its last health probe failed, or null. */
-  readonly probeFailure: string | null;
-  /** Removed, finishing the requests it has. */
-  readonly draining: boolean;
-}
+export type { UpstreamStats };
 
 /** What an upstream tells the balancer. */
 export interface UpstreamEvents {

@@ -25,7 +25,7 @@ export interface StructuredLogger {
 export type LogFields = Readonly<Record<string, string | number | undefined>>;
 
 /**
- * @internal What the engine logs through: text, with optional fields. `inText` false: the message already
+ * What the engine logs through: text, with optional fields. `inText` false: the message already
  * says what the fields say, so a plain logger gets the message alone.
  */
 export interface LogSink {

@@ -10,7 +10,7 @@ import { headersFromParams, requestUrl } from '../http-message';
 import { NativeHeaders } from './light-response';
 import { webBody } from './web-body';
 
-const NativeRequest = globalThis.Request;
+const NativeRequest: typeof Request = globalThis.Request;
 
 const kSource = Symbol('fastcgi.lightRequest.source');
 const kReal = Symbol('fastcgi.lightRequest.real');
@@ -270,7 +270,7 @@ Object.setPrototypeOf(LightRequest.prototype, NativeRequest.prototype);
  * Request, native or light.
  */
 export class GlobalRequest extends NativeRequest {
-  constructor(input: ConstructorParameters<typeof Request>[0], init?: RequestInit) {
+  constructor(input: string | URL | Request, init?: RequestInit) {
     super(isLightRequest(input) ? realRequest(input) : input, init);
   }
   static override [Symbol.hasInstance](value: unknown): boolean {

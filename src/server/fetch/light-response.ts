@@ -6,8 +6,8 @@
 // Content-Length). Its prototype chain runs to the global Response, so `instanceof Response` holds; the
 // `serve` command installs it as globalThis.Response before loading the application (opt out with
 // FASTCGI_LIGHT_FETCH=0), as @hono/node-server does for its adapter.
-const NativeResponse = globalThis.Response;
-const NativeHeaders = globalThis.Headers;
+const NativeResponse: typeof Response = globalThis.Response;
+const NativeHeaders: typeof Headers = globalThis.Headers;
 
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
 type BodyInit = ConstructorParameters<typeof Response>[0];
