@@ -20,15 +20,16 @@
 //
 // Knobs (env): BENCH_CONNECTIONS (16), BENCH_DURATION_MS (5000), BENCH_ROUNDS (2), BENCH_TSX=1 (not for
 // numbers). Needs nginx (apt-get install nginx-light) and wrk (apt-get install wrk). About 1 min.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchReport } from '../src/cli/bench';
 import { treeCpuSeconds } from './_util/proc-cpu';
 import { startNginx } from './_util/nginx';
-import { canConnect, cleanUpOnExit, findBinary, killAll, stop, track, waitUntil } from './_util/processes';
-import { environment, environmentLine, envNumber, isCompiled, relaunchCompiled, sourceRoot } from './_util/report';
+import { engineCli, startEngineServe } from './_util/engine-cli';
+import { cleanUpOnExit, findBinary, killAll, stop } from './_util/processes';
+import { environment, environmentLine, envNumber, relaunchCompiled, sourceRoot } from './_util/report';
 import { runWrk, timed } from './_util/wrk';
 
 const SETUP = {
@@ -41,13 +42,6 @@ const KNOBS = ['BENCH_CONNECTIONS', 'BENCH_DURATION_MS', 'BENCH_ROUNDS', 'BENCH_
 // The source tree: apps/hello.mjs is not compiled, and the CLI runs from wherever this file runs.
 const ROOT = sourceRoot(__filename);
 const HELLO = join(ROOT, 'bench/apps/hello.mjs');
-
-/** `node … fastcgi-engine` argv prefix: the compiled twin next to this file, or the TypeScript under tsx. */
-function cliCommand(): string[] {
-  return isCompiled(__filename)
-    ? [join(__dirname, '../src/cli/main.js')]
-    : ['--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
-}
 
 interface Sample {
   reqPerSec: number;
@@ -72,7 +66,7 @@ async function ourBench(time: string, socket: string, server: ChildProcess, dir:
     time,
     [
       process.execPath,
-      ...cliCommand(),
+      ...engineCli(__filename),
       'bench',
       socket,
       '--connections',
@@ -209,19 +203,7 @@ async function main(): Promise<void> {
   const theirs: Row = { label: `wrk -t1 → nginx → engine (${SETUP.connections} connections)`, samples: [] };
   try {
     const socket = join(dir, 'app.sock');
-    const server = track(
-      spawn(process.execPath, [...cliCommand(), 'serve', HELLO, '--socket', socket], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      }),
-    );
-    let serverLog = '';
-    server.stderr!.on('data', (chunk: Buffer) => (serverLog += chunk.toString()));
-    await waitUntil(
-      'fastcgi-engine serve',
-      () => canConnect({ path: socket }),
-      server,
-      () => serverLog,
-    );
+    const server = await startEngineServe(__filename, HELLO, socket);
     const nginx = await startNginx(nginxBinary, dir, {
       socket,
       keepalive: SETUP.connections,

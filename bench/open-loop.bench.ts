@@ -15,28 +15,26 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { BenchReport } from '../src/cli/bench';
-import { canConnect, cleanUpOnExit, killAll, stop, track, waitUntil } from './_util/processes';
-import { environment, environmentLine, envNumber, isCompiled } from './_util/report';
+import { startEngineServe, engineCli } from './_util/engine-cli';
+import { cleanUpOnExit, killAll, stop, track } from './_util/processes';
+import { environment, environmentLine, envNumber, sourceRoot } from './_util/report';
 
 const DURATION_MS = Math.max(1000, envNumber('BENCH_DURATION_MS', 5000));
 const RATES = (process.env.BENCH_RATES ?? '200,1000,3000')
   .split(',')
   .map(Number)
   .filter((r) => r > 0);
-const ROOT = resolve(__dirname, isCompiled(__filename) ? '../../../..' : '..');
+const ROOT = sourceRoot(__filename);
 const HELLO = join(ROOT, 'bench/apps/hello.mjs');
-
-function cliCommand(): string[] {
-  return isCompiled(__filename)
-    ? [join(__dirname, '../src/cli/main.js')]
-    : ['--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
-}
 
 async function bench(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<BenchReport> {
   const child = track(
-    spawn(process.execPath, [...cliCommand(), 'bench', ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env }),
+    spawn(process.execPath, [...engineCli(__filename), 'bench', ...args, '--json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+    }),
   );
   let stdout = '';
   let stderr = '';
@@ -83,19 +81,7 @@ async function main(): Promise<void> {
   let halfRate = 0;
   try {
     const socket = join(dir, 'app.sock');
-    const server = track(
-      spawn(process.execPath, [...cliCommand(), 'serve', HELLO, '--socket', socket], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      }),
-    );
-    let log = '';
-    server.stderr!.on('data', (c: Buffer) => (log += c.toString()));
-    await waitUntil(
-      'fastcgi-engine serve',
-      () => canConnect({ path: socket }),
-      server,
-      () => log,
-    );
+    const server = await startEngineServe(__filename, HELLO, socket);
     const duration = `${DURATION_MS}ms`;
     await bench([socket, '-c', '8', '-d', '1s']); // warm-up
     const capacity = await bench([socket, '-c', '8', '-d', duration]);
