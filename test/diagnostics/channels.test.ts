@@ -167,7 +167,8 @@ describe('server channels', () => {
     expect((errors[0]!.error as { code: string }).code).toBe('FCGI_ERR_PEER_NOT_ALLOWED');
   });
 
-  it('tracing:fastcgi:server:handler runs start/end around the handler and asyncEnd when its promise settles', async () => {
+  // Subscribes to tracing:fastcgi:server:handler for this test; the events in order, start naming REQUEST_URI.
+  function traceServerHandler(): string[] {
     const events: string[] = [];
     const handlers = {
       start: (context: object) =>
@@ -179,6 +180,11 @@ describe('server channels', () => {
     };
     tracingChannels.serverHandler.subscribe(handlers);
     undo.push(() => tracingChannels.serverHandler.unsubscribe(handlers));
+    return events;
+  }
+
+  it('tracing:fastcgi:server:handler runs start/end around the handler and asyncEnd when its promise settles', async () => {
+    const events = traceServerHandler();
     const s = createServer(quiet, async (_req, res) => {
       await delay(5);
       res.end('ok');
@@ -191,17 +197,7 @@ describe('server channels', () => {
   });
 
   it('tracing:fastcgi:server:handler also wraps a fetch handler (serve)', async () => {
-    const events: string[] = [];
-    const handlers = {
-      start: (context: object) =>
-        events.push(`start ${(context as { params: Record<string, string> }).params.REQUEST_URI}`),
-      end: () => events.push('end'),
-      asyncStart: () => events.push('asyncStart'),
-      asyncEnd: () => events.push('asyncEnd'),
-      error: () => events.push('error'),
-    };
-    tracingChannels.serverHandler.subscribe(handlers);
-    undo.push(() => tracingChannels.serverHandler.unsubscribe(handlers));
+    const events = traceServerHandler();
     const s = serve(
       async () => {
         await delay(5);
