@@ -63,10 +63,14 @@ function describeResult(value: unknown): string {
   return typeof name === 'string' && name !== '' && name !== 'Object' ? `a ${name}` : 'a plain object';
 }
 
-const SERVER_ERROR =
-  'Status: 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 22\r\n\r\nInternal Server Error\n';
-const TIMED_OUT =
-  'Status: 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 47\r\n\r\nService Unavailable: the application timed out\n';
+// A whole CGI response with a plain-text body, its Content-Length counted from the body.
+function textResponse(status: string, body: string): string {
+  return `Status: ${status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+// The same answers the http API gives (Server.handlerError, the handler timeout).
+const SERVER_ERROR = textResponse('500 Internal Server Error', 'Internal Server Error\n');
+const TIMED_OUT = textResponse('503 Service Unavailable', 'Service Unavailable: the application timed out\n');
 
 /** A Server whose requests go to a fetch handler. */
 export class FetchServer extends Server {
