@@ -9,6 +9,9 @@
 //      createClient (kept connections, the default) and createClient with keepConn: false (a connection per
 //      request, as fastcgi-client does against php-fpm), C requests in flight in a closed loop.
 //
+//   3. Several backends: nginx with an `upstream` of 1, 2 and 3 php-fpm pools vs the gateway whose client has the
+//      same pools as `upstreams` (skip with --no-several).
+//
 //   npm run bench:client                 markdown tables
 //   npm run -s bench:client -- --json    JSON (-s keeps npm's banner off stdout)
 //
@@ -22,7 +25,7 @@
 //
 // Knobs (env): BENCH_CONNECTIONS (16: HTTP connections in table 1, requests in flight in table 2),
 // BENCH_PHP_CHILDREN (4), BENCH_DURATION_MS per run (3000), BENCH_WARMUP_MS per run (1000), BENCH_ROUNDS (2),
-// BENCH_TIMEOUT_MS per request (5000), BENCH_TSX=1 (see _util/report.ts; not for numbers). About 2 min in all.
+// BENCH_TIMEOUT_MS per request (5000), BENCH_TSX=1 (see _util/report.ts; not for numbers). About 4 min in all.
 // Needs php-fpm8.2 (apt-get install php8.2-fpm) and nginx (apt-get install nginx-light).
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -40,7 +43,7 @@ import { CallTarget, type RequestFn } from './_util/call-target';
 import { HttpTarget } from './_util/http-target';
 import { benchLoad, type LoadResult } from './_util/load-run';
 import { treeCpuSeconds } from './_util/proc-cpu';
-import { startNginx } from './_util/nginx';
+import { startNginx, startNginxRoutes } from './_util/nginx';
 import { canConnect, cleanUpOnExit, findBinary, killAll, stop, track, waitUntil } from './_util/processes';
 import { environment, envNumber, formatTime, isCompiled, relaunchCompiled } from './_util/report';
 
@@ -86,17 +89,22 @@ const SCRIPTS: Record<string, string> = {
 
 // --- processes ----------------------------------------------------------------------------------------------
 
-async function startPhpFpm(binary: string, dir: string): Promise<{ child: ChildProcess; socket: string }> {
-  const socket = join(dir, 'php.sock');
-  const conf = join(dir, 'php-fpm.conf');
+/** A php-fpm pool (a master and BENCH_PHP_CHILDREN static workers) on `<name>.sock` in `dir`. */
+async function startPhpFpm(
+  binary: string,
+  dir: string,
+  name = 'php',
+): Promise<{ child: ChildProcess; socket: string }> {
+  const socket = join(dir, `${name}.sock`);
+  const conf = join(dir, `${name}-fpm.conf`);
   writeFileSync(
     conf,
     [
       '[global]',
-      `pid = ${join(dir, 'php-fpm.pid')}`,
-      `error_log = ${join(dir, 'php-fpm.log')}`,
+      `pid = ${join(dir, `${name}-fpm.pid`)}`,
+      `error_log = ${join(dir, `${name}-fpm.log`)}`,
       'daemonize = no',
-      '[bench]',
+      `[${name}]`,
       `listen = ${socket}`,
       'listen.mode = 0666',
       'listen.backlog = 1024',
@@ -120,25 +128,35 @@ async function startPhpFpm(binary: string, dir: string): Promise<{ child: ChildP
 }
 
 /**
- * The gateway in a process of its own: this file, compiled, with `--gateway SOCKET DOCROOT POOL`; or, with
- * `bare`, a node:http server answering what hello.php answers with no backend at all (`--bare`).
+ * The gateway in a process of its own: this file, compiled, with `--gateway SOCKETS DOCROOT POOL`. One socket:
+ * a client with one `upstream` address; several (`balanced`): a client with `upstreams`, each capped at POOL.
+ * With `bare`, a node:http server answering what hello.php answers with no backend at all (`--bare`).
  */
 async function startGateway(
-  phpSocket: string,
+  phpSockets: string | readonly string[],
   docroot: string,
   bare = false,
 ): Promise<{ child: ChildProcess; port: number }> {
+  const sockets = typeof phpSockets === 'string' ? phpSockets : phpSockets.join(',');
+  const mode = typeof phpSockets === 'string' ? '--gateway' : '--gateway-balanced';
   const execArgv = isCompiled(__filename) ? [] : ['--import', 'tsx'];
   // A profile of the gateway process, to see where its CPU goes (not for numbers: profiling slows it).
   const profileDir = process.env.BENCH_GATEWAY_PROFILE;
   if (profileDir !== undefined && profileDir !== '') execArgv.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
-  const args = bare ? ['--bare'] : ['--gateway', phpSocket, docroot, String(GATEWAY_POOL)];
+  const args = bare ? ['--bare'] : [mode, sockets, docroot, String(GATEWAY_POOL)];
   const child = track(fork(__filename, args, { execArgv, stdio: ['ignore', 2, 2, 'ipc'] }));
   const [message] = (await once(child, 'message')) as [{ port: number }];
   return { child, port: message.port };
 }
 
-function runGatewayChild(phpSocket: string | null, docroot: string, poolSize: number): void {
+function runGatewayChild(phpSocket: string | null, docroot: string, poolSize: number, balanced = false): void {
+  const upstream = balanced
+    ? {
+        upstreams: phpSocket!.split(',').map((address) => ({ address, maxConcurrent: poolSize })),
+        multiplex: false,
+        idleTimeout: 1000,
+      }
+    : { address: phpSocket!, poolSize, multiplex: false, idleTimeout: 1000 };
   const handler =
     phpSocket === null
       ? (_req: IncomingMessage, res: ServerResponse): void => {
@@ -146,7 +164,7 @@ function runGatewayChild(phpSocket: string | null, docroot: string, poolSize: nu
           res.end('hello world\n');
         }
       : createGateway({
-          upstream: { address: phpSocket, poolSize, multiplex: false, idleTimeout: 1000 },
+          upstream,
           documentRoot: docroot,
           logger: { warn: () => {}, error: (message) => process.stderr.write(`gateway: ${message}\n`) },
         });
@@ -181,7 +199,12 @@ interface CpuPerRequest {
 /** Where the CPU of a gateway run goes: the front end's process tree, php-fpm's, and this process. */
 interface CpuProbe {
   readonly frontPid: number;
-  readonly phpPid: number;
+  /** Every php-fpm master whose pool the front end uses. */
+  readonly phpPids: readonly number[];
+}
+
+function phpCpuSeconds(probe: CpuProbe): number {
+  return probe.phpPids.reduce((sum, pid) => sum + treeCpuSeconds(pid), 0);
 }
 
 function httpRequestBytes(path: string): Buffer {
@@ -218,11 +241,11 @@ async function gatewayRun(
       expectBody: workload.expect,
       onMeasureStart: () => {
         front0 = treeCpuSeconds(probe.frontPid);
-        php0 = treeCpuSeconds(probe.phpPid);
+        php0 = phpCpuSeconds(probe);
       },
       onMeasureEnd: () => {
         front = treeCpuSeconds(probe.frontPid) - front0;
-        php = treeCpuSeconds(probe.phpPid) - php0;
+        php = phpCpuSeconds(probe) - php0;
       },
     },
   );
@@ -449,6 +472,78 @@ function progress(message: string): void {
   process.stderr.write(`  ${message}\n`);
 }
 
+// --- table: several backends -------------------------------------------------------------------------------
+
+/** Pools behind one front end, in the several-backends table: 1, 2 and 3. */
+const POOL_SETS = [1, 2, 3] as const;
+
+/**
+ * nginx's `upstream` with 1, 2 and 3 php-fpm pools (round robin, the keepalive cache sized for all of them) next
+ * to the gateway's client with the same pools as `upstreams` (least-in-flight, each capped at its pool's
+ * workers). `pools[0]` is the pool of the tables above; the others are started here the same way. Each set has
+ * its own script directory (/n1/, /n2/, /n3/) so one nginx routes all three; the gateway gets the same paths.
+ */
+async function severalBackends(
+  phpFpm: string,
+  nginx: string,
+  dir: string,
+  docroot: string,
+  first: { child: ChildProcess; socket: string },
+): Promise<TableOut> {
+  const pools = [first];
+  for (let i = 2; i <= Math.max(...POOL_SETS); i++) pools.push(await startPhpFpm(phpFpm, dir, `php${i}`));
+  for (const n of POOL_SETS) {
+    mkdirSync(join(docroot, `n${n}`));
+    writeFileSync(join(docroot, `n${n}`, 'hello.php'), SCRIPTS['hello.php']!);
+  }
+  const nginxDir = join(dir, 'nginx-several');
+  mkdirSync(nginxDir);
+  const front = await startNginxRoutes(
+    nginx,
+    nginxDir,
+    POOL_SETS.map((n) => ({
+      location: `~ ^/n${n}/.*\\.php$`,
+      protocol: 'fastcgi' as const,
+      server: pools.slice(0, n).map((pool) => `unix:${pool.socket}`),
+      keepalive: n * SETUP.phpChildren,
+    })),
+    { root: docroot },
+  );
+  const tables: TableOut[] = [];
+  for (const n of POOL_SETS) {
+    const used = pools.slice(0, n);
+    const workload: Workload = { name: `${n} pools`, title: '', path: `/n${n}/hello.php`, expect: HELLO.expect };
+    const phpPids = used.map((pool) => pool.child.pid!);
+    const gateway = await startGateway(
+      used.map((pool) => pool.socket),
+      docroot,
+    );
+    const plural = n === 1 ? 'pool' : 'pools';
+    const nginxRow: Row = { label: `nginx, upstream of ${n} ${plural} (round robin)`, baseline: true, runs: [] };
+    const gatewayRow: Row = {
+      label: `createGateway, upstreams: ${n} ${plural} (least-in-flight)`,
+      baseline: false,
+      runs: [],
+    };
+    await alternate(
+      [
+        { row: nginxRow, run: () => gatewayRun(front.port, workload, { frontPid: front.child.pid!, phpPids }) },
+        { row: gatewayRow, run: () => gatewayRun(gateway.port, workload, { frontPid: gateway.child.pid!, phpPids }) },
+      ],
+      `several backends, ${n} ${plural}`,
+    );
+    await stop(gateway.child);
+    tables.push(summarize('', '', [nginxRow, gatewayRow]));
+  }
+  await stop(front.child, 'SIGQUIT');
+  for (const pool of pools.slice(1)) await stop(pool.child);
+  return {
+    title: `Several backends: ${HELLO.title} over 1, 2 and 3 php-fpm pools`,
+    description: `The load of the tables above (${SETUP.connections} HTTP/1.1 keep-alive connections) against nginx with an \`upstream\` of N php-fpm pools (round robin, \`keepalive ${SETUP.phpChildren}\` per pool) and against the gateway whose client has the same pools as \`upstreams\` (least-in-flight, \`maxConcurrent: ${SETUP.phpChildren}\` each, the rest queued). Each pool has ${SETUP.phpChildren} static workers on a unix socket; php-fpm's column is all N pools together. Each ratio is against nginx with the same pools.`,
+    rows: tables.flatMap((table) => table.rows),
+  };
+}
+
 // --- main ---------------------------------------------------------------------------------------------------
 
 // Idle connections to php-fpm close after 1 s (nginx keepalive_timeout, the clients' idleTimeout): wait that
@@ -487,8 +582,13 @@ async function alternate(
 }
 
 async function main(): Promise<void> {
-  if (process.argv[2] === '--gateway')
-    return runGatewayChild(process.argv[3]!, process.argv[4]!, Number(process.argv[5]));
+  if (process.argv[2] === '--gateway' || process.argv[2] === '--gateway-balanced')
+    return runGatewayChild(
+      process.argv[3]!,
+      process.argv[4]!,
+      Number(process.argv[5]),
+      process.argv[2] === '--gateway-balanced',
+    );
   if (process.argv[2] === '--bare') return runGatewayChild(null, '', 0);
   if (relaunchCompiled(__filename)) return;
   const json = process.argv.includes('--json');
@@ -523,11 +623,11 @@ async function main(): Promise<void> {
         [
           {
             row: nginxRow,
-            run: () => gatewayRun(front.port, workload, { frontPid: front.child.pid!, phpPid: php.child.pid! }),
+            run: () => gatewayRun(front.port, workload, { frontPid: front.child.pid!, phpPids: [php.child.pid!] }),
           },
           {
             row: gatewayRow,
-            run: () => gatewayRun(gateway.port, workload, { frontPid: gateway.child.pid!, phpPid: php.child.pid! }),
+            run: () => gatewayRun(gateway.port, workload, { frontPid: gateway.child.pid!, phpPids: [php.child.pid!] }),
           },
         ],
         `gateway ${workload.name}`,
@@ -542,6 +642,7 @@ async function main(): Promise<void> {
     }
     await stop(front.child, 'SIGQUIT');
     await stop(gateway.child);
+    if (!process.argv.includes('--no-several')) tables.push(await severalBackends(phpFpm, nginx, dir, docroot, php));
 
     // What any node:http gateway pays at the least: node:http with no backend, and the FastCGI exchange alone.
     const bare = await startGateway(php.socket, docroot, true);
@@ -555,7 +656,7 @@ async function main(): Promise<void> {
       [
         {
           row: bareRow,
-          run: () => gatewayRun(bare.port, HELLO, { frontPid: bare.child.pid!, phpPid: php.child.pid! }),
+          run: () => gatewayRun(bare.port, HELLO, { frontPid: bare.child.pid!, phpPids: [php.child.pid!] }),
         },
         { row: driverRow, run: () => driverRun(php.socket, docroot, php.child.pid!) },
       ],

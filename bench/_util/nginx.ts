@@ -11,8 +11,8 @@ export interface NginxRoute {
   readonly location: string;
   /** fastcgi_pass (with `include fastcgi_params` and fastcgi_keep_conn) or proxy_pass over HTTP/1.1. */
   readonly protocol: 'fastcgi' | 'http';
-  /** The upstream server: `unix:/path/to.sock` or `127.0.0.1:9000`. */
-  readonly server: string;
+  /** The upstream server (`unix:/path/to.sock` or `127.0.0.1:9000`), or several, balanced by nginx's default round robin. */
+  readonly server: string | readonly string[];
   /** Idle connections nginx keeps to the backend (upstream keepalive). */
   readonly keepalive: number;
 }
@@ -60,10 +60,10 @@ export function nginxConfig(dir: string, port: number, routes: readonly NginxRou
     settings.maxBodyBytes === undefined
       ? []
       : [`client_max_body_size ${settings.maxBodyBytes};`, `client_body_buffer_size ${settings.maxBodyBytes};`];
-  const upstreams = routes.map(
-    (route, i) =>
-      `  upstream backend${i} { server ${route.server}; keepalive ${route.keepalive}; keepalive_timeout 1s; }`,
-  );
+  const upstreams = routes.map((route, i) => {
+    const servers = (typeof route.server === 'string' ? [route.server] : route.server).map((s) => `server ${s}; `);
+    return `  upstream backend${i} { ${servers.join('')}keepalive ${route.keepalive}; keepalive_timeout 1s; }`;
+  });
   const locations = routes.map((route, i) =>
     [
       `    location ${route.location} {`,
