@@ -103,7 +103,13 @@ export function serverAddress(listen: Listen, unixPrefix: string): string {
 // ---- Node backends: bench/apps/serve.ts (forked, with IPC) and the `fastcgi-engine serve` command ----------------
 
 const APPS = join(__dirname, '..', 'apps');
-const EXEC_ARGV = isCompiled(__filename) ? [] : ['--import', 'tsx'];
+// BENCH_PROFILE_DIR=DIR: every Node backend writes a V8 CPU profile there when it stops (to see where its CPU
+// goes; not for numbers, profiling slows it).
+const PROFILE = process.env.BENCH_PROFILE_DIR ?? '';
+const EXEC_ARGV = [
+  ...(isCompiled(__filename) ? [] : ['--import', 'tsx']),
+  ...(PROFILE === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`]),
+];
 const APP_EXT = isCompiled(__filename) ? '.js' : '.ts';
 // An empty value counts as unset for the addon loader, whatever this process was started with.
 const NATIVE_ENV = { FASTCGI_NO_NATIVE: '', FASTCGI_REQUIRE_NATIVE: '' };
@@ -218,7 +224,7 @@ const fetchPeer: Peer = {
   },
   async start(context, listen) {
     const cli = isCompiled(__filename)
-      ? [join(__dirname, '..', '..', 'src', 'cli', 'main.js')]
+      ? [...EXEC_ARGV, join(__dirname, '..', '..', 'src', 'cli', 'main.js')]
       : [...EXEC_ARGV, join(context.root, 'src', 'cli', 'main.ts')];
     const at = await tcpPort(listen);
     const where = 'path' in at ? ['--socket', at.path] : ['--port', String(at.port)];

@@ -86,7 +86,8 @@ export class FetchServer extends Server {
 
   /** @internal */
   override dispatch(request: RequestSocket): void {
-    request.once('timeout', () => this.#answerOnce(request, TIMED_OUT));
+    // The connection emits 'timeout' only under a handlerTimeout: no listener (and no closure) per request otherwise.
+    if (this.settings.handlerTimeout > 0) request.once('timeout', () => this.#answerOnce(request, TIMED_OUT));
     if (tracingActive(tracingChannels.serverHandler)) traceHandler(request, () => this.#call(request));
     else this.#call(request);
   }
@@ -126,10 +127,14 @@ export class FetchServer extends Server {
         ),
         request,
       );
-    const signal = request.signal;
-    writeFetchResponse(response, request, head, signal).catch((error: unknown) => {
-      if (!signal.aborted) this.fetchFailed(error, request);
-    });
+    let streamed: Promise<void> | undefined;
+    try {
+      streamed = writeFetchResponse(response, request, head);
+    } catch (error) {
+      return this.fetchFailed(error, request);
+    }
+    // fetchFailed ignores a failure that an abort caused (nobody is left to answer).
+    streamed?.catch((error: unknown) => this.fetchFailed(error, request));
   }
 
   // A handler that throws or rejects: the stack goes to STDERR (the web server's error log) and the logger;

@@ -36,16 +36,20 @@ export interface BodySink {
 // records then costs at most 2x the bytes it sent, not a Buffer object per byte (test/server/abuse.test.ts).
 const COALESCE_BYTES = 16 * 1024;
 const TAIL_MIN_BYTES = 1024;
+// A piece at least this large, cut from the socket read the stream's last chunk came from, goes to it as it is.
+const SAME_READ_MIN_BYTES = 4 * 1024;
 
 /**
  * Body bytes that arrived but that the reader has not asked for. They are handed to the reader's stream only
- * when it asks (or holds nothing), as few large chunks: Readable's highWaterMark counts bytes, not chunks, so
+ * when it asks (or holds nothing), as few large chunks: a stream's highWaterMark counts bytes, not chunks, so
  * pushing every record as it came would let tiny records fill it with objects.
  */
 class PendingBody {
-  readonly #pieces: Buffer[] = [];
+  #pieces: Buffer[] = [];
   #tail: Buffer | null = null;
   #tailUsed = 0;
+  // The next tail's size: doubled after each tail that filled up, back to the least when a view cuts one short.
+  #nextTail = TAIL_MIN_BYTES;
   /** Bytes waiting. */
   bytes = 0;
   /** Bytes of memory held for them (views plus the coalescing buffers' capacity). */
@@ -58,6 +62,7 @@ class PendingBody {
     this.bytes += piece.length;
     if (piece.length >= COALESCE_BYTES && isCompactView(piece)) {
       this.#closeTail();
+      this.#nextTail = TAIL_MIN_BYTES;
       this.#pieces.push(piece);
       this.held += piece.length;
       return piece.length;
@@ -67,8 +72,10 @@ class PendingBody {
     while (offset < piece.length) {
       if (this.#tail === null || this.#tailUsed === this.#tail.length) {
         this.#closeTail();
-        // Sized to the piece (1 KiB at least, for runs of tiny records): a tail cut short by a view wastes little.
-        const capacity = Math.min(COALESCE_BYTES, Math.max(TAIL_MIN_BYTES, piece.length - offset));
+        // Sized to the piece, and growing through a run of small pieces (1 KiB records become 1, 2, 4 ... 16 KiB
+        // chunks, not a chunk each): a tail that a view cuts short wastes at most what the run before it filled.
+        const capacity = Math.min(COALESCE_BYTES, Math.max(this.#nextTail, piece.length - offset));
+        this.#nextTail = Math.min(COALESCE_BYTES, capacity * 2);
         this.#tail = Buffer.allocUnsafe(capacity);
         added += capacity;
       }
@@ -80,16 +87,19 @@ class PendingBody {
     return added;
   }
 
-  /** Everything waiting, as one buffer (null when nothing waits); the pieces are handed over. */
-  take(): Buffer | null {
+  /**
+   * Everything waiting, as the pieces it is kept in (empty when nothing waits); they are handed over. Not
+   * concatenated: a copy of every byte that waited (and a new Buffer per feed) was most of what a 1 MB upload
+   * through nginx cost beyond the hash (bench:e2e post-1m profile), and a stream takes several chunks as well.
+   */
+  take(): Buffer[] {
     this.#closeTail();
     const pieces = this.#pieces;
-    if (pieces.length === 0) return null;
-    const all = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, this.bytes);
-    pieces.length = 0;
+    this.#pieces = [];
+    this.#nextTail = TAIL_MIN_BYTES;
     this.bytes = 0;
     this.held = 0;
-    return all;
+    return pieces;
   }
 
   #closeTail(): void {
@@ -184,6 +194,8 @@ export class RequestSocket extends Writable {
    * it sent headers. Adapters set it; for raw STDOUT writes it is read from the first chunk.
    */
   status = 0;
+  /** @internal An adapter wrote the CGI head: a failure after it cuts the response short instead of answering 500. */
+  headWritten = false;
   /** Body bytes received (STDIN and DATA). */
   bytesIn = 0;
   /** Response bytes written to STDOUT. */
@@ -494,6 +506,8 @@ class BodyInput {
   done = false;
   // The stream asked (its _read) and got nothing: the next piece goes to it at once.
   #wanted = false;
+  // The memory of the last piece handed straight to the stream (a socket read's buffer).
+  #lastRead: ArrayBufferLike | null = null;
 
   constructor(owner: RequestOwner) {
     this.#owner = owner;
@@ -509,12 +523,26 @@ class BodyInput {
     return this.#pending.bytes + (this.sink?.readableLength ?? 0);
   }
 
-  /** A piece arrived (empty: the end). */
+  /**
+   * A piece arrived (empty: the end). It goes to the stream at once when the stream asked or holds nothing, or
+   * when it is cut from the same socket read as the last piece the stream got: that memory is held already, and
+   * copying it aside instead (a socket read carries two or three of nginx's 32 KiB STDIN records) was a fetch
+   * handler's main cost on a 1 MB upload beyond the hash (bench:e2e post-1m profile). One read is at most 64
+   * KiB, so this adds no more than that to what the stream holds, and pieces under 4 KiB are still coalesced
+   * (a read of small records must not become as many chunks).
+   */
   receive(chunk: Buffer): void {
     if (chunk.length === 0) this.#pending.ended = true;
     const sink = this.sink;
-    if (sink !== null && this.#pending.bytes === 0 && (this.#wanted || (sink.readableLength ?? 0) === 0)) {
+    if (
+      sink !== null &&
+      this.#pending.bytes === 0 &&
+      (this.#wanted ||
+        (sink.readableLength ?? 0) === 0 ||
+        (chunk.buffer === this.#lastRead && chunk.length >= SAME_READ_MIN_BYTES))
+    ) {
       this.#wanted = false;
+      if (chunk.length > 0) this.#lastRead = chunk.buffer;
       if (chunk.length === 0) this.finish();
       else sink.push(chunk);
       return;
@@ -544,9 +572,9 @@ class BodyInput {
       return;
     }
     const held = pending.held;
-    const all = pending.take()!;
+    const pieces = pending.take();
     this.#owner.chargeBody(-held);
-    sink.push(all);
+    for (const piece of pieces) sink.push(piece);
     if (pending.ended) this.finish();
   }
 

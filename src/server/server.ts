@@ -124,7 +124,8 @@ export class Server extends NetServer {
     const req = new FastCGIIncomingMessage(request, this.settings.mount);
     const res = new FastCGIServerResponse(req);
     this.decorate(req, res);
-    request.once('timeout', () => this.#handlerTimeout(res));
+    // The connection emits 'timeout' only under a handlerTimeout: no listener (and no closure) per request otherwise.
+    if (this.settings.handlerTimeout > 0) request.once('timeout', () => this.#handlerTimeout(res));
     let event = 'request';
     if (request.role === Role.AUTHORIZER && this.listenerCount('authorize') > 0) event = 'authorize';
     else if (request.role === Role.FILTER && this.listenerCount('filter') > 0) event = 'filter';

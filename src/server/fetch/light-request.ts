@@ -130,7 +130,7 @@ export class LightRequest {
       if (source.bodyUsed) {
         // Read by text() and the like already: an empty stream, as a consumed body.
         source.web = new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
-      } else source.web = webBody(source.request.body, () => (source.bodyUsed = true));
+      } else source.web = webBody(source.request, () => (source.bodyUsed = true));
     }
     return source.web;
   }
@@ -208,7 +208,7 @@ export function realRequest(light: LightRequest): Request {
       else if (source.bodyUsed || source.web !== null) {
         // Read already: the real Request gets an empty, used body, as a Request whose body was consumed.
         init.body = new ReadableStream({ start: (controller) => controller.close() });
-      } else init.body = webBody(source.request.body, () => {});
+      } else init.body = webBody(source.request, () => {});
       init.duplex = 'half';
     }
     real = new NativeRequest(light.url, init);

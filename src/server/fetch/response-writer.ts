@@ -10,12 +10,9 @@ type HeadersInit = ConstructorParameters<typeof Headers>[0];
 
 const CRLF = '\r\n';
 
-// Requests whose CGI head went out: a failure after that cuts the response instead of answering 500.
-const started = new WeakSet<RequestSocket>();
-
-/** Whether the writer has written the response head of `request`. */
+/** Whether the writer has written the response head of `request` (a failure after it cuts the response). */
 export function headWritten(request: RequestSocket): boolean {
-  return started.has(request);
+  return request.headWritten;
 }
 
 function statusLine(status: number, statusText: string): string {
@@ -60,52 +57,58 @@ function contentLength(length: number | string): string {
   return `content-length: ${length}${CRLF}`;
 }
 
-/** The response's head and body went out, or `signal` aborted the write. */
-export async function writeFetchResponse(
+/**
+ * Writes `response` to `request`. A light response (a string, bytes or no body) goes out at once and this
+ * returns undefined; a stream body returns a promise that settles when it is all out, rejecting when reading
+ * it fails or the request is aborted. Nothing here touches `request.signal` unless a write has to wait: an
+ * AbortController per request was 8 % of a hello-world fetch server's CPU (bench:e2e profile).
+ */
+export function writeFetchResponse(
   response: Response,
   request: RequestSocket,
   head: boolean,
-  signal: AbortSignal,
-): Promise<void> {
+): Promise<void> | undefined {
   const light = lightParts(response);
-  if (light !== null) {
-    started.add(request);
-    request.status = light.status;
-    let block = statusLine(light.status, light.statusText) + linesFromInit(light.headers);
-    if (light.defaultTextType) block += `content-type: text/plain;charset=UTF-8${CRLF}`;
-    const body = light.body;
-    if (body === null) {
-      request.end(block + CRLF, 'latin1');
-      return;
-    }
-    const bytes =
-      typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    block += contentLength(bytes.length) + CRLF;
-    if (head || bytes.length === 0) request.end(block, 'latin1');
-    else {
-      request.cork();
-      request.write(block, 'latin1');
-      request.end(bytes);
-      request.uncork();
-    }
-    return;
+  if (light === null) return writeStreamed(response, request, head);
+  request.headWritten = true;
+  request.status = light.status;
+  let block = statusLine(light.status, light.statusText) + linesFromInit(light.headers);
+  if (light.defaultTextType) block += `content-type: text/plain;charset=UTF-8${CRLF}`;
+  const body = light.body;
+  if (body === null) {
+    request.end(block + CRLF, 'latin1');
+    return undefined;
   }
+  const bytes =
+    typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  block += contentLength(bytes.length) + CRLF;
+  if (head || bytes.length === 0) request.end(block, 'latin1');
+  else {
+    request.cork();
+    request.write(block, 'latin1');
+    request.end(bytes);
+    request.uncork();
+  }
+  return undefined;
+}
+
+async function writeStreamed(response: Response, request: RequestSocket, head: boolean): Promise<void> {
   const block = statusLine(response.status, response.statusText) + linesFromHeaders(response.headers);
   request.status = response.status;
   const stream = response.body;
   if (stream === null) {
-    started.add(request);
+    request.headWritten = true;
     request.end(block + CRLF, 'latin1');
     return;
   }
   const reader = stream.getReader();
   try {
     const first = await reader.read();
-    started.add(request);
+    request.headWritten = true;
     if (first.done) return void request.end(block + contentLength(0) + CRLF, 'latin1');
     const second = await reader.read().catch((error: unknown) => {
       // Nothing went out yet; the caller answers 500.
-      started.delete(request);
+      request.headWritten = false;
       throw error;
     });
     if (second.done) {
@@ -121,8 +124,8 @@ export async function writeFetchResponse(
     let chunk: Uint8Array | undefined = first.value as Uint8Array;
     let next: Uint8Array | undefined = second.value as Uint8Array;
     while (chunk !== undefined) {
-      if (signal.aborted) throw signal.reason;
-      if (!head && !request.write(chunk)) await drained(request, signal);
+      if (request.abortReason !== null) throw request.signal.reason;
+      if (!head && !request.write(chunk)) await drained(request);
       chunk = next;
       if (chunk === undefined) break;
       const read = await reader.read();
@@ -135,7 +138,10 @@ export async function writeFetchResponse(
   }
 }
 
-function drained(request: RequestSocket, signal: AbortSignal): Promise<void> {
+function drained(request: RequestSocket): Promise<void> {
+  const signal = request.signal;
+  // Made now, the signal may be aborted already (the write that filled the buffer failed the connection).
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
   return new Promise((resolve, reject) => {
     const onAbort = (): void => {
       request.off('drain', onDrain);

@@ -1,48 +1,80 @@
-// A web ReadableStream over the request body's Node stream, for `request.body` of the fetch API. Node 20's
-// Readable.toWeb copies every Buffer into a new Uint8Array, and `readable.read()` concatenates whatever is
-// buffered; here each chunk the Node stream emits is handed over as a view of the same memory, one chunk per
-// pull (a 1 MB upload: no copy and no garbage per chunk). Backpressure is the pull: the Node stream is paused
-// once 64 KiB wait unread and resumed when the reader asks for more, so the connection reads no further ahead.
-import type { Readable } from 'node:stream';
+// A web ReadableStream over a FastCGI request's body, for `request.body` of the fetch API. The request's STDIN
+// pieces are enqueued as they arrive (views of the same memory, no copy), with no Node stream in between: a
+// Readable under the web stream cost a pause, a resume and a nextTick per piece, and made a 1 MB upload through
+// nginx (21 KiB pieces) cost the fetch server 1.4-1.8x the http API's CPU (bench:e2e, post-1m).
+//
+// Backpressure: the web stream's own high-water mark is 0, so it asks for more (pull) only when a read waits on
+// an empty queue. Until then pieces wait in its queue, and the request stops reading its connection once
+// inputHighWaterMark bytes wait unread there and in the request (RequestSocket: `unread`, `readableLength`
+// below): the same bound the http API's body stream has.
+import type { BodySink, RequestSocket } from '../request-socket';
 
-/** `stream` as a ReadableStream of Uint8Array views; `onPull` runs on the first read (the body is then disturbed). */
-export function webBody(stream: Readable, onPull: () => void): ReadableStream<Uint8Array> {
+/** STDIN into a web stream's controller, as RequestSocket feeds a body sink. */
+class WebBodySink implements BodySink {
+  readonly #controller: ReadableStreamDefaultController<Uint8Array>;
+  // Closed, errored or cancelled: nothing more goes to the controller.
+  #over = false;
+
+  constructor(controller: ReadableStreamDefaultController<Uint8Array>) {
+    this.#controller = controller;
+  }
+
+  /** Bytes enqueued and not read yet: with a high-water mark of 0, desiredSize is minus that. */
+  get readableLength(): number {
+    return this.#over ? 0 : -(this.#controller.desiredSize ?? 0);
+  }
+
+  push(chunk: Buffer | null): boolean {
+    if (this.#over) return true;
+    if (chunk === null) {
+      this.#over = true;
+      this.#controller.close();
+      return false;
+    }
+    // RequestSocket pushes an empty chunk to end a read with nothing new; a web stream needs no such thing.
+    if (chunk.length > 0) this.#controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    return false;
+  }
+
+  destroy(error?: Error): void {
+    if (this.#over) return;
+    this.#over = true;
+    this.#controller.error(error);
+  }
+
+  /** The reader cancelled: what still arrives is dropped (and its memory given back as it is fed). */
+  cancel(): void {
+    this.#over = true;
+  }
+}
+
+/**
+ * `request`'s body as a ReadableStream of Uint8Array views; `onPull` runs on the first read (the body is then
+ * disturbed). It becomes the request's body sink: nothing else may read the body.
+ */
+export function webBody(request: RequestSocket, onPull: () => void): ReadableStream<Uint8Array> {
   let first = true;
-  let settled = false;
+  let sink: WebBodySink;
   return new ReadableStream<Uint8Array>(
     {
       start(controller) {
-        stream.on('data', (chunk: Buffer) => {
-          controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-          if ((controller.desiredSize ?? 0) <= 0) stream.pause();
-        });
-        stream.once('end', () => {
-          if (settled) return;
-          settled = true;
-          controller.close();
-        });
-        stream.once('error', (error: unknown) => {
-          if (settled) return;
-          settled = true;
-          controller.error(error);
-        });
-        // Attaching 'data' set it flowing: nothing is read until the reader asks.
-        stream.pause();
+        sink = new WebBodySink(controller);
+        request.setBodySink(sink);
       },
       pull() {
         if (first) {
           first = false;
           onPull();
         }
-        stream.resume();
+        // Hands over what waits (or marks the next piece wanted) and lets the connection read again.
+        request.resumeInput();
       },
-      cancel(reason: unknown) {
-        settled = true;
-        stream.destroy(reason instanceof Error ? reason : undefined);
+      cancel() {
+        sink.cancel();
+        // Drains what waits, so the connection is not left paused on bytes nobody will read.
+        request.resumeInput();
       },
     },
-    // Up to 64 KiB queued before the Node stream is paused: a pause and resume per small STDIN record (nginx
-    // sends 8-32 KiB ones) cost more than the bytes.
-    { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength },
+    { highWaterMark: 0, size: (chunk) => chunk.byteLength },
   );
 }

@@ -1,0 +1,149 @@
+// The fetch API's request.body on the wire: backpressure to the connection, a cancelled body that leaves the
+// connection usable, and the bytes exact whatever the record sizes. The test peer plays the web server.
+import type * as net from 'node:net';
+import { createHash } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { serve, type FetchHandler, type ServeOptions } from '../../src/server/fetch';
+import { deferred, within } from '../helpers/async';
+import { buildRequest, parseCgiResponse, type TestPeer } from '../helpers/fcgi-peer';
+import { listenForTest } from './harness';
+
+const POST = { REQUEST_METHOD: 'POST', SCRIPT_NAME: '/upload', REQUEST_URI: '/upload', HTTP_HOST: 'example.test' };
+
+function pattern(length: number, seed: number): Buffer {
+  const bytes = Buffer.allocUnsafe(length);
+  let x = seed >>> 0;
+  for (let i = 0; i < length; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    bytes[i] = x >>> 24;
+  }
+  return bytes;
+}
+
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+// Resolves at the server socket's next pause() (the connection stopped reading).
+function nextPause(socket: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const original = socket.pause;
+    socket.pause = function (this: net.Socket) {
+      socket.pause = original;
+      resolve();
+      return original.call(this);
+    };
+  });
+}
+
+async function start(
+  handler: FetchHandler,
+  options: ServeOptions = {},
+): Promise<{ peer: TestPeer; socket: net.Socket; server: ReturnType<typeof serve> }> {
+  const server = serve(handler, { logger: { warn() {}, error() {} }, ...options });
+  const accepted = deferred<net.Socket>();
+  server.on('connection', (socket: net.Socket) => accepted.resolve(socket));
+  const listening = await listenForTest(server);
+  const peer = await listening.connect();
+  return { peer, socket: await within(accepted.promise, 2000, 'connection'), server };
+}
+
+describe('fetch request.body on the wire', () => {
+  it('stops reading the connection while the handler does not read, then delivers every byte', async () => {
+    const TOTAL = 8 * 1024 * 1024;
+    const body = pattern(TOTAL, 3);
+    const firstRead = deferred<void>();
+    const goOn = deferred<void>();
+    const { peer, socket } = await start(
+      async (request) => {
+        const reader = request.body!.getReader();
+        const hash = createHash('sha256');
+        let length = 0;
+        let chunks = 0;
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          hash.update(value);
+          length += value.byteLength;
+          if (++chunks === 1) {
+            firstRead.resolve();
+            await goOn.promise;
+          }
+        }
+        return new Response(`${length} ${hash.digest('hex')}`);
+      },
+      { inputHighWaterMark: 16 * 1024 },
+    );
+    const paused = nextPause(socket);
+    const sending = peer.send(
+      buildRequest({ params: { ...POST, CONTENT_LENGTH: String(TOTAL) }, stdin: body, keepConn: true }),
+    );
+    sending.catch(() => undefined);
+    await within(firstRead.promise, 2000, 'first read');
+    await within(paused, 2000, 'server paused its socket');
+    const atPause = socket.bytesRead;
+    // A negative must be observed: give the server time to (wrongly) keep reading; 150 ms is many reads.
+    await delay(150);
+    expect(socket.bytesRead - atPause).toBeLessThan(128 * 1024);
+    expect(socket.bytesRead).toBeLessThan(TOTAL / 16);
+    expect(socket.isPaused()).toBe(true);
+
+    goOn.resolve();
+    await sending;
+    const response = await peer.waitForEnd(1, 10_000);
+    expect(parseCgiResponse(response.stdout).body.toString()).toBe(`${TOTAL} ${sha256(body)}`);
+  });
+
+  it('a cancelled body is drained: the response goes out, the memory is given back and the connection serves the next request', async () => {
+    const TOTAL = 4 * 1024 * 1024;
+    const { peer, server } = await start(
+      async (request) => {
+        if (request.headers.get('x-step') === 'second') return new Response(await request.text());
+        const reader = request.body!.getReader();
+        const { value } = await reader.read();
+        await reader.cancel();
+        return new Response(`cancelled after ${value!.byteLength > 0 ? 'some' : 'no'} bytes`);
+      },
+      { inputHighWaterMark: 16 * 1024 },
+    );
+    const sending = peer.send(
+      buildRequest({ params: { ...POST, CONTENT_LENGTH: String(TOTAL) }, stdin: pattern(TOTAL, 5), keepConn: true }),
+    );
+    const first = await peer.waitForEnd(1, 10_000);
+    expect(parseCgiResponse(first.stdout).body.toString()).toBe('cancelled after some bytes');
+    // The rest of the upload is read and dropped, not left to stall the connection.
+    await within(sending, 10_000, 'the peer sent the whole body');
+    const second = await peer.request({
+      params: { ...POST, HTTP_X_STEP: 'second', CONTENT_LENGTH: '5' },
+      stdin: 'hello',
+      keepConn: true,
+    });
+    expect(parseCgiResponse(second.stdout).body.toString()).toBe('hello');
+    expect(server.bufferedBytes).toBe(0);
+  });
+
+  it('hands over exact bytes in few chunks however the web server cuts its records', async () => {
+    const TOTAL = 1024 * 1024;
+    const body = pattern(TOTAL, 9);
+    const seen: number[] = [];
+    const { peer } = await start(async (request) => {
+      const hash = createHash('sha256');
+      for await (const chunk of request.body!) {
+        seen.push(chunk.byteLength);
+        hash.update(chunk);
+      }
+      return new Response(hash.digest('hex'));
+    });
+    // 1,024 records of 1 KiB, sent in 64 KiB writes.
+    const records: Buffer[] = [];
+    for (let at = 0; at < TOTAL; at += 1024) records.push(body.subarray(at, at + 1024));
+    const response = await peer.request({
+      params: { ...POST, CONTENT_LENGTH: String(TOTAL) },
+      stdin: records,
+      timeoutMs: 10_000,
+    });
+    expect(parseCgiResponse(response.stdout).body.toString()).toBe(sha256(body));
+    expect(seen.reduce((a, b) => a + b, 0)).toBe(TOTAL);
+    // Pieces that wait are handed over together: far fewer chunks than records.
+    expect(seen.length).toBeLessThan(records.length / 4);
+  });
+});
