@@ -104,11 +104,13 @@ export function serverAddress(listen: Listen, unixPrefix: string): string {
 
 const APPS = join(__dirname, '..', 'apps');
 // BENCH_PROFILE_DIR=DIR: every Node backend writes a V8 CPU profile there when it stops (to see where its CPU
-// goes; not for numbers, profiling slows it).
+// goes; not for numbers, profiling slows it). BENCH_NODE_FLAGS: more flags for every Node backend, space-separated
+// (e.g. `--heap-prof --heap-prof-dir=DIR` for where it allocates).
 const PROFILE = process.env.BENCH_PROFILE_DIR ?? '';
 const EXEC_ARGV = [
   ...(isCompiled(__filename) ? [] : ['--import', 'tsx']),
   ...(PROFILE === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`]),
+  ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((flag) => flag !== ''),
 ];
 const APP_EXT = isCompiled(__filename) ? '.js' : '.ts';
 // An empty value counts as unset for the addon loader, whatever this process was started with.
