@@ -83,6 +83,38 @@ describe('runLoad', () => {
     expect(run.scheduler === 'timerfd' || run.scheduler === 'setTimeout').toBe(true);
   });
 
+  it('open loop: a request sent late is timed from when it was due, one sent early from when it left', async () => {
+    // The loop is blocked for 40 ms right after the run starts, so the requests due then leave late, together.
+    const calls: { startedAt: number; at: number }[] = [];
+    let blocked = false;
+    const run = await runLoad(
+      (sink) => {
+        const target = new FakeTarget(sink, 1);
+        const submit = target.submit.bind(target);
+        target.submit = (startedAt) => {
+          calls.push({ startedAt, at: performance.now() * 1000 });
+          if (!blocked) {
+            blocked = true;
+            const until = performance.now() + 40;
+            while (performance.now() < until);
+          }
+          submit(startedAt);
+        };
+        return target;
+      },
+      { concurrency: 1, rate: 500, requests: 30 },
+    );
+    expect(run.stats.total).toBe(30);
+    // Never timed from after the send (that would hide time the request was already due).
+    for (const call of calls) expect(call.startedAt).toBeLessThanOrEqual(call.at + 1);
+    // The requests due during the block were sent ~40 ms into it, yet are timed from their due times, 2 ms apart.
+    const late = calls.filter((call) => call.at - call.startedAt > 5000);
+    expect(late.length).toBeGreaterThanOrEqual(10);
+    const lateStarts = late.map((call) => call.startedAt);
+    expect(lateStarts[1]! - lateStarts[0]!).toBeGreaterThan(1500);
+    expect(run.stats.histogram.maxValue / 1000).toBeGreaterThan(30);
+  });
+
   it("record: 'window' counts what settles inside the window, and a request that never answers neither stretches it nor hangs the run", async () => {
     let target: FakeTarget | null = null;
     const started = performance.now();
