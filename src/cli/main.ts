@@ -17,8 +17,8 @@ Run 'fastcgi-engine <command> --help' for the options of a command.`;
 type Command = (argv: string[]) => Promise<number>;
 
 // Each command's module is loaded only when it runs. Loading all five made a `serve` process's heap larger by
-// code it never runs, and on a 1 MB upload that process then ran ~80 mark-compact collections in 3 s instead of
-// 1-7 (node --trace-gc; the same server spent ~1.5x the CPU per request): an application server carries only
+// code it never runs, and on 1 MB uploads that process then ran 80-98 mark-compact collections in 3 s instead of
+// 1-14 (node --trace-gc; the same handler answered 559 instead of 724 req/s): an application server carries only
 // what it serves with.
 // require(), not import(): this package is CommonJS, and a dynamic import() of a sibling would go through the
 // ES module loader (and need the emitted file's extension, which the TypeScript test loader does not map).

@@ -25,10 +25,11 @@ export function clock(): number {
 
 /**
  * Where clock()'s zero is on CLOCK_MONOTONIC (process.hrtime's clock, the addon's), in ns, measured now. Measured
- * at each use, not once: on this VM performance.now() and process.hrtime() drifted 1.5 ms apart in a process's
- * first 0.3 s (then µs per second), so a fixed origin put native deadlines a millisecond off.
+ * at each use, not once: on this VM performance.now() and process.hrtime() drifted ~1.5 ms apart in a process's
+ * first ~0.4 s (then by µs), so an origin fixed then put native deadlines a millisecond off
+ * (test/load/send-timer.test.ts).
  */
-export function monotonicOriginNs(): number {
+function monotonicOriginNs(): number {
   return Number(process.hrtime.bigint()) - performance.now() * 1e6;
 }
 
