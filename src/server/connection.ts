@@ -5,6 +5,7 @@
 import type { Socket } from 'node:net';
 import { Decoder } from '../wire/decoder';
 import { RecordWriter } from '../wire/record-writer';
+import { IdTable } from '../wire/id-table';
 import type { Params } from '../wire/params';
 import {
   ManagementVariable,
@@ -56,7 +57,7 @@ export class Connection implements RequestOwner, BudgetOwner {
   readonly #events: ConnectionEvents;
   readonly #decoder: Decoder;
   readonly #writer: RecordWriter;
-  readonly #active = new Map<number, RequestSocket>();
+  readonly #active = new IdTable<RequestSocket>();
   readonly #paused = new Set<RequestSocket>();
   // Reading also stops while the buffer budget is spent or the peer is not reading our output.
   #budgetPaused = false;
@@ -66,10 +67,9 @@ export class Connection implements RequestOwner, BudgetOwner {
   #budgetClosed = false;
   // Requests whose params are complete but whose handler waits for the output queue to drain.
   readonly #deferred: RequestSocket[] = [];
-  // Requests whose params have not completed, with the time their BEGIN_REQUEST arrived.
-  readonly #awaitingParams = new Map<RequestSocket, number>();
-  // Requests whose body is still arriving, with the time by which it must have (bodyTimeout, minBodyRate).
-  readonly #bodyDeadlines = new Map<RequestSocket, number>();
+  // The receive deadlines (paramsTimeout, bodyTimeout) are fields of each request, paramsSince and
+  // bodyDeadline, not Maps of their own: a Map entry per request cost more than the rest of its bookkeeping
+  // (src/wire/id-table.ts says by how much).
   #receiveTimer: NodeJS.Timeout | null = null;
   #receiveDue = 0;
   // No request in flight since: the first BEGIN_REQUEST (beginTimeout) or the next one (idleTimeout) is due.
@@ -175,12 +175,12 @@ export class Connection implements RequestOwner, BudgetOwner {
       this.#budget.release(params.retainedBytes);
       return;
     }
-    this.#awaitingParams.delete(request);
+    request.paramsSince = -1;
     if (this.#options.paramsEncoding === 'utf8') params.decodeUtf8();
     request.setParams(params);
     if (this.#options.bodyTimeout > 0 && !request.bodyEnded) {
       const deadline = Date.now() + this.#options.bodyTimeout;
-      this.#bodyDeadlines.set(request, deadline);
+      request.bodyDeadline = deadline;
       // Armed at BEGIN_REQUEST for paramsTimeout; a shorter bodyTimeout needs it sooner.
       if (this.#receiveTimer === null || this.#receiveDue > deadline) {
         if (this.#receiveTimer !== null) clearTimeout(this.#receiveTimer);
@@ -262,7 +262,7 @@ export class Connection implements RequestOwner, BudgetOwner {
     const request = new RequestSocket(this, requestId, role as RoleValue, keepConn, this.#options);
     this.#active.set(requestId, request);
     this.#stats.requestBegan();
-    this.#awaitingParams.set(request, Date.now());
+    request.paramsSince = Date.now();
     if (this.#receiveTimer === null) {
       const first = this.#options.paramsTimeout > 0 ? this.#options.paramsTimeout : this.#options.bodyTimeout;
       if (first > 0) this.#armReceiveTimer(first);
@@ -323,9 +323,10 @@ export class Connection implements RequestOwner, BudgetOwner {
   // ---- RequestOwner ----------------------------------------------------------------------------------------
 
   /** @internal */
-  writeStream(request: RequestSocket, type: number, chunk: Uint8Array): void {
+  writeStream(request: RequestSocket, type: number, chunk: Uint8Array | string, encoding?: BufferEncoding): void {
     if (this.#active.get(request.requestId) !== request) return;
-    this.#writer.stream(type, request.requestId, chunk);
+    if (typeof chunk === 'string') this.#writer.streamText(type, request.requestId, chunk, encoding ?? 'utf8');
+    else this.#writer.stream(type, request.requestId, chunk);
   }
 
   /** @internal */
@@ -399,14 +400,14 @@ export class Connection implements RequestOwner, BudgetOwner {
   /** @internal Body bytes arrived: the body timer wants a minimum rate (minBodyRate), not only a deadline. */
   bodyProgress(request: RequestSocket, bytes: number, ended: boolean): void {
     if (ended) {
-      this.#bodyDeadlines.delete(request);
+      request.bodyDeadline = 0;
       return;
     }
-    const deadline = this.#bodyDeadlines.get(request);
-    if (deadline === undefined) return;
+    const deadline = request.bodyDeadline;
+    if (deadline === 0) return;
     const rate = this.#options.minBodyRate;
     const extended = rate > 0 ? deadline + (bytes * 1000) / rate : deadline;
-    this.#bodyDeadlines.set(request, Math.min(extended, Date.now() + this.#options.bodyTimeout));
+    request.bodyDeadline = Math.min(extended, Date.now() + this.#options.bodyTimeout);
   }
 
   // Reads while nothing holds it back; time spent not reading does not count against the peer's deadlines.
@@ -419,8 +420,10 @@ export class Connection implements RequestOwner, BudgetOwner {
       this.socket.pause();
     } else {
       const paused = Date.now() - this.#pausedSince;
-      for (const [request, deadline] of this.#bodyDeadlines) this.#bodyDeadlines.set(request, deadline + paused);
-      for (const [request, began] of this.#awaitingParams) this.#awaitingParams.set(request, began + paused);
+      for (const request of this.#active.values()) {
+        if (request.bodyDeadline !== 0) request.bodyDeadline += paused;
+        if (request.paramsSince !== -1) request.paramsSince += paused;
+      }
       this.socket.resume();
     }
   }
@@ -459,8 +462,8 @@ export class Connection implements RequestOwner, BudgetOwner {
   // Takes a request out of the table; its unread body no longer holds the connection back.
   #release(request: RequestSocket): void {
     this.#active.delete(request.requestId);
-    this.#awaitingParams.delete(request);
-    this.#bodyDeadlines.delete(request);
+    request.paramsSince = -1;
+    request.bodyDeadline = 0;
     this.#decoder.discardParams(request.requestId);
     if (request.hasParams) this.#budget.release(request.rawParams.retainedBytes);
     request.markEnded();
@@ -602,7 +605,9 @@ export class Connection implements RequestOwner, BudgetOwner {
     const reading = !this.socket.isPaused();
     const paramsTimeout = this.#options.paramsTimeout;
     if (paramsTimeout > 0) {
-      for (const [request, began] of this.#awaitingParams) {
+      for (const request of this.#active.values()) {
+        const began = request.paramsSince;
+        if (began === -1) continue;
         if (reading && now - began >= paramsTimeout) {
           return this.#fail(
             new TimeoutError(
@@ -615,7 +620,9 @@ export class Connection implements RequestOwner, BudgetOwner {
         next = Math.min(next, began + paramsTimeout);
       }
     }
-    for (const [request, deadline] of this.#bodyDeadlines) {
+    for (const request of this.#active.values()) {
+      const deadline = request.bodyDeadline;
+      if (deadline === 0) continue;
       if (reading && now >= deadline) {
         return this.#fail(
           new TimeoutError(
@@ -709,7 +716,7 @@ export class Connection implements RequestOwner, BudgetOwner {
         this,
       );
     }
-    for (const request of [...this.#active.values()]) {
+    for (const request of this.#active.values()) {
       this.#release(request);
       this.#ended(request, null, 'connection-closed');
       request.abortFromPeer('connection-closed');
@@ -725,10 +732,8 @@ export class Connection implements RequestOwner, BudgetOwner {
     if (this.#receiveTimer !== null) clearTimeout(this.#receiveTimer);
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
     this.#endFirstRequestGrace();
-    const requests = [...this.#active.values()];
+    const requests = this.#active.values();
     this.#active.clear();
-    this.#awaitingParams.clear();
-    this.#bodyDeadlines.clear();
     this.#deferred.length = 0;
     for (const request of requests) {
       request.markEnded();

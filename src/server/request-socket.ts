@@ -10,7 +10,8 @@ import { isCompactView } from '../wire/decoder';
 
 /** What a RequestSocket needs from its connection. */
 export interface RequestOwner {
-  writeStream(request: RequestSocket, type: number, chunk: Uint8Array): void;
+  /** Queues `chunk` as records of `type`; a string is encoded with `encoding` (default utf8) as it is framed. */
+  writeStream(request: RequestSocket, type: number, chunk: Uint8Array | string, encoding?: BufferEncoding): void;
   whenWritable(callback: () => void): void;
   complete(request: RequestSocket, appStatus: number): void;
   pauseInput(request: RequestSocket): void;
@@ -202,6 +203,10 @@ export class RequestSocket extends Writable {
   bytesOut = 0;
   /** `performance.now()` when its BEGIN_REQUEST arrived. */
   readonly startTime = performance.now();
+  /** @internal `Date.now()` since which its params are awaited (paramsTimeout); -1 once they are complete. */
+  paramsSince = -1;
+  /** @internal `Date.now()` by which more of its body must arrive (bodyTimeout, minBodyRate); 0 for none. */
+  bodyDeadline = 0;
 
   /** @internal Made by the Connection at BEGIN_REQUEST. */
   constructor(
@@ -211,7 +216,9 @@ export class RequestSocket extends Writable {
     keepConn: boolean,
     options: RequestSocketOptions,
   ) {
-    super({ highWaterMark: options.outputHighWaterMark });
+    // Strings (node's ServerResponse writes its header block as one) reach _write as they are and are encoded
+    // once, into the record buffer (RecordWriter.streamText), not into a Buffer of their own first.
+    super({ highWaterMark: options.outputHighWaterMark, decodeStrings: false });
     this.#owner = owner;
     this.#options = options;
     this.#stdin = new BodyInput(owner);
@@ -442,25 +449,32 @@ export class RequestSocket extends Writable {
     this.#ended = true;
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+  override _write(chunk: Buffer | string, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.#ended) return callback();
-    if (chunk.length > 0) {
-      if (this.status === 0) this.status = statusOf(chunk);
-      this.bytesOut += chunk.length;
-      this.#owner.writeStream(this, RecordType.STDOUT, chunk);
-    }
+    this.#stdout(chunk, encoding);
     this.#owner.whenWritable(callback);
   }
 
-  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+  override _writev(
+    chunks: { chunk: Buffer | string; encoding: BufferEncoding }[],
+    callback: (error?: Error | null) => void,
+  ): void {
     if (this.#ended) return callback();
-    for (const { chunk } of chunks) {
-      if (chunk.length === 0) continue;
-      if (this.status === 0) this.status = statusOf(chunk);
-      this.bytesOut += chunk.length;
-      this.#owner.writeStream(this, RecordType.STDOUT, chunk);
-    }
+    for (let i = 0; i < chunks.length; i++) this.#stdout(chunks[i]!.chunk, chunks[i]!.encoding);
     this.#owner.whenWritable(callback);
+  }
+
+  #stdout(chunk: Buffer | string, encoding: BufferEncoding): void {
+    if (chunk.length === 0) return;
+    if (typeof chunk === 'string') {
+      if (this.status === 0) this.status = statusOf(Buffer.from(chunk.slice(0, 8192), encoding));
+      this.bytesOut += Buffer.byteLength(chunk, encoding);
+      this.#owner.writeStream(this, RecordType.STDOUT, chunk, encoding);
+      return;
+    }
+    if (this.status === 0) this.status = statusOf(chunk);
+    this.bytesOut += chunk.length;
+    this.#owner.writeStream(this, RecordType.STDOUT, chunk);
   }
 
   override _final(callback: (error?: Error | null) => void): void {

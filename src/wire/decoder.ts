@@ -25,6 +25,7 @@ import { HEADER_LENGTH, RecordType } from './constants';
 import { ErrorCode, LimitError, scanErrorToProtocolError, type FastCGIError } from '../errors';
 import { scanPairBlock } from './pair-block';
 import { Params } from './params';
+import { IdTable } from './id-table';
 
 /** What the decoder calls; all calls happen synchronously inside `push`. */
 export interface DecoderHandler {
@@ -133,7 +134,7 @@ export class Decoder {
   readonly #maxParamsCount: number;
   readonly #budget: ParamsBudget | null;
   readonly #observer: RecordObserver | null;
-  readonly #collectors = new Map<number, ParamsCollector>();
+  readonly #collectors = new IdTable<ParamsCollector>();
   // Stream offset of the current chunk's first byte, for error messages.
   #base = 0;
   #stopped = false;

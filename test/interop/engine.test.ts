@@ -16,7 +16,7 @@ import { createServer } from '../../src/server/server';
 import { InvalidArgumentError } from '../../src/errors';
 
 /** Params as the decoder makes them; values are byte strings (latin1), as web servers send bytes. */
-function paramsOf(pairs: Record<string, string>): Params {
+function paramsOf(pairs: Record<string, string> | [string, string][]): Params {
   let out: Params | undefined;
   const decoder = new Decoder({
     onRecord() {},
@@ -25,7 +25,7 @@ function paramsOf(pairs: Record<string, string>): Params {
       throw error;
     },
   });
-  const encoded = Object.entries(pairs).map(([k, v]): [Buffer, Buffer] => [
+  const encoded = (Array.isArray(pairs) ? pairs : Object.entries(pairs)).map(([k, v]): [Buffer, Buffer] => [
     Buffer.from(k, 'latin1'),
     Buffer.from(v, 'latin1'),
   ]);
@@ -158,6 +158,41 @@ describe('request headers from params', () => {
     );
     expect(headers).toEqual({ 'x-many-0': 'a', 'x-part-2b': 'b', 'accept-language': 'c' });
     expect(rawHeaders).toEqual(['X-Many-0', 'a', 'X-Part-2b', 'b', 'Accept-Language', 'c']);
+  });
+
+  it('joins duplicates (cookies with "; "), known names and others alike, in a plain object as node:http gives', () => {
+    const { headers, rawHeaders } = headersFromParams(
+      paramsOf([
+        ['HTTP_COOKIE', 'a=1'],
+        ['HTTP_ACCEPT', 'text/html'],
+        ['HTTP_X_TRACE', 't1'],
+        ['HTTP_COOKIE', 'b=2'],
+        ['HTTP_ACCEPT', '*/*'],
+        ['HTTP_X_TRACE', 't2'],
+        ['HTTP_CONSTRUCTOR', 'c'],
+        ['HTTP_TOSTRING', 'd'],
+        ['HTTP_CONTENT_TYPE', 'ignored/when-CONTENT_TYPE-is-there'],
+        ['HTTP_CONTENT-LENGTH', '99'],
+        ['CONTENT_TYPE', 'text/plain'],
+        ['CONTENT_LENGTH', '5'],
+        ['HTTP_', 'nameless'],
+        ['SERVER_NAME', 'not a header'],
+      ]),
+    );
+    expect(Object.getPrototypeOf(headers)).toBe(Object.prototype);
+    expect({ ...headers }).toEqual({
+      cookie: 'a=1; b=2',
+      accept: 'text/html, */*',
+      'x-trace': 't1, t2',
+      constructor: 'c',
+      tostring: 'd',
+      'content-type': 'text/plain',
+      'content-length': '5',
+    });
+    expect(rawHeaders).toEqual([
+      ...['Cookie', 'a=1', 'Accept', 'text/html', 'X-Trace', 't1', 'Cookie', 'b=2', 'Accept', '*/*'],
+      ...['X-Trace', 't2', 'Constructor', 'c', 'Tostring', 'd', 'Content-Type', 'text/plain', 'Content-Length', '5'],
+    ]);
   });
 });
 
