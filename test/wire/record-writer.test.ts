@@ -1,4 +1,8 @@
-import type { Socket } from 'node:net';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -71,5 +75,53 @@ describe('RecordWriter.streamText', () => {
     const length = out.readUInt16BE(4);
     expect(out.subarray(8, 8 + length).toString('utf8')).toBe('Status: 200 OK\r\nContent-Length: 6\r\n\r\nhéllo');
     expect(out.length).toBe(8 + length + out[6]! + 8 + 16);
+  });
+});
+
+describe('RecordWriter on a real socket', () => {
+  it('delivers every flush intact, when the kernel takes each write at once and when the peer stops reading', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fcgi-rw-'));
+    const server = createServer();
+    server.listen(join(dir, 's.sock'));
+    await once(server, 'listening');
+    const accepted = once(server, 'connection') as Promise<[Socket]>;
+    const client = connect(join(dir, 's.sock'));
+    await once(client, 'connect');
+    const [peer] = await accepted;
+    try {
+      const writer = new RecordWriter(client);
+      const expected: Buffer[] = [];
+      const reference = sink();
+      const oracle = new RecordWriter(reference.socket);
+      // Small flushes (coalesced into the shared buffer), each with different bytes: first read as they go,
+      // then with the peer paused until megabytes are queued in the socket.
+      const flushes = async (count: number, size: number): Promise<void> => {
+        for (let i = 0; i < count; i++) {
+          const text = `${i}:`.padEnd(size, String.fromCharCode(97 + (i % 26)));
+          for (const w of [writer, oracle]) {
+            w.streamText(RecordType.STDOUT, 1 + (i % 7), text, 'latin1');
+            w.endRequest(1 + (i % 7), i, 0);
+            w.flush();
+          }
+          if (i % 50 === 0) await new Promise((resolve) => setImmediate(resolve));
+        }
+      };
+      const received: Buffer[] = [];
+      peer.on('data', (chunk: Buffer) => received.push(chunk));
+      await flushes(300, 100);
+      peer.pause();
+      await flushes(600, 12_000);
+      expect(client.writableLength).toBeGreaterThan(0); // the peer's pause made writes wait
+      peer.resume();
+      expected.push(...reference.writes);
+      const total = expected.reduce((n, b) => n + b.length, 0);
+      while (received.reduce((n, b) => n + b.length, 0) < total) await once(peer, 'data');
+      expect(Buffer.concat(received).equals(Buffer.concat(expected))).toBe(true);
+    } finally {
+      client.destroy();
+      peer.destroy();
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
