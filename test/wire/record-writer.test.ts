@@ -8,6 +8,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RecordType } from '../../src/wire/constants';
 import { COALESCE_LIMIT, RecordWriter } from '../../src/wire/record-writer';
+import { encodeEndRequest, encodeRecord, encodeStream, encodeUnknownType } from '../../src/wire/records';
+import type { ProtocolStatusValue } from '../../src/wire/constants';
 
 // A socket stand-in that keeps every write (each socket.write call is one entry).
 function sink(): { socket: Socket; writes: Buffer[] } {
@@ -36,6 +38,68 @@ function write(writer: RecordWriter, pieces: Piece[], asText: boolean): void {
   }
   writer.flush();
 }
+
+type Op =
+  | { stream: number; id: number }
+  | { text: string; encoding: 'latin1' | 'utf8'; id: number }
+  | { endStream: number; id: number }
+  | { endRequest: number; app: number; status: number; stdout: boolean }
+  | { raw: number }
+  | { flush: true };
+
+describe('RecordWriter', () => {
+  it('writes what the record encoders make of the same calls, in order, whatever is queued between flushes', () => {
+    const id = fc.integer({ min: 1, max: 65535 });
+    const op: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({ stream: fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 16_000, max: 140_000 })), id }),
+      fc.record({
+        text: fc.string({ maxLength: 200 }),
+        encoding: fc.constantFrom('latin1' as const, 'utf8' as const),
+        id,
+      }),
+      fc.record({ endStream: fc.constantFrom(RecordType.STDOUT, RecordType.STDERR), id }),
+      fc.record({
+        endRequest: id,
+        app: fc.integer({ min: 0, max: 0xffffffff }),
+        status: fc.integer({ min: 0, max: 3 }),
+        stdout: fc.boolean(),
+      }),
+      fc.record({ raw: fc.integer({ min: 12, max: 255 }) }),
+      fc.constant({ flush: true as const }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
+        const { socket, writes } = sink();
+        const writer = new RecordWriter(socket);
+        const expected: Buffer[] = [];
+        for (const o of ops) {
+          if ('stream' in o) {
+            const data = Buffer.alloc(o.stream, o.stream & 0xff);
+            writer.stream(RecordType.STDOUT, o.id, data);
+            if (o.stream > 0) expected.push(encodeStream(RecordType.STDOUT, o.id, data));
+          } else if ('text' in o) {
+            writer.streamText(RecordType.STDERR, o.id, o.text, o.encoding);
+            if (o.text !== '') expected.push(encodeStream(RecordType.STDERR, o.id, Buffer.from(o.text, o.encoding)));
+          } else if ('endStream' in o) {
+            writer.endStream(o.endStream, o.id);
+            expected.push(encodeRecord(o.endStream, o.id));
+          } else if ('endRequest' in o) {
+            writer.endRequest(o.endRequest, o.app, o.status as ProtocolStatusValue, o.stdout);
+            if (o.stdout) expected.push(encodeRecord(RecordType.STDOUT, o.endRequest));
+            expected.push(encodeEndRequest(o.endRequest, o.app, o.status as ProtocolStatusValue));
+          } else if ('raw' in o) {
+            const record = encodeUnknownType(o.raw);
+            writer.raw(record);
+            expected.push(record);
+          } else writer.flush();
+        }
+        writer.flush();
+        expect(Buffer.concat(writes).equals(Buffer.concat(expected))).toBe(true);
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
 
 describe('RecordWriter.streamText', () => {
   it('frames text exactly as the same text made into a Buffer first, alone or between byte pieces of any size', () => {
