@@ -174,10 +174,18 @@ export class FastCGIIncomingMessage extends IncomingMessage {
       this.baseUrl = path.baseUrl;
       this.originalUrl = path.originalUrl;
     }
-    const protocol = /^HTTP\/(\d+)\.(\d+)$/i.exec(params.get('SERVER_PROTOCOL') ?? '');
-    this.httpVersionMajor = protocol === null ? 1 : Number(protocol[1]);
-    this.httpVersionMinor = protocol === null ? 1 : Number(protocol[2]);
-    this.httpVersion = `${this.httpVersionMajor}.${this.httpVersionMinor}`;
+    const serverProtocol = params.get('SERVER_PROTOCOL');
+    if (serverProtocol === 'HTTP/1.1' || serverProtocol === undefined) {
+      // What nearly every request carries: no regex, no match array.
+      this.httpVersionMajor = 1;
+      this.httpVersionMinor = 1;
+      this.httpVersion = '1.1';
+    } else {
+      const protocol = /^HTTP\/(\d+)\.(\d+)$/i.exec(serverProtocol);
+      this.httpVersionMajor = protocol === null ? 1 : Number(protocol[1]);
+      this.httpVersionMinor = protocol === null ? 1 : Number(protocol[2]);
+      this.httpVersion = `${this.httpVersionMajor}.${this.httpVersionMinor}`;
+    }
     const { headers, rawHeaders } = headersFromParams(params);
     this.headers = headers;
     this.rawHeaders = rawHeaders;
@@ -216,6 +224,7 @@ interface OutgoingInternals {
   _storeHeader(firstLine: string, headers: OutgoingHttpHeaders | null): void;
 }
 
+const nodeStoreHeader = (ServerResponse.prototype as unknown as OutgoingInternals)._storeHeader;
 const TRANSFER_ENCODING_LINE = /^transfer-encoding:[^\r\n]*\r\n/gim;
 const HAS_TRANSFER_ENCODING = /^transfer-encoding:/im;
 
@@ -245,7 +254,7 @@ export class FastCGIServerResponse extends ServerResponse<FastCGIIncomingMessage
     // Node's line is `HTTP/1.1 404 Not Found\r\n`: the 9-byte version prefix becomes `Status: `.
     const status = firstLine.startsWith('HTTP/') ? `Status: ${firstLine.slice(9)}` : firstLine;
     this.req.fastcgi.status = this.statusCode;
-    Object.getPrototypeOf(FastCGIServerResponse.prototype)._storeHeader.call(this, status, headers);
+    nodeStoreHeader.call(this, status, headers);
     // A handler-set Transfer-Encoding would make Node chunk the body; behind FastCGI that is the web server's job.
     if (internals.chunkedEncoding || HAS_TRANSFER_ENCODING.test(internals._header ?? '')) {
       internals._header = (internals._header ?? '').replace(TRANSFER_ENCODING_LINE, '');

@@ -53,6 +53,22 @@ describe('http.IncomingMessage from CGI params', () => {
     expect(headers['content-type']).toBe('text/plain');
   });
 
+  it('takes httpVersion from SERVER_PROTOCOL (HTTP/1.1 when absent or not HTTP/x.y)', async () => {
+    const seen: string[] = [];
+    const { peer } = await start(
+      createServer((req, res) => {
+        seen.push(`${req.httpVersion} ${req.httpVersionMajor} ${req.httpVersionMinor}`);
+        res.end();
+      }),
+    );
+    for (const protocol of ['HTTP/1.0', 'HTTP/2.0', 'http/1.1', 'HTTP/1.1', 'INCLUDED', undefined]) {
+      const params: [string, string][] = [['REQUEST_URI', '/']];
+      if (protocol !== undefined) params.push(['SERVER_PROTOCOL', protocol]);
+      await (await peer()).request({ params });
+    }
+    expect(seen).toEqual(['1.0 1 0', '2.0 2 0', '1.1 1 1', '1.1 1 1', '1.1 1 1', '1.1 1 1']);
+  });
+
   it('builds method, url, httpVersion, headers and socket addresses', async () => {
     let seen: Record<string, unknown> = {};
     const { peer } = await start(
