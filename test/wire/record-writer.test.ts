@@ -12,20 +12,23 @@ import { encodeEndRequest, encodeRecord, encodeStream, encodeUnknownType } from 
 import type { ProtocolStatusValue } from '../../src/wire/constants';
 
 // A socket stand-in that keeps every write (each socket.write call is one entry).
-function sink(): { socket: Socket; writes: Buffer[] } {
+function sink(): { socket: Socket; writes: Buffer[]; calls: () => number } {
   const writes: Buffer[] = [];
+  let calls = 0;
   const socket = new Writable({
     decodeStrings: true,
     write(chunk: Buffer, _encoding, callback) {
+      calls++;
       writes.push(chunk);
       callback();
     },
     writev(chunks, callback) {
+      calls++;
       for (const { chunk } of chunks) writes.push(chunk as Buffer);
       callback();
     },
   });
-  return { socket: socket as unknown as Socket, writes };
+  return { socket: socket as unknown as Socket, writes, calls: () => calls };
 }
 
 type Piece = { text: string; encoding: 'latin1' | 'utf8' } | { bytes: number };
@@ -98,6 +101,21 @@ describe('RecordWriter', () => {
       }),
       { numRuns: 400 },
     );
+  });
+});
+
+describe('RecordWriter syscalls', () => {
+  it('sends a 64 KiB response (head, two STDOUT records, END_REQUEST) queued in one turn in one write', async () => {
+    const { socket, writes, calls } = sink();
+    const writer = new RecordWriter(socket);
+    writer.streamText(RecordType.STDOUT, 1, 'Status: 200 OK\r\nContent-Length: 65536\r\n\r\n', 'latin1');
+    writer.stream(RecordType.STDOUT, 1, Buffer.alloc(65536, 0x61));
+    writer.endRequest(1, 0, 0);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls()).toBe(1);
+    const bytes = Buffer.concat(writes);
+    // head 41 + 7 padding; 65535 (unpadded: php-fpm's limit, see paddingFor); 1 + 7; empty STDOUT; END_REQUEST
+    expect(bytes.length).toBe(8 + 41 + 7 + 8 + 65535 + 8 + 1 + 7 + 8 + 16);
   });
 });
 
