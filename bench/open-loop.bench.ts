@@ -2,7 +2,11 @@
 // hello world (`fastcgi-engine serve bench/apps/hello.mjs`, one process, unix socket), next to
 //   - the closed loop with one connection (what the server takes per request, the reference),
 //   - the same open loop timed by setTimeout (the generator without the addon, as it was before the timerfd),
-//   - `--calibrate`'s floor (the same load against a null responder in the generator's process).
+//   - `--calibrate`'s floor (the same load against a null responder in the generator's process),
+//   - the machine's own floor, no Node in it (bench/apps/wakeup.c, built here with cc): how late a thread
+//     sleeping on a timerfd wakes at the same rate, and a one-byte round trip to an echo process sent at that
+//     rate (two wake-ups from idle) next to the same round trip back to back. No sender can be steadier than
+//     the first, nor an open-loop median nearer the closed loop's than the second allows.
 // Rates: fixed ones and half of what the closed loop sustains with 8 connections.
 //
 //   npm run bench:open-loop                 markdown table
@@ -11,14 +15,14 @@
 // Knobs (env): BENCH_DURATION_MS (5000 per run), BENCH_RATES (e.g. "200,1000,3000"; "half" is added). Each run
 // is preceded by an unrecorded 1 s one (JIT). About 1.5 min. Run it on an otherwise idle machine: the figures
 // are sub-millisecond and anything else on the cores shows in them.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchReport } from '../src/cli/bench';
 import { startEngineServe, engineCli } from './_util/engine-cli';
-import { cleanUpOnExit, killAll, stop, track } from './_util/processes';
+import { cleanUpOnExit, findBinary, killAll, stop, track } from './_util/processes';
 import { environment, environmentLine, envNumber, sourceRoot } from './_util/report';
 
 const DURATION_MS = Math.max(1000, envNumber('BENCH_DURATION_MS', 5000));
@@ -58,6 +62,40 @@ interface Row {
   floorP99: number | null;
 }
 
+/** One run of bench/apps/wakeup.c: percentiles in ms. */
+interface Wakeup {
+  mode: 'timer' | 'pingpong';
+  rate: number;
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+// Builds bench/apps/wakeup.c; a string says why it could not.
+function buildWakeup(dir: string): string | { binary: string } {
+  const cc = findBinary(['cc', 'gcc']);
+  if (cc === null) return 'no C compiler (apt-get install gcc)';
+  const binary = join(dir, 'wakeup');
+  try {
+    execFileSync(cc, ['-O2', '-o', binary, join(ROOT, 'bench/apps/wakeup.c')], { stdio: 'pipe', timeout: 60_000 });
+  } catch (error) {
+    return `cc failed: ${String((error as { stderr?: Buffer }).stderr ?? error)
+      .trim()
+      .split('\n')
+      .slice(-2)
+      .join(' / ')}`;
+  }
+  return { binary };
+}
+
+function wakeup(binary: string, mode: Wakeup['mode'], rate: number, count: number): Wakeup {
+  const out = execFileSync(binary, [mode, String(rate), String(count)], { encoding: 'utf8', timeout: 120_000 });
+  return JSON.parse(out) as Wakeup;
+}
+
 function row(label: string, r: BenchReport): Row {
   return {
     label,
@@ -78,6 +116,8 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fcgi-open-loop-'));
   cleanUpOnExit(dir);
   const rows: Row[] = [];
+  const machine: Wakeup[] = [];
+  let machineSkip: string | null = null;
   let halfRate = 0;
   try {
     const socket = join(dir, 'app.sock');
@@ -97,6 +137,18 @@ async function main(): Promise<void> {
       rows.push(row(`open loop ${rate}/s, timerfd`, await bench(args)));
     }
     await stop(server);
+    const built = buildWakeup(dir);
+    if (typeof built === 'string') machineSkip = built;
+    else {
+      // As many samples as the open-loop run sent, within 1,000-20,000.
+      const samples = (rate: number): number =>
+        Math.min(20_000, Math.max(1000, Math.round((rate * DURATION_MS) / 1000)));
+      machine.push(wakeup(built.binary, 'pingpong', 0, 20_000));
+      for (const rate of [...RATES, halfRate]) {
+        machine.push(wakeup(built.binary, 'timer', rate, samples(rate)));
+        machine.push(wakeup(built.binary, 'pingpong', rate, samples(rate)));
+      }
+    }
   } finally {
     killAll();
     rmSync(dir, { recursive: true, force: true });
@@ -107,7 +159,7 @@ async function main(): Promise<void> {
     __filename,
   );
   if (json) {
-    process.stdout.write(`${JSON.stringify({ environment: env, halfRate, rows }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ environment: env, halfRate, rows, machine, machineSkip }, null, 2)}\n`);
     return;
   }
   const f = (v: number | null): string => (v === null ? '-' : v.toFixed(3));
@@ -123,8 +175,28 @@ async function main(): Promise<void> {
           `| ${r.label} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.p999)} | ${f(r.lagP50)} / ${f(r.lagP99)} | ${f(r.floorP50)} / ${f(r.floorP99)} |`,
       ),
       '',
+      ...machineTable(machine, machineSkip, f),
     ].join('\n'),
   );
+}
+
+function machineTable(machine: Wakeup[], skip: string | null, f: (v: number) => string): string[] {
+  if (skip !== null) return [`Machine floor (bench/apps/wakeup.c): skipped, ${skip}.`, ''];
+  const closed = machine.find((m) => m.mode === 'pingpong' && m.rate === 0);
+  const lines = [
+    `Machine floor, no Node (bench/apps/wakeup.c): a timerfd sleeper's lateness at each rate, and a one-byte round trip to an echo process sent at that rate (back to back: p50 ${closed ? f(closed.p50) : '-'}, p99 ${closed ? f(closed.p99) : '-'} ms) · ms`,
+    '',
+    '| rate | timerfd lateness p50 / p99 / p99.9 / max | round trip at the rate p50 / p99 |',
+    '|---|---|---|',
+  ];
+  for (const timer of machine.filter((m) => m.mode === 'timer')) {
+    const trip = machine.find((m) => m.mode === 'pingpong' && m.rate === timer.rate);
+    lines.push(
+      `| ${timer.rate}/s | ${f(timer.p50)} / ${f(timer.p99)} / ${f(timer.p999)} / ${f(timer.max)} | ${trip ? `${f(trip.p50)} / ${f(trip.p99)}` : '-'} |`,
+    );
+  }
+  lines.push('');
+  return lines;
 }
 
 main().catch((error: unknown) => {
