@@ -1,6 +1,7 @@
 // The fetch API's request.body on the wire: backpressure to the connection, a cancelled body that leaves the
 // connection usable, and the bytes exact whatever the record sizes. The test peer plays the web server.
 import type * as net from 'node:net';
+import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
@@ -145,5 +146,199 @@ describe('fetch request.body on the wire', () => {
     expect(seen.reduce((a, b) => a + b, 0)).toBe(TOTAL);
     // Pieces that wait are handed over together: far fewer chunks than records.
     expect(seen.length).toBeLessThan(records.length / 4);
+  });
+});
+
+// A global ReadableStream that counts how many streams are made while a test runs.
+function countStreams(): { count: () => number; restore: () => void } {
+  const Original = globalThis.ReadableStream;
+  let made = 0;
+  class Counting<R> extends Original<R> {
+    constructor(...args: ConstructorParameters<typeof Original<R>>) {
+      super(...args);
+      made++;
+    }
+  }
+  globalThis.ReadableStream = Counting as typeof Original;
+  return { count: () => made, restore: () => (globalThis.ReadableStream = Original) };
+}
+
+describe('fetch request.body without a web stream for `for await` (light-body.ts)', () => {
+  it('reads a 1 MB body with `for await` without making a ReadableStream; getReader makes one', async () => {
+    const body = pattern(1024 * 1024, 11);
+    const NativeReadableStream = globalThis.ReadableStream;
+    const streams = countStreams();
+    try {
+      const { peer } = await start(async (request) => {
+        const hash = createHash('sha256');
+        const isStream = request.body instanceof NativeReadableStream;
+        if (request.headers.get('x-read') === 'reader') {
+          const reader = request.body!.getReader();
+          for (let r = await reader.read(); !r.done; r = await reader.read()) hash.update(r.value);
+        } else for await (const chunk of request.body!) hash.update(chunk);
+        return new Response(`${isStream} ${hash.digest('hex')}`);
+      });
+      const iterated = await peer.request({
+        params: { ...POST, CONTENT_LENGTH: String(body.length) },
+        stdin: body,
+        keepConn: true,
+        timeoutMs: 10_000,
+      });
+      expect(parseCgiResponse(iterated.stdout).body.toString()).toBe(`true ${sha256(body)}`);
+      expect(streams.count()).toBe(0);
+      const read = await peer.request({
+        params: { ...POST, HTTP_X_READ: 'reader', CONTENT_LENGTH: String(body.length) },
+        stdin: body,
+        keepConn: true,
+        timeoutMs: 10_000,
+      });
+      expect(parseCgiResponse(read.stdout).body.toString()).toBe(`true ${sha256(body)}`);
+      expect(streams.count()).toBe(1);
+    } finally {
+      streams.restore();
+    }
+  });
+
+  const body = pattern(200_000, 12);
+  const readers: Record<string, (request: Request) => Promise<Uint8Array>> = {
+    fromWeb: async (request) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of Readable.fromWeb(request.body! as never)) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    },
+    response: async (request) => new Uint8Array(await new Response(request.body).arrayBuffer()),
+    pipeTo: async (request) => {
+      const chunks: Uint8Array[] = [];
+      await request.body!.pipeTo(new WritableStream({ write: (chunk: Uint8Array) => void chunks.push(chunk) }));
+      return Buffer.concat(chunks);
+    },
+    pipeThrough: async (request) => {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of request.body!.pipeThrough(new TransformStream<Uint8Array, Uint8Array>()))
+        chunks.push(chunk);
+      return Buffer.concat(chunks);
+    },
+    tee: async (request) => {
+      const [a, b] = request.body!.tee();
+      const chunks: Uint8Array[] = [];
+      void b.cancel();
+      for await (const chunk of a) chunks.push(chunk);
+      return Buffer.concat(chunks);
+    },
+    arrayBuffer: async (request) => new Uint8Array(await request.arrayBuffer()),
+  };
+  it.each(Object.keys(readers))('works where a real stream is needed: %s', async (read) => {
+    const { peer } = await start(async (request) => new Response(sha256(await readers[read]!(request))));
+    const response = await peer.request({
+      params: { ...POST, CONTENT_LENGTH: String(body.length) },
+      stdin: body,
+      timeoutMs: 5_000,
+    });
+    expect(parseCgiResponse(response.stdout).body.toString()).toBe(sha256(body));
+  });
+
+  it('is locked while a `for await` reads it, as a stream is; a break drains the rest and the connection goes on', async () => {
+    const TOTAL = 4 * 1024 * 1024;
+    const { peer, server } = await start(
+      async (request) => {
+        if (request.headers.get('x-step') === 'second') return new Response(await request.text());
+        let lockedInside = false;
+        let readerError = '';
+        for await (const chunk of request.body!) {
+          lockedInside = request.body!.locked;
+          try {
+            request.body!.getReader();
+          } catch (error) {
+            readerError = (error as Error).name;
+          }
+          if (chunk.byteLength > 0) break;
+        }
+        return new Response(`${lockedInside} ${readerError} ${request.bodyUsed}`);
+      },
+      { inputHighWaterMark: 16 * 1024 },
+    );
+    const sending = peer.send(
+      buildRequest({ params: { ...POST, CONTENT_LENGTH: String(TOTAL) }, stdin: pattern(TOTAL, 13), keepConn: true }),
+    );
+    const first = await peer.waitForEnd(1, 10_000);
+    expect(parseCgiResponse(first.stdout).body.toString()).toBe('true TypeError true');
+    await within(sending, 10_000, 'the peer sent the whole body');
+    const second = await peer.request({
+      params: { ...POST, HTTP_X_STEP: 'second', CONTENT_LENGTH: '5' },
+      stdin: 'hello',
+      keepConn: true,
+    });
+    expect(parseCgiResponse(second.stdout).body.toString()).toBe('hello');
+    expect(server.bufferedBytes).toBe(0);
+  });
+
+  it('stops reading the connection while a `for await` waits, then delivers every byte', async () => {
+    const TOTAL = 8 * 1024 * 1024;
+    const body = pattern(TOTAL, 14);
+    const firstChunk = deferred<void>();
+    const goOn = deferred<void>();
+    const { peer, socket } = await start(
+      async (request) => {
+        const hash = createHash('sha256');
+        let length = 0;
+        for await (const chunk of request.body!) {
+          hash.update(chunk);
+          length += chunk.byteLength;
+          firstChunk.resolve();
+          await goOn.promise;
+        }
+        return new Response(`${length} ${hash.digest('hex')}`);
+      },
+      { inputHighWaterMark: 16 * 1024 },
+    );
+    const paused = nextPause(socket);
+    const sending = peer.send(
+      buildRequest({ params: { ...POST, CONTENT_LENGTH: String(TOTAL) }, stdin: body, keepConn: true }),
+    );
+    sending.catch(() => undefined);
+    await within(firstChunk.promise, 2000, 'first chunk');
+    await within(paused, 2000, 'server paused its socket');
+    const atPause = socket.bytesRead;
+    // A negative must be observed: give the server time to (wrongly) keep reading; 150 ms is many reads.
+    await delay(150);
+    expect(socket.bytesRead - atPause).toBeLessThan(128 * 1024);
+    expect(socket.bytesRead).toBeLessThan(TOTAL / 16);
+    goOn.resolve();
+    await sending;
+    const response = await peer.waitForEnd(1, 10_000);
+    expect(parseCgiResponse(response.stdout).body.toString()).toBe(`${TOTAL} ${sha256(body)}`);
+  });
+
+  it('fails the `for await` when the web server aborts the request (ABORT_REQUEST)', async () => {
+    const firstChunk = deferred<void>();
+    const goOn = deferred<void>();
+    const failure = deferred<string>();
+    const { peer } = await start(async (request) => {
+      try {
+        for await (const chunk of request.body!) {
+          void chunk;
+          firstChunk.resolve();
+          await goOn.promise;
+        }
+        failure.resolve('no error');
+      } catch (error) {
+        failure.resolve((error as Error).message);
+      }
+      return new Response('over');
+    });
+    // Part of a body, its end never sent: the loop waits for more.
+    await peer.send(
+      buildRequest({
+        params: { ...POST, CONTENT_LENGTH: '100000' },
+        stdin: 'x'.repeat(5000),
+        noStdinEnd: true,
+        keepConn: true,
+      }),
+    );
+    await within(firstChunk.promise, 2000, 'first chunk');
+    await peer.abort(1);
+    await peer.waitForEnd(1, 2000);
+    goOn.resolve();
+    expect(await within(failure.promise, 2000, 'the loop failed')).toMatch(/aborted/);
   });
 });

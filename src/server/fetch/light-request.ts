@@ -9,6 +9,7 @@ import type { RequestSocket } from '../request-socket';
 import { headersFromParams, requestUrl } from '../http-message';
 import { NativeHeaders } from './light-response';
 import { webBody } from './web-body';
+import { LightBody } from './light-body';
 
 const NativeRequest: typeof Request = globalThis.Request;
 
@@ -120,7 +121,10 @@ export class LightRequest {
     return real !== null ? real.signal : (this as unknown as LightFields)[kSource].request.signal;
   }
 
-  /** The body as a web stream (zero-copy views of the STDIN pieces); null for GET and HEAD, as undici has it. */
+  /**
+   * The body as a web stream (zero-copy views of the STDIN pieces); null for GET and HEAD, as undici has it. A
+   * LightBody: a real ReadableStream is made only when something other than `for await` reads it.
+   */
   get body(): ReadableStream<Uint8Array> | null {
     const real = (this as unknown as LightFields)[kReal];
     if (real !== null) return real.body;
@@ -130,7 +134,13 @@ export class LightRequest {
       if (source.bodyUsed) {
         // Read by text() and the like already: an empty stream, as a consumed body.
         source.web = new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
-      } else source.web = webBody(source.request, () => (source.bodyUsed = true));
+      } else {
+        // A stream in name until something needs a real one (light-body.ts): `for await` reads STDIN directly.
+        source.web = new LightBody(
+          source.request,
+          () => (source.bodyUsed = true),
+        ) as unknown as ReadableStream<Uint8Array>;
+      }
     }
     return source.web;
   }
