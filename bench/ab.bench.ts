@@ -1,0 +1,203 @@
+// A/B: the server's CPU per request at two commits, side by side in one run. For a change whose gain is a few
+// per cent, below what bench:e2e's run-to-run spread shows on a shared VM.
+//
+//   npm run bench:ab -- --base 9adc7a4                      base commit against the working tree
+//   npm run bench:ab -- --base main~3 --head main --workload 64k --rounds 12
+//
+// Each side is compiled from its commit (a git worktree in a temp dir, `tsc -p tsconfig.build.json`; the native
+// addon is this checkout's build, so a change to native/ is not A/B'd here) and runs `fastcgi-engine serve` with
+// the e2e handlers (bench/apps/e2e-handlers.ts, the working tree's) on a unix socket. The load is this checkout's
+// `fastcgi-engine bench`, closed loop, with the 30 params nginx's fastcgi_params send (bench/_util/workloads.ts).
+// Rounds alternate A,B then B,A. With taskset (util-linux) and two or more cores, the servers run on the last
+// core and the load generator on the first, which took most of the spread out of these figures here.
+// Reported: the server process's user+system CPU per request (/proc), each round, its median, the median of
+// the per-round B/A ratios and the ratio of the best rounds.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import ts from 'typescript';
+import { nginxParams } from './_util/workloads';
+import { treeCpuSeconds } from './_util/proc-cpu';
+import { canConnect, cleanUpOnExit, findBinary, killAll, stop, track, waitUntil } from './_util/processes';
+import { sourceRoot } from './_util/report';
+
+const ROOT = sourceRoot(__filename);
+const WORKLOADS: Record<string, { uri: string; args: string[] }> = {
+  hello: { uri: '/hello', args: [] },
+  '4k': { uri: '/4k', args: [] },
+  '64k': { uri: '/64k', args: [] },
+  'post-1m': { uri: '/echo', args: ['--method', 'POST', '--body-size', '1048576'] },
+};
+
+interface Side {
+  label: string;
+  dist: string;
+  socket: string;
+  server: ChildProcess | null;
+  samples: { us: number; rps: number }[];
+}
+
+function git(args: string[]): string {
+  return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
+}
+
+// Compiles `ref` into dir/dist (null: the working tree as it is).
+function build(ref: string | null, dir: string): string {
+  const source = ref === null ? ROOT : join(dir, 'src-tree');
+  if (ref !== null) {
+    git(['worktree', 'add', '--detach', '--force', source, ref]);
+    symlinkSync(join(ROOT, 'node_modules'), join(source, 'node_modules'));
+    symlinkSync(join(ROOT, 'build'), join(source, 'build'));
+  }
+  const outDir = join(dir, 'dist');
+  const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
+  execFileSync(process.execPath, [tsc, '-p', join(source, 'tsconfig.build.json'), '--outDir', outDir], {
+    stdio: 'inherit',
+  });
+  // dist/../package.json, as a packed install has it (the code finds its package root from there).
+  writeFileSync(join(dir, 'package.json'), readFileSync(join(source, 'package.json')));
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  symlinkSync(join(ROOT, 'build'), join(dir, 'build'));
+  return outDir;
+}
+
+function pinned(cores: string | null, argv: string[]): [string, string[]] {
+  const taskset = cores === null ? null : findBinary(['taskset']);
+  return taskset === null ? [argv[0]!, argv.slice(1)] : [taskset, ['-c', cores!, ...argv]];
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      base: { type: 'string' },
+      head: { type: 'string' },
+      workload: { type: 'string', default: 'hello' },
+      rounds: { type: 'string', default: '10' },
+      seconds: { type: 'string', default: '2' },
+      connections: { type: 'string', default: '16' },
+    },
+  });
+  const workload = WORKLOADS[values.workload!];
+  if (values.base === undefined || workload === undefined) {
+    process.stderr.write(
+      `usage: npm run bench:ab -- --base REF [--head REF] [--workload ${Object.keys(WORKLOADS).join('|')}] [--rounds N] [--seconds S] [--connections N]\n`,
+    );
+    process.exit(2);
+  }
+  const rounds = Number(values.rounds);
+  const seconds = Number(values.seconds);
+  const dir = mkdtempSync(join(tmpdir(), 'fcgi-ab-'));
+  cleanUpOnExit(dir);
+  const worktrees: string[] = [];
+  const cores = availableParallelism() >= 2 ? { server: String(availableParallelism() - 1), load: '0' } : null;
+  try {
+    const params = join(dir, 'params.txt');
+    const lines = nginxParams(1).map(([name, value]) => {
+      if (name === 'REQUEST_URI') return `${name}=${workload.uri}`;
+      if (name === 'REQUEST_METHOD') return `${name}=${workload.args.includes('POST') ? 'POST' : 'GET'}`;
+      return `${name}=${value}`;
+    });
+    writeFileSync(params, `${lines.join('\n')}\n`);
+    // The handlers, transpiled on their own (they import only node: modules).
+    const handlers = join(dir, 'e2e-handlers.js');
+    writeFileSync(
+      handlers,
+      ts.transpileModule(readFileSync(join(ROOT, 'bench/apps/e2e-handlers.ts'), 'utf8'), {
+        compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
+      }).outputText,
+    );
+    const app = join(dir, 'app.cjs');
+    writeFileSync(app, `module.exports = require(${JSON.stringify(handlers)}).nodeHandler;\n`);
+    const sides: Side[] = [];
+    for (const [label, ref] of [
+      ['A', values.base],
+      ['B', values.head ?? null],
+    ] as const) {
+      const sideDir = join(dir, label);
+      if (ref !== null) worktrees.push(join(sideDir, 'src-tree'));
+      mkdirSync(sideDir, { recursive: true });
+      const name = ref === null ? 'working tree' : `${ref} (${git(['rev-parse', '--short', ref])})`;
+      sides.push({
+        label: `${label}: ${name}`,
+        dist: build(ref, sideDir),
+        socket: join(dir, `${label}.sock`),
+        server: null,
+        samples: [],
+      });
+    }
+    for (const side of sides) {
+      const [command, args] = pinned(cores?.server ?? null, [
+        process.execPath,
+        join(side.dist, 'cli/main.js'),
+        'serve',
+        app,
+        '--socket',
+        side.socket,
+      ]);
+      side.server = track(spawn(command, args, { stdio: ['ignore', 'ignore', 'inherit'] }));
+      await waitUntil(
+        'serve',
+        () => canConnect({ path: side.socket }),
+        side.server,
+        () => '',
+      );
+    }
+    const load = (side: Side, runSeconds: number): { us: number; rps: number } => {
+      const before = treeCpuSeconds(side.server!.pid!);
+      const [command, args] = pinned(cores?.load ?? null, [
+        process.execPath,
+        join(ROOT, 'dist/cli/main.js'),
+        'bench',
+        `unix:${side.socket}`,
+        '-c',
+        values.connections!,
+        '--duration',
+        `${runSeconds}s`,
+        '--params-file',
+        params,
+        ...workload.args,
+        '--json',
+      ]);
+      const run = spawnSync(command, args, { encoding: 'utf8' });
+      const cpu = treeCpuSeconds(side.server!.pid!) - before;
+      const report = JSON.parse(run.stdout) as { completed: number; durationSeconds: number };
+      return { us: (cpu * 1e6) / report.completed, rps: report.completed / report.durationSeconds };
+    };
+    for (const side of sides) load(side, 3); // warm-up (JIT)
+    for (let round = 0; round < rounds; round++) {
+      for (const side of round % 2 === 0 ? sides : [...sides].reverse()) side.samples.push(load(side, seconds));
+    }
+    const median = (xs: number[]): number => {
+      const s = [...xs].sort((a, b) => a - b);
+      return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+    };
+    const [a, b] = sides as [Side, Side];
+    const out = [
+      `Workload ${values.workload}, ${rounds} rounds of ${seconds} s, ${values.connections} connections; server CPU µs per request${cores === null ? '' : ` (servers on core ${cores.server}, load on core ${cores.load})`}`,
+      '',
+      '| side | per round | median | best | req/s (median) |',
+      '|---|---|---|---|---|',
+      ...sides.map(
+        (s) =>
+          `| ${s.label} | ${s.samples.map((x) => x.us.toFixed(1)).join(' ')} | ${median(s.samples.map((x) => x.us)).toFixed(2)} | ${Math.min(...s.samples.map((x) => x.us)).toFixed(2)} | ${median(s.samples.map((x) => x.rps)).toFixed(0)} |`,
+      ),
+      '',
+      `B/A: median of the rounds' ratios ${median(a.samples.map((x, i) => b.samples[i]!.us / x.us)).toFixed(3)}, best rounds ${(Math.min(...b.samples.map((x) => x.us)) / Math.min(...a.samples.map((x) => x.us))).toFixed(3)}`,
+      '',
+    ];
+    process.stdout.write(out.join('\n'));
+    for (const side of sides) await stop(side.server!);
+  } finally {
+    killAll();
+    for (const worktree of worktrees) spawnSync('git', ['worktree', 'remove', '--force', worktree], { cwd: ROOT });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  killAll();
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exitCode = 1;
+});
