@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { serve, type FetchHandler, type ServeOptions } from '../../src/server/fetch';
+import { lightBodySupported } from '../../src/server/fetch/light-body';
 import { deferred, within } from '../helpers/async';
 import { buildRequest, parseCgiResponse, type TestPeer } from '../helpers/fcgi-peer';
 import { listenForTest } from './harness';
@@ -164,6 +165,10 @@ function countStreams(): { count: () => number; restore: () => void } {
 }
 
 describe('fetch request.body without a web stream for `for await` (light-body.ts)', () => {
+  it('is used on this Node (its streams keep their state in a kState slot LightBody can forward)', () => {
+    expect(lightBodySupported).toBe(true);
+  });
+
   it('reads a 1 MB body with `for await` without making a ReadableStream; getReader makes one', async () => {
     const body = pattern(1024 * 1024, 11);
     const NativeReadableStream = globalThis.ReadableStream;

@@ -17,6 +17,12 @@ import { webBody } from './web-body';
 // The internal slots of a ReadableStream, as one made now has them.
 const SLOTS: readonly symbol[] = Object.getOwnPropertySymbols(new ReadableStream());
 
+/**
+ * Whether this Node keeps a stream's state where LightBody can forward it (an own `kState` symbol, as Node 18-22
+ * do); where it does not, the light request hands out real streams.
+ */
+export const lightBodySupported = SLOTS.some((slot) => slot.description === 'kState');
+
 const AsyncIteratorPrototype = Object.getPrototypeOf(
   Object.getPrototypeOf((async function* () {})()) as object,
 ) as object;

@@ -9,7 +9,7 @@ import type { RequestSocket } from '../request-socket';
 import { headersFromParams, requestUrl } from '../http-message';
 import { NativeHeaders } from './light-response';
 import { webBody } from './web-body';
-import { LightBody } from './light-body';
+import { LightBody, lightBodySupported } from './light-body';
 
 const NativeRequest: typeof Request = globalThis.Request;
 
@@ -134,13 +134,13 @@ export class LightRequest {
       if (source.bodyUsed) {
         // Read by text() and the like already: an empty stream, as a consumed body.
         source.web = new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
-      } else {
+      } else if (lightBodySupported) {
         // A stream in name until something needs a real one (light-body.ts): `for await` reads STDIN directly.
         source.web = new LightBody(
           source.request,
           () => (source.bodyUsed = true),
         ) as unknown as ReadableStream<Uint8Array>;
-      }
+      } else source.web = webBody(source.request, () => (source.bodyUsed = true));
     }
     return source.web;
   }
