@@ -18,8 +18,8 @@ import { webBody } from './web-body';
 const SLOTS: readonly symbol[] = Object.getOwnPropertySymbols(new ReadableStream());
 
 /**
- * Whether this Node keeps a stream's state where LightBody can forward it (an own `kState` symbol, as Node 18-22
- * do); where it does not, the light request hands out real streams.
+ * Whether this Node keeps a stream's state where LightBody can forward it (an own `kState` symbol, as Node 20
+ * does; other versions are not tested here); where it does not, the light request hands out real streams.
  */
 export const lightBodySupported = SLOTS.some((slot) => slot.description === 'kState');
 
