@@ -323,10 +323,15 @@ export class Connection implements RequestOwner, BudgetOwner {
   // ---- RequestOwner ----------------------------------------------------------------------------------------
 
   /** @internal */
-  writeStream(request: RequestSocket, type: number, chunk: Uint8Array | string, encoding?: BufferEncoding): void {
+  writeStream(request: RequestSocket, type: number, chunk: Uint8Array): void {
     if (this.#active.get(request.requestId) !== request) return;
-    if (typeof chunk === 'string') this.#writer.streamText(type, request.requestId, chunk, encoding ?? 'utf8');
-    else this.#writer.stream(type, request.requestId, chunk);
+    this.#writer.stream(type, request.requestId, chunk);
+  }
+
+  /** @internal */
+  writeText(request: RequestSocket, type: number, text: string, encoding: BufferEncoding, length: number): void {
+    if (this.#active.get(request.requestId) !== request) return;
+    this.#writer.streamText(type, request.requestId, text, encoding, length);
   }
 
   /** @internal */

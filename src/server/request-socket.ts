@@ -10,8 +10,9 @@ import { isCompactView } from '../wire/decoder';
 
 /** What a RequestSocket needs from its connection. */
 export interface RequestOwner {
-  /** Queues `chunk` as records of `type`; a string is encoded with `encoding` (default utf8) as it is framed. */
-  writeStream(request: RequestSocket, type: number, chunk: Uint8Array | string, encoding?: BufferEncoding): void;
+  writeStream(request: RequestSocket, type: number, chunk: Uint8Array): void;
+  /** Queues `text`, `length` bytes in `encoding`, as records of `type`; it is encoded as it is framed. */
+  writeText(request: RequestSocket, type: number, text: string, encoding: BufferEncoding, length: number): void;
   whenWritable(callback: () => void): void;
   complete(request: RequestSocket, appStatus: number): void;
   pauseInput(request: RequestSocket): void;
@@ -468,8 +469,9 @@ export class RequestSocket extends Writable {
     if (chunk.length === 0) return;
     if (typeof chunk === 'string') {
       if (this.status === 0) this.status = statusOf(Buffer.from(chunk.slice(0, 8192), encoding));
-      this.bytesOut += Buffer.byteLength(chunk, encoding);
-      this.#owner.writeStream(this, RecordType.STDOUT, chunk, encoding);
+      const length = Buffer.byteLength(chunk, encoding);
+      this.bytesOut += length;
+      this.#owner.writeText(this, RecordType.STDOUT, chunk, encoding, length);
       return;
     }
     if (this.status === 0) this.status = statusOf(chunk);

@@ -101,12 +101,12 @@ export class RecordWriter {
    * Queues `text` as records of `type`, encoded straight into the buffer the flush writes: node's
    * ServerResponse hands its socket the header block (and a string body) as one string, and making a Buffer of
    * it first cost an allocation and a copy per response (bench:e2e hello profile: `fromString` 1.4 % of the
-   * backend's CPU). Long text (more than fits one coalesced write) is encoded once into a Buffer instead.
+   * backend's CPU). `length` is its size in `encoding`, which the caller has counted already. Long text (more
+   * than a coalesced write holds, and so possibly more than one record) is encoded once into a Buffer instead.
    */
-  streamText(type: number, requestId: number, text: string, encoding: BufferEncoding): void {
-    const length = encoding === 'latin1' || encoding === 'ascii' ? text.length : Buffer.byteLength(text, encoding);
+  streamText(type: number, requestId: number, text: string, encoding: BufferEncoding, length: number): void {
     if (length === 0) return;
-    if (length > COALESCE_LIMIT || this.#bytes + length + HEADER_LENGTH + 8 > COALESCE_LIMIT) {
+    if (length > COALESCE_LIMIT) {
       this.stream(type, requestId, Buffer.from(text, encoding));
       return;
     }
@@ -176,7 +176,6 @@ export class RecordWriter {
     if (pieces.length === 1) {
       socket.write(pieces[0]!);
     } else if (bytes <= COALESCE_LIMIT && pieces.length > 0) {
-      // Text is only ever queued to fit this one buffer (streamText).
       const reuse = (this.#ownsWrites ??= writesToKernel(socket));
       const one = reuse ? scratch : Buffer.allocUnsafe(bytes);
       let offset = 0;

@@ -36,7 +36,14 @@ type Piece = { text: string; encoding: 'latin1' | 'utf8' } | { bytes: number };
 function write(writer: RecordWriter, pieces: Piece[], asText: boolean): void {
   for (const piece of pieces) {
     if ('bytes' in piece) writer.stream(RecordType.STDOUT, 1, Buffer.alloc(piece.bytes, 0x61));
-    else if (asText) writer.streamText(RecordType.STDOUT, 1, piece.text, piece.encoding);
+    else if (asText)
+      writer.streamText(
+        RecordType.STDOUT,
+        1,
+        piece.text,
+        piece.encoding,
+        Buffer.byteLength(piece.text, piece.encoding),
+      );
     else writer.stream(RecordType.STDOUT, 1, Buffer.from(piece.text, piece.encoding));
   }
   writer.flush();
@@ -81,7 +88,7 @@ describe('RecordWriter', () => {
             writer.stream(RecordType.STDOUT, o.id, data);
             if (o.stream > 0) expected.push(encodeStream(RecordType.STDOUT, o.id, data));
           } else if ('text' in o) {
-            writer.streamText(RecordType.STDERR, o.id, o.text, o.encoding);
+            writer.streamText(RecordType.STDERR, o.id, o.text, o.encoding, Buffer.byteLength(o.text, o.encoding));
             if (o.text !== '') expected.push(encodeStream(RecordType.STDERR, o.id, Buffer.from(o.text, o.encoding)));
           } else if ('endStream' in o) {
             writer.endStream(o.endStream, o.id);
@@ -108,7 +115,7 @@ describe('RecordWriter syscalls', () => {
   it('sends a 64 KiB response (head, two STDOUT records, END_REQUEST) queued in one turn in one write', async () => {
     const { socket, writes, calls } = sink();
     const writer = new RecordWriter(socket);
-    writer.streamText(RecordType.STDOUT, 1, 'Status: 200 OK\r\nContent-Length: 65536\r\n\r\n', 'latin1');
+    writer.streamText(RecordType.STDOUT, 1, 'Status: 200 OK\r\nContent-Length: 65536\r\n\r\n', 'latin1', 41);
     writer.stream(RecordType.STDOUT, 1, Buffer.alloc(65536, 0x61));
     writer.endRequest(1, 0, 0);
     await new Promise((resolve) => setImmediate(resolve));
@@ -149,7 +156,8 @@ describe('RecordWriter.streamText', () => {
   it('puts a small response given as text (head, body, END_REQUEST) in one write', () => {
     const { socket, writes } = sink();
     const writer = new RecordWriter(socket);
-    writer.streamText(RecordType.STDOUT, 1, 'Status: 200 OK\r\nContent-Length: 6\r\n\r\nhéllo', 'utf8');
+    const head = 'Status: 200 OK\r\nContent-Length: 6\r\n\r\nhéllo';
+    writer.streamText(RecordType.STDOUT, 1, head, 'utf8', Buffer.byteLength(head, 'utf8'));
     writer.endRequest(1, 0, 0);
     writer.flush();
     expect(writes).toHaveLength(1);
@@ -181,7 +189,7 @@ describe('RecordWriter on a real socket', () => {
         for (let i = 0; i < count; i++) {
           const text = `${i}:`.padEnd(size, String.fromCharCode(97 + (i % 26)));
           for (const w of [writer, oracle]) {
-            w.streamText(RecordType.STDOUT, 1 + (i % 7), text, 'latin1');
+            w.streamText(RecordType.STDOUT, 1 + (i % 7), text, 'latin1', text.length);
             w.endRequest(1 + (i % 7), i, 0);
             w.flush();
           }
