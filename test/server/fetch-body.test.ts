@@ -49,15 +49,16 @@ async function start(
   return { peer, socket: await within(accepted.promise, 2000, 'connection'), server };
 }
 
+// request.body read through a reader (a real web stream) and with `for await` (light-body.ts reads STDIN itself).
+const readModes: Record<string, (body: ReadableStream<Uint8Array>) => AsyncIterable<Uint8Array>> = {
+  getReader: async function* (body) {
+    const reader = body.getReader();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) yield r.value;
+  },
+  'for await': (body) => body,
+};
+
 describe('fetch request.body on the wire', () => {
-  // request.body read through a reader (a real web stream) and with `for await` (light-body.ts reads STDIN itself).
-  const readModes: Record<string, (body: ReadableStream<Uint8Array>) => AsyncIterable<Uint8Array>> = {
-    getReader: async function* (body) {
-      const reader = body.getReader();
-      for (let r = await reader.read(); !r.done; r = await reader.read()) yield r.value;
-    },
-    'for await': (body) => body,
-  };
   it.each(Object.keys(readModes))(
     'stops reading the connection while the handler does not read (%s), then delivers every byte',
     async (mode) => {
@@ -284,6 +285,32 @@ describe('fetch request.body without a web stream for `for await` (light-body.ts
     expect(parseCgiResponse(second.stdout).body.toString()).toBe('hello');
     expect(server.bufferedBytes).toBe(0);
   });
+
+  // A chunk that arrived before the first read is in the reader's queue already: that read must still count.
+  const firstReads: Record<string, (body: ReadableStream<Uint8Array>) => () => Promise<unknown>> = {
+    getReader: (body) => {
+      const reader = body.getReader();
+      return () => reader.read();
+    },
+    'for await': (body) => {
+      const chunks = body[Symbol.asyncIterator]();
+      return () => chunks.next();
+    },
+  };
+  it.each(Object.keys(firstReads))(
+    'counts the body as used once a read (%s) took a chunk that arrived before it',
+    async (mode) => {
+      const { peer } = await start(async (request) => {
+        const read = firstReads[mode]!(request.body!);
+        await delay(50);
+        const before = request.bodyUsed;
+        await read();
+        return new Response(`${before} ${request.bodyUsed}`);
+      });
+      const response = await peer.request({ params: { ...POST, CONTENT_LENGTH: '5' }, stdin: 'hello' });
+      expect(parseCgiResponse(response.stdout).body.toString()).toBe('false true');
+    },
+  );
 
   it('fails the `for await` when the web server aborts the request (ABORT_REQUEST)', async () => {
     const firstChunk = deferred<void>();

@@ -12,6 +12,7 @@
 // (test/server/fetch-body.test.ts runs each of them). One thing a LightBody cannot do is be transferred to a
 // worker (postMessage's transfer list takes only the real object): `request.body.tee()[0]` can.
 import type { BodySink, RequestSocket } from '../request-socket';
+import { Readable } from 'node:stream';
 import { webBody } from './web-body';
 
 // The internal slots of a ReadableStream, as one made now has them.
@@ -28,6 +29,18 @@ const AsyncIteratorPrototype = Object.getPrototypeOf(
 ) as object;
 
 const kStream = Symbol('fastcgi.lightBody.stream');
+const kDisturbed = Symbol('fastcgi.lightBody.disturbed');
+
+// node:stream's isDisturbed, which takes web streams too (their typings say Node streams only).
+function disturbed(stream: ReadableStream<Uint8Array>): boolean {
+  return Readable.isDisturbed(stream as unknown as NodeJS.ReadableStream);
+}
+
+/** Whether `body` (a light request's body: a LightBody or a real stream) was read from. */
+export function bodyDisturbed(body: ReadableStream<Uint8Array>): boolean {
+  // isDisturbed on a LightBody would reach its forwarded state slot and make the real stream for nothing.
+  return body instanceof LightBody ? body[kDisturbed] : disturbed(body);
+}
 
 type PipeOptions = Parameters<ReadableStream<Uint8Array>['pipeTo']>[1];
 type Pair<T> = Parameters<ReadableStream<Uint8Array>['pipeThrough']>[0] & { readable: ReadableStream<T> };
@@ -151,9 +164,14 @@ export class LightBody {
         // The body is being (or was) iterated: as a real stream would be, this one is locked.
         this.#real = new ReadableStream<Uint8Array>();
         this.#real.getReader();
-      } else this.#real = webBody(this.#request, this.#onRead);
+      } else this.#real = webBody(this.#request);
     }
     return this.#real;
+  }
+
+  /** @internal Whether a real stream made for this body was read (a `for await` reports its reads itself). */
+  get [kDisturbed](): boolean {
+    return this.#real !== null && disturbed(this.#real);
   }
 
   get locked(): boolean {

@@ -9,7 +9,7 @@ import type { RequestSocket } from '../request-socket';
 import { headersFromParams, requestUrl } from '../http-message';
 import { NativeHeaders } from './light-response';
 import { webBody } from './web-body';
-import { LightBody, lightBodySupported } from './light-body';
+import { bodyDisturbed, LightBody, lightBodySupported } from './light-body';
 
 const NativeRequest: typeof Request = globalThis.Request;
 
@@ -22,7 +22,10 @@ interface Source {
   url: string | null;
   origin: string;
   headers: Headers | null;
-  /** The body was read by text()/json()/arrayBuffer()/bytes() or through `body`, or handed to the real Request. */
+  /**
+   * The body was read by text()/json()/arrayBuffer()/bytes() or a `for await` over a LightBody, or handed to the
+   * real Request; reads through a real body stream show in its disturbed state instead (used()).
+   */
   bodyUsed: boolean;
   /** `request.body`, once asked for. */
   web: ReadableStream<Uint8Array> | null;
@@ -140,14 +143,14 @@ export class LightRequest {
           source.request,
           () => (source.bodyUsed = true),
         ) as unknown as ReadableStream<Uint8Array>;
-      } else source.web = webBody(source.request, () => (source.bodyUsed = true));
+      } else source.web = webBody(source.request);
     }
     return source.web;
   }
 
   get bodyUsed(): boolean {
     const real = (this as unknown as LightFields)[kReal];
-    return real !== null ? real.bodyUsed : (this as unknown as LightFields)[kSource].bodyUsed;
+    return real !== null ? real.bodyUsed : used((this as unknown as LightFields)[kSource]);
   }
 
   text(): Promise<string> {
@@ -176,7 +179,7 @@ function readBody(light: LightRequest): Promise<Buffer> {
   const real = fields[kReal];
   if (real !== null) return real.arrayBuffer().then((buffer) => Buffer.from(buffer));
   const source = fields[kSource];
-  if (source.bodyUsed || source.web?.locked === true) {
+  if (used(source) || source.web?.locked === true) {
     return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
   }
   if (source.web !== null) return collect(source.web);
@@ -202,6 +205,11 @@ async function collect(web: ReadableStream<Uint8Array>): Promise<Buffer> {
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
+// Read by text() and the like (or a `for await` over a LightBody: bodyUsed), or through the body stream.
+function used(source: Source): boolean {
+  return source.bodyUsed || (source.web !== null && bodyDisturbed(source.web));
+}
+
 /** The real Request behind a light one, made on first need. */
 export function realRequest(light: LightRequest): Request {
   const fields = light as unknown as LightFields;
@@ -215,14 +223,14 @@ export function realRequest(light: LightRequest): Request {
     };
     if (hasBody(source.method)) {
       if (source.web !== null && !source.web.locked) init.body = source.web;
-      else if (source.bodyUsed || source.web !== null) {
+      else if (used(source) || source.web !== null) {
         // Read already: the real Request gets an empty, used body, as a Request whose body was consumed.
         init.body = new ReadableStream({ start: (controller) => controller.close() });
-      } else init.body = webBody(source.request, () => {});
+      } else init.body = webBody(source.request);
       init.duplex = 'half';
     }
     real = new NativeRequest(light.url, init);
-    if (source.bodyUsed && init.body !== undefined && init.body !== source.web) void real.arrayBuffer().catch(() => {});
+    if (used(source) && init.body !== undefined && init.body !== source.web) void real.arrayBuffer().catch(() => {});
     source.bodyUsed = true;
     fields[kReal] = real;
   }

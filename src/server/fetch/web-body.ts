@@ -49,11 +49,11 @@ class WebBodySink implements BodySink {
 }
 
 /**
- * `request`'s body as a ReadableStream of Uint8Array views; `onPull` runs on the first read (the body is then
- * disturbed). It becomes the request's body sink: nothing else may read the body.
+ * `request`'s body as a ReadableStream of Uint8Array views. It becomes the request's body sink: nothing else may
+ * read the body. Whether it was read is the stream's own disturbed state (node:stream's isDisturbed): a read
+ * served from what was queued before it runs no pull.
  */
-export function webBody(request: RequestSocket, onPull: () => void): ReadableStream<Uint8Array> {
-  let first = true;
+export function webBody(request: RequestSocket): ReadableStream<Uint8Array> {
   let sink: WebBodySink;
   return new ReadableStream<Uint8Array>(
     {
@@ -62,10 +62,6 @@ export function webBody(request: RequestSocket, onPull: () => void): ReadableStr
         request.setBodySink(sink);
       },
       pull() {
-        if (first) {
-          first = false;
-          onPull();
-        }
         // Hands over what waits (or marks the next piece wanted) and lets the connection read again.
         request.resumeInput();
       },
