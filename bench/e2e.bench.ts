@@ -8,7 +8,8 @@
 // Rows (bench/e2e/peers.ts), each behind the same nginx (one worker, `include fastcgi_params`, kept connections
 // on both sides: HTTP keep-alive from wrk, upstream keepalive + fastcgi_keep_conn to the backend), backends on
 // unix sockets: node:http via proxy_pass (the reference), fastcgi-engine createServer (native scanner and
-// FASTCGI_NO_NATIVE=1), `fastcgi-engine serve` with a fetch handler, the fastcgi-engine/node-fastcgi drop-in,
+// FASTCGI_NO_NATIVE=1), the fetch API with the same handler, in the same harness process (`serve()`) and through
+// the `fastcgi-engine serve` command, the fastcgi-engine/node-fastcgi drop-in,
 // node-fastcgi itself, Go's net/http/fcgi and libfcgi (C), the last two built here from bench/apps. Then HAProxy
 // (one thread) with an fcgi-app (get-values, mpxs-conns, http-reuse always) in front of the engine, next to
 // HAProxy → node:http, backends on TCP so that the connections HAProxy holds to them can be counted.

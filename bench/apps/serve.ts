@@ -3,8 +3,9 @@
 // handlers.
 //
 //   node bench/apps/serve.js <kind> <workload> <address>
-//     kind      node-fastcgi | engine | drop-in | http   (engine and drop-in honour FASTCGI_NO_NATIVE from the
-//               environment; drop-in is fastcgi-engine/node-fastcgi)
+//     kind      node-fastcgi | engine | drop-in | fetch | http   (engine, drop-in and fetch honour
+//               FASTCGI_NO_NATIVE from the environment; drop-in is fastcgi-engine/node-fastcgi; fetch is the
+//               engine's serve() with the fetch handler of ./e2e-handlers, e2e workload only)
 //     workload  hello | params | e2e   (e2e: the routes of ./e2e-handlers)
 //     address   a unix socket path, or `tcp` for 127.0.0.1 on a free port
 //
@@ -14,14 +15,15 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { nodeHandler } from './e2e-handlers';
+import { fetchHandler, nodeHandler } from './e2e-handlers';
 // The engine is required lazily, in the engine and drop-in branches only: the other servers' processes never
 // load it.
 type EngineServer = typeof import('../../src/server/server');
+type EngineFetch = typeof import('../../src/server/fetch');
 type EngineCodec = typeof import('../../src/codec/load');
 type EngineDropIn = typeof import('../../src/node-fastcgi');
 
-export type ServerKind = 'node-fastcgi' | 'engine' | 'drop-in' | 'http';
+export type ServerKind = 'node-fastcgi' | 'engine' | 'drop-in' | 'fetch' | 'http';
 export type WorkloadName = 'hello' | 'params' | 'e2e';
 
 /** What the parent learns once the server listens. */
@@ -85,6 +87,11 @@ function nodeFastcgiVersion(): string {
   }
 }
 
+const ENGINE_LOGGER = {
+  warn: (message: string) => process.stderr.write(`engine warn: ${message}\n`),
+  error: (message: string) => process.stderr.write(`engine error: ${message}\n`),
+};
+
 function main(): void {
   process.on('disconnect', () => process.exit(0));
   process.on('SIGTERM', () => process.exit(0));
@@ -104,11 +111,17 @@ function main(): void {
     case 'engine': {
       const { createServer } = require('../../src/server/server') as EngineServer;
       codec = (require('../../src/codec/load') as EngineCodec).codec;
-      const logger = {
-        warn: (message: string) => process.stderr.write(`engine warn: ${message}\n`),
-        error: (message: string) => process.stderr.write(`engine error: ${message}\n`),
-      };
-      server = createServer({ logger }, handler);
+      server = createServer({ logger: ENGINE_LOGGER }, handler);
+      break;
+    }
+    case 'fetch': {
+      // The same process as the createServer rows (only the server module differs), so the two APIs are
+      // compared with the same heap around them: V8's collection schedule on 1 MB uploads depends on it
+      // (README, "1 MB POST").
+      if (workload !== 'e2e') throw new Error(`the fetch server serves the e2e workload only, not ${workload}`);
+      const { serve } = require('../../src/server/fetch') as EngineFetch;
+      codec = (require('../../src/codec/load') as EngineCodec).codec;
+      server = serve(fetchHandler, { logger: ENGINE_LOGGER });
       break;
     }
     case 'drop-in':

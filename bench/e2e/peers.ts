@@ -214,10 +214,14 @@ async function tcpPort(listen: Listen): Promise<Listen> {
   return 'path' in listen ? listen : { port: listen.port === 0 ? await freePort() : listen.port };
 }
 
-/** `fastcgi-engine serve bench/apps/e2e-fetch` (the command line, as users run it). */
-const fetchPeer: Peer = {
-  id: 'engine-fetch',
-  label: 'fastcgi-engine serve, fetch handler',
+/**
+ * `fastcgi-engine serve bench/apps/e2e-fetch` (the command line, as users run it). Its process loads more than
+ * the harness's (the command's own modules), which is why the fetch API also has a harness row to be compared
+ * with createServer.
+ */
+const fetchCliPeer: Peer = {
+  id: 'engine-fetch-cli',
+  label: 'fastcgi-engine serve command, fetch handler',
   section: 'nginx',
   protocol: 'fastcgi',
   reference: false,
@@ -231,7 +235,7 @@ const fetchPeer: Peer = {
     const at = await tcpPort(listen);
     const where = 'path' in at ? ['--socket', at.path] : ['--port', String(at.port)];
     const argv = [process.execPath, ...cli, 'serve', join(APPS, `e2e-fetch${APP_EXT}`), ...where];
-    return spawnListening('engine-fetch', argv, at, { ...process.env, ...NATIVE_ENV });
+    return spawnListening('engine-fetch-cli', argv, at, { ...process.env, ...NATIVE_ENV });
   },
 };
 
@@ -357,7 +361,15 @@ export const PEERS: readonly Peer[] = [
     env: { FASTCGI_NO_NATIVE: '1', FASTCGI_REQUIRE_NATIVE: '' },
     codec: 'typescript',
   }),
-  fetchPeer,
+  nodePeer({
+    id: 'engine-fetch',
+    label: 'fastcgi-engine serve(), fetch handler',
+    section: 'nginx',
+    kind: 'fetch',
+    env: NATIVE_ENV,
+    codec: 'native',
+  }),
+  fetchCliPeer,
   nodePeer({
     id: 'drop-in',
     label: 'fastcgi-engine/node-fastcgi drop-in',
