@@ -2,7 +2,7 @@
 // worker until its primary retires it; both drain with the engine's close(). Also the HTTP gateway --http puts
 // in front.
 import * as http from 'node:http';
-import { createGateway, type Server } from '../index';
+import type { Server } from '../server/server';
 import { EXIT_USAGE, UsageError } from './args';
 import { loadApp } from './serve-app';
 import { observe, singleProcess } from './serve-observe';
@@ -44,6 +44,9 @@ export function startGateway(settings: ServeSettings): Promise<http.Server> {
         : null;
   if (upstream === null)
     throw new UsageError('--http needs --socket or --port (the gateway must know where to connect)');
+  // Loaded only with --http: the gateway and the client it stands on are not part of a process that only serves.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createGateway } = require('../gateway/gateway') as typeof import('../gateway/gateway');
   const gateway = createGateway({ upstream: { address: upstream }, documentRoot: settings.documentRoot });
   const server = http.createServer(gateway);
   return new Promise((resolvePromise, reject) => {
