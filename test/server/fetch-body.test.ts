@@ -49,6 +49,37 @@ async function start(
   return { peer, socket: await within(accepted.promise, 2000, 'connection'), server };
 }
 
+const EARLY_STOP_TOTAL = 4 * 1024 * 1024;
+
+/**
+ * Sends a 4 MB upload on a kept connection to a handler that stops reading it early, checks the first response,
+ * then that the rest was read and dropped (not left to stall the connection): a second request on the same
+ * connection is answered and no body memory is left held.
+ */
+async function expectDrainedAfterEarlyStop(
+  { peer, server }: { peer: TestPeer; server: ReturnType<typeof serve> },
+  seed: number,
+  firstBody: string,
+): Promise<void> {
+  const sending = peer.send(
+    buildRequest({
+      params: { ...POST, CONTENT_LENGTH: String(EARLY_STOP_TOTAL) },
+      stdin: pattern(EARLY_STOP_TOTAL, seed),
+      keepConn: true,
+    }),
+  );
+  const first = await peer.waitForEnd(1, 10_000);
+  expect(parseCgiResponse(first.stdout).body.toString()).toBe(firstBody);
+  await within(sending, 10_000, 'the peer sent the whole body');
+  const second = await peer.request({
+    params: { ...POST, HTTP_X_STEP: 'second', CONTENT_LENGTH: '5' },
+    stdin: 'hello',
+    keepConn: true,
+  });
+  expect(parseCgiResponse(second.stdout).body.toString()).toBe('hello');
+  expect(server.bufferedBytes).toBe(0);
+}
+
 // request.body read through a reader (a real web stream) and with `for await` (light-body.ts reads STDIN itself).
 const readModes: Record<string, (body: ReadableStream<Uint8Array>) => AsyncIterable<Uint8Array>> = {
   getReader: async function* (body) {
@@ -105,8 +136,7 @@ describe('fetch request.body on the wire', () => {
   );
 
   it('a cancelled body is drained: the response goes out, the memory is given back and the connection serves the next request', async () => {
-    const TOTAL = 4 * 1024 * 1024;
-    const { peer, server } = await start(
+    const started = await start(
       async (request) => {
         if (request.headers.get('x-step') === 'second') return new Response(await request.text());
         const reader = request.body!.getReader();
@@ -116,20 +146,7 @@ describe('fetch request.body on the wire', () => {
       },
       { inputHighWaterMark: 16 * 1024 },
     );
-    const sending = peer.send(
-      buildRequest({ params: { ...POST, CONTENT_LENGTH: String(TOTAL) }, stdin: pattern(TOTAL, 5), keepConn: true }),
-    );
-    const first = await peer.waitForEnd(1, 10_000);
-    expect(parseCgiResponse(first.stdout).body.toString()).toBe('cancelled after some bytes');
-    // The rest of the upload is read and dropped, not left to stall the connection.
-    await within(sending, 10_000, 'the peer sent the whole body');
-    const second = await peer.request({
-      params: { ...POST, HTTP_X_STEP: 'second', CONTENT_LENGTH: '5' },
-      stdin: 'hello',
-      keepConn: true,
-    });
-    expect(parseCgiResponse(second.stdout).body.toString()).toBe('hello');
-    expect(server.bufferedBytes).toBe(0);
+    await expectDrainedAfterEarlyStop(started, 5, 'cancelled after some bytes');
   });
 
   it('hands over exact bytes in few chunks however the web server cuts its records', async () => {
@@ -252,8 +269,7 @@ describe('fetch request.body without a web stream for `for await` (light-body.ts
   });
 
   it('is locked while a `for await` reads it, as a stream is; a break drains the rest and the connection goes on', async () => {
-    const TOTAL = 4 * 1024 * 1024;
-    const { peer, server } = await start(
+    const started = await start(
       async (request) => {
         if (request.headers.get('x-step') === 'second') return new Response(await request.text());
         let lockedInside = false;
@@ -271,19 +287,7 @@ describe('fetch request.body without a web stream for `for await` (light-body.ts
       },
       { inputHighWaterMark: 16 * 1024 },
     );
-    const sending = peer.send(
-      buildRequest({ params: { ...POST, CONTENT_LENGTH: String(TOTAL) }, stdin: pattern(TOTAL, 13), keepConn: true }),
-    );
-    const first = await peer.waitForEnd(1, 10_000);
-    expect(parseCgiResponse(first.stdout).body.toString()).toBe('true TypeError true');
-    await within(sending, 10_000, 'the peer sent the whole body');
-    const second = await peer.request({
-      params: { ...POST, HTTP_X_STEP: 'second', CONTENT_LENGTH: '5' },
-      stdin: 'hello',
-      keepConn: true,
-    });
-    expect(parseCgiResponse(second.stdout).body.toString()).toBe('hello');
-    expect(server.bufferedBytes).toBe(0);
+    await expectDrainedAfterEarlyStop(started, 13, 'true TypeError true');
   });
 
   // A chunk that arrived before the first read is in the reader's queue already: that read must still count.
