@@ -16,8 +16,8 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { fetchHandler, nodeHandler } from './e2e-handlers';
-// The engine is required lazily, in the engine and drop-in branches only: the other servers' processes never
-// load it.
+// The engine is required lazily, in the engine, fetch and drop-in branches only: the other servers' processes
+// never load it.
 type EngineServer = typeof import('../../src/server/server');
 type EngineFetch = typeof import('../../src/server/fetch');
 type EngineCodec = typeof import('../../src/codec/load');
@@ -117,7 +117,7 @@ function main(): void {
     case 'fetch': {
       // The same process as the createServer rows (only the server module differs), so the two APIs are
       // compared with the same heap around them: V8's collection schedule on 1 MB uploads depends on it
-      // (README, "1 MB POST").
+      // (README, "End to end").
       if (workload !== 'e2e') throw new Error(`the fetch server serves the e2e workload only, not ${workload}`);
       const { serve } = require('../../src/server/fetch') as EngineFetch;
       codec = (require('../../src/codec/load') as EngineCodec).codec;

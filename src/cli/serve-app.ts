@@ -65,8 +65,8 @@ export async function loadApp(settings: ServeSettings, options: ServerOptions): 
   const app = detectApp(loaded, settings.kind);
   if (app.kind !== 'fetch') return createServer(options, app.handler);
   // Loaded only for a fetch handler: the fetch API brings Node's Request/Response classes into the heap, and the
-  // serve process's heap is kept to what it serves (V8 schedules its collections by heap size: README, "1 MB
-  // POST").
+  // serve process's heap is kept to what it serves (V8 schedules its collections by heap size: README, "End to
+  // end").
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { serve } = require('../server/fetch') as typeof import('../server/fetch');
   return serve(app.handler, options);

@@ -68,7 +68,7 @@ describe('serve: detecting the kind of application', () => {
 
   it('loads only what it serves: a (req, res) app brings in neither the fetch API nor the gateway and its client', async () => {
     // A serve process's heap is what V8 sizes its collections by: the command's unused parts in it took a 1 MB
-    // upload from 1.25 to 2.2 ms of CPU (README, "1 MB POST").
+    // upload from 1.25 to 2.2 ms of CPU (README, "End to end").
     const server = await startServe('loaded-modules.cjs');
     const loaded = (await get(server.socket, '/')).body.split('\n');
     expect(loaded).toContain('server/server');

@@ -2,7 +2,7 @@
 // something needs one. On Node 20 `new ReadableStream()` costs 11-14 µs (its constructor makes every stream
 // transferable: a C++ object with a weak handle, which the collector then works through), and a 1 MB upload
 // read with `for await` through a real stream drew 35-39 mark-compact collections per 2,000 requests against 6
-// for the http API (README, "1 MB POST"). The common case, `for await (const chunk of request.body)`, is served
+// for the http API (README, "End to end"). The common case, `for await (const chunk of request.body)`, is served
 // here straight from the request's STDIN: no stream object, one promise per chunk.
 //
 // Everything else goes to a real stream (web-body.ts), made on first need: getReader, pipeTo, pipeThrough, tee,
