@@ -4,7 +4,9 @@
 //   1. HTTP gateways: nginx (nginx-light, the baseline row) vs createGateway on node:http, both keeping
 //      connections to php-fpm open (nginx: `fastcgi_keep_conn on` + upstream `keepalive`), one nginx worker vs
 //      one Node process. Driven over HTTP/1.1 keep-alive by the load generator's closed loop (src/load/run.ts)
-//      with the HTTP target of ./_util/http-target.ts.
+//      with the HTTP target of ./_util/http-target.ts. Two more rows are floors, not products: the engine's codec
+//      with nothing around it (./apps/floor-gateway.ts) behind node:http, and behind a bare TCP server, i.e. the
+//      least any `(req, res)` gateway and any Node gateway pay per request on this machine.
 //   2. FastCGI clients in this process: fastcgi-client 0.2.0 (the npm package, the baseline row) vs
 //      createClient (kept connections, the default) and createClient with keepConn: false (a connection per
 //      request, as fastcgi-client does against php-fpm), C requests in flight in a closed loop.
@@ -30,18 +32,16 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createClient as createEngineClient } from '../src/client/client';
-import { createGateway } from '../src/gateway/gateway';
 import { LoadDriver } from '../src/load/driver';
 import { mergeLatencies, type Histogram } from '../src/load/latency';
 import { CallTarget, type RequestFn } from './_util/call-target';
 import { HttpTarget } from './_util/http-target';
 import { benchLoad, type LoadResult } from './_util/load-run';
+import type { GatewayKind } from './apps/gateway';
 import { treeCpuSeconds } from './_util/proc-cpu';
 import { startNginx, startNginxRoutes } from './_util/nginx';
 import { canConnect, cleanUpOnExit, findBinary, killAll, stop, track, waitUntil } from './_util/processes';
@@ -128,50 +128,27 @@ async function startPhpFpm(
 }
 
 /**
- * The gateway in a process of its own: this file, compiled, with `--gateway SOCKETS DOCROOT POOL`. One socket:
- * a client with one `upstream` address; several (`balanced`): a client with `upstreams`, each capped at POOL.
- * With `bare`, a node:http server answering what hello.php answers with no backend at all (`--bare`).
+ * A front end in a process of its own: ./apps/gateway.ts (its compiled twin when this file runs compiled) with
+ * `kind SOCKETS DOCROOT POOL`. One socket: a client with one `upstream` address; several (`gateway-balanced`):
+ * a client with `upstreams`, each capped at POOL. `bare`: node:http answering what hello.php answers, with no
+ * backend; `floor-http` / `floor-net`: the engine's codec alone (./apps/floor-gateway.ts).
  */
 async function startGateway(
+  kind: GatewayKind,
   phpSockets: string | readonly string[],
   docroot: string,
-  bare = false,
 ): Promise<{ child: ChildProcess; port: number }> {
   const sockets = typeof phpSockets === 'string' ? phpSockets : phpSockets.join(',');
-  const mode = typeof phpSockets === 'string' ? '--gateway' : '--gateway-balanced';
-  const execArgv = isCompiled(__filename) ? [] : ['--import', 'tsx'];
+  const compiled = isCompiled(__filename);
+  const execArgv = compiled ? [] : ['--import', 'tsx'];
   // A profile of the gateway process, to see where its CPU goes (not for numbers: profiling slows it).
   const profileDir = process.env.BENCH_GATEWAY_PROFILE;
   if (profileDir !== undefined && profileDir !== '') execArgv.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
-  const args = bare ? ['--bare'] : [mode, sockets, docroot, String(GATEWAY_POOL)];
-  const child = track(fork(__filename, args, { execArgv, stdio: ['ignore', 2, 2, 'ipc'] }));
+  const file = join(__dirname, 'apps', compiled ? 'gateway.js' : 'gateway.ts');
+  const args = [kind, sockets, docroot, String(GATEWAY_POOL)];
+  const child = track(fork(file, args, { execArgv, stdio: ['ignore', 2, 2, 'ipc'] }));
   const [message] = (await once(child, 'message')) as [{ port: number }];
   return { child, port: message.port };
-}
-
-function runGatewayChild(phpSocket: string | null, docroot: string, poolSize: number, balanced = false): void {
-  const upstream = balanced
-    ? {
-        upstreams: phpSocket!.split(',').map((address) => ({ address, maxConcurrent: poolSize })),
-        multiplex: false,
-        idleTimeout: 1000,
-      }
-    : { address: phpSocket!, poolSize, multiplex: false, idleTimeout: 1000 };
-  const handler =
-    phpSocket === null
-      ? (_req: IncomingMessage, res: ServerResponse): void => {
-          res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '12' });
-          res.end('hello world\n');
-        }
-      : createGateway({
-          upstream,
-          documentRoot: docroot,
-          logger: { warn: () => {}, error: (message) => process.stderr.write(`gateway: ${message}\n`) },
-        });
-  const server = createHttpServer({ keepAliveTimeout: 60_000 }, handler);
-  server.listen(0, '127.0.0.1', () => process.send!({ port: (server.address() as AddressInfo).port }));
-  process.on('disconnect', () => process.exit(0));
-  process.on('SIGTERM', () => process.exit(0));
 }
 
 // --- table 1: HTTP gateways -------------------------------------------------------------------------------
@@ -515,6 +492,7 @@ async function severalBackends(
     const workload: Workload = { name: `${n} pools`, title: '', path: `/n${n}/hello.php`, expect: HELLO.expect };
     const phpPids = used.map((pool) => pool.child.pid!);
     const gateway = await startGateway(
+      'gateway-balanced',
       used.map((pool) => pool.socket),
       docroot,
     );
@@ -582,14 +560,6 @@ async function alternate(
 }
 
 async function main(): Promise<void> {
-  if (process.argv[2] === '--gateway' || process.argv[2] === '--gateway-balanced')
-    return runGatewayChild(
-      process.argv[3]!,
-      process.argv[4]!,
-      Number(process.argv[5]),
-      process.argv[2] === '--gateway-balanced',
-    );
-  if (process.argv[2] === '--bare') return runGatewayChild(null, '', 0);
   if (relaunchCompiled(__filename)) return;
   const json = process.argv.includes('--json');
   const phpFpm = findBinary(['php-fpm8.2', 'php-fpm']);
@@ -615,37 +585,52 @@ async function main(): Promise<void> {
       root: docroot,
       location: '\\.php$',
     });
-    const gateway = await startGateway(php.socket, docroot);
+    const gateway = await startGateway('gateway', php.socket, docroot);
+    // Baselines for the gateway: the engine's codec alone behind node:http, and behind no HTTP library.
+    const floorHttp = await startGateway('floor-http', php.socket, docroot);
+    const floorNet = await startGateway('floor-net', php.socket, docroot);
     for (const workload of [HELLO, BYTES]) {
       const nginxRow: Row = { label: 'nginx 1 worker, fastcgi_keep_conn + keepalive', baseline: true, runs: [] };
       const gatewayRow: Row = { label: 'createGateway on node:http, 1 process', baseline: false, runs: [] };
+      const floorHttpRow: Row = {
+        label: "floor: node:http + the engine's codec, no client",
+        baseline: false,
+        runs: [],
+      };
+      const floorNetRow: Row = {
+        label: "floor: bare TCP + the engine's codec, no HTTP library",
+        baseline: false,
+        runs: [],
+      };
+      const frontRun = (row: Row, started: { child: ChildProcess; port: number }) => ({
+        row,
+        run: () => gatewayRun(started.port, workload, { frontPid: started.child.pid!, phpPids: [php.child.pid!] }),
+      });
       await alternate(
         [
-          {
-            row: nginxRow,
-            run: () => gatewayRun(front.port, workload, { frontPid: front.child.pid!, phpPids: [php.child.pid!] }),
-          },
-          {
-            row: gatewayRow,
-            run: () => gatewayRun(gateway.port, workload, { frontPid: gateway.child.pid!, phpPids: [php.child.pid!] }),
-          },
+          frontRun(nginxRow, front),
+          frontRun(gatewayRow, gateway),
+          frontRun(floorHttpRow, floorHttp),
+          frontRun(floorNetRow, floorNet),
         ],
         `gateway ${workload.name}`,
       );
       tables.push(
         summarize(
           `HTTP gateway in front of php-fpm: ${workload.title}`,
-          `${SETUP.connections} HTTP/1.1 keep-alive connections, one request in flight each, to nginx or to the gateway, in front of the same php-fpm pool (${SETUP.phpChildren} static workers, unix socket). The gateway keeps up to ${SETUP.phpChildren} connections and queues the rest; nginx opens one upstream connection per request in flight and keeps ${SETUP.phpChildren} idle ones, php-fpm's listen queue holding the others.`,
-          [nginxRow, gatewayRow],
+          `${SETUP.connections} HTTP/1.1 keep-alive connections, one request in flight each, to nginx or to the gateway, in front of the same php-fpm pool (${SETUP.phpChildren} static workers, unix socket). The gateway keeps up to ${SETUP.phpChildren} connections and queues the rest; nginx opens one upstream connection per request in flight and keeps ${SETUP.phpChildren} idle ones, php-fpm's listen queue holding the others. The floor rows keep up to ${SETUP.phpChildren} connections as the gateway does, with nothing but the engine's codec between the front end and php-fpm (bench/apps/floor-gateway.ts).`,
+          [nginxRow, gatewayRow, floorHttpRow, floorNetRow],
         ),
       );
     }
     await stop(front.child, 'SIGQUIT');
     await stop(gateway.child);
+    await stop(floorHttp.child);
+    await stop(floorNet.child);
     if (!process.argv.includes('--no-several')) tables.push(await severalBackends(phpFpm, nginx, dir, docroot, php));
 
     // What any node:http gateway pays at the least: node:http with no backend, and the FastCGI exchange alone.
-    const bare = await startGateway(php.socket, docroot, true);
+    const bare = await startGateway('bare', php.socket, docroot);
     const bareRow: Row = { label: 'node:http answering the same 12 bytes, no backend', baseline: false, runs: [] };
     const driverRow: Row = {
       label: `FastCGI exchange alone: bench's wire driver, ${SETUP.phpChildren} kept connections`,
