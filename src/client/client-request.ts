@@ -7,7 +7,13 @@ import type { ParamsInput } from './params-input';
 import { ProtocolStatus } from '../wire/constants';
 import { ErrorCode, RequestAbortedError, TimeoutError } from '../errors';
 import { CgiHeaderParser } from '../cgi/response';
-import { ClientResponse, ResponseBody, type ClientCompletion, type ResponseSource } from './client-response';
+import {
+  ClientResponse,
+  ResponseBody,
+  type BodySink,
+  type ClientCompletion,
+  type ResponseSource,
+} from './client-response';
 import { BackendClosedError, BackendError } from './errors';
 import type { PreparedBody } from './body';
 
@@ -94,6 +100,8 @@ export class ClientRequest implements ResponseSource {
   // Created when the caller first asks for `response.body`; until then chunks wait in #pending, so a response
   // taken whole (takeCompleteBody, the gateway's common case) never builds a stream.
   #body: ResponseBody | null = null;
+  // Set instead of #body when the caller takes the body piece by piece (ClientResponse.sendBodyTo).
+  #sink: BodySink | null = null;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   // The error that ended the body before its stream existed; the stream is created destroyed with it.
@@ -190,6 +198,7 @@ export class ClientRequest implements ResponseSource {
     if (this.#phase !== Phase.Streaming || this.#bodyEnded) return;
     this.#bodyEnded = true;
     this.#body?.push(null);
+    this.#sink?.end();
     // Nothing more to stall on: the body is complete.
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
@@ -284,6 +293,14 @@ export class ClientRequest implements ResponseSource {
 
   #push(chunk: Buffer): void {
     if (this.#bodyEnded) return;
+    const sink = this.#sink;
+    if (sink !== null) {
+      if (!sink.write(chunk) && !this.#paused) {
+        this.#paused = true;
+        this.carrier!.pauseFor(this);
+      }
+      return;
+    }
     const body = this.#body;
     if (body === null) {
       this.#pending.push(chunk);
@@ -334,6 +351,25 @@ export class ClientRequest implements ResponseSource {
     for (const chunk of pending) body.push(chunk);
     if (this.#bodyEnded) body.push(null);
     return body;
+  }
+
+  /** @internal The body piece by piece to `sink`: what has arrived now, the rest as it comes. */
+  sinkBody(sink: BodySink): void {
+    if (this.#body !== null || this.#sink !== null) throw new Error('the response body is already being read');
+    this.#sink = sink;
+    const pending = this.#pending;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    // Reading was held while nobody read (#push); from here the sink's answers decide.
+    this.#resumeReading();
+    if (this.#bodyError !== null) return sink.fail(this.#bodyError);
+    for (const chunk of pending) {
+      if (!sink.write(chunk) && !this.#paused && !this.#bodyEnded) {
+        this.#paused = true;
+        this.carrier?.pauseFor(this);
+      }
+    }
+    if (this.#bodyEnded) sink.end();
   }
 
   /**
@@ -442,12 +478,14 @@ export class ClientRequest implements ResponseSource {
       if (!this.#bodyEnded) {
         this.#bodyEnded = true;
         this.#body?.push(null);
+        this.#sink?.end();
       }
     } else {
       if (phase === Phase.Waiting || phase === Phase.Sent) this.#reject(error);
       else if (!this.#bodyEnded) {
         this.#bodyEnded = true;
         if (this.#body !== null) this.#body.destroy(error);
+        else if (this.#sink !== null) this.#sink.fail(error);
         else {
           this.#bodyError = error;
           this.#pending = [];

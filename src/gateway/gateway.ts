@@ -7,7 +7,7 @@ import { BadPathError, cgiParamsFor, type ScriptMapping } from '../cgi/params';
 import { HOP_BY_HOP_HEADERS } from '../cgi/http-names';
 import { Client, type AttachedRequest, type RequestOptions, type RequestOwner } from '../client/client';
 import { toLogSink, type LogSink } from '../diagnostics/logger';
-import type { ClientResponse } from '../client/client-response';
+import type { BodySink, ClientResponse } from '../client/client-response';
 import type { ClientOptions } from '../client/options';
 import type { BackendAddress } from '../wire/address';
 import { spoolBody, type SpooledBody } from './body-spool';
@@ -183,10 +183,10 @@ type Tagged<T> = T & { [kExchange]: Exchange };
 
 /**
  * One HTTP request on its way through the gateway. Its listeners are module-level functions that find it on
- * the streams (no closures per request), and the HTTP client leaving aborts the FastCGI request directly:
+ * the ServerResponse (no closures per request), it takes the backend's body piece by piece (BodySink), and the HTTP client leaving aborts the FastCGI request directly:
  * an AbortController per request cost a quarter of the gateway's throughput.
  */
-class Exchange implements RequestOwner {
+class Exchange implements RequestOwner, BodySink {
   readonly #settings: GatewaySettings;
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
@@ -194,7 +194,9 @@ class Exchange implements RequestOwner {
   #request: AttachedRequest | null = null;
   // The request as attached, kept after #request is let go: STDERR may still arrive and names its upstream.
   #sent: AttachedRequest | null = null;
-  #body: ClientResponse['body'] | null = null;
+  // The response whose body is being written, for resuming it when the HTTP client drains.
+  #response: ClientResponse | null = null;
+  #awaitingDrain = false;
   isAborted = false;
 
   constructor(settings: GatewaySettings, req: IncomingMessage, res: ServerResponse) {
@@ -221,9 +223,8 @@ class Exchange implements RequestOwner {
   onClose(): void {
     if (this.res.writableFinished) return this.release();
     this.isAborted = true;
-    // Destroying the body, or aborting the request while its headers are awaited, stops it on the backend.
-    if (this.#body !== null) this.#body.destroy();
-    else this.#request?.abort('the HTTP client went away');
+    // Stops it on the backend, whether its headers are awaited or its body is on its way.
+    this.#request?.abort('the HTTP client went away');
     this.release();
   }
 
@@ -262,13 +263,39 @@ class Exchange implements RequestOwner {
       res.end(whole);
       return;
     }
-    // pipe() gives backpressure both ways (a slow HTTP client pauses the body, which pauses the backend
-    // connection) at a fraction of pipeline()'s cost, which builds an AbortController per call.
-    const body = response.body;
-    this.#body = body;
-    (body as Tagged<typeof body>)[kExchange] = this;
-    body.once('error', onBodyError);
-    body.pipe(res);
+    // Piece by piece into res, no Readable and no pipe(): backpressure both ways all the same (a slow HTTP
+    // client holds the backend connection's reading until res drains), at the pieces' own cost (README,
+    // "Client and gateway").
+    this.#response = response;
+    response.sendBodyTo(this);
+  }
+
+  /** @internal BodySink: a piece of the backend's body. */
+  write(chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true;
+    if (!this.#awaitingDrain) {
+      this.#awaitingDrain = true;
+      this.res.once('drain', onResponseDrain);
+    }
+    return false;
+  }
+
+  /** @internal BodySink: the body is complete. */
+  end(): void {
+    // Over but for its END_REQUEST: a client leaving now must not abort it (that would cost the connection).
+    this.#request = null;
+    this.res.end();
+  }
+
+  /** @internal BodySink: the body was cut off. */
+  fail(error: Error): void {
+    this.onBodyError(error);
+  }
+
+  /** The HTTP client took what was written: let the backend's body flow again. */
+  onDrain(): void {
+    this.#awaitingDrain = false;
+    this.#response?.resumeBody();
   }
 
   /** The body failed after the head went out: the only signal left is a cut-off response. */
@@ -299,8 +326,8 @@ function onResponseClose(this: ServerResponse): void {
   (this as Tagged<ServerResponse>)[kExchange].onClose();
 }
 
-function onBodyError(this: ClientResponse['body'], error: Error): void {
-  (this as Tagged<ClientResponse['body']>)[kExchange].onBodyError(error);
+function onResponseDrain(this: ServerResponse): void {
+  (this as Tagged<ServerResponse>)[kExchange].onDrain();
 }
 
 /**

@@ -10,7 +10,7 @@ import {
   type IncomingMessage,
   type Server as HttpServer,
 } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -18,6 +18,8 @@ import express from 'express';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/gateway/gateway';
 import { createServer } from '../../src/server/server';
+import { RecordType } from '../../src/wire/constants';
+import { encodeStream } from '../../src/wire/records';
 import type { FastCGIIncomingMessage, FastCGIServerResponse } from '../../src/server/http-message';
 import { waitFor } from '../client/helpers';
 import { PhpFpm, PHP_FIXTURES, phpFpmBinary } from '../client/php-fpm-harness';
@@ -399,6 +401,86 @@ describe('gateway in front of a misbehaving backend', () => {
     const empty = await send(`${url}/empty.php`);
     expect(empty.status).toBe(204);
     expect(empty.body.length).toBe(0);
+  });
+  it('cuts the HTTP response off and logs why when the backend goes away in the middle of a body', async () => {
+    const backend = await ScriptedBackend.start({
+      request(request, connection) {
+        connection.stdout(request.requestId, 'Content-Length: 100000\r\n\r\n');
+        // Later than the head, so the body is streaming when the connection dies.
+        setTimeout(() => {
+          connection.stdout(request.requestId, Buffer.alloc(1000, 0x62));
+          setTimeout(() => connection.socket.destroy(), 20);
+        }, 20);
+      },
+    });
+    const log = logger();
+    const { url } = await front({
+      upstream: { address: backend.path, multiplex: false },
+      documentRoot: '/srv',
+      logger: log,
+    });
+    const outcome = await new Promise<{ status: number; bytes: number; aborted: boolean }>((resolve) => {
+      const req = httpRequest(`${url}/dies.php`, { agent: false }, (res) => {
+        let bytes = 0;
+        res.on('data', (chunk: Buffer) => (bytes += chunk.length));
+        res.on('error', () => {});
+        res.on('close', () => resolve({ status: res.statusCode!, bytes, aborted: !res.complete }));
+      });
+      req.on('error', () => {});
+      req.end();
+    });
+    expect(outcome).toEqual({ status: 200, bytes: 1000, aborted: true });
+    expect(log.errors).toHaveLength(1);
+    expect(log.errors[0]).toMatch(/^GET \/dies\.php: response cut off after the headers: .*\[FCGI_ERR_/);
+  });
+
+  it('holds the backend while the HTTP client does not read, then delivers every byte once it does', async () => {
+    // 64 MiB from the backend, written as fast as its socket takes it; the HTTP client reads nothing for a
+    // while. The gateway must stop reading the backend (not buffer the body in res): what the backend gets
+    // out meanwhile is bounded by socket buffers and the client's highWaterMark, far below the body.
+    const total = 64 * 1024 * 1024;
+    const piece = Buffer.alloc(60 * 1024, 0x61);
+    let written = 0;
+    const backend = await ScriptedBackend.start({
+      request(request, connection) {
+        connection.stdout(request.requestId, `Content-Length: ${total}\r\n\r\n`);
+        const pump = (): void => {
+          while (written < total) {
+            const size = Math.min(piece.length, total - written);
+            written += size;
+            const more = connection.socket.write(
+              encodeStream(RecordType.STDOUT, request.requestId, piece.subarray(0, size)),
+            );
+            if (!more) return void connection.socket.once('drain', pump);
+          }
+          connection.end(request.requestId);
+        };
+        pump();
+      },
+    });
+    const { url } = await front({
+      upstream: { address: backend.path, multiplex: false },
+      documentRoot: '/srv',
+      logger: logger(),
+    });
+    const socket = connect({ port: Number(new URL(url).port), host: '127.0.0.1' });
+    onTestFinished(() => {
+      socket.destroy();
+    });
+    socket.pause();
+    socket.write('GET /big.php HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n');
+    await waitFor(() => written > 0);
+    await delay(400);
+    const heldAt = written;
+    expect(heldAt).toBeLessThan(total / 4);
+    let received = 0;
+    socket.on('data', (chunk: Buffer) => (received += chunk.length));
+    socket.resume();
+    await once(socket, 'end');
+    expect(written).toBe(total);
+    // The head, then every body byte.
+    expect(received).toBeGreaterThan(total);
+    expect(received).toBeLessThan(total + 1024);
   });
 });
 
