@@ -5,7 +5,7 @@ import { channels } from '../diagnostics/channels';
 import { build } from '../diagnostics/messages';
 import type { ParamsInput } from './params-input';
 import { ProtocolStatus } from '../wire/constants';
-import { ErrorCode, RequestAbortedError, TimeoutError } from '../errors';
+import { ErrorCode, InvalidArgumentError, RequestAbortedError, TimeoutError } from '../errors';
 import { CgiHeaderParser } from '../cgi/response';
 import {
   ClientResponse,
@@ -341,6 +341,11 @@ export class ClientRequest implements ResponseSource {
     if (this.#body !== null) return this.#body;
     const body = new ResponseBody(this, this.#settings.highWaterMark);
     this.#body = body;
+    if (this.#sink !== null) {
+      // The pieces go to the sink: a stream asked for too would wait for data that never comes.
+      body.destroy(new InvalidArgumentError('the response body was already given to a sink (sendBodyTo)'));
+      return body;
+    }
     const pending = this.#pending;
     this.#pending = [];
     this.#pendingBytes = 0;
@@ -353,16 +358,22 @@ export class ClientRequest implements ResponseSource {
     return body;
   }
 
-  /** @internal The body piece by piece to `sink`: what has arrived now, the rest as it comes. */
-  sinkBody(sink: BodySink): void {
-    if (this.#body !== null || this.#sink !== null) throw new Error('the response body is already being read');
+  /**
+   * @internal The body piece by piece to `sink`: what has arrived now, the rest as it comes. False, and nothing
+   * done, when the body is already being read (its stream was asked for, or a sink took it).
+   */
+  sinkBody(sink: BodySink): boolean {
+    if (this.#body !== null || this.#sink !== null) return false;
     this.#sink = sink;
     const pending = this.#pending;
     this.#pending = [];
     this.#pendingBytes = 0;
     // Reading was held while nobody read (#push); from here the sink's answers decide.
     this.#resumeReading();
-    if (this.#bodyError !== null) return sink.fail(this.#bodyError);
+    if (this.#bodyError !== null) {
+      sink.fail(this.#bodyError);
+      return true;
+    }
     for (const chunk of pending) {
       if (!sink.write(chunk) && !this.#paused && !this.#bodyEnded) {
         this.#paused = true;
@@ -370,6 +381,7 @@ export class ClientRequest implements ResponseSource {
       }
     }
     if (this.#bodyEnded) sink.end();
+    return true;
   }
 
   /**

@@ -30,7 +30,7 @@ export interface ResponseSource {
   readonly stderrText: string;
   completion(): Promise<ClientCompletion>;
   openBody(): ResponseBody;
-  sinkBody(sink: BodySink): void;
+  sinkBody(sink: BodySink): boolean;
   takeCompleteBody(copy: boolean): Buffer | null;
   onBodyRead(): void;
   onBodyDestroyed(error: Error | null): void;
@@ -144,10 +144,11 @@ export class ClientResponse {
 
   /**
    * @internal The body to `sink` instead of a stream, for the gateway: a Readable and pipe() cost more per piece
-   * than the pieces' own writes (README, "Client and gateway"). Call once, instead of reading `body`.
+   * than the pieces' own writes (README, "Client and gateway"). False, and nothing done, when `body` was already
+   * asked for: read that stream then.
    */
-  sendBodyTo(sink: BodySink): void {
-    this.#source.sinkBody(sink);
+  sendBodyTo(sink: BodySink): boolean {
+    return this.#source.sinkBody(sink);
   }
 
   /** @internal The sink has room again after its `write` returned false. */

@@ -196,7 +196,7 @@ class Exchange implements RequestOwner, BodySink {
   #sent: AttachedRequest | null = null;
   // The response whose body is being written, for resuming it when the HTTP client drains.
   #response: ClientResponse | null = null;
-  #awaitingDrain = false;
+  #drainListener = false;
   isAborted = false;
 
   constructor(settings: GatewaySettings, req: IncomingMessage, res: ServerResponse) {
@@ -267,15 +267,21 @@ class Exchange implements RequestOwner, BodySink {
     // client holds the backend connection's reading until res drains), at the pieces' own cost (README,
     // "Client and gateway").
     this.#response = response;
-    response.sendBodyTo(this);
+    if (response.sendBodyTo(this)) return;
+    // An interceptResponse that read `body` and then declined: that stream it is.
+    const body = response.body;
+    body.on('error', (error: Error) => this.onBodyError(error));
+    body.pipe(res);
   }
 
   /** @internal BodySink: a piece of the backend's body. */
   write(chunk: Buffer): boolean {
     if (this.res.write(chunk)) return true;
-    if (!this.#awaitingDrain) {
-      this.#awaitingDrain = true;
-      this.res.once('drain', onResponseDrain);
+    // One listener for the exchange, not one per stall: middleware that wraps res.on (compression hands 'drain'
+    // listeners to its zlib stream) would keep every once-wrapper.
+    if (!this.#drainListener) {
+      this.#drainListener = true;
+      this.res.on('drain', onResponseDrain);
     }
     return false;
   }
@@ -294,7 +300,6 @@ class Exchange implements RequestOwner, BodySink {
 
   /** The HTTP client took what was written: let the backend's body flow again. */
   onDrain(): void {
-    this.#awaitingDrain = false;
     this.#response?.resumeBody();
   }
 

@@ -402,6 +402,35 @@ describe('gateway in front of a misbehaving backend', () => {
     expect(empty.status).toBe(204);
     expect(empty.body.length).toBe(0);
   });
+  it('streams the body an interceptResponse looked at and declined', async () => {
+    const body = Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 251));
+    const backend = await ScriptedBackend.start({
+      request(request, connection) {
+        connection.stdout(
+          request.requestId,
+          Buffer.concat([Buffer.from('Content-Type: x/y\r\n\r\n'), body.subarray(0, 1000)]),
+        );
+        setTimeout(() => connection.respond(request.requestId, body.subarray(1000)), 20);
+      },
+    });
+    let ended = false;
+    const log = logger();
+    const { url } = await front({
+      upstream: { address: backend.path, multiplex: false },
+      documentRoot: '/srv',
+      logger: log,
+      interceptResponse: (response) => {
+        response.body.once('end', () => (ended = true));
+        return false;
+      },
+    });
+    const reply = await send(`${url}/seen.php`);
+    expect(reply.status).toBe(200);
+    expect(reply.body.equals(body)).toBe(true);
+    expect(ended).toBe(true);
+    expect(log.errors).toEqual([]);
+  });
+
   it('cuts the HTTP response off and logs why when the backend goes away in the middle of a body', async () => {
     const backend = await ScriptedBackend.start({
       request(request, connection) {
