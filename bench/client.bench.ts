@@ -232,6 +232,16 @@ async function gatewayRun(
   return { ...result, cpu: { front: perRequest(front), php: perRequest(php), generator: perRequest(generator) } };
 }
 
+/** A row of an alternation: the HTTP load of `workload` against a started front end. */
+function frontRun(
+  row: Row,
+  started: { child: ChildProcess; port: number },
+  workload: Workload,
+  phpPids: readonly number[],
+): { row: Row; run: () => Promise<LoadResult & { cpu: CpuPerRequest }> } {
+  return { row, run: () => gatewayRun(started.port, workload, { frontPid: started.child.pid!, phpPids }) };
+}
+
 /**
  * The FastCGI exchange with nothing else in the process: `fastcgi-engine bench`'s wire driver keeping one
  * request in flight on each of the pool's kept connections. Its CPU per request is the cheapest a Node process
@@ -504,10 +514,7 @@ async function severalBackends(
       runs: [],
     };
     await alternate(
-      [
-        { row: nginxRow, run: () => gatewayRun(front.port, workload, { frontPid: front.child.pid!, phpPids }) },
-        { row: gatewayRow, run: () => gatewayRun(gateway.port, workload, { frontPid: gateway.child.pid!, phpPids }) },
-      ],
+      [frontRun(nginxRow, front, workload, phpPids), frontRun(gatewayRow, gateway, workload, phpPids)],
       `several backends, ${n} ${plural}`,
     );
     await stop(gateway.child);
@@ -602,16 +609,12 @@ async function main(): Promise<void> {
         baseline: false,
         runs: [],
       };
-      const frontRun = (row: Row, started: { child: ChildProcess; port: number }) => ({
-        row,
-        run: () => gatewayRun(started.port, workload, { frontPid: started.child.pid!, phpPids: [php.child.pid!] }),
-      });
       await alternate(
         [
-          frontRun(nginxRow, front),
-          frontRun(gatewayRow, gateway),
-          frontRun(floorHttpRow, floorHttp),
-          frontRun(floorNetRow, floorNet),
+          frontRun(nginxRow, front, workload, [php.child.pid!]),
+          frontRun(gatewayRow, gateway, workload, [php.child.pid!]),
+          frontRun(floorHttpRow, floorHttp, workload, [php.child.pid!]),
+          frontRun(floorNetRow, floorNet, workload, [php.child.pid!]),
         ],
         `gateway ${workload.name}`,
       );

@@ -207,6 +207,13 @@ export class ClientRequest implements ResponseSource {
     this.#resumeReading();
   }
 
+  // The reader is full: stop reading the connection until #resumeReading.
+  #holdReading(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.carrier?.pauseFor(this);
+  }
+
   #resumeReading(): void {
     if (!this.#paused) return;
     this.#paused = false;
@@ -295,10 +302,7 @@ export class ClientRequest implements ResponseSource {
     if (this.#bodyEnded) return;
     const sink = this.#sink;
     if (sink !== null) {
-      if (!sink.write(chunk) && !this.#paused) {
-        this.#paused = true;
-        this.carrier!.pauseFor(this);
-      }
+      if (!sink.write(chunk)) this.#holdReading();
       return;
     }
     const body = this.#body;
@@ -306,17 +310,11 @@ export class ClientRequest implements ResponseSource {
       this.#pending.push(chunk);
       this.#pendingBytes += chunk.length;
       // Nobody reads yet: past highWaterMark the connection stops reading, as a full stream would make it.
-      if (this.#pendingBytes >= this.#settings.highWaterMark && !this.#paused) {
-        this.#paused = true;
-        this.carrier!.pauseFor(this);
-      }
+      if (this.#pendingBytes >= this.#settings.highWaterMark) this.#holdReading();
       return;
     }
     if (body.destroyed) return;
-    if (!body.push(chunk) && !this.#paused) {
-      this.#paused = true;
-      this.carrier!.pauseFor(this);
-    }
+    if (!body.push(chunk)) this.#holdReading();
   }
 
   // ---- ResponseSource ---------------------------------------------------------------------------------------
@@ -375,10 +373,8 @@ export class ClientRequest implements ResponseSource {
       return true;
     }
     for (const chunk of pending) {
-      if (!sink.write(chunk) && !this.#paused && !this.#bodyEnded) {
-        this.#paused = true;
-        this.carrier?.pauseFor(this);
-      }
+      // An ended body has nothing left to hold back, and END_REQUEST must still be read (onStdoutEnd).
+      if (!sink.write(chunk) && !this.#bodyEnded) this.#holdReading();
     }
     if (this.#bodyEnded) sink.end();
     return true;

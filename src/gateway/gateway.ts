@@ -183,8 +183,9 @@ type Tagged<T> = T & { [kExchange]: Exchange };
 
 /**
  * One HTTP request on its way through the gateway. Its listeners are module-level functions that find it on
- * the ServerResponse (no closures per request), it takes the backend's body piece by piece (BodySink), and the HTTP client leaving aborts the FastCGI request directly:
- * an AbortController per request cost a quarter of the gateway's throughput.
+ * the ServerResponse (no closures per request), it takes the backend's body piece by piece (BodySink), and the
+ * HTTP client leaving aborts the FastCGI request directly: an AbortController per request cost a quarter of the
+ * gateway's throughput.
  */
 class Exchange implements RequestOwner, BodySink {
   readonly #settings: GatewaySettings;
@@ -270,7 +271,7 @@ class Exchange implements RequestOwner, BodySink {
     if (response.sendBodyTo(this)) return;
     // An interceptResponse that read `body` and then declined: that stream it is.
     const body = response.body;
-    body.on('error', (error: Error) => this.onBodyError(error));
+    body.on('error', (error: Error) => this.fail(error));
     body.pipe(res);
   }
 
@@ -293,18 +294,13 @@ class Exchange implements RequestOwner, BodySink {
     this.res.end();
   }
 
-  /** @internal BodySink: the body was cut off. */
-  fail(error: Error): void {
-    this.onBodyError(error);
-  }
-
   /** The HTTP client took what was written: let the backend's body flow again. */
   onDrain(): void {
     this.#response?.resumeBody();
   }
 
-  /** The body failed after the head went out: the only signal left is a cut-off response. */
-  onBodyError(error: Error & { code?: string }): void {
+  /** @internal BodySink: the body failed after the head went out; the only signal left is a cut-off response. */
+  fail(error: Error & { code?: string }): void {
     if (!this.isAborted && error.code !== 'FCGI_ERR_REQUEST_ABORTED') {
       this.#settings.logger.error(
         `${this.req.method} ${this.req.url}: response cut off after the headers: ${error.message} [${error.code ?? 'unknown'}]`,
