@@ -222,6 +222,45 @@ export function childPids(ppid: number): number[] {
   return out;
 }
 
+/**
+ * What each process under `roots` (their descendants and every thread) is doing, a line per thread: state,
+ * the kernel function it sleeps in (wchan) and its syscall number with the first argument (/proc/…/syscall).
+ * For a stalled request's report: which of web server, php-fpm and database sits waiting, and on what.
+ */
+export function processStates(roots: readonly number[]): string {
+  const seen = new Set<number>();
+  const queue = [...roots];
+  const lines: string[] = [];
+  const read = (file: string): string => {
+    try {
+      return fs.readFileSync(file, 'utf8').trim();
+    } catch {
+      return '?';
+    }
+  };
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    if (seen.has(pid)) continue;
+    seen.add(pid);
+    let tids: string[];
+    try {
+      tids = fs.readdirSync(`/proc/${pid}/task`);
+    } catch {
+      lines.push(`${pid}: gone`);
+      continue;
+    }
+    for (const tid of tids) {
+      const task = `/proc/${pid}/task/${tid}`;
+      const stat = read(`${task}/stat`);
+      const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+      const syscall = read(`${task}/syscall`).split(' ').slice(0, 2).join(' ');
+      lines.push(`${pid}/${tid} ${read(`${task}/comm`)} ${state} wchan=${read(`${task}/wchan`)} syscall=${syscall}`);
+    }
+    queue.push(...childPids(pid));
+  }
+  return lines.join('\n');
+}
+
 /** Stops every process still running that this worker started (a last resort in afterAll). */
 export async function stopAll(): Promise<void> {
   await Promise.all([...started].map((p) => p.stop('SIGKILL', 1000)));

@@ -8,7 +8,18 @@ import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findPhpFpm } from '../../src/php/php-fpm-supervisor';
-import { childPids, freePort, httpRequest, NODE, Proc, REQUIRED, ROOT, TSX_LOADER, waitForListen } from './harness';
+import {
+  childPids,
+  freePort,
+  httpRequest,
+  NODE,
+  Proc,
+  processStates,
+  REQUIRED,
+  ROOT,
+  TSX_LOADER,
+  waitForListen,
+} from './harness';
 import { HAVE_WORDPRESS, view, Visitor, WORDPRESS_PACKAGES, WordPressSite } from './wordpress-site';
 
 const HAVE = HAVE_WORDPRESS && findPhpFpm() !== null;
@@ -68,7 +79,14 @@ describe.runIf(HAVE || REQUIRED)('WordPress through `fastcgi-engine php-server` 
     );
     await waitForListen(port, 30_000, server);
     expect(fpmMaster(server.pid), 'php-server runs php-fpm').toBeDefined();
-    visitor = new Visitor(port);
+    visitor = new Visitor(port, {
+      report: () =>
+        [
+          `--- php-server output (last 3000 characters)\n${server.output().slice(-3000)}`,
+          `--- php-server and php-fpm processes\n${processStates([server.pid])}`,
+          wp.report(),
+        ].join('\n'),
+    });
   }, 120_000);
 
   afterAll(async () => {

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'vitest';
-import { findBinary, httpRequest, Proc, removeDir, tempDir, waitForListen } from './harness';
+import { findBinary, httpRequest, Proc, processStates, readText, removeDir, tempDir, waitForListen } from './harness';
 
 const WORDPRESS = '/usr/share/wordpress';
 const MARIADBD = findBinary(['mariadbd', 'mysqld']);
@@ -119,6 +119,28 @@ export class WordPressSite {
     execFileSync(MARIADB!, ['--no-defaults', '-S', this.#socket, '-uroot', '-e', `CREATE DATABASE wp_${port}`]);
   }
 
+  /**
+   * The database's side of a stalled request: its last output, what its connections are running (the CLI is
+   * given 10 s: a server that does not answer it says as much) and what its threads wait in.
+   */
+  report(): string {
+    let processes: string;
+    try {
+      processes = execFileSync(
+        MARIADB!,
+        ['--no-defaults', '-S', this.#socket, '-uroot', '--connect-timeout=5', '-e', 'SHOW FULL PROCESSLIST'],
+        { timeout: 10_000, encoding: 'utf8' },
+      );
+    } catch (error) {
+      processes = `SHOW FULL PROCESSLIST failed: ${(error as Error).message}`;
+    }
+    return [
+      `--- mariadbd output (last 3000 characters)\n${this.#db.output().slice(-3000)}`,
+      `--- SHOW FULL PROCESSLIST\n${processes}`,
+      `--- mariadbd threads\n${processStates([this.#db.pid])}`,
+    ].join('\n');
+  }
+
   async stop(): Promise<void> {
     await this.#db.stop('SIGTERM', 10_000);
     removeDir(this.dir);
@@ -161,14 +183,26 @@ export interface GoOptions {
   marker?: string;
 }
 
+export interface VisitorOptions {
+  /** How long one step may take. Default 40 s: less than nginx's fastcgi_read_timeout (60 s), so that a stalled
+   * request is reported while it is still stalled. */
+  timeoutMs?: number;
+  /** What to add to a failed step's error: the servers' logs and states, read at the moment of the failure. */
+  report?: () => string;
+}
+
 /** A browser of one front end: keeps cookies, records each step. */
 export class Visitor {
   readonly port: number;
   readonly steps: Step[] = [];
   readonly #jar = new Jar();
+  readonly #timeoutMs: number;
+  readonly #report: (() => string) | undefined;
 
-  constructor(port: number) {
+  constructor(port: number, options: VisitorOptions = {}) {
     this.port = port;
+    this.#timeoutMs = options.timeoutMs ?? 40_000;
+    this.#report = options.report;
   }
 
   async go(what: string, url: string, options: GoOptions = {}): Promise<Step> {
@@ -185,8 +219,12 @@ export class Visitor {
       port: this.port,
       path: url,
       headers,
+      timeoutMs: this.#timeoutMs,
       ...(options.method === undefined ? {} : { method: options.method }),
       ...(body === undefined ? {} : { body }),
+    }).catch((error: Error) => {
+      if (this.#report === undefined) throw error;
+      throw new Error(`${what}: ${error.message}\n${this.#report()}`, { cause: error });
     });
     this.#jar.take(result.headers['set-cookie']);
     const text = result.body.toString();
@@ -267,6 +305,11 @@ export class Visitor {
     });
     expect(after.marked, 'the saved structure').toBe(true);
   }
+}
+
+/** The last `chars` characters of a log file, headed by its name. */
+export function logTail(name: string, file: string, chars = 3000): string {
+  return `--- ${name} (${file}, last ${chars} characters)\n${readText(file).slice(-chars)}`;
 }
 
 /** Each step as compared between front ends: what, status, Location, marker. */

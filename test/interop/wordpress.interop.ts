@@ -12,11 +12,12 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPhpFrontEnd, type PhpFrontEnd } from '../../src/php/front-end';
 import { PhpFpmSupervisor } from '../../src/php/php-fpm-supervisor';
-import { findBinary, freePort, type Proc, REQUIRED } from './harness';
+import { findBinary, freePort, type Proc, processStates, REQUIRED } from './harness';
 import { startNginx } from './php-nginx';
 import {
   comparable,
   HAVE_WORDPRESS,
+  logTail,
   PNG,
   POST_SLUG,
   POST_TITLE,
@@ -31,8 +32,8 @@ const NGINX = findBinary('nginx');
 const HAVE = HAVE_WORDPRESS && NGINX !== null;
 
 /** Everything a visitor does, the same on both front ends; every answer is recorded by the Visitor. */
-async function walk(port: number): Promise<Step[]> {
-  const v = new Visitor(port);
+async function walk(port: number, report: () => string): Promise<Step[]> {
+  const v = new Visitor(port, { report });
   await v.install();
   await v.logIn();
   const dashboard = await v.go('dashboard', '/wp-admin/', { marker: 'Dashboard' });
@@ -121,6 +122,16 @@ describe.runIf(HAVE || REQUIRED)('WordPress through createPhpFrontEnd and throug
   let nginxPort: number;
   let frontEnd: PhpFrontEnd;
   let server: http.Server;
+  let nginxDir: string;
+
+  /** The logs and process states of every server behind a step that failed, read as it failed. */
+  const report = (): string =>
+    [
+      logTail('nginx error.log', path.join(nginxDir, 'error.log')),
+      logTail('php-fpm', path.join(wp.dir, 'fpm.log')),
+      `--- nginx and php-fpm processes\n${processStates([nginx.pid, fpm.pid ?? 0])}`,
+      wp.report(),
+    ].join('\n');
 
   beforeAll(async () => {
     if (!HAVE) throw new Error(`needs MariaDB, WordPress and nginx (${WORDPRESS_PACKAGES} nginx-light)`);
@@ -131,7 +142,7 @@ describe.runIf(HAVE || REQUIRED)('WordPress through createPhpFrontEnd and throug
     wp.createDatabase(ourPort);
     fpm = new PhpFpmSupervisor({ log: fs.createWriteStream(path.join(wp.dir, 'fpm.log')) });
     await fpm.start();
-    const nginxDir = path.join(wp.dir, 'nginx');
+    nginxDir = path.join(wp.dir, 'nginx');
     fs.mkdirSync(nginxDir);
     nginx = await startNginx(nginxDir, nginxPort, wp.root, fpm.socketPath);
     frontEnd = createPhpFrontEnd({ root: wp.root, upstream: fpm.address, logger: { warn: () => {}, error: () => {} } });
@@ -158,8 +169,8 @@ describe.runIf(HAVE || REQUIRED)('WordPress through createPhpFrontEnd and throug
     'install, log in, publish, upload, pretty permalinks, static files, log out: the same answers as nginx',
     { timeout: 120_000 },
     async () => {
-      const theirs = await walk(nginxPort);
-      const ours = await walk((server.address() as AddressInfo).port);
+      const theirs = await walk(nginxPort, report);
+      const ours = await walk((server.address() as AddressInfo).port, report);
       expect(comparable(ours)).toEqual(comparable(theirs));
     },
   );
