@@ -184,8 +184,8 @@ export interface GoOptions {
 }
 
 export interface VisitorOptions {
-  /** How long one step may take. Default 40 s: less than nginx's fastcgi_read_timeout (60 s), so that a stalled
-   * request is reported while it is still stalled. */
+  /** How long one step may take. Default 25 s: well under nginx's fastcgi_read_timeout (60 s), so that a stalled
+   * request is reported while it is still stalled, and a GET has time for a second try within the test. */
   timeoutMs?: number;
   /** What to add to a failed step's error: the servers' logs and states, read at the moment of the failure. */
   report?: () => string;
@@ -201,7 +201,7 @@ export class Visitor {
 
   constructor(port: number, options: VisitorOptions = {}) {
     this.port = port;
-    this.#timeoutMs = options.timeoutMs ?? 40_000;
+    this.#timeoutMs = options.timeoutMs ?? 25_000;
     this.#report = options.report;
   }
 
@@ -215,16 +215,28 @@ export class Visitor {
       headers['Content-Type'] = 'application/json';
       body = JSON.stringify(options.json);
     }
-    const result = await httpRequest({
-      port: this.port,
-      path: url,
-      headers,
-      timeoutMs: this.#timeoutMs,
-      ...(options.method === undefined ? {} : { method: options.method }),
-      ...(body === undefined ? {} : { body }),
-    }).catch((error: Error) => {
-      if (this.#report === undefined) throw error;
-      throw new Error(`${what}: ${error.message}\n${this.#report()}`, { cause: error });
+    const send = (): ReturnType<typeof httpRequest> =>
+      httpRequest({
+        port: this.port,
+        path: url,
+        headers,
+        timeoutMs: this.#timeoutMs,
+        ...(options.method === undefined ? {} : { method: options.method }),
+        ...(body === undefined ? {} : { body }),
+      });
+    const report = (error: Error): string =>
+      `${what}: ${error.message}${this.#report === undefined ? '' : `\n${this.#report()}`}`;
+    const result = await send().catch(async (error: Error) => {
+      // A GET that stalls is reported and sent once more (a GET changes nothing): two CI runs saw the first
+      // install.php through nginx hang for 60 s, before any front end under test was involved, and pass alone.
+      // The report goes to the log, so a stall that a second try gets past still leaves its trace.
+      if (body !== undefined || options.method !== undefined || !error.message.startsWith('timed out')) {
+        throw new Error(report(error), { cause: error });
+      }
+      console.warn(`WordPress walk on port ${this.port}: stalled, sending again\n${report(error)}`);
+      return send().catch((again: Error) => {
+        throw new Error(`again: ${report(again)}`, { cause: again });
+      });
     });
     this.#jar.take(result.headers['set-cookie']);
     const text = result.body.toString();
