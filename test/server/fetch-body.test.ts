@@ -80,7 +80,7 @@ async function expectDrainedAfterEarlyStop(
   expect(server.bufferedBytes).toBe(0);
 }
 
-// request.body read through a reader (a real web stream) and with `for await` (light-body.ts reads STDIN itself).
+// request.body read through a reader and with `for await` (both through the real web stream).
 const readModes: Record<string, (body: ReadableStream<Uint8Array>) => AsyncIterable<Uint8Array>> = {
   getReader: async function* (body) {
     const reader = body.getReader();
@@ -190,12 +190,12 @@ function countStreams(): { count: () => number; restore: () => void } {
   return { count: () => made, restore: () => (globalThis.ReadableStream = Original) };
 }
 
-describe('fetch request.body without a web stream for `for await` (light-body.ts)', () => {
+describe('fetch request.body: a web stream made only when the body is read (light-body.ts)', () => {
   it('is used on this Node (its streams keep their state in a kState slot LightBody can forward)', () => {
     expect(lightBodySupported).toBe(true);
   });
 
-  it('reads a 1 MB body with `for await` without making a ReadableStream; getReader makes one', async () => {
+  it('makes a ReadableStream for a body that is read (`for await`, getReader), none for one only looked at', async () => {
     const body = pattern(1024 * 1024, 11);
     const NativeReadableStream = globalThis.ReadableStream;
     const streams = countStreams();
@@ -203,28 +203,28 @@ describe('fetch request.body without a web stream for `for await` (light-body.ts
       const { peer } = await start(async (request) => {
         const hash = createHash('sha256');
         const isStream = request.body instanceof NativeReadableStream;
-        if (request.headers.get('x-read') === 'reader') {
+        const read = request.headers.get('x-read');
+        if (read === 'reader') {
           const reader = request.body!.getReader();
           for (let r = await reader.read(); !r.done; r = await reader.read()) hash.update(r.value);
-        } else for await (const chunk of request.body!) hash.update(chunk);
+        } else if (read === 'iterate') for await (const chunk of request.body!) hash.update(chunk);
         return new Response(`${isStream} ${hash.digest('hex')}`);
       });
-      const iterated = await peer.request({
-        params: { ...POST, CONTENT_LENGTH: String(body.length) },
-        stdin: body,
-        keepConn: true,
-        timeoutMs: 10_000,
-      });
-      expect(parseCgiResponse(iterated.stdout).body.toString()).toBe(`true ${sha256(body)}`);
-      expect(streams.count()).toBe(0);
-      const read = await peer.request({
-        params: { ...POST, HTTP_X_READ: 'reader', CONTENT_LENGTH: String(body.length) },
-        stdin: body,
-        keepConn: true,
-        timeoutMs: 10_000,
-      });
-      expect(parseCgiResponse(read.stdout).body.toString()).toBe(`true ${sha256(body)}`);
+      const ask = async (read: string | null): Promise<string> => {
+        const response = await peer.request({
+          params: { ...POST, ...(read === null ? {} : { HTTP_X_READ: read }), CONTENT_LENGTH: String(body.length) },
+          stdin: body,
+          keepConn: true,
+          timeoutMs: 10_000,
+        });
+        return parseCgiResponse(response.stdout).body.toString();
+      };
+      expect(await ask(null)).toBe(`true ${sha256(Buffer.alloc(0))}`);
+      expect(streams.count(), 'request.body looked at, not read').toBe(0);
+      expect(await ask('iterate')).toBe(`true ${sha256(body)}`);
       expect(streams.count()).toBe(1);
+      expect(await ask('reader')).toBe(`true ${sha256(body)}`);
+      expect(streams.count()).toBe(2);
     } finally {
       streams.restore();
     }

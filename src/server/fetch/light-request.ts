@@ -23,8 +23,8 @@ interface Source {
   origin: string;
   headers: Headers | null;
   /**
-   * The body was read by text()/json()/arrayBuffer()/bytes() or a `for await` over a LightBody, or handed to the
-   * real Request; reads through a real body stream show in its disturbed state instead (used()).
+   * The body was read by text()/json()/arrayBuffer()/bytes(), or handed to the real Request; reads through a
+   * real body stream show in its disturbed state instead (used()).
    */
   bodyUsed: boolean;
   /** `request.body`, once asked for. */
@@ -126,7 +126,7 @@ export class LightRequest {
 
   /**
    * The body as a web stream (zero-copy views of the STDIN pieces); null for GET and HEAD, as undici has it. A
-   * LightBody: a real ReadableStream is made only when something other than `for await` reads it.
+   * LightBody: a real ReadableStream is made only when something reads it.
    */
   get body(): ReadableStream<Uint8Array> | null {
     const real = (this as unknown as LightFields)[kReal];
@@ -138,11 +138,8 @@ export class LightRequest {
         // Read by text() and the like already: an empty stream, as a consumed body.
         source.web = new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
       } else if (lightBodySupported) {
-        // A stream in name until something needs a real one (light-body.ts): `for await` reads STDIN directly.
-        source.web = new LightBody(
-          source.request,
-          () => (source.bodyUsed = true),
-        ) as unknown as ReadableStream<Uint8Array>;
+        // A stream in name until something reads it (light-body.ts).
+        source.web = new LightBody(source.request) as unknown as ReadableStream<Uint8Array>;
       } else source.web = webBody(source.request);
     }
     return source.web;
@@ -205,7 +202,7 @@ async function collect(web: ReadableStream<Uint8Array>): Promise<Buffer> {
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
-// Read by text() and the like (or a `for await` over a LightBody: bodyUsed), or through the body stream.
+// Read by text() and the like (bodyUsed), or through the body stream.
 function used(source: Source): boolean {
   return source.bodyUsed || (source.web !== null && bodyDisturbed(source.web));
 }
