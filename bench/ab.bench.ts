@@ -3,10 +3,13 @@
 //
 //   npm run bench:ab -- --base 9adc7a4                      base commit against the working tree
 //   npm run bench:ab -- --base main~3 --head main --workload 64k --rounds 12
+//   npm run bench:ab -- --base HEAD~1 --handler fetch --workload post-1m --node-flags "-r ./bench/apps/ballast.cjs"
 //
 // Each side is compiled from its commit (a git worktree in a temp dir, `tsc -p tsconfig.build.json`; the native
 // addon is this checkout's build, so a change to native/ is not A/B'd here) and runs `fastcgi-engine serve` with
-// the e2e handlers (bench/apps/e2e-handlers.ts, the working tree's) on a unix socket. The load is this checkout's
+// the e2e handlers (bench/apps/e2e-handlers.ts, the working tree's: the `(req, res)` one, or with `--handler fetch`
+// the fetch one) on a unix socket, under `node --node-flags` (e.g. the ballast that gives it an application-sized
+// heap). The load is this checkout's
 // `fastcgi-engine bench`, closed loop, with the 30 params nginx's fastcgi_params send (bench/_util/workloads.ts).
 // Rounds alternate A,B then B,A. With taskset (util-linux) and two or more cores, the servers run on the last
 // core and the load generator on the first, which took most of the spread out of these figures here.
@@ -77,12 +80,14 @@ async function main(): Promise<void> {
       rounds: { type: 'string', default: '10' },
       seconds: { type: 'string', default: '2' },
       connections: { type: 'string', default: '16' },
+      handler: { type: 'string', default: 'node' },
+      'node-flags': { type: 'string', default: '' },
     },
   });
   const workload = WORKLOADS[values.workload!];
-  if (values.base === undefined || workload === undefined) {
+  if (values.base === undefined || workload === undefined || !['node', 'fetch'].includes(values.handler!)) {
     process.stderr.write(
-      `usage: npm run bench:ab -- --base REF [--head REF] [--workload ${Object.keys(WORKLOADS).join('|')}] [--rounds N] [--seconds S] [--connections N]\n`,
+      `usage: npm run bench:ab -- --base REF [--head REF] [--workload ${Object.keys(WORKLOADS).join('|')}] [--handler node|fetch] [--node-flags "FLAGS"] [--rounds N] [--seconds S] [--connections N]\n`,
     );
     process.exit(2);
   }
@@ -109,7 +114,14 @@ async function main(): Promise<void> {
       }).outputText,
     );
     const app = join(dir, 'app.cjs');
-    writeFileSync(app, `module.exports = require(${JSON.stringify(handlers)}).nodeHandler;\n`);
+    // A fetch app is a module whose `fetch` is the handler (`fastcgi-engine serve` tells the two kinds apart).
+    writeFileSync(
+      app,
+      values.handler === 'fetch'
+        ? `module.exports = { fetch: require(${JSON.stringify(handlers)}).fetchHandler };\n`
+        : `module.exports = require(${JSON.stringify(handlers)}).nodeHandler;\n`,
+    );
+    const nodeFlags = values['node-flags']!.split(' ').filter((flag) => flag !== '');
     const sides: Side[] = [];
     for (const [label, ref] of [
       ['A', values.base],
@@ -130,13 +142,14 @@ async function main(): Promise<void> {
     for (const side of sides) {
       const [command, args] = pinned(cores?.server ?? null, [
         process.execPath,
+        ...nodeFlags,
         join(side.dist, 'cli/main.js'),
         'serve',
         app,
         '--socket',
         side.socket,
       ]);
-      side.server = track(spawn(command, args, { stdio: ['ignore', 'ignore', 'inherit'] }));
+      side.server = track(spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] }));
       await waitUntil(
         'serve',
         () => canConnect({ path: side.socket }),
@@ -175,7 +188,7 @@ async function main(): Promise<void> {
     };
     const [a, b] = sides as [Side, Side];
     const out = [
-      `Workload ${values.workload}, ${rounds} rounds of ${seconds} s, ${values.connections} connections; server CPU µs per request${cores === null ? '' : ` (servers on core ${cores.server}, load on core ${cores.load})`}`,
+      `Workload ${values.workload}, ${values.handler} handler${nodeFlags.length > 0 ? ` (node ${nodeFlags.join(' ')})` : ''}, ${rounds} rounds of ${seconds} s, ${values.connections} connections; server CPU µs per request${cores === null ? '' : ` (servers on core ${cores.server}, load on core ${cores.load})`}`,
       '',
       '| side | per round | median | best | req/s (median) |',
       '|---|---|---|---|---|',
