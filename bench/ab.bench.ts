@@ -3,7 +3,7 @@
 //
 //   npm run bench:ab -- --base 9adc7a4                      base commit against the working tree
 //   npm run bench:ab -- --base main~3 --head main --workload 64k --rounds 12
-//   npm run bench:ab -- --base HEAD~1 --handler fetch --workload post-1m --node-flags "-r ./bench/apps/ballast.cjs"
+//   npm run bench:ab -- --base HEAD~1 --handler fetch --workload post-1m --node-flags="-r ./bench/apps/ballast.cjs"
 //
 // Each side is compiled from its commit (a git worktree in a temp dir, `tsc -p tsconfig.build.json`; the native
 // addon is this checkout's build, so a change to native/ is not A/B'd here) and runs `fastcgi-engine serve` with
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   const workload = WORKLOADS[values.workload!];
   if (values.base === undefined || workload === undefined || !['node', 'fetch'].includes(values.handler!)) {
     process.stderr.write(
-      `usage: npm run bench:ab -- --base REF [--head REF] [--workload ${Object.keys(WORKLOADS).join('|')}] [--handler node|fetch] [--node-flags "FLAGS"] [--rounds N] [--seconds S] [--connections N]\n`,
+      `usage: npm run bench:ab -- --base REF [--head REF] [--workload ${Object.keys(WORKLOADS).join('|')}] [--handler node|fetch] [--node-flags="FLAGS"] [--rounds N] [--seconds S] [--connections N]\n`,
     );
     process.exit(2);
   }
