@@ -9,8 +9,8 @@
 // addon is this checkout's build, so a change to native/ is not A/B'd here) and runs `fastcgi-engine serve` with
 // the e2e handlers (bench/apps/e2e-handlers.ts, the working tree's: the `(req, res)` one, or with `--handler fetch`
 // the fetch one) on a unix socket, under `node --node-flags` (e.g. the ballast that gives it an application-sized
-// heap). The load is this checkout's
-// `fastcgi-engine bench`, closed loop, with the 30 params nginx's fastcgi_params send (bench/_util/workloads.ts).
+// heap; split at spaces, so no flag value may hold one). The load is this checkout's `fastcgi-engine bench`,
+// closed loop, with the 30 params nginx's fastcgi_params send (bench/_util/workloads.ts).
 // Rounds alternate A,B then B,A. With taskset (util-linux) and two or more cores, the servers run on the last
 // core and the load generator on the first, which took most of the spread out of these figures here.
 // Reported: the server process's user+system CPU per request (/proc), each round, its median, the median of

@@ -472,7 +472,9 @@ export function httpRequest(options: HttpOptions): Promise<HttpResult> {
     const timer = setTimeout(
       () =>
         req.destroy(
-          new Error(`timed out after ${options.timeoutMs ?? 60_000} ms: ${options.method ?? 'GET'} ${options.path}`),
+          new Error(
+            `timed out after ${options.timeoutMs ?? 60_000} ms: ${options.method ?? (body === undefined ? 'GET' : 'POST')} ${options.path}`,
+          ),
         ),
       options.timeoutMs ?? 60_000,
     );

@@ -186,11 +186,13 @@ export interface GoOptions {
   method?: string;
   /** Text the body should hold; recorded as `marked` and compared. */
   marker?: string;
+  /** Send a GET that stalls once more (default true). False for a GET that changes state (log out). */
+  retry?: boolean;
 }
 
 export interface VisitorOptions {
   /** How long one step may take. Default 25 s: well under nginx's fastcgi_read_timeout (60 s), so that a stalled
-   * request is reported while it is still stalled, and a GET has time for a second try within the test. */
+   * request is reported while it is still stalled (the tests' timeouts leave room for a GET's second try). */
   timeoutMs?: number;
   /** What to add to a failed step's error: the servers' logs and states, read at the moment of the failure. */
   report?: () => string;
@@ -229,13 +231,25 @@ export class Visitor {
         ...(options.method === undefined ? {} : { method: options.method }),
         ...(body === undefined ? {} : { body }),
       });
-    const report = (error: Error): string =>
-      `${what}: ${error.message}${this.#report === undefined ? '' : `\n${this.#report()}`}`;
+    const report = (error: Error): string => {
+      let servers = '';
+      try {
+        servers = this.#report === undefined ? '' : `\n${this.#report()}`;
+      } catch (failure) {
+        servers = `\nthe report failed: ${(failure as Error).message}`;
+      }
+      return `${what}: ${error.message}${servers}`;
+    };
     const result = await send().catch(async (error: Error) => {
       // A GET that stalls is reported and sent once more (a GET changes nothing): two CI runs saw the first
       // install.php through nginx hang for 60 s, before any front end under test was involved, and pass alone.
       // The report goes to the log, so a stall that a second try gets past still leaves its trace.
-      if (body !== undefined || options.method !== undefined || !error.message.startsWith('timed out')) {
+      if (
+        body !== undefined ||
+        options.method !== undefined ||
+        options.retry === false ||
+        !error.message.startsWith('timed out')
+      ) {
         throw new Error(report(error), { cause: error });
       }
       console.warn(`WordPress walk on port ${this.port}: stalled, sending again\n${report(error)}`);

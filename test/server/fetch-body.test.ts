@@ -290,6 +290,40 @@ describe('fetch request.body: a web stream made only when the body is read (ligh
     await expectDrainedAfterEarlyStop(started, 13, 'true TypeError true');
   });
 
+  // What a handler may do with a request whose body it read, each answered as a native Request answers it.
+  const afterReading: Record<string, (request: Request) => Promise<string>> = {
+    'for await, then its other fields, clone() and new Request()': async (request) => {
+      for await (const chunk of request.body!) void chunk;
+      const out = [request.mode, String(request.bodyUsed), String(request.body!.locked)];
+      for (const attempt of [() => request.clone(), () => new Request(request)]) {
+        try {
+          attempt();
+          out.push('ok');
+        } catch (error) {
+          out.push((error as Error).name);
+        }
+      }
+      return out.join(' ');
+    },
+    'request.body looked at, text(), then for await': async (request) => {
+      void request.body;
+      const text = await request.text();
+      try {
+        for await (const chunk of request.body!) void chunk;
+        return `${text} iterated`;
+      } catch (error) {
+        return `${text} ${(error as Error).name}`;
+      }
+    },
+  };
+  it.each(Object.keys(afterReading))('after reading the body, as a native Request: %s', async (what) => {
+    const probe = afterReading[what]!;
+    const native = await probe(new Request('http://localhost/', { method: 'POST', body: 'hello' }));
+    const { peer } = await start(async (request) => new Response(await probe(request)));
+    const response = await peer.request({ params: { ...POST, CONTENT_LENGTH: '5' }, stdin: 'hello' });
+    expect(parseCgiResponse(response.stdout).body.toString()).toBe(native);
+  });
+
   // A chunk that arrived before the first read is in the reader's queue already: that read must still count.
   const firstReads: Record<string, (body: ReadableStream<Uint8Array>) => () => Promise<unknown>> = {
     getReader: (body) => {

@@ -1,7 +1,8 @@
 // `request.body` of the fetch API's light request: a ReadableStream by prototype, made into a real one
 // (web-body.ts) only when something reads it. On Node 20 `new ReadableStream()` costs 11-14 µs (its constructor
 // makes every stream transferable: a C++ object with a weak handle), which a handler that never reads the body,
-// or reads it with text()/json()/arrayBuffer() (light-request.ts reads STDIN for those), does not pay.
+// or reads it with text()/json()/arrayBuffer() without asking for `request.body` first (light-request.ts then
+// reads STDIN itself), does not pay.
 //
 // Every read goes to the real stream, `for await` included. Until this was measured with an application-sized
 // heap, `for await` had a path of its own that queued STDIN for the iterator without a stream: 1.00-1.10x the

@@ -129,9 +129,12 @@ export class LightRequest {
    * LightBody: a real ReadableStream is made only when something reads it.
    */
   get body(): ReadableStream<Uint8Array> | null {
+    const source = (this as unknown as LightFields)[kSource];
+    // The stream the handler was given stays its body once a real Request exists (which got it, or, when it
+    // was read already, an empty used one in its place): a native Request's body is one object throughout.
+    if (source.web !== null) return source.web;
     const real = (this as unknown as LightFields)[kReal];
     if (real !== null) return real.body;
-    const source = (this as unknown as LightFields)[kSource];
     if (!hasBody(source.method)) return null;
     if (source.web === null) {
       if (source.bodyUsed) {
@@ -195,10 +198,15 @@ function readBody(light: LightRequest): Promise<Buffer> {
   });
 }
 
-// Reads a whole web stream (request.body was asked for first, then text() or the like).
+// Reads a whole web stream (request.body was asked for first, then text() or the like). The reader is never
+// released: as undici leaves a consumed body, the stream stays locked, so a later read of it is refused.
 async function collect(web: ReadableStream<Uint8Array>): Promise<Buffer> {
+  const reader = web.getReader();
   const chunks: Buffer[] = [];
-  for await (const chunk of web) chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  for (let read = await reader.read(); !read.done; read = await reader.read()) {
+    const chunk = read.value;
+    chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  }
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
@@ -219,7 +227,8 @@ export function realRequest(light: LightRequest): Request {
       signal: source.request.signal,
     };
     if (hasBody(source.method)) {
-      if (source.web !== null && !source.web.locked) init.body = source.web;
+      // A stream a `for await` read to its end is unlocked again, but used: the real Request must not take it.
+      if (source.web !== null && !source.web.locked && !used(source)) init.body = source.web;
       else if (used(source) || source.web !== null) {
         // Read already: the real Request gets an empty, used body, as a Request whose body was consumed.
         init.body = new ReadableStream({ start: (controller) => controller.close() });
