@@ -231,13 +231,7 @@ export function processStates(roots: readonly number[]): string {
   const seen = new Set<number>();
   const queue = [...roots];
   const lines: string[] = [];
-  const read = (file: string): string => {
-    try {
-      return fs.readFileSync(file, 'utf8').trim();
-    } catch {
-      return '?';
-    }
-  };
+  const read = (file: string): string => readText(file).trim() || '?';
   while (queue.length > 0) {
     const pid = queue.shift()!;
     if (seen.has(pid)) continue;
@@ -458,11 +452,12 @@ export function httpRequest(options: HttpOptions): Promise<HttpResult> {
         else if (flat['Content-Length'] === undefined) flat['Content-Length'] = bodyLength;
       }
     }
+    const method = options.method ?? (body === undefined ? 'GET' : 'POST');
     const req = http.request({
       host: '127.0.0.1',
       port: options.port,
       path: options.path,
-      method: options.method ?? (body === undefined ? 'GET' : 'POST'),
+      method,
       headers: flat,
       agent: options.agent ?? false,
       setHost: true,
@@ -470,12 +465,7 @@ export function httpRequest(options: HttpOptions): Promise<HttpResult> {
     });
     options.onRequest?.(req);
     const timer = setTimeout(
-      () =>
-        req.destroy(
-          new Error(
-            `timed out after ${options.timeoutMs ?? 60_000} ms: ${options.method ?? (body === undefined ? 'GET' : 'POST')} ${options.path}`,
-          ),
-        ),
+      () => req.destroy(new Error(`timed out after ${options.timeoutMs ?? 60_000} ms: ${method} ${options.path}`)),
       options.timeoutMs ?? 60_000,
     );
     req.once('error', (error) => {

@@ -136,15 +136,13 @@ export class LightRequest {
     const real = (this as unknown as LightFields)[kReal];
     if (real !== null) return real.body;
     if (!hasBody(source.method)) return null;
-    if (source.web === null) {
-      if (source.bodyUsed) {
-        // Read by text() and the like already: an empty stream, as a consumed body.
-        source.web = new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
-      } else if (lightBodySupported) {
-        // A stream in name until something reads it (light-body.ts).
-        source.web = new LightBody(source.request) as unknown as ReadableStream<Uint8Array>;
-      } else source.web = webBody(source.request);
-    }
+    if (source.bodyUsed) {
+      // Read by text() and the like already: an empty stream, as a consumed body.
+      source.web = new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
+    } else if (lightBodySupported) {
+      // A stream in name until something reads it (light-body.ts).
+      source.web = new LightBody(source.request) as unknown as ReadableStream<Uint8Array>;
+    } else source.web = webBody(source.request);
     return source.web;
   }
 
@@ -221,6 +219,7 @@ export function realRequest(light: LightRequest): Request {
   let real = fields[kReal];
   if (real === null) {
     const source = fields[kSource];
+    const read = used(source);
     const init: RequestInit & { duplex?: 'half' } = {
       method: source.method,
       headers: light.headers,
@@ -228,15 +227,15 @@ export function realRequest(light: LightRequest): Request {
     };
     if (hasBody(source.method)) {
       // A stream a `for await` read to its end is unlocked again, but used: the real Request must not take it.
-      if (source.web !== null && !source.web.locked && !used(source)) init.body = source.web;
-      else if (used(source) || source.web !== null) {
+      if (source.web !== null && !source.web.locked && !read) init.body = source.web;
+      else if (read || source.web !== null) {
         // Read already: the real Request gets an empty, used body, as a Request whose body was consumed.
         init.body = new ReadableStream({ start: (controller) => controller.close() });
       } else init.body = webBody(source.request);
       init.duplex = 'half';
     }
     real = new NativeRequest(light.url, init);
-    if (used(source) && init.body !== undefined && init.body !== source.web) void real.arrayBuffer().catch(() => {});
+    if (read && init.body !== undefined && init.body !== source.web) void real.arrayBuffer().catch(() => {});
     source.bodyUsed = true;
     fields[kReal] = real;
   }
