@@ -4,6 +4,7 @@
 //   npm run bench:ab -- --base 9adc7a4                      base commit against the working tree
 //   npm run bench:ab -- --base main~3 --head main --workload 64k --rounds 12
 //   npm run bench:ab -- --base HEAD~1 --handler fetch --workload post-1m --node-flags="-r ./bench/apps/ballast.cjs"
+//   npm run bench:ab -- --base HEAD~1 --handler gateway --workload 64k
 //
 // Each side is compiled from its commit (a git worktree in a temp dir, `tsc -p tsconfig.build.json`; the native
 // addon is this checkout's build, so a change to native/ is not A/B'd here) and runs `fastcgi-engine serve` with
@@ -11,11 +12,16 @@
 // the fetch one) on a unix socket, under `node --node-flags` (e.g. the ballast that gives it an application-sized
 // heap; split at spaces, so no flag value may hold one). The load is this checkout's `fastcgi-engine bench`,
 // closed loop, with the 30 params nginx's fastcgi_params send (bench/_util/workloads.ts).
+// `--handler gateway` A/Bs createGateway instead: each side runs bench/apps/gateway.ts (the front end bench:client
+// measures) on its commit's dist, in front of one php-fpm pool both share (Debian's php8.2-fpm, 4 static workers,
+// hello.php and bytes.php?n=4096|65536), loaded over HTTP by wrk (-t1, Debian's wrk); reported is the gateway
+// process's CPU per request.
 // Rounds alternate A,B then B,A. With taskset (util-linux) and two or more cores, the servers run on the last
 // core and the load generator on the first, which took most of the spread out of these figures here.
 // Reported: the server process's user+system CPU per request (/proc), each round, its median, the median of
 // the per-round B/A ratios and the ratio of the best rounds.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,20 +31,25 @@ import { nginxParams } from './_util/workloads';
 import { treeCpuSeconds } from './_util/proc-cpu';
 import { canConnect, cleanUpOnExit, findBinary, killAll, stop, track, waitUntil } from './_util/processes';
 import { sourceRoot } from './_util/report';
+import { startPhpFpm, writePhpScripts } from './_util/php-fpm';
+import { parseWrk } from './_util/wrk';
 
 const ROOT = sourceRoot(__filename);
-const WORKLOADS: Record<string, { uri: string; args: string[] }> = {
-  hello: { uri: '/hello', args: [] },
-  '4k': { uri: '/4k', args: [] },
-  '64k': { uri: '/64k', args: [] },
-  'post-1m': { uri: '/echo', args: ['--method', 'POST', '--body-size', '1048576'] },
+const WORKLOADS: Record<string, { uri: string; php: string | null; args: string[] }> = {
+  hello: { uri: '/hello', php: '/hello.php', args: [] },
+  '4k': { uri: '/4k', php: '/bytes.php?n=4096', args: [] },
+  '64k': { uri: '/64k', php: '/bytes.php?n=65536', args: [] },
+  'post-1m': { uri: '/echo', php: null, args: ['--method', 'POST', '--body-size', '1048576'] },
 };
+const PHP_CHILDREN = 4;
 
 interface Side {
   label: string;
   dist: string;
   socket: string;
   server: ChildProcess | null;
+  /** The gateway's HTTP port (--handler gateway). */
+  port: number;
   samples: { us: number; rps: number }[];
 }
 
@@ -85,10 +96,22 @@ async function main(): Promise<void> {
     },
   });
   const workload = WORKLOADS[values.workload!];
-  if (values.base === undefined || workload === undefined || !['node', 'fetch'].includes(values.handler!)) {
+  const gateway = values.handler === 'gateway';
+  if (
+    values.base === undefined ||
+    workload === undefined ||
+    !['node', 'fetch', 'gateway'].includes(values.handler!) ||
+    (gateway && workload.php === null)
+  ) {
     process.stderr.write(
-      `usage: npm run bench:ab -- --base REF [--head REF] [--workload ${Object.keys(WORKLOADS).join('|')}] [--handler node|fetch] [--node-flags="FLAGS"] [--rounds N] [--seconds S] [--connections N]\n`,
+      `usage: npm run bench:ab -- --base REF [--head REF] [--workload ${Object.keys(WORKLOADS).join('|')}] [--handler node|fetch|gateway] [--node-flags="FLAGS"] [--rounds N] [--seconds S] [--connections N]\n(--handler gateway: hello, 4k or 64k)\n`,
     );
+    process.exit(2);
+  }
+  const php = gateway ? findBinary(['php-fpm8.2', 'php-fpm']) : null;
+  const wrk = gateway ? findBinary(['wrk']) : null;
+  if (gateway && (php === null || wrk === null)) {
+    process.stderr.write('bench:ab --handler gateway needs php-fpm8.2 and wrk (apt-get install php8.2-fpm wrk)\n');
     process.exit(2);
   }
   const rounds = Number(values.rounds);
@@ -136,28 +159,32 @@ async function main(): Promise<void> {
         dist: build(ref, sideDir),
         socket: join(dir, `${label}.sock`),
         server: null,
+        port: 0,
         samples: [],
       });
     }
-    for (const side of sides) {
-      const [command, args] = pinned(cores?.server ?? null, [
-        process.execPath,
-        ...nodeFlags,
-        join(side.dist, 'cli/main.js'),
-        'serve',
-        app,
-        '--socket',
-        side.socket,
-      ]);
-      side.server = track(spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] }));
-      await waitUntil(
-        'serve',
-        () => canConnect({ path: side.socket }),
-        side.server,
-        () => '',
-      );
-    }
+    if (gateway) await startGateways(sides, php!, dir, cores?.server ?? null, nodeFlags);
+    else
+      for (const side of sides) {
+        const [command, args] = pinned(cores?.server ?? null, [
+          process.execPath,
+          ...nodeFlags,
+          join(side.dist, 'cli/main.js'),
+          'serve',
+          app,
+          '--socket',
+          side.socket,
+        ]);
+        side.server = track(spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] }));
+        await waitUntil(
+          'serve',
+          () => canConnect({ path: side.socket }),
+          side.server,
+          () => '',
+        );
+      }
     const load = (side: Side, runSeconds: number): { us: number; rps: number } => {
+      if (gateway) return wrkLoad(side, wrk!, workload.php!, values.connections!, runSeconds, cores?.load ?? null);
       const before = treeCpuSeconds(side.server!.pid!);
       const [command, args] = pinned(cores?.load ?? null, [
         process.execPath,
@@ -188,7 +215,7 @@ async function main(): Promise<void> {
     };
     const [a, b] = sides as [Side, Side];
     const out = [
-      `Workload ${values.workload}, ${values.handler} handler${nodeFlags.length > 0 ? ` (node ${nodeFlags.join(' ')})` : ''}, ${rounds} rounds of ${seconds} s, ${values.connections} connections; server CPU µs per request${cores === null ? '' : ` (servers on core ${cores.server}, load on core ${cores.load})`}`,
+      `Workload ${values.workload}${gateway ? ` (${workload.php})` : ''}, ${values.handler} handler${nodeFlags.length > 0 ? ` (node ${nodeFlags.join(' ')})` : ''}, ${rounds} rounds of ${seconds} s, ${values.connections} connections; ${gateway ? 'gateway' : 'server'} CPU µs per request${cores === null ? '' : ` (servers on core ${cores.server}, load on core ${cores.load})`}`,
       '',
       '| side | per round | median | best | req/s (median) |',
       '|---|---|---|---|---|',
@@ -207,6 +234,71 @@ async function main(): Promise<void> {
     for (const worktree of worktrees) spawnSync('git', ['worktree', 'remove', '--force', worktree], { cwd: ROOT });
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Each side's gateway: bench/apps/gateway.ts, transpiled into the side's directory beside a `src` that is its
+ * dist (the app requires ../../src/gateway/gateway), in front of one php-fpm pool the two sides share.
+ */
+async function startGateways(
+  sides: Side[],
+  phpFpm: string,
+  dir: string,
+  core: string | null,
+  nodeFlags: string[],
+): Promise<void> {
+  const docroot = join(dir, 'www');
+  mkdirSync(docroot);
+  writePhpScripts(docroot);
+  const pool = await startPhpFpm(phpFpm, dir, PHP_CHILDREN);
+  const app = ts.transpileModule(readFileSync(join(ROOT, 'bench/apps/gateway.ts'), 'utf8'), {
+    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
+  }).outputText;
+  for (const side of sides) {
+    const sideDir = join(side.dist, '..');
+    symlinkSync(side.dist, join(sideDir, 'src'));
+    mkdirSync(join(sideDir, 'bench/apps'), { recursive: true });
+    const file = join(sideDir, 'bench/apps/gateway.js');
+    writeFileSync(file, app);
+    const [command, args] = pinned(core, [
+      process.execPath,
+      ...nodeFlags,
+      file,
+      'gateway',
+      pool.socket,
+      docroot,
+      String(PHP_CHILDREN),
+    ]);
+    side.server = track(spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
+    const [message] = (await once(side.server, 'message')) as [{ port: number }];
+    side.port = message.port;
+  }
+}
+
+/** One wrk run against a side's gateway: its CPU per request and req/s. */
+function wrkLoad(
+  side: Side,
+  wrk: string,
+  path: string,
+  connections: string,
+  seconds: number,
+  core: string | null,
+): { us: number; rps: number } {
+  const before = treeCpuSeconds(side.server!.pid!);
+  const [command, args] = pinned(core, [
+    wrk,
+    '-t1',
+    `-c${connections}`,
+    `-d${Math.max(1, Math.round(seconds))}s`,
+    '--latency',
+    `http://127.0.0.1:${side.port}${path}`,
+  ]);
+  const run = spawnSync(command, args, { encoding: 'utf8' });
+  const cpu = treeCpuSeconds(side.server!.pid!) - before;
+  const report = parseWrk(run.stdout);
+  if (report.non2xx > 0 || report.socketErrors > 0)
+    throw new Error(`${side.label}: ${report.non2xx} non-2xx and ${report.socketErrors} socket errors:\n${run.stdout}`);
+  return { us: (cpu * 1e6) / report.requests, rps: report.reqPerSec };
 }
 
 main().catch((error: unknown) => {

@@ -29,7 +29,7 @@
 // BENCH_PHP_CHILDREN (4), BENCH_DURATION_MS per run (3000), BENCH_WARMUP_MS per run (1000), BENCH_ROUNDS (2),
 // BENCH_TIMEOUT_MS per request (5000), BENCH_TSX=1 (see _util/report.ts; not for numbers). About 4 min in all.
 // Needs php-fpm8.2 (apt-get install php8.2-fpm) and nginx (apt-get install nginx-light).
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,7 +44,8 @@ import { benchLoad, type LoadResult } from './_util/load-run';
 import type { GatewayKind } from './apps/gateway';
 import { treeCpuSeconds } from './_util/proc-cpu';
 import { startNginx, startNginxRoutes } from './_util/nginx';
-import { canConnect, cleanUpOnExit, findBinary, killAll, stop, track, waitUntil } from './_util/processes';
+import { cleanUpOnExit, findBinary, killAll, stop, track } from './_util/processes';
+import { PHP_SCRIPTS, startPhpFpm, writePhpScripts } from './_util/php-fpm';
 import { environment, envNumber, formatTime, isCompiled, relaunchCompiled } from './_util/report';
 
 // --- knobs ------------------------------------------------------------------------------------------------
@@ -82,50 +83,7 @@ interface Workload {
 const HELLO: Workload = { name: 'hello', title: 'hello.php (12-byte body)', path: '/hello.php', expect: 'hello world' };
 const BYTES: Workload = { name: '64k', title: 'bytes.php (64 KiB body)', path: '/bytes.php?n=65536', expect: 'ab' };
 
-const SCRIPTS: Record<string, string> = {
-  'hello.php': `<?php\nheader('Content-Type: text/plain');\nheader('Content-Length: 12');\necho "hello world\\n";\n`,
-  'bytes.php': `<?php\n$n = (int)($_GET['n'] ?? 0);\nheader('Content-Type: application/octet-stream');\nheader('Content-Length: ' . $n);\necho str_repeat('ab', intdiv($n, 2)), $n % 2 ? 'a' : '';\n`,
-};
-
 // --- processes ----------------------------------------------------------------------------------------------
-
-/** A php-fpm pool (a master and BENCH_PHP_CHILDREN static workers) on `<name>.sock` in `dir`. */
-async function startPhpFpm(
-  binary: string,
-  dir: string,
-  name = 'php',
-): Promise<{ child: ChildProcess; socket: string }> {
-  const socket = join(dir, `${name}.sock`);
-  const conf = join(dir, `${name}-fpm.conf`);
-  writeFileSync(
-    conf,
-    [
-      '[global]',
-      `pid = ${join(dir, `${name}-fpm.pid`)}`,
-      `error_log = ${join(dir, `${name}-fpm.log`)}`,
-      'daemonize = no',
-      `[${name}]`,
-      `listen = ${socket}`,
-      'listen.mode = 0666',
-      'listen.backlog = 1024',
-      'pm = static',
-      `pm.max_children = ${SETUP.phpChildren}`,
-      'php_admin_flag[display_errors] = off',
-      '',
-    ].join('\n'),
-  );
-  // -n: no system php.ini (opcache off for every row alike); -R: root allowed.
-  const child = track(spawn(binary, ['-F', '-R', '-n', '-y', conf], { stdio: ['ignore', 'ignore', 'pipe'] }));
-  let log = '';
-  child.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()));
-  await waitUntil(
-    'php-fpm',
-    () => canConnect({ path: socket }),
-    child,
-    () => log,
-  );
-  return { child, socket };
-}
 
 /**
  * A front end in a process of its own: ./apps/gateway.ts (its compiled twin when this file runs compiled) with
@@ -478,10 +436,11 @@ async function severalBackends(
   first: { child: ChildProcess; socket: string },
 ): Promise<TableOut> {
   const pools = [first];
-  for (let i = 2; i <= Math.max(...POOL_SETS); i++) pools.push(await startPhpFpm(phpFpm, dir, `php${i}`));
+  for (let i = 2; i <= Math.max(...POOL_SETS); i++)
+    pools.push(await startPhpFpm(phpFpm, dir, SETUP.phpChildren, `php${i}`));
   for (const n of POOL_SETS) {
     mkdirSync(join(docroot, `n${n}`));
-    writeFileSync(join(docroot, `n${n}`, 'hello.php'), SCRIPTS['hello.php']!);
+    writeFileSync(join(docroot, `n${n}`, 'hello.php'), PHP_SCRIPTS['hello.php']!);
   }
   const nginxDir = join(dir, 'nginx-several');
   mkdirSync(nginxDir);
@@ -581,11 +540,11 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fcgi-client-bench-'));
   const docroot = join(dir, 'www');
   mkdirSync(docroot);
-  for (const [name, text] of Object.entries(SCRIPTS)) writeFileSync(join(docroot, name), text);
+  writePhpScripts(docroot);
   cleanUpOnExit(dir);
   const tables: TableOut[] = [];
   try {
-    const php = await startPhpFpm(phpFpm, dir);
+    const php = await startPhpFpm(phpFpm, dir, SETUP.phpChildren);
     const front = await startNginx(nginx, dir, {
       socket: php.socket,
       keepalive: SETUP.phpChildren,
