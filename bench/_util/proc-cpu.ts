@@ -19,8 +19,9 @@ function clockTicks(): number {
 
 interface Stat {
   ppid: number;
-  /** utime + stime, clock ticks. */
-  ticks: number;
+  /** utime and stime, clock ticks. */
+  user: number;
+  system: number;
 }
 
 function readStat(pid: number): Stat | null {
@@ -33,11 +34,17 @@ function readStat(pid: number): Stat | null {
   // The command name (field 2) may hold spaces and parentheses: fields after it start past the last ')'.
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
-  return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
+  return { ppid: Number(fields[1]), user: Number(fields[11]), system: Number(fields[12]) };
 }
 
 /** User + system CPU seconds used so far by `root` and every live descendant. */
 export function treeCpuSeconds(root: number): number {
+  const { user, system } = treeCpuSplit(root);
+  return user + system;
+}
+
+/** User and system (kernel) CPU seconds used so far by `root` and every live descendant. */
+export function treeCpuSplit(root: number): { user: number; system: number } {
   const stats = new Map<number, Stat>();
   for (const name of readdirSync('/proc')) {
     const pid = Number(name);
@@ -51,12 +58,14 @@ export function treeCpuSeconds(root: number): number {
     if (list === undefined) children.set(stat.ppid, [pid]);
     else list.push(pid);
   }
-  let ticks = 0;
+  let user = 0;
+  let system = 0;
   const pending = [root];
   while (pending.length > 0) {
     const pid = pending.pop()!;
-    ticks += stats.get(pid)?.ticks ?? 0;
+    user += stats.get(pid)?.user ?? 0;
+    system += stats.get(pid)?.system ?? 0;
     pending.push(...(children.get(pid) ?? []));
   }
-  return ticks / clockTicks();
+  return { user: user / clockTicks(), system: system / clockTicks() };
 }

@@ -16,6 +16,8 @@ export interface Sample {
   readonly wrkSeconds: number;
   readonly webSeconds: number;
   readonly backendSeconds: number;
+  /** The part of backendSeconds spent in the kernel (system time: syscalls, wake-ups, the socket's copies). */
+  readonly backendSystemSeconds: number;
   /** Connections the web server held to the backend, sampled during the run (HAProxy rows), else null. */
   readonly connections: readonly number[] | null;
 }
@@ -47,6 +49,8 @@ export interface Summary {
   readonly wrkUs: number;
   readonly webUs: number;
   readonly backendUs: number;
+  /** The kernel's (system time) part of backendUs. */
+  readonly backendKernelUs: number;
   /** backendUs / the reference row's (node:http) on the same workload and front end; null without one. */
   readonly backendVsReference: number | null;
   /** Connections to the backend during the runs: median and most of all samples (null: not counted). */
@@ -93,6 +97,7 @@ export function summarize(
           wrkUs: perRequest(sum(samples.map((s) => s.wrkSeconds))),
           webUs: perRequest(sum(samples.map((s) => s.webSeconds))),
           backendUs: perRequest(sum(samples.map((s) => s.backendSeconds))),
+          backendKernelUs: perRequest(sum(samples.map((s) => s.backendSystemSeconds))),
           connectionsMedian: connections === null || connections.length === 0 ? null : median(connections),
           connectionsMax: connections === null || connections.length === 0 ? null : Math.max(...connections),
         },
@@ -136,6 +141,7 @@ export function markdownTable(section: Section, summaries: readonly Summary[]): 
     'wrk CPU/req',
     `${web} CPU/req`,
     'backend CPU/req',
+    'of it kernel',
     'backend vs node:http',
   ];
   if (section === 'haproxy') head.push('backend conns (median / max)');
@@ -150,6 +156,7 @@ export function markdownTable(section: Section, summaries: readonly Summary[]): 
       us(s.wrkUs),
       us(s.webUs),
       us(s.backendUs),
+      us(s.backendKernelUs),
       s.backendVsReference === null ? 'n/a' : `${num(s.backendVsReference, 2)}×`,
     ];
     if (section === 'haproxy')

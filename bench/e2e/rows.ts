@@ -4,7 +4,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { startHaproxy } from '../_util/haproxy';
 import { startNginxRoutes } from '../_util/nginx';
-import { treeCpuSeconds } from '../_util/proc-cpu';
+import { treeCpuSeconds, treeCpuSplit } from '../_util/proc-cpu';
 import { stop } from '../_util/processes';
 import { sampleConnections } from '../_util/tcp-connections';
 import { runWrk } from '../_util/wrk';
@@ -205,6 +205,14 @@ export async function stopFleet(fleet: Fleet): Promise<void> {
   }
 }
 
+function backendSeconds(
+  after: { user: number; system: number },
+  before: { user: number; system: number },
+): { backendSeconds: number; backendSystemSeconds: number } {
+  const system = after.system - before.system;
+  return { backendSeconds: after.user - before.user + system, backendSystemSeconds: system };
+}
+
 /** One wrk run of `seconds` against `row`, with the CPU time of wrk, the front end and the backend over it. */
 export async function measure(
   row: Row,
@@ -216,7 +224,7 @@ export async function measure(
 ): Promise<Sample> {
   const backendPid = row.backend.child.pid!;
   const web0 = treeCpuSeconds(row.webPid);
-  const backend0 = treeCpuSeconds(backendPid);
+  const backend0 = treeCpuSplit(backendPid);
   const sampler = row.countPort === null ? null : sampleConnections(row.countPort);
   const script = wrkScript(dir, workload);
   let report;
@@ -243,7 +251,7 @@ export async function measure(
     errors: report.non2xx + report.socketErrors,
     wrkSeconds: report.cpuSeconds,
     webSeconds: treeCpuSeconds(row.webPid) - web0,
-    backendSeconds: treeCpuSeconds(backendPid) - backend0,
+    ...backendSeconds(treeCpuSplit(backendPid), backend0),
     connections: counted,
   };
 }
