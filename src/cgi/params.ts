@@ -53,7 +53,7 @@ export function cgiParamsFor(req: IncomingMessage, mapping: ScriptMapping): Reco
   // Resolves `.` and `..` and never climbs above '/': a path cannot leave the document root.
   const path = posix.normalize(`/${decoded}`);
   const { script, pathInfo } = splitScript(path, mapping);
-  const root = byteString(Buffer.from(mapping.documentRoot.replace(/\/+$/, ''), 'utf8'));
+  const root = rootBytes(mapping.documentRoot);
   const socket = req.socket;
   const encrypted = (socket as TLSSocket | undefined)?.encrypted === true;
   const serverAddr = unmapIPv4(socket?.localAddress ?? '');
@@ -86,6 +86,18 @@ export function cgiParamsFor(req: IncomingMessage, mapping: ScriptMapping): Reco
   if (contentType !== undefined) params.CONTENT_TYPE = contentType;
   addHeaders(params, req);
   return params;
+}
+
+// The document root as a byte string without its trailing '/': the same for every request of a gateway, so the
+// last one is kept rather than encoded again per request.
+let lastRoot = '';
+let lastRootBytes = '';
+function rootBytes(documentRoot: string): string {
+  if (documentRoot !== lastRoot) {
+    lastRootBytes = byteString(Buffer.from(documentRoot.replace(/\/+$/, ''), 'utf8'));
+    lastRoot = documentRoot;
+  }
+  return lastRootBytes;
 }
 
 function splitScript(path: string, mapping: ScriptMapping): { script: string; pathInfo: string } {

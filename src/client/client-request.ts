@@ -128,7 +128,7 @@ export class ClientRequest implements ResponseSource {
     this.#resolve = resolve;
     this.#reject = reject;
     if (settings.requestTimeout > 0) {
-      this.#timer = setTimeout(onRequestTimer, settings.requestTimeout, this);
+      this.#timer = setTimeout(onTimer, settings.requestTimeout, this);
       this.#timer.unref();
     }
     // An object listener (handleEvent) instead of a closure per request.
@@ -179,17 +179,30 @@ export class ClientRequest implements ResponseSource {
     if (bodyStart === -1) return;
     this.#phase = Phase.Streaming;
     this.#parser = null;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
-    if (this.#settings.bodyTimeout > 0) {
-      this.#timer = setTimeout(onBodyTimer, this.#settings.bodyTimeout, this);
-      this.#timer.unref();
-    }
+    this.#armBodyTimer();
     const response = new ClientResponse(parser.head!, this);
     if (channels.clientRequestHeaders.hasSubscribers && this.spec.observed === true)
       channels.clientRequestHeaders.publish(build.clientRequestHeaders(this, response));
     this.#resolve(response);
     if (bodyStart < chunk.length) this.#push(chunk.subarray(bodyStart));
+  }
+
+  // The request's timer becomes the body's: with both timeouts alike (the defaults) the same Timeout restarts,
+  // since a second one per request (made, inserted, unref'd, then cleared) is a cost every response pays.
+  #armBodyTimer(): void {
+    const timeout = this.#settings.bodyTimeout;
+    if (this.#timer !== null) {
+      if (timeout === this.#settings.requestTimeout) {
+        this.#timer.refresh();
+        return;
+      }
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    if (timeout > 0) {
+      this.#timer = setTimeout(onTimer, timeout, this);
+      this.#timer.unref();
+    }
   }
 
   /** The empty STDOUT record: the body is complete (END_REQUEST still brings the statuses). */
@@ -432,8 +445,9 @@ export class ClientRequest implements ResponseSource {
     this.#finish(new RequestAbortedError(message), true);
   }
 
-  /** @internal */
+  /** @internal The request's one timer fired: requestTimeout until the header block, bodyTimeout after it. */
   onTimer(): void {
+    if (this.#phase === Phase.Streaming) return this.#onBodyTimer();
     this.#timer = null;
     if (this.#phase === Phase.Waiting || this.#phase === Phase.Sent) {
       const where =
@@ -449,9 +463,7 @@ export class ClientRequest implements ResponseSource {
     }
   }
 
-  /** @internal */
-  onBodyTimer(): void {
-    if (this.#phase !== Phase.Streaming) return;
+  #onBodyTimer(): void {
     // A reader holding the body back is not a stalled backend: wait for it.
     if (this.#paused) {
       this.#timer!.refresh();
@@ -522,10 +534,6 @@ export class ClientRequest implements ResponseSource {
   }
 }
 
-function onRequestTimer(request: ClientRequest): void {
+function onTimer(request: ClientRequest): void {
   request.onTimer();
-}
-
-function onBodyTimer(request: ClientRequest): void {
-  request.onBodyTimer();
 }

@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { BadPathError, cgiParamsFor, type ScriptMapping } from '../cgi/params';
-import { HOP_BY_HOP_HEADERS } from '../cgi/http-names';
+import { isHopByHop } from '../cgi/http-names';
 import { Client, type AttachedRequest, type RequestOptions, type RequestOwner } from '../client/client';
 import { toLogSink, type LogSink } from '../diagnostics/logger';
 import type { BodySink, ClientResponse } from '../client/client-response';
@@ -240,7 +240,7 @@ class Exchange implements RequestOwner, BodySink {
     const raw = response.rawHeaders;
     const headers: string[] = [];
     for (let i = 0; i < raw.length; i += 2) {
-      if (!HOP_BY_HOP_HEADERS.has(raw[i]!.toLowerCase())) headers.push(raw[i]!, raw[i + 1]!);
+      if (!isHopByHop(raw[i]!)) headers.push(raw[i]!, raw[i + 1]!);
     }
     try {
       writeHead(res, response.status, response.statusText, headers);

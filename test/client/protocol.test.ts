@@ -773,6 +773,26 @@ describe('client connect failures and timeouts', () => {
     expect(client.stats.queued).toBe(0);
   });
 
+  it("starts a body's bodyTimeout when its header block arrives, whether or not it equals requestTimeout", async () => {
+    const backend = await ScriptedBackend.start({
+      request(request, connection) {
+        // The header block after 150 ms, then nothing: the body stalls.
+        setTimeout(() => connection.stdout(request.requestId, `${OK}start`), 150);
+      },
+    });
+    for (const bodyTimeout of [300, 400]) {
+      const client = testClient({ address: backend.path, multiplex: false, requestTimeout: 300, bodyTimeout });
+      const started = performance.now();
+      const response = await client.request({});
+      const error = await rejectionOf(response.text());
+      const elapsed = performance.now() - started;
+      expect(error.code).toBe('FCGI_ERR_BODY_TIMEOUT');
+      // The body's clock started at the header block (150 ms in), not with the request.
+      expect(elapsed).toBeGreaterThanOrEqual(150 + bodyTimeout - 15);
+      await client.close();
+    }
+  });
+
   it('fails a body that stalls for bodyTimeout, but not a body its reader holds back', async () => {
     let mode = 0;
     const backend = await ScriptedBackend.start({
