@@ -205,7 +205,8 @@ class Exchange implements RequestOwner, BodySink {
     this.req = req;
     this.res = res;
     (res as Tagged<ServerResponse>)[kExchange] = this;
-    res.once('close', onResponseClose);
+    // 'close' comes once per response: on(), not once(), spares once()'s wrapper and its removal.
+    res.on('close', onResponseClose);
   }
 
   /** @internal RequestOwner */
