@@ -216,7 +216,8 @@ export class Decoder {
       for (let i = 0, slot = OUT_HEADER_SLOTS; i < count && !this.#stopped; i++, slot += REC_STRIDE) {
         const offset = out[slot + REC_CONTENT_OFFSET]!;
         const length = out[slot + REC_CONTENT_LENGTH]!;
-        const content = chunk.subarray(offset, offset + length);
+        // An empty record (the end of PARAMS, STDIN, STDOUT) gets the shared empty Buffer, not a view to make.
+        const content = length === 0 ? EMPTY : chunk.subarray(offset, offset + length);
         this.#observer?.(
           out[slot + REC_TYPE]!,
           out[slot + REC_REQUEST_ID]!,

@@ -240,6 +240,39 @@ describe('http.ServerResponse as CGI output', () => {
     expect(head.body.length).toBe(0);
   });
 
+  it('carries its FastCGI methods on the instance, so a prototype swap (Express) keeps them', async () => {
+    const names = [
+      '_storeHeader',
+      '_finish',
+      'setVariable',
+      'allow',
+      'deny',
+      'writeContinue',
+      'writeProcessing',
+      'writeEarlyHints',
+    ];
+    let own: Record<string, boolean> = {};
+    const { peer } = await start(
+      createServer((_req, res) => {
+        const proto = Object.getPrototypeOf(res) as Record<string, unknown>;
+        own = Object.fromEntries(
+          names.map((name) => [
+            name,
+            Object.hasOwn(res, name) && (res as unknown as Record<string, unknown>)[name] === proto[name],
+          ]),
+        );
+        // What Express does to every response: its own prototype, inheriting from http.ServerResponse.
+        Object.setPrototypeOf(res, Object.create(ServerResponse.prototype) as object);
+        res.statusCode = 201;
+        res.end('swapped');
+      }),
+    );
+    const answer = parseCgiResponse((await (await peer()).request({})).stdout);
+    expect(own).toEqual(Object.fromEntries(names.map((name) => [name, true])));
+    // Node's own _storeHeader would have written an HTTP status line and Date / Connection headers.
+    expect([answer.status, answer.header('date'), answer.body.toString()]).toEqual([201, undefined, 'swapped']);
+  });
+
   it('answers 500 and logs the stack when a handler throws, and keeps serving', async () => {
     const logger = recordingLogger();
     const { peer } = await start(
