@@ -9,8 +9,9 @@
 // Each side is compiled from its commit (a git worktree in a temp dir, `tsc -p tsconfig.build.json`; the native
 // addon is this checkout's build, so a change to native/ is not A/B'd here) and runs `fastcgi-engine serve` with
 // the e2e handlers (bench/apps/e2e-handlers.ts, the working tree's: the `(req, res)` one, or with `--handler fetch`
-// the fetch one) on a unix socket, under `node --node-flags` (e.g. the ballast that gives it an application-sized
-// heap; split at spaces, so no flag value may hold one). The load is this checkout's `fastcgi-engine bench`,
+// the fetch one; `--handler drop-in` serves the `(req, res)` one with the side's node-fastcgi drop-in instead) on
+// a unix socket, under `node --node-flags` (e.g. the ballast that gives it an application-sized heap; split at
+// spaces, so no flag value may hold one). The load is this checkout's `fastcgi-engine bench`,
 // closed loop, with the 30 params nginx's fastcgi_params send (bench/_util/workloads.ts).
 // `--handler gateway` A/Bs createGateway instead: each side runs bench/apps/gateway.ts (the front end bench:client
 // measures) on its commit's dist, in front of one php-fpm pool both share (Debian's php8.2-fpm, 4 static workers,
@@ -100,11 +101,11 @@ async function main(): Promise<void> {
   if (
     values.base === undefined ||
     workload === undefined ||
-    !['node', 'fetch', 'gateway'].includes(values.handler!) ||
+    !['node', 'fetch', 'drop-in', 'gateway'].includes(values.handler!) ||
     (gateway && workload.php === null)
   ) {
     process.stderr.write(
-      `usage: npm run bench:ab -- --base REF [--head REF] [--workload ${Object.keys(WORKLOADS).join('|')}] [--handler node|fetch|gateway] [--node-flags="FLAGS"] [--rounds N] [--seconds S] [--connections N]\n(--handler gateway: hello, 4k or 64k)\n`,
+      `usage: npm run bench:ab -- --base REF [--head REF] [--workload ${Object.keys(WORKLOADS).join('|')}] [--handler node|fetch|drop-in|gateway] [--node-flags="FLAGS"] [--rounds N] [--seconds S] [--connections N]\n(--handler gateway: hello, 4k or 64k)\n`,
     );
     process.exit(2);
   }
@@ -169,11 +170,9 @@ async function main(): Promise<void> {
         const [command, args] = pinned(cores?.server ?? null, [
           process.execPath,
           ...nodeFlags,
-          join(side.dist, 'cli/main.js'),
-          'serve',
-          app,
-          '--socket',
-          side.socket,
+          ...(values.handler === 'drop-in'
+            ? [dropIn(side, handlers), side.socket]
+            : [join(side.dist, 'cli/main.js'), 'serve', app, '--socket', side.socket]),
         ]);
         side.server = track(spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] }));
         await waitUntil(
@@ -234,6 +233,22 @@ async function main(): Promise<void> {
     for (const worktree of worktrees) spawnSync('git', ['worktree', 'remove', '--force', worktree], { cwd: ROOT });
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A script serving the `(req, res)` handler through the side's node-fastcgi drop-in, on the socket in argv. */
+function dropIn(side: Side, handlers: string): string {
+  const file = join(side.dist, '..', 'drop-in.cjs');
+  writeFileSync(
+    file,
+    [
+      `const { createServer } = require(${JSON.stringify(join(side.dist, 'node-fastcgi.js'))});`,
+      `const { nodeHandler } = require(${JSON.stringify(handlers)});`,
+      'createServer(nodeHandler).listen(process.argv[2]);',
+      "process.on('SIGTERM', () => process.exit(0));",
+      '',
+    ].join('\n'),
+  );
+  return file;
 }
 
 /**
