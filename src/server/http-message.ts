@@ -186,7 +186,7 @@ export class FastCGIIncomingMessage extends IncomingMessage {
       this.httpVersionMinor = protocol === null ? 1 : Number(protocol[2]);
       this.httpVersion = `${this.httpVersionMajor}.${this.httpVersionMinor}`;
     }
-    const { headers, rawHeaders } = headersFromParams(params);
+    const { headers, rawHeaders } = this.headersOf(request);
     this.headers = headers;
     this.rawHeaders = rawHeaders;
     // See installOwn below: these survive a framework swapping this object's prototype.
@@ -197,6 +197,11 @@ export class FastCGIIncomingMessage extends IncomingMessage {
 
   override _read(): void {
     this.fastcgi.resumeInput();
+  }
+
+  /** @internal `headers` and `rawHeaders` from the params (the node-fastcgi drop-in builds its own). */
+  protected headersOf(request: RequestSocket): { headers: Record<string, string>; rawHeaders: string[] } {
+    return headersFromParams(request.rawParams);
   }
 
   /** The CGI params as a plain object (node-fastcgi's `req.cgiParams`); `req.fastcgi.rawParams` is the lazy view. */
@@ -316,8 +321,9 @@ function relayDrain(this: RequestSocket & { _httpMessage?: ServerResponse | null
 // expressjs/express#2805). The methods that make FastCGI work are therefore also assigned to each instance.
 // Plain assignments, in a fixed order, keep the objects' hidden classes shared and fast; defining accessors
 // per instance cost ~2 µs a response (bench:server profile). The getters (cgiParams, data, stderr, stdout)
-// stay on the prototype; `req.fastcgi` always reaches them, and the node-fastcgi drop-in installs them per
-// instance because its users expect `req.cgiParams` under Express too.
+// stay on the prototype; `req.fastcgi` always reaches them. The node-fastcgi drop-in, whose users expect them
+// under Express too, has cgiParams and stdout as own fields of its subclasses and installs the two lazy
+// streams' getters per instance (installStreamAccessors).
 type OwnMethods = Record<(typeof RESPONSE_OWN)[number], unknown>;
 const RESPONSE_OWN = [
   '_storeHeader',
@@ -356,11 +362,15 @@ function accessors(prototype: object, names: string[]): PropertyDescriptorMap {
   for (const name of names) picked[name] = { ...all[name], enumerable: false };
   return picked;
 }
-const REQUEST_ACCESSORS = accessors(FastCGIIncomingMessage.prototype, ['cgiParams', 'data']);
-const RESPONSE_ACCESSORS = accessors(FastCGIServerResponse.prototype, ['stderr', 'stdout']);
+const DATA_ACCESSOR = accessors(FastCGIIncomingMessage.prototype, ['data']).data!;
+const STDERR_ACCESSOR = accessors(FastCGIServerResponse.prototype, ['stderr']).stderr!;
 
-/** installAccessors copies the getters onto the instances, for code that reads them after a prototype swap. */
-export function installAccessors(req: FastCGIIncomingMessage, res: FastCGIServerResponse): void {
-  Object.defineProperties(req, REQUEST_ACCESSORS);
-  Object.defineProperties(res, RESPONSE_ACCESSORS);
+/**
+ * installStreamAccessors copies the getters of the two lazy streams (`req.data`, `res.stderr`) onto the
+ * instances, for code that reads them after a prototype swap; one defineProperty each (defineProperties with
+ * a map of descriptors took twice as long).
+ */
+export function installStreamAccessors(req: FastCGIIncomingMessage, res: FastCGIServerResponse): void {
+  Object.defineProperty(req, 'data', DATA_ACCESSOR);
+  Object.defineProperty(res, 'stderr', STDERR_ACCESSOR);
 }

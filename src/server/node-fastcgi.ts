@@ -2,8 +2,10 @@
 // existing app switches by changing the require line. Differences are fixes: multiplex:false is enforced,
 // unknown record types are answered instead of crashing the process, request bodies have backpressure.
 import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { Server as EngineServer, type RequestListener } from './server';
-import { FastCGIIncomingMessage, FastCGIServerResponse, installAccessors } from './http-message';
+import { FastCGIIncomingMessage, FastCGIServerResponse, installStreamAccessors } from './http-message';
+import type { RequestSocket } from './request-socket';
 import { isSocketFd } from './listen';
 import type { ServerOptions } from './options';
 import { TimeoutError, type FastCGIError } from '../errors';
@@ -69,12 +71,12 @@ export class Server extends EngineServer {
     if (typeof f === 'function') this.on('filter', f);
   }
 
-  /** @internal node-fastcgi apps read req.cgiParams, req.data and res.stderr even after Express swapped prototypes. */
+  protected override readonly requestClass = DropInRequest;
+  protected override readonly responseClass = DropInResponse;
+
+  /** @internal node-fastcgi apps read req.data and res.stderr even after Express swapped prototypes. */
   override decorate(req: FastCGIIncomingMessage, res: FastCGIServerResponse): void {
-    installAccessors(req, res);
-    const { headers, rawHeaders } = nodeFastcgiHeaders(req.fastcgi.params);
-    req.headers = headers;
-    req.rawHeaders = rawHeaders;
+    installStreamAccessors(req, res);
   }
 
   /** @internal */
@@ -83,6 +85,25 @@ export class Server extends EngineServer {
     if (this.listenerCount('protocolError') > 0) this.emit('protocolError', error);
     super.reportClientError(error, socket);
   }
+}
+
+// node-fastcgi set req.cgiParams and res.stdout as plain properties of each request; here they are own fields of
+// the drop-in's classes, so Express's prototype swap keeps them (test/server/node-fastcgi.test.ts). The base
+// classes have them as lazy getters, which a field shadows without calling them; TypeScript objects to a field
+// over an accessor, which is the point.
+class DropInRequest extends FastCGIIncomingMessage {
+  // @ts-expect-error -- an own data property over the prototype's getter, on purpose (see above)
+  readonly cgiParams: Record<string, string> = this.fastcgi.params;
+
+  /** @internal node-fastcgi's headers, from the params object (see nodeFastcgiHeaders). */
+  protected override headersOf(request: RequestSocket): { headers: Record<string, string>; rawHeaders: string[] } {
+    return nodeFastcgiHeaders(request.params);
+  }
+}
+
+class DropInResponse extends FastCGIServerResponse {
+  // @ts-expect-error -- an own data property over the prototype's getter, on purpose (see above)
+  readonly stdout: Writable = this.req.fastcgi;
 }
 
 /**
@@ -95,16 +116,31 @@ function nodeFastcgiHeaders(params: Record<string, string>): { headers: Record<s
   const headers: Record<string, string> = {};
   const rawHeaders: string[] = [];
   for (const param of Object.keys(params)) {
-    const http = param.startsWith('HTTP_');
-    if (!http && param !== 'CONTENT_LENGTH' && param !== 'CONTENT_TYPE') continue;
-    const raw = (http ? param.slice(5) : param).replace(/_/g, '-');
-    const key = raw.toLowerCase();
-    if (http && (key === 'content-type' || key === 'content-length')) continue;
+    if (!param.startsWith('HTTP_') && param !== 'CONTENT_LENGTH' && param !== 'CONTENT_TYPE') continue;
+    const names = headerNamesOf(param);
+    if (names === null) continue;
     const value = params[param]!;
-    rawHeaders.push(raw, value);
-    headers[key] = value;
+    rawHeaders.push(names.raw, value);
+    headers[names.key] = value;
   }
   return { headers, rawHeaders };
+}
+
+// A param's raw header name and key, worked out once per name: the same params come with every request.
+// Bounded, as a peer could send endless made-up names. null: the param carries no header.
+const headerNames = new Map<string, { raw: string; key: string } | null>();
+const MAX_HEADER_NAMES = 1024;
+
+function headerNamesOf(param: string): { raw: string; key: string } | null {
+  let names = headerNames.get(param);
+  if (names === undefined) {
+    const http = param.startsWith('HTTP_');
+    const raw = (http ? param.slice(5) : param).replace(/_/g, '-');
+    const key = raw.toLowerCase();
+    names = http && (key === 'content-type' || key === 'content-length') ? null : { raw, key };
+    if (headerNames.size < MAX_HEADER_NAMES) headerNames.set(param, names);
+  }
+  return names;
 }
 
 /**

@@ -121,8 +121,8 @@ export class Server extends NetServer {
 
   /** @internal Hands a request whose params are complete to the handlers (the fetch server overrides it). */
   dispatch(request: RequestSocket): void {
-    const req = new FastCGIIncomingMessage(request, this.settings.mount);
-    const res = new FastCGIServerResponse(req);
+    const req = new this.requestClass(request, this.settings.mount);
+    const res = new this.responseClass(req);
     this.decorate(req, res);
     // The connection emits 'timeout' only under a handlerTimeout: no listener (and no closure) per request otherwise.
     if (this.settings.handlerTimeout > 0) request.once('timeout', () => this.#handlerTimeout(res));
@@ -156,6 +156,11 @@ export class Server extends NetServer {
     }
     return last;
   }
+
+  /** @internal The classes of `req` and `res` (the node-fastcgi drop-in's carry node-fastcgi's own fields). */
+  protected readonly requestClass: typeof FastCGIIncomingMessage = FastCGIIncomingMessage;
+  /** @internal */
+  protected readonly responseClass: typeof FastCGIServerResponse = FastCGIServerResponse;
 
   /** @internal A hook for subclasses to add to each request/response pair before handlers see it. */
   decorate(_req: FastCGIIncomingMessage, _res: FastCGIServerResponse): void {}

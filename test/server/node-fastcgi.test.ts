@@ -105,18 +105,19 @@ describe('node-fastcgi drop-in', () => {
     expect(parseCgiResponse(response.stdout).body.toString()).toBe('alive');
   });
 
-  it("keeps node-fastcgi's req.cgiParams, req.data and res.stderr under Express's prototype swap", async () => {
+  it("keeps node-fastcgi's req.cgiParams, req.data, res.stderr and res.stdout under Express's prototype swap", async () => {
     const app = express();
     app.get('/x', (req, res) => {
       const legacy = req as unknown as { cgiParams: Record<string, string>; data: NodeJS.ReadableStream };
-      (res as unknown as { stderr: NodeJS.WritableStream }).stderr.write('logged');
-      res.send(`${legacy.cgiParams.SCRIPT_FILENAME} ${typeof legacy.data.on}`);
+      const legacyRes = res as unknown as { stderr: NodeJS.WritableStream; stdout: NodeJS.WritableStream };
+      legacyRes.stderr.write('logged');
+      res.send(`${legacy.cgiParams.SCRIPT_FILENAME} ${typeof legacy.data.on} ${typeof legacyRes.stdout.write}`);
     });
     const port = await listen(fcgi.createServer(app));
     const response = await (
       await TestPeer.connect({ port })
     ).request({ params: { REQUEST_METHOD: 'GET', REQUEST_URI: '/x', SCRIPT_FILENAME: '/srv/x.js' } });
-    expect(parseCgiResponse(response.stdout).body.toString()).toBe('/srv/x.js function');
+    expect(parseCgiResponse(response.stdout).body.toString()).toBe('/srv/x.js function function');
     expect(response.stderr.toString()).toBe('logged');
   });
 
