@@ -9,8 +9,8 @@
 // on both sides: HTTP keep-alive from wrk, upstream keepalive + fastcgi_keep_conn to the backend), backends on
 // unix sockets: node:http via proxy_pass (the reference), fastcgi-engine createServer (native scanner and
 // FASTCGI_NO_NATIVE=1), the fetch API with the same handler, in the same harness process (`serve()`) and through
-// the `fastcgi-engine serve` command, the fastcgi-engine/node-fastcgi drop-in,
-// node-fastcgi itself, Go's net/http/fcgi and libfcgi (C), the last two built here from bench/apps. Then HAProxy
+// the `fastcgi-engine serve` command, the fastcgi-engine/node-fastcgi drop-in, a floor (the engine's record
+// decoder answering with pre-encoded records and no API around it: bench/apps/floor-server.ts), node-fastcgi itself, Go's net/http/fcgi and libfcgi (C), the last two built here from bench/apps. Then HAProxy
 // (one thread) with an fcgi-app (get-values, mpxs-conns, http-reuse always) in front of the engine, next to
 // HAProxy → node:http, backends on TCP so that the connections HAProxy holds to them can be counted.
 //
@@ -24,7 +24,7 @@
 // process tree) from /proc over the same run. Per request: CPU over all rounds / requests over all rounds.
 // req/s, p50 and p99: median over the rounds. Errors: non-2xx + socket errors, all rounds.
 //
-// Defaults: wrk -t1 -c32, 3 s runs, 2 rounds, 1 s warmup: 10 rows × 4 workloads × 7 s of load, about 5 to 6
+// Defaults: wrk -t1 -c32, 3 s runs, 2 rounds, 1 s warmup: 12 rows × 4 workloads × 7 s of load, about 6 to 7
 // minutes with the builds (Go's takes ~15 s with an empty cache) and the startup.
 //
 // Needs nginx, wrk and GNU time (apt-get install nginx-light wrk time); HAProxy, Go, gcc + libfcgi-dev +

@@ -3,9 +3,10 @@
 // handlers.
 //
 //   node bench/apps/serve.js <kind> <workload> <address>
-//     kind      node-fastcgi | engine | drop-in | fetch | http   (engine, drop-in and fetch honour
+//     kind      node-fastcgi | engine | drop-in | fetch | floor | http   (engine, drop-in and fetch honour
 //               FASTCGI_NO_NATIVE from the environment; drop-in is fastcgi-engine/node-fastcgi; fetch is the
-//               engine's serve() with the fetch handler of ./e2e-handlers, e2e workload only)
+//               engine's serve() with the fetch handler of ./e2e-handlers, e2e workload only; floor is
+//               ./floor-server.ts, the engine's decoder with no API, e2e workload only)
 //     workload  hello | params | e2e   (e2e: the routes of ./e2e-handlers)
 //     address   a unix socket path, or `tcp` for 127.0.0.1 on a free port
 //
@@ -23,7 +24,7 @@ type EngineFetch = typeof import('../../src/server/fetch');
 type EngineCodec = typeof import('../../src/codec/load');
 type EngineDropIn = typeof import('../../src/node-fastcgi');
 
-export type ServerKind = 'node-fastcgi' | 'engine' | 'drop-in' | 'fetch' | 'http';
+export type ServerKind = 'node-fastcgi' | 'engine' | 'drop-in' | 'fetch' | 'floor' | 'http';
 export type WorkloadName = 'hello' | 'params' | 'e2e';
 
 /** What the parent learns once the server listens. */
@@ -128,6 +129,13 @@ function main(): void {
       server = (require('../../src/node-fastcgi') as EngineDropIn).createServer(handler);
       codec = (require('../../src/codec/load') as EngineCodec).codec;
       break;
+    case 'floor': {
+      if (workload !== 'e2e') throw new Error(`the floor server serves the e2e workload only, not ${workload}`);
+      const { floorServer } = require('./floor-server') as typeof import('./floor-server');
+      codec = (require('../../src/codec/load') as EngineCodec).codec;
+      server = floorServer();
+      break;
+    }
     case 'http':
       server = createHttpServer(handler);
       break;
