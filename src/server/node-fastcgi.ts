@@ -95,9 +95,14 @@ class DropInRequest extends FastCGIIncomingMessage {
   // @ts-expect-error -- an own data property over the prototype's getter, on purpose (see above)
   readonly cgiParams: Record<string, string> = this.fastcgi.params;
 
-  /** @internal node-fastcgi's headers, from the params object (see nodeFastcgiHeaders). */
+  /**
+   * @internal node-fastcgi's headers, from its params object: a plain one, Object.prototype behind it, so that
+   * `req.cgiParams.hasOwnProperty(name)` works as it did there (see nodeFastcgiHeaders).
+   */
   protected override headersOf(request: RequestSocket): { headers: Record<string, string>; rawHeaders: string[] } {
-    return nodeFastcgiHeaders(request.params);
+    const params = request.rawParams.toObject('plain');
+    request.useParamsObject(params);
+    return nodeFastcgiHeaders(params);
   }
 }
 

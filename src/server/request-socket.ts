@@ -236,9 +236,14 @@ export class RequestSocket extends Writable {
     return this.#params;
   }
 
-  /** The params as a plain object, later duplicates winning (node-fastcgi's `req.socket.params`). */
+  /** The params as an object, later duplicates winning (node-fastcgi's `req.socket.params`; see Params.toObject). */
   get params(): Record<string, string> {
     return (this.#paramsObject ??= this.rawParams.toObject());
+  }
+
+  /** @internal The node-fastcgi drop-in's params object (node-fastcgi's shape), before anything reads `params`. */
+  useParamsObject(params: Record<string, string>): void {
+    this.#paramsObject = params;
   }
 
   /** The request body (STDIN) as a Readable, unless an adapter attached its own sink. */

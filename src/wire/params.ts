@@ -139,11 +139,13 @@ export class Params implements Iterable<[string, string]> {
   }
 
   /**
-   * An object of every param, later duplicates winning (node-fastcgi's `req.socket.params` shape). It has a
-   * null prototype, so a param named `__proto__` is just a key.
+   * An object of every param, later duplicates winning (`req.socket.params`). By default it has a null
+   * prototype, so a param named `__proto__` or `hasOwnProperty` is just a key. `'plain'` makes the object
+   * node-fastcgi made (the drop-in's): `Object.prototype` behind it, and a param named `__proto__` dropped (a
+   * string cannot become a prototype, so the assignment does nothing, as there).
    */
-  toObject(): Record<string, string> {
-    const object = Object.create(null) as Record<string, string>;
+  toObject(shape: 'null-prototype' | 'plain' = 'null-prototype'): Record<string, string> {
+    const object = shape === 'plain' ? ({} as Record<string, string>) : (Object.create(null) as Record<string, string>);
     for (let i = 0; i < this.#count; i++) object[this.nameAt(i)] = this.valueAt(i);
     return object;
   }

@@ -136,6 +136,8 @@ describe('node-fastcgi drop-in shows an app what node-fastcgi 2.0 showed it', ()
     rawHeaders: string[];
     params: Record<string, string>;
     cgiParams: Record<string, string>;
+    // What an app can tell about the params object beyond its entries.
+    shape: { prototype: string; sameAsSocketParams: boolean; hasOwnProperty: string };
     body: string;
   }
 
@@ -154,6 +156,11 @@ describe('node-fastcgi drop-in shows an app what node-fastcgi 2.0 showed it', ()
           rawHeaders: [...req.rawHeaders],
           params: { ...r.socket.params },
           cgiParams: { ...r.cgiParams },
+          shape: {
+            prototype: Object.getPrototypeOf(r.cgiParams) === Object.prototype ? 'Object.prototype' : 'other',
+            sameAsSocketParams: r.socket.params === r.cgiParams,
+            hasOwnProperty: typeof r.cgiParams.hasOwnProperty,
+          },
           body: Buffer.concat(chunks).toString(),
         };
         res.end('ok');
@@ -194,6 +201,28 @@ describe('node-fastcgi drop-in shows an app what node-fastcgi 2.0 showed it', ()
     expect(expected.headers['x-user']).toBe('Jürgen');
     expect(expected.params.PATH_INFO).toBe('/café ✓');
     expect(expected.headers['content-length']).toBe('10');
+    expect(actual).toEqual(expected);
+  });
+
+  it('gives the params object node-fastcgi gave: Object.prototype behind it, a __proto__ param dropped', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const original = require('node-fastcgi') as { createServer: typeof fcgi.createServer };
+    const request = buildRequest({
+      params: [
+        ['REQUEST_METHOD', 'GET'],
+        ['REQUEST_URI', '/'],
+        ['__proto__', 'x'],
+        ['hasOwnProperty', 'y'],
+        ['HTTP_HOST', 'example.test'],
+      ],
+    });
+    const expected = await seenBy(original.createServer, request);
+    const actual = await seenBy(fcgi.createServer, request);
+    expect(expected.shape).toEqual({
+      prototype: 'Object.prototype',
+      sameAsSocketParams: true,
+      hasOwnProperty: 'string',
+    });
     expect(actual).toEqual(expected);
   });
 
