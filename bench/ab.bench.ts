@@ -22,7 +22,6 @@
 // Reported: the server process's user+system CPU per request (/proc), each round, its median, the median of
 // the per-round B/A ratios and the ratio of the best rounds.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -284,8 +283,14 @@ async function startGateways(
       docroot,
       String(PHP_CHILDREN),
     ]);
-    side.server = track(spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
-    const [message] = (await once(side.server, 'message')) as [{ port: number }];
+    const child = track(spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
+    side.server = child;
+    const message = await new Promise<{ port: number }>((resolve, reject) => {
+      child.once('exit', (code) =>
+        reject(new Error(`${side.label}: the gateway exited with ${code} before listening`)),
+      );
+      child.once('message', resolve);
+    });
     side.port = message.port;
   }
 }

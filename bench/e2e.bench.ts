@@ -10,9 +10,10 @@
 // unix sockets: node:http via proxy_pass (the reference), fastcgi-engine createServer (native scanner and
 // FASTCGI_NO_NATIVE=1), the fetch API with the same handler, in the same harness process (`serve()`) and through
 // the `fastcgi-engine serve` command, the fastcgi-engine/node-fastcgi drop-in, a floor (the engine's record
-// decoder answering with pre-encoded records and no API around it: bench/apps/floor-server.ts), node-fastcgi itself, Go's net/http/fcgi and libfcgi (C), the last two built here from bench/apps. Then HAProxy
-// (one thread) with an fcgi-app (get-values, mpxs-conns, http-reuse always) in front of the engine, next to
-// HAProxy → node:http, backends on TCP so that the connections HAProxy holds to them can be counted.
+// decoder answering with pre-encoded records and no API around it: bench/apps/floor-server.ts), node-fastcgi
+// itself, Go's net/http/fcgi and libfcgi (C), the last two built here from bench/apps. Then HAProxy (one
+// thread) with an fcgi-app (get-values, mpxs-conns, http-reuse always) in front of the engine, next to HAProxy →
+// node:http, backends on TCP so that the connections HAProxy holds to them can be counted.
 //
 // Workloads (bench/e2e/workloads.ts): hello world (12 bytes), a 4 KB and a 64 KB response, a 1 MB POST answered
 // with its sha256. Every backend's answers are checked once before it is measured.

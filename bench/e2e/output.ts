@@ -53,8 +53,8 @@ export function markdown(shape: RunShape, outcome: Outcome): string {
     'req/s: median of the rounds (min–max); p50/p99: wrk --latency, median of the rounds; errors: non-2xx + socket ' +
       'errors, all rounds; CPU per request: user+system time over all rounds / requests (wrk from GNU time; web ' +
       "server and backend from /proc, whole process trees); of it kernel: the backend's system time per request " +
-      '(syscalls, wake-ups, socket copies; what a backend in any language pays for the same reads and writes); backend vs node:http: backend CPU per request over ' +
-      "node:http's behind the same front end.",
+      '(syscalls, wake-ups, socket copies; what a backend in any language pays for the same reads and writes); ' +
+      "backend vs node:http: backend CPU per request over node:http's behind the same front end.",
   ];
   if (outcome.skipped.length > 0) {
     out.push('', 'Skipped:');

@@ -1,20 +1,20 @@
 // HTTP header names ↔ CGI meta-variable names (RFC 3875 §4.1.18): `Accept-Language` travels as
 // HTTP_ACCEPT_LANGUAGE and comes back as `Accept-Language`.
+import { NameCache } from './name-cache';
 
 // The same few names arrive on every request: each is worked out once (a gateway turns every header of every
-// request into its variable), up to a bound so that made-up names cannot grow the caches without end.
-const paramNames = new Map<string, string>();
-const headerNames = new Map<string, string>();
-const MAX_CACHED = 1024;
+// request into its variable; a server every HTTP_ variable into its header).
+const paramNames = new NameCache((headerName) => `HTTP_${headerName.toUpperCase().replace(/-/g, '_')}`);
+const headerNames = new NameCache((param) =>
+  param
+    .slice(5)
+    .toLowerCase()
+    .replace(/(^|_)([^_]?)/g, (_m, sep: string, c: string) => (sep === '' ? '' : '-') + c.toUpperCase()),
+);
 
 /** paramNameOf returns the HTTP_* variable a request header travels in: upper case, '-' as '_'. */
 export function paramNameOf(headerName: string): string {
-  let param = paramNames.get(headerName);
-  if (param === undefined) {
-    param = `HTTP_${headerName.toUpperCase().replace(/-/g, '_')}`;
-    if (paramNames.size < MAX_CACHED) paramNames.set(headerName, param);
-  }
-  return param;
+  return paramNames.get(headerName);
 }
 
 /**
@@ -22,15 +22,7 @@ export function paramNameOf(headerName: string): string {
  * → Accept-Language). Every '_' was a '-' (HTTP_X_PART_2 is X-Part-2, not X-Part_2), whatever follows it.
  */
 export function headerNameOf(param: string): string {
-  let name = headerNames.get(param);
-  if (name === undefined) {
-    name = param
-      .slice(5)
-      .toLowerCase()
-      .replace(/(^|_)([^_]?)/g, (_m, sep: string, c: string) => (sep === '' ? '' : '-') + c.toUpperCase());
-    if (headerNames.size < MAX_CACHED) headerNames.set(param, name);
-  }
-  return name;
+  return headerNames.get(param);
 }
 
 /**

@@ -2,6 +2,7 @@
 // that ends the headers, turns `Status:` and `Location:` into a status, and says where the body starts.
 import { STATUS_CODES } from 'node:http';
 import { ErrorCode, LimitError, ProtocolError } from '../errors';
+import { NameCache } from './name-cache';
 
 /** Response headers by lower-case name; a name sent more than once (and Set-Cookie always) maps to an array. */
 export type CgiHeaders = Record<string, string | string[] | undefined>;
@@ -130,24 +131,18 @@ function findBlockEnd(buffer: Buffer, from: number): number {
   }
 }
 
-// Lower-case keys of the header names seen, each checked against TOKEN once: a backend sends the same few names
-// (Content-Type, X-Powered-By, Set-Cookie) on every response. Bounded, as made-up names could be endless.
-const KEYS = new Map<string, string>();
-const MAX_KEYS = 1024;
+// Lower-case keys of the header names seen, each checked against TOKEN once (null: not a token): a backend sends
+// the same few names (Content-Type, X-Powered-By, Set-Cookie) on every response.
+const KEYS = new NameCache((name) => (TOKEN.test(name) ? name.toLowerCase() : null));
 
 function keyOf(name: string, text: string, lineStart: number, lineEnd: number): string {
-  let key = KEYS.get(name);
-  if (key !== undefined) return key;
-  if (!TOKEN.test(name)) {
-    throw new ProtocolError(
-      ErrorCode.CGI_HEADER_MALFORMED,
-      `malformed CGI header line ${JSON.stringify(preview(text.slice(lineStart, lineEnd)))}: expected "Name: value"`,
-      { offset: lineStart },
-    );
-  }
-  key = name.toLowerCase();
-  if (KEYS.size < MAX_KEYS) KEYS.set(name, key);
-  return key;
+  const key = KEYS.get(name);
+  if (key !== null) return key;
+  throw new ProtocolError(
+    ErrorCode.CGI_HEADER_MALFORMED,
+    `malformed CGI header line ${JSON.stringify(preview(text.slice(lineStart, lineEnd)))}: expected "Name: value"`,
+    { offset: lineStart },
+  );
 }
 
 function isBlank(code: number): boolean {

@@ -189,7 +189,7 @@ export class FastCGIIncomingMessage extends IncomingMessage {
     const { headers, rawHeaders } = this.headersOf(request);
     this.headers = headers;
     this.rawHeaders = rawHeaders;
-    // See installOwn below: these survive a framework swapping this object's prototype.
+    // See installOwnMethods below: these survive a framework swapping this object's prototype.
     this._read = FastCGIIncomingMessage.prototype._read;
     this.push = FastCGIIncomingMessage.prototype.push;
     request.setBodySink(this);
@@ -354,6 +354,14 @@ function installOwnMethods(res: OwnMethods): void {
   res.writeContinue = METHODS.writeContinue;
   res.writeProcessing = METHODS.writeProcessing;
   res.writeEarlyHints = METHODS.writeEarlyHints;
+}
+// installOwnMethods lists the names by hand: a name added to RESPONSE_OWN alone must fail at load, not go missing.
+{
+  const probe = {} as OwnMethods;
+  installOwnMethods(probe);
+  const missing = RESPONSE_OWN.filter((name) => probe[name] !== METHODS[name]);
+  if (missing.length > 0)
+    throw new FastCGIError(ErrorCode.INVALID_STATE, `installOwnMethods does not install ${missing.join(', ')}`);
 }
 
 function accessors(prototype: object, names: string[]): PropertyDescriptorMap {

@@ -9,6 +9,7 @@ import type { RequestSocket } from './request-socket';
 import { isSocketFd } from './listen';
 import type { ServerOptions } from './options';
 import { TimeoutError, type FastCGIError } from '../errors';
+import { NameCache } from '../cgi/name-cache';
 import { LISTENSOCK_FILENO } from '../wire/constants';
 
 /** node-fastcgi's config object. */
@@ -71,8 +72,12 @@ export class Server extends EngineServer {
     if (typeof f === 'function') this.on('filter', f);
   }
 
-  protected override readonly requestClass = DropInRequest;
-  protected override readonly responseClass = DropInResponse;
+  // Typed as the base classes: the drop-in's own classes stay out of the published declarations, where the
+  // field over a getter would not compile for a consumer that checks them (skipLibCheck: false).
+  /** @internal */
+  protected override readonly requestClass: typeof FastCGIIncomingMessage = DropInRequest;
+  /** @internal */
+  protected override readonly responseClass: typeof FastCGIServerResponse = DropInResponse;
 
   /** @internal node-fastcgi apps read req.data and res.stderr even after Express swapped prototypes. */
   override decorate(req: FastCGIIncomingMessage, res: FastCGIServerResponse): void {
@@ -122,7 +127,7 @@ function nodeFastcgiHeaders(params: Record<string, string>): { headers: Record<s
   const rawHeaders: string[] = [];
   for (const param of Object.keys(params)) {
     if (!param.startsWith('HTTP_') && param !== 'CONTENT_LENGTH' && param !== 'CONTENT_TYPE') continue;
-    const names = headerNamesOf(param);
+    const names = headerNames.get(param);
     if (names === null) continue;
     const value = params[param]!;
     rawHeaders.push(names.raw, value);
@@ -131,22 +136,13 @@ function nodeFastcgiHeaders(params: Record<string, string>): { headers: Record<s
   return { headers, rawHeaders };
 }
 
-// A param's raw header name and key, worked out once per name: the same params come with every request.
-// Bounded, as a peer could send endless made-up names. null: the param carries no header.
-const headerNames = new Map<string, { raw: string; key: string } | null>();
-const MAX_HEADER_NAMES = 1024;
-
-function headerNamesOf(param: string): { raw: string; key: string } | null {
-  let names = headerNames.get(param);
-  if (names === undefined) {
-    const http = param.startsWith('HTTP_');
-    const raw = (http ? param.slice(5) : param).replace(/_/g, '-');
-    const key = raw.toLowerCase();
-    names = http && (key === 'content-type' || key === 'content-length') ? null : { raw, key };
-    if (headerNames.size < MAX_HEADER_NAMES) headerNames.set(param, names);
-  }
-  return names;
-}
+// A param's raw header name and key (null: it carries no header), worked out once per name.
+const headerNames = new NameCache((param): { raw: string; key: string } | null => {
+  const http = param.startsWith('HTTP_');
+  const raw = (http ? param.slice(5) : param).replace(/_/g, '-');
+  const key = raw.toLowerCase();
+  return http && (key === 'content-type' || key === 'content-length') ? null : { raw, key };
+});
 
 /**
  * createServer([responder], [authorizer], [filter], [config]) as in node-fastcgi: responder requests go to

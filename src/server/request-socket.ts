@@ -241,7 +241,10 @@ export class RequestSocket extends Writable {
     return (this.#paramsObject ??= this.rawParams.toObject());
   }
 
-  /** @internal The node-fastcgi drop-in's params object (node-fastcgi's shape), before anything reads `params`. */
+  /**
+   * @internal The node-fastcgi drop-in's params object (node-fastcgi's shape), set as its request is built. A
+   * diagnostics subscriber that read `params` before that (serverRequestStart) keeps the object it got.
+   */
   useParamsObject(params: Record<string, string>): void {
     this.#paramsObject = params;
   }

@@ -13,6 +13,8 @@ import {
 import { isAscii } from 'node:buffer';
 import { KNOWN_NAMES, KNOWN_NAME_IDS } from '../codec/known-names';
 
+const NON_ASCII = /[^\x00-\x7f]/;
+
 /** The params of one request, decoded lazily. Later duplicates win in `get`; `getAll` returns every value. */
 export class Params implements Iterable<[string, string]> {
   readonly #block: Buffer;
@@ -45,9 +47,17 @@ export class Params implements Iterable<[string, string]> {
    * what node-fastcgi showed it). Invalid sequences become U+FFFD, as there.
    */
   decodeUtf8(): void {
-    // A block of ASCII bytes reads the same in UTF-8 and latin1: it keeps the latin1 path, one decode of the
-    // whole block, instead of a native decode per name and value (the drop-in's params, bench:ab --handler drop-in).
+    // ASCII reads the same in UTF-8 and latin1: a block of ASCII bytes keeps the latin1 path (one decode of the
+    // whole block) instead of a native decode per name and value (the drop-in's params, bench:ab --handler
+    // drop-in). A block with a value of 128 bytes or more is not ASCII (its length's high bit), so #utf8At
+    // also looks at each string.
     this.#utf8 = !isAscii(this.#block);
+  }
+
+  // A name or value in UTF-8 mode: its latin1 reading when that is ASCII, else its UTF-8 decode.
+  #utf8At(offset: number, end: number): string {
+    const text = this.#string().substring(offset, end);
+    return NON_ASCII.test(text) ? this.#block.toString('utf8', offset, end) : text;
   }
 
   #string(): string {
@@ -66,7 +76,7 @@ export class Params implements Iterable<[string, string]> {
     if (id !== NAME_UNKNOWN) return KNOWN_NAMES[id]!;
     const offset = this.#pairs[base + PAIR_NAME_OFFSET]!;
     const end = offset + this.#pairs[base + PAIR_NAME_LENGTH]!;
-    return this.#utf8 ? this.#block.toString('utf8', offset, end) : this.#string().substring(offset, end);
+    return this.#utf8 ? this.#utf8At(offset, end) : this.#string().substring(offset, end);
   }
 
   /** The value of pair i, as a byte string (latin1). */
@@ -74,7 +84,7 @@ export class Params implements Iterable<[string, string]> {
     const base = i * PAIR_STRIDE;
     const offset = this.#pairs[base + PAIR_VALUE_OFFSET]!;
     const end = offset + this.#pairs[base + PAIR_VALUE_LENGTH]!;
-    return this.#utf8 ? this.#block.toString('utf8', offset, end) : this.#string().substring(offset, end);
+    return this.#utf8 ? this.#utf8At(offset, end) : this.#string().substring(offset, end);
   }
 
   /** The raw bytes of pair i's value, as a zero-copy view (decode UTF-8 yourself where you expect it). */

@@ -256,6 +256,7 @@ describe('CgiHeaderParser against the plain reading of the rules', () => {
       '',
       'Näme',
       'a:b',
+      'Na\rme',
     ];
     const pieces = [
       'text/html',
@@ -271,6 +272,7 @@ describe('CgiHeaderParser against the plain reading of the rules', () => {
       ':',
       '  x  ',
       '1xx',
+      '\r',
     ];
     for (let round = 0; round < 3000; round++) {
       const seed = state;

@@ -780,8 +780,13 @@ describe('client connect failures and timeouts', () => {
         setTimeout(() => connection.stdout(request.requestId, `${OK}start`), 150);
       },
     });
-    for (const bodyTimeout of [300, 400]) {
-      const client = testClient({ address: backend.path, multiplex: false, requestTimeout: 300, bodyTimeout });
+    // Alike, different, and with no requestTimeout at all: the body's clock is its own in each case.
+    for (const [requestTimeout, bodyTimeout] of [
+      [300, 300],
+      [300, 400],
+      [0, 300],
+    ] as const) {
+      const client = testClient({ address: backend.path, multiplex: false, requestTimeout, bodyTimeout });
       const started = performance.now();
       const response = await client.request({});
       const error = await rejectionOf(response.text());
@@ -791,6 +796,18 @@ describe('client connect failures and timeouts', () => {
       expect(elapsed).toBeGreaterThanOrEqual(150 + bodyTimeout - 15);
       await client.close();
     }
+    // No bodyTimeout: a stalled body is not failed by the request's timer either.
+    const patient = testClient({ address: backend.path, multiplex: false, requestTimeout: 300, bodyTimeout: 0 });
+    const response = await patient.request({});
+    const outcome = await Promise.race([
+      response.text().then(
+        () => 'ended',
+        () => 'failed',
+      ),
+      delay(700).then(() => 'waiting'),
+    ]);
+    expect(outcome).toBe('waiting');
+    patient.destroy();
   });
 
   it('fails a body that stalls for bodyTimeout, but not a body its reader holds back', async () => {

@@ -30,6 +30,29 @@ describe.each(codecs)('pair blocks with the $label scanner', (scanner) => {
     expect(params.toObject()).toEqual({ FCGI_MPXS_CONNS: '1', X: 'y' });
   });
 
+  it('decodes names and values as UTF-8 when asked, in blocks of ASCII and not (a long value, a UTF-8 one)', () => {
+    const long = 'a'.repeat(200); // 200 bytes: a four-byte length whose high bit makes the block non-ASCII
+    for (const block of [
+      Buffer.concat([pair('HTTP_HOST', 'example.test'), pair('REQUEST_URI', '/x')]),
+      Buffer.concat([pair('HTTP_USER_AGENT', long), pair('HTTP_HOST', 'example.test')]),
+      Buffer.concat([pair('HTTP_USER_AGENT', long), pair(Buffer.from('X_NÄME'), Buffer.from('Jürgen ✓'))]),
+    ]) {
+      const { params } = readPairBlock(block, scanner);
+      const latin1 = [...params];
+      params.decodeUtf8();
+      const utf8 = [...params];
+      expect(utf8).toEqual(
+        latin1.map(([n, v]) => [Buffer.from(n, 'latin1').toString(), Buffer.from(v, 'latin1').toString()]),
+      );
+    }
+    const { params } = readPairBlock(
+      Buffer.concat([pair('HTTP_USER_AGENT', long), pair('X', Buffer.from('Jürgen ✓'))]),
+      scanner,
+    );
+    params.decodeUtf8();
+    expect([params.get('HTTP_USER_AGENT'), params.get('X')]).toEqual([long, 'Jürgen ✓']);
+  });
+
   it('reads an empty block as no pairs', () => {
     expect(scanPairBlock(Buffer.alloc(0), scanner)).toMatchObject({ count: 0, failure: null });
   });
