@@ -126,6 +126,11 @@ export class Connection implements RequestOwner, BudgetOwner {
     return this.#active.size;
   }
 
+  /** Output not yet taken by the kernel: records queued here and bytes the socket holds. */
+  get unsentBytes(): number {
+    return this.#writer.bufferedBytes;
+  }
+
   /** Requests this connection has handed to the application. */
   get handledRequests(): number {
     return this.#handled;

@@ -76,7 +76,7 @@ export class Server extends NetServer {
       this.reportClientError(
         new ProtocolError(
           ErrorCode.CONNECTION_LIMIT,
-          `refused a connection: ${this.#connections.size} are open, every one with a request in flight (maxConnections)`,
+          `refused a connection: ${this.#connections.size} are open, every one with a request in flight or a response on its way (maxConnections)`,
         ),
         socket,
       );
@@ -98,11 +98,17 @@ export class Server extends NetServer {
   }
 
   // At maxConnections: closes the oldest connection with nothing in flight, as a web server that pools
-  // connections reconnects when it needs one; returns false when every connection is busy.
+  // connections reconnects when it needs one; returns false when every connection is busy. A connection whose
+  // last response is still on its way (queued, or in its socket while the web server is slow to read) is busy
+  // too: closing it would cut that response off (bench/dos.ts silent-flood; test/server/limits.test.ts).
   #makeRoom(): boolean {
     let oldest: Connection | null = null;
     for (const connection of this.#connections) {
-      if (connection.activeRequests === 0 && (oldest === null || connection.acceptedAt < oldest.acceptedAt))
+      if (
+        connection.activeRequests === 0 &&
+        connection.unsentBytes === 0 &&
+        (oldest === null || connection.acceptedAt < oldest.acceptedAt)
+      )
         oldest = connection;
     }
     if (oldest === null) return false;

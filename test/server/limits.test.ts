@@ -493,6 +493,31 @@ describe('Every stall ends', () => {
   });
 });
 
+describe('making room at maxConnections', () => {
+  it('never closes a connection whose response is still on its way to the web server', async () => {
+    const BIG = Buffer.alloc(4 * 1024 * 1024, 0x62);
+    // A connection high-water mark above the response: the request ends at once, its bytes queued behind it.
+    const h = await start({ maxConnections: 2, connectionHighWaterMark: 8 * 1024 * 1024 }, (req, res) =>
+      res.end(req.url === '/big' ? BIG : 'ok'),
+    );
+    const reader = await h.connect();
+    reader.socket.pause();
+    const big = reader.request({ params: { ...GET, REQUEST_URI: '/big' }, timeoutMs: 10_000 });
+    big.catch(() => undefined); // awaited below
+    // The handler is done (nothing in flight on the connection), but most of the 4 MiB still waits in its socket.
+    await until(() => (h.sockets[0]?.writableLength ?? 0) > 0);
+    await delay(50);
+    const silent = await h.connect();
+    await until(() => h.sockets.length === 2);
+    const third = await h.connect();
+    expect(parseCgiResponse((await third.request({ params: GET })).stdout).body.toString()).toBe('ok');
+    await within(silent.closed, 2000, 'the idle connection closed to make room');
+    reader.socket.resume();
+    const response = await big;
+    expect(parseCgiResponse(response.stdout).body.length).toBe(BIG.length);
+  });
+});
+
 describe('FCGI_MAX_REQS is what the server enforces', () => {
   it('serves as many requests in flight on one connection as it announces, and refuses one more with OVERLOADED', async () => {
     const hold: Array<() => void> = [];
