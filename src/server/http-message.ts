@@ -364,14 +364,12 @@ function installOwnMethods(res: OwnMethods): void {
     throw new FastCGIError(ErrorCode.INVALID_STATE, `installOwnMethods does not install ${missing.join(', ')}`);
 }
 
-function accessors(prototype: object, names: string[]): PropertyDescriptorMap {
-  const all = Object.getOwnPropertyDescriptors(prototype);
-  const picked: PropertyDescriptorMap = {};
-  for (const name of names) picked[name] = { ...all[name], enumerable: false };
-  return picked;
+// A getter of the prototype, as an own non-enumerable property's descriptor.
+function accessor(prototype: object, name: string): PropertyDescriptor {
+  return { ...Object.getOwnPropertyDescriptor(prototype, name), enumerable: false };
 }
-const DATA_ACCESSOR = accessors(FastCGIIncomingMessage.prototype, ['data']).data!;
-const STDERR_ACCESSOR = accessors(FastCGIServerResponse.prototype, ['stderr']).stderr!;
+const DATA_ACCESSOR = accessor(FastCGIIncomingMessage.prototype, 'data');
+const STDERR_ACCESSOR = accessor(FastCGIServerResponse.prototype, 'stderr');
 
 /**
  * installStreamAccessors copies the getters of the two lazy streams (`req.data`, `res.stderr`) onto the

@@ -1,6 +1,7 @@
 // Params: a lazy view of one request's name-value pairs. Strings are made on first access only: one latin1
 // string per params block, then a `substring` per field (zero-copy in V8 for longer fields), and known names
 // come from the interned KNOWN_NAMES table. Values are bytes (latin1), never UTF-8 with replacement.
+import { isAscii } from 'node:buffer';
 import {
   NAME_UNKNOWN,
   PAIR_NAME_ID,
@@ -10,7 +11,6 @@ import {
   PAIR_VALUE_LENGTH,
   PAIR_VALUE_OFFSET,
 } from '../codec/layout';
-import { isAscii } from 'node:buffer';
 import { KNOWN_NAMES, KNOWN_NAME_IDS } from '../codec/known-names';
 
 const NON_ASCII = /[^\x00-\x7f]/;
